@@ -1,1 +1,231 @@
-//! End-to-end tests live in `tests/tests/`; this library only holds shared helpers.
+//! Shared helpers for the end-to-end tests in `tests/tests/`.
+//!
+//! Every test starts the real `floe` binary on a free loopback port with a fresh data
+//! directory, then drives it with real Kafka clients (kcat, confluent-kafka-python, the Java
+//! client, kafkajs, the `rdkafka` crate) or with raw frames.
+//!
+//! Tools the tests need are installed by `scripts/test.sh`; their locations are found here:
+//! - the `floe` binary: `$FLOE_BIN`, else `<workspace>/target/debug/floe` (built on demand),
+//! - Python with the client libraries: `$FLOE_PYTHON`, else `<workspace>/.venv/bin/python`,
+//! - node with kafkajs: `tests/clients/node/node_modules`,
+//! - the Java client jars: `$FLOE_JAVA_LIBS`, else `<workspace>/.cache/java-libs`.
+
+// Helpers in a test-support crate: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The workspace root (the parent of this crate's directory).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests crate lives inside the workspace")
+        .to_path_buf()
+}
+
+/// Path of the `floe` binary, building it once per test process if needed.
+pub fn floe_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(p) = std::env::var("FLOE_BIN") {
+            return PathBuf::from(p);
+        }
+        let root = workspace_root();
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "floe-broker", "--bin", "floe"])
+            .current_dir(&root)
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building floe failed");
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| root.join("target"));
+        target.join("debug").join("floe")
+    })
+    .clone()
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `floe serve` process with its own data directory.
+pub struct Broker {
+    child: Option<Child>,
+    /// Port the broker listens on (kept across restarts).
+    pub port: u16,
+    /// Data directory (kept across restarts; removed on drop).
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    extra_args: Vec<String>,
+    log_path: PathBuf,
+}
+
+impl Broker {
+    /// Start a broker with default settings on a fresh data directory.
+    pub fn start() -> Broker {
+        Broker::start_with(&[])
+    }
+
+    /// Start a broker with extra `floe serve` flags, e.g. `["--num-partitions", "3"]`.
+    pub fn start_with(extra_args: &[&str]) -> Broker {
+        let tmp = tempfile::tempdir().unwrap();
+        let data_dir = tmp.path().join("data");
+        let log_path = tmp.path().join("broker.log");
+        let mut broker = Broker {
+            child: None,
+            port: free_port(),
+            data_dir,
+            _tmp: Some(tmp),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            log_path,
+        };
+        broker.spawn();
+        broker
+    }
+
+    /// `host:port` for client bootstrap settings.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The socket address of the listener.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
+        let child = Command::new(floe_bin())
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--listen")
+            .arg(self.bootstrap())
+            .args(&self.extra_args)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or("info".into()))
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn floe");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("floe exited during start ({status}); log:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "floe did not listen within 60 s; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything the broker wrote to stdout/stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Process id of the running broker.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("broker running").id()
+    }
+
+    /// SIGKILL the broker and reap it (no chance to flush anything).
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill(); // SIGKILL on unix
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM the broker and wait for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    assert!(
+                        status.success(),
+                        "floe exited with {status}; log:\n{}",
+                        self.log()
+                    );
+                    return;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    panic!("floe did not stop within 30 s; log:\n{}", self.log());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Start the broker again on the same port and data directory.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop or kill the broker first");
+        self.spawn();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- broker log ----\n{}", self.log());
+        }
+    }
+}
+
+/// Python interpreter of the test venv (has confluent-kafka, kafka-python).
+pub fn python() -> PathBuf {
+    std::env::var("FLOE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join(".venv/bin/python"))
+}
+
+/// Directory of the client programs (`tests/clients/`).
+pub fn clients_dir() -> PathBuf {
+    workspace_root().join("tests").join("clients")
+}
+
+/// Run a command to completion, panicking with its output if it fails.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
