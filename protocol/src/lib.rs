@@ -1,1 +1,12 @@
-//! Sans-IO Kafka protocol pieces.
+//! Sans-IO pieces of the Kafka wire protocol that Floe needs around the `kafka-protocol`
+//! crate's message codecs: length-prefixed framing, request headers, response encoding and
+//! the record-batch (magic 2) view used on the produce path.
+//!
+//! Architecture invariant: this crate does no I/O and knows nothing about storage or the
+//! broker; it turns bytes into typed values and back, and reports malformed input as errors.
+
+pub mod frame;
+pub mod request;
+pub mod response;
+
+pub use kafka_protocol;
