@@ -6,6 +6,7 @@
 //! broker; it turns bytes into typed values and back, and reports malformed input as errors.
 
 pub mod frame;
+pub mod record_batch;
 pub mod request;
 pub mod response;
 
