@@ -116,7 +116,10 @@ impl Broker {
             .arg("--listen")
             .arg(self.bootstrap())
             .args(&self.extra_args)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or("info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or("info".into()),
+            )
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
@@ -219,7 +222,9 @@ pub fn clients_dir() -> PathBuf {
 
 /// Run a command to completion, panicking with its output if it fails.
 pub fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
@@ -228,4 +233,91 @@ pub fn run_ok(cmd: &mut Command) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// Run a command to completion with `stdin` as its standard input, killing it if it has not
+/// finished within `timeout`; panics with its output if it fails or times out.
+///
+/// Clients wait for a broker that misbehaves for minutes (librdkafka's default message
+/// timeout is five), so a test bounds every client run instead of hanging.
+pub fn run_ok_with(cmd: &mut Command, stdin: &[u8], timeout: Duration) -> Output {
+    use std::io::{Read, Write};
+
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    // Feed stdin and drain stdout/stderr on their own threads so neither side can block
+    // the other on a full pipe.
+    let mut input = child.stdin.take().unwrap();
+    let stdin_data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        // The command may exit without reading everything; its exit status tells.
+        let _ = input.write_all(&stdin_data);
+    });
+    let mut out_pipe = child.stdout.take().unwrap();
+    let stdout = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = out_pipe.read_to_end(&mut buf);
+        buf
+    });
+    let mut err_pipe = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = err_pipe.read_to_end(&mut buf);
+        buf
+    });
+
+    let deadline = Instant::now() + timeout;
+    let (status, timed_out) = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break (status, false);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break (child.wait().unwrap(), true);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    writer.join().unwrap();
+    let out = Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    };
+    assert!(
+        !timed_out && out.status.success(),
+        "{cmd:?} {} ({}):\nstdout:\n{}\nstderr:\n{}",
+        if timed_out {
+            format!("timed out after {timeout:?}")
+        } else {
+            "failed".to_string()
+        },
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Directory holding the Java client jars (`kafka-clients.jar` plus its compression and
+/// logging jars): `$FLOE_JAVA_LIBS`, else `<workspace>/.cache/java-libs`.
+pub fn java_libs() -> PathBuf {
+    std::env::var("FLOE_JAVA_LIBS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join(".cache/java-libs"))
+}
+
+/// Wait until `cond` holds, polling every 20 ms; panic with `what` after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

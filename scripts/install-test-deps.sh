@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Installs the real Kafka clients the end-to-end tests drive. Idempotent: anything already
+# present is left alone, so a second run takes seconds.
+#
+# Expects a Debian machine (run as root, or with sudo available for apt-get) with Rust/cargo,
+# Python 3.11, node 20 + npm and Java 17 already installed. Reaches only Debian, PyPI, npm and
+# crates.io.
+#
+# Exports (when sourced) and prints (when run):
+#   FLOE_PYTHON     python of the test venv (confluent-kafka, kafka-python)
+#   FLOE_JAVA_LIBS  directory holding kafka-clients.jar and its compression/logging jars
+#
+# Usage: scripts/install-test-deps.sh        (or `source` it from another script)
+set -euo pipefail
+
+FLOE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# Pinned versions: the ones the test suite was written and checked against.
+# - kcat comes from Debian bookworm (1.7.1, built on librdkafka 2.0.2) and is deliberately
+#   kept as the "old client" of the matrix.
+CONFLUENT_KAFKA_VERSION="2.16.1"
+KAFKA_PYTHON_VERSION="3.0.12"
+# This wheel bundles the Java kafka-clients 3.9.1 jar (plus lz4, snappy, zstd-jni, slf4j);
+# no other registry we reach ships the Java client.
+FLINK_LIBS_WHEEL="shigawire-apache-flink-libraries==2.0.0.post1"
+JAVA_CLIENTS_VERSION="3.9.1"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_apt_packages() {
+    local missing=()
+    command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+    # librdkafka's bundled build (rdkafka crate) runs its own configure + make.
+    command -v make >/dev/null 2>&1 || missing+=(make)
+    command -v cc >/dev/null 2>&1 || missing+=(gcc)
+    command -v c++ >/dev/null 2>&1 || missing+=(g++)
+    command -v unzip >/dev/null 2>&1 || missing+=(unzip)
+    if [ "${#missing[@]}" -eq 0 ]; then
+        log "apt: kcat and build tools present"
+        return
+    fi
+    log "apt: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -q
+    as_root apt-get install -y -q "${missing[@]}"
+}
+
+pick_python() {
+    local py
+    for py in python3.11 python3; do
+        if command -v "$py" >/dev/null 2>&1; then
+            echo "$py"
+            return
+        fi
+    done
+    echo "no python3 found" >&2
+    return 1
+}
+
+install_python_venv() {
+    local venv="$FLOE_ROOT/.venv"
+    local want_ck="$CONFLUENT_KAFKA_VERSION" want_kp="$KAFKA_PYTHON_VERSION"
+    if [ -x "$venv/bin/python" ] &&
+        "$venv/bin/python" - "$want_ck" "$want_kp" <<'EOF' 2>/dev/null; then
+import sys
+from importlib.metadata import version
+ok = version("confluent-kafka") == sys.argv[1] and version("kafka-python") == sys.argv[2]
+sys.exit(0 if ok else 1)
+EOF
+        log "venv: confluent-kafka $want_ck, kafka-python $want_kp present"
+    else
+        log "venv: creating $venv"
+        local py
+        py="$(pick_python)"
+        [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+            "confluent-kafka==$want_ck" "kafka-python==$want_kp"
+    fi
+    FLOE_PYTHON="$venv/bin/python"
+    export FLOE_PYTHON
+}
+
+install_node_modules() {
+    local dir="$FLOE_ROOT/tests/clients/node"
+    if [ ! -f "$dir/package.json" ]; then
+        log "npm: no $dir/package.json, skipping"
+        return
+    fi
+    if [ -d "$dir/node_modules/kafkajs" ] &&
+        [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
+        log "npm: node_modules up to date"
+        return
+    fi
+    log "npm: installing in $dir"
+    if [ -f "$dir/package-lock.json" ]; then
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    else
+        (cd "$dir" && npm install --no-audit --no-fund --loglevel=error)
+    fi
+}
+
+install_java_libs() {
+    local libs="$FLOE_ROOT/.cache/java-libs"
+    local wheels="$FLOE_ROOT/.cache/wheels"
+    FLOE_JAVA_LIBS="$libs"
+    export FLOE_JAVA_LIBS
+    if [ -f "$libs/kafka-clients.jar" ] &&
+        unzip -p "$libs/kafka-clients.jar" kafka/kafka-version.properties 2>/dev/null |
+        grep -qx "version=$JAVA_CLIENTS_VERSION"; then
+        log "java: kafka-clients $JAVA_CLIENTS_VERSION present in $libs"
+        return
+    fi
+    log "java: fetching $FLINK_LIBS_WHEEL"
+    mkdir -p "$wheels" "$libs"
+    local py="${FLOE_PYTHON:-$(pick_python)}"
+    "$py" -m pip download -q --disable-pip-version-check --no-deps -d "$wheels" \
+        "$FLINK_LIBS_WHEEL"
+    local whl
+    whl="$(ls "$wheels"/shigawire_apache_flink_libraries-*.whl | head -n1)"
+    # -j: drop the pyflink/lib/ prefix so the jars sit directly in $libs.
+    unzip -q -o -j "$whl" 'pyflink/lib/*.jar' -d "$libs"
+    local got
+    got="$(unzip -p "$libs/kafka-clients.jar" kafka/kafka-version.properties | grep '^version=')"
+    if [ "$got" != "version=$JAVA_CLIENTS_VERSION" ]; then
+        echo "expected kafka-clients $JAVA_CLIENTS_VERSION in $whl, found $got" >&2
+        return 1
+    fi
+}
+
+install_test_deps() {
+    install_apt_packages
+    install_python_venv
+    install_node_modules
+    install_java_libs
+    log "test deps ready: FLOE_PYTHON=$FLOE_PYTHON FLOE_JAVA_LIBS=$FLOE_JAVA_LIBS"
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    install_test_deps
+    echo "export FLOE_PYTHON=$FLOE_PYTHON"
+    echo "export FLOE_JAVA_LIBS=$FLOE_JAVA_LIBS"
+fi

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The project's test command: installs the real Kafka clients, checks formatting and lints,
+# builds everything and runs the whole test suite (unit, protocol and end-to-end tests).
+#
+# Works on a fresh Debian machine as root with Rust/cargo, Python 3.11, node 20/npm and
+# Java 17 preinstalled. CI runs it through `.ci/run`.
+#
+# Environment:
+#   FLOE_TEST_THREADS  tests run at once (default 2: the machines have 2 cores, and every
+#                      end-to-end test runs a broker plus a client)
+#   FLOE_SKIP_INSTALL  set to 1 to skip the installs (the clients are already there)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# shellcheck source=scripts/install-test-deps.sh
+source "$ROOT/scripts/install-test-deps.sh"
+if [ "${FLOE_SKIP_INSTALL:-0}" != "1" ]; then
+    install_test_deps
+else
+    export FLOE_PYTHON="${FLOE_PYTHON:-$ROOT/.venv/bin/python}"
+    export FLOE_JAVA_LIBS="${FLOE_JAVA_LIBS:-$ROOT/.cache/java-libs}"
+fi
+
+THREADS="${FLOE_TEST_THREADS:-2}"
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo build"
+cargo build --workspace --all-targets
+
+# The end-to-end tests run this binary rather than building it themselves.
+export FLOE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/floe"
+
+step "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    # nextest runs each test in its own process but not doctests: run those first so the
+    # nextest summary is the last thing printed.
+    cargo test --workspace --doc
+    cargo nextest run --workspace --config-file "$ROOT/scripts/nextest.toml" \
+        --test-threads "$THREADS"
+else
+    cargo test --workspace --no-fail-fast -- --test-threads "$THREADS"
+fi
