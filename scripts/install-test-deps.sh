@@ -76,7 +76,14 @@ EOF
         log "venv: creating $venv"
         local py
         py="$(pick_python)"
-        [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+        if [ ! -x "$venv/bin/python" ] && ! "$py" -m venv "$venv"; then
+            # Debian's own python3 keeps venv (ensurepip) in a separate package.
+            rm -rf "$venv"
+            log "venv: installing python3-venv"
+            as_root apt-get update -q
+            as_root apt-get install -y -q python3-venv
+            "$py" -m venv "$venv"
+        fi
         "$venv/bin/python" -m pip install -q --disable-pip-version-check \
             "confluent-kafka==$want_ck" "kafka-python==$want_kp"
     fi

@@ -177,7 +177,9 @@ fn produce(
 /// returns what it read in arrival order.
 fn consume_all(broker: &Broker, topic: &str, partitions: i32, expected: usize) -> Vec<Record> {
     let consumer: BaseConsumer = client_config(broker)
-        // No group.id: the consumer is assigned partitions and never commits.
+        // librdkafka refuses assign() without a group id ("Unknown group"); the group is
+        // never joined nor committed to.
+        .set("group.id", format!("{topic}-unused-group"))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
