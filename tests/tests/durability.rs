@@ -48,14 +48,14 @@ fn records_topics_and_offsets_survive_restart_and_kill9() {
     broker.stop();
     broker.restart();
     restart_script(&broker, &state, &["verify"]);
-    restart_script(&broker, &state, &["write", "p1", "100", "lz4"]);
+    restart_script(&broker, &state, &["write", "p1", "100", "gzip"]);
     restart_script(&broker, &state, &["verify"]);
 
     // kill -9: acks=all records were synced before they were acknowledged.
     broker.kill9();
     broker.restart();
     restart_script(&broker, &state, &["verify"]);
-    restart_script(&broker, &state, &["write", "p2", "100", "zstd"]);
+    restart_script(&broker, &state, &["write", "p2", "100", "gzip"]);
     restart_script(&broker, &state, &["verify"]);
 
     // Twice in a row without writes in between: recovery of a recovered log.

@@ -6,9 +6,9 @@ Usage:
 
 `produce` creates TOPIC (3 partitions) if it does not exist, then writes sequence-numbered
 values ("itNN-SSSSSSSSSSSS", partition = sequence % 3) with an idempotent acks=all
-confluent-kafka producer, forever. Every acknowledged record is appended to ACK_LOG as
-"value partition offset" and flushed in the delivery report, so the log holds exactly what
-the broker acknowledged even when this process is killed. Errors from a dead broker are
+confluent-kafka producer, at most RATE records a second, forever. Every acknowledged record
+is appended to ACK_LOG as "value partition offset" and flushed in the delivery report, so
+the log holds exactly what the broker acknowledged even when this process is killed. Errors from a dead broker are
 expected: the test kills the broker, then this process.
 
 `verify` reads the whole topic back and checks that every acknowledged record is at its
@@ -19,6 +19,7 @@ Prints OK on success; on a mismatch prints "FAIL: ..." and exits with status 1.
 """
 
 import sys
+import time
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -26,6 +27,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from durability_common import fail, read_all, topic_partitions
 
 PARTITIONS = 3
+# Records per second at most: enough load to have many batches in flight at every kill, few
+# enough that reading everything back stays quick.
+RATE = 20000
 
 
 def ensure_topic(bootstrap, topic):
@@ -62,7 +66,11 @@ def produce(bootstrap, topic, iteration, ack_log_path):
         }
     )
     seq = 0
+    start = time.monotonic()
     while True:
+        ahead = seq / RATE - (time.monotonic() - start)
+        if ahead > 0:
+            producer.poll(ahead)
         value = f"it{iteration:02d}-{seq:012d}"
         try:
             producer.produce(topic, value=value.encode(), partition=seq % PARTITIONS,
