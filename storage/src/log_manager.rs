@@ -1,0 +1,292 @@
+//! The data directory: one lock, one clean-shutdown marker, one subdirectory per partition.
+//!
+//! - `<data_dir>/.lock` is held with an exclusive `flock` for the life of the [`LogManager`],
+//!   so two brokers can never share a data directory.
+//! - `<data_dir>/.floe_clean_shutdown` is written (atomically) by [`LogManager::shutdown`]
+//!   after every open partition was synced and snapshotted. It lists, one directory name per
+//!   line, the partitions that are known clean: those closed by this shutdown plus those that
+//!   were clean at startup and never opened since. [`LogManager::open`] reads and removes it,
+//!   so a crash later is detected; partitions not in it are recovered as after a crash.
+//! - Deleting a partition first renames its directory to `<dir>.<unique>-delete` (and syncs
+//!   the data directory), then removes it; a crash in between leaves a recognisable directory
+//!   that the next [`LogManager::partition_dirs`] removes.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::config::LogConfig;
+use crate::error::StorageError;
+use crate::io;
+use crate::partition_log::PartitionLog;
+use crate::topic_partition::TopicPartition;
+
+/// Name of the lock file in the data directory.
+pub const LOCK_FILE: &str = ".lock";
+/// Name of the clean-shutdown marker in the data directory.
+pub const CLEAN_SHUTDOWN_FILE: &str = ".floe_clean_shutdown";
+/// Suffix of partition directories being deleted.
+pub const DELETE_SUFFIX: &str = "-delete";
+
+/// All partition logs of one data directory.
+#[derive(Debug)]
+pub struct LogManager {
+    data_dir: PathBuf,
+    _lock: io::DirLock,
+    /// Partitions the marker said were cleanly closed, minus those opened since.
+    clean_at_start: Mutex<BTreeSet<String>>,
+    logs: Mutex<HashMap<TopicPartition, Arc<PartitionLog>>>,
+    delete_counter: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl LogManager {
+    /// Opens (creating) the data directory and takes its lock. Fails with
+    /// [`StorageError::DirLocked`] if another process has it open.
+    pub fn open(data_dir: &Path) -> Result<LogManager, StorageError> {
+        io::create_dir_all(data_dir)?;
+        let dir_lock = io::lock_exclusive(&data_dir.join(LOCK_FILE))?;
+        let marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
+        let clean: BTreeSet<String> = match io::read_file(&marker)? {
+            Some(bytes) => {
+                let clean = String::from_utf8_lossy(&bytes)
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                io::remove_file(&marker)?;
+                io::sync_dir(data_dir)?;
+                clean
+            }
+            None => BTreeSet::new(),
+        };
+        Ok(LogManager {
+            data_dir: data_dir.to_owned(),
+            _lock: dir_lock,
+            clean_at_start: Mutex::new(clean),
+            logs: Mutex::new(HashMap::new()),
+            delete_counter: AtomicU64::new(0),
+        })
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Opens a partition's log: creates its directory if missing, otherwise recovers it.
+    /// Idempotent: a partition that is already open is returned as is (and `config` ignored).
+    pub fn open_partition(
+        &self,
+        tp: &TopicPartition,
+        config: LogConfig,
+    ) -> Result<Arc<PartitionLog>, StorageError> {
+        let mut logs = lock(&self.logs);
+        if let Some(log) = logs.get(tp) {
+            return Ok(Arc::clone(log));
+        }
+        let name = tp.dir_name();
+        let dir = self.data_dir.join(&name);
+        if !io::exists(&dir) {
+            io::create_dir_all(&dir)?;
+            io::sync_dir(&self.data_dir)?;
+        }
+        let clean = lock(&self.clean_at_start).remove(&name);
+        let log = Arc::new(PartitionLog::open(tp.clone(), dir, config, clean)?);
+        logs.insert(tp.clone(), Arc::clone(&log));
+        Ok(log)
+    }
+
+    /// The open log of a partition.
+    pub fn get(&self, tp: &TopicPartition) -> Option<Arc<PartitionLog>> {
+        lock(&self.logs).get(tp).cloned()
+    }
+
+    /// Closes a partition's log and removes its directory (renamed to `*-delete` first).
+    pub fn delete_partition(&self, tp: &TopicPartition) -> Result<(), StorageError> {
+        if let Some(log) = lock(&self.logs).remove(tp) {
+            log.mark_deleted();
+        }
+        let name = tp.dir_name();
+        lock(&self.clean_at_start).remove(&name);
+        let dir = self.data_dir.join(&name);
+        if !io::exists(&dir) {
+            return Ok(());
+        }
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let n = self.delete_counter.fetch_add(1, Ordering::Relaxed);
+        let doomed = self
+            .data_dir
+            .join(format!("{name}.{nanos:x}{n:x}{DELETE_SUFFIX}"));
+        io::rename(&dir, &doomed)?;
+        io::sync_dir(&self.data_dir)?;
+        io::remove_dir_all(&doomed)?;
+        io::sync_dir(&self.data_dir)
+    }
+
+    /// The partitions that have a directory on disk, sorted. Removes leftovers of interrupted
+    /// deletions (`*-delete` directories) and ignores other entries.
+    pub fn partition_dirs(&self) -> Result<Vec<TopicPartition>, StorageError> {
+        let mut out = Vec::new();
+        for entry in io::list_dir(&self.data_dir)? {
+            if !entry.is_dir {
+                continue;
+            }
+            if entry.name.ends_with(DELETE_SUFFIX) {
+                tracing::info!(dir = %entry.path.display(), "removing partition left by an interrupted delete");
+                io::remove_dir_all(&entry.path)?;
+                continue;
+            }
+            if let Some(tp) = TopicPartition::from_dir_name(&entry.name) {
+                out.push(tp);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Clean shutdown: closes every open log (sync, producer snapshot) and then writes the
+    /// clean-shutdown marker. If any log fails to close, no marker is written and the first
+    /// error is returned, so the next start recovers.
+    pub fn shutdown(&self) -> Result<(), StorageError> {
+        let logs: Vec<(TopicPartition, Arc<PartitionLog>)> = lock(&self.logs)
+            .iter()
+            .map(|(tp, log)| (tp.clone(), Arc::clone(log)))
+            .collect();
+        let mut clean: BTreeSet<String> = lock(&self.clean_at_start).clone();
+        let mut first_error = None;
+        for (tp, log) in logs {
+            match log.close() {
+                Ok(()) => {
+                    clean.insert(tp.dir_name());
+                }
+                Err(e) => {
+                    tracing::error!(partition = %tp, error = %e, "failed to close partition log");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        let mut contents = String::new();
+        for name in &clean {
+            contents.push_str(name);
+            contents.push('\n');
+        }
+        io::write_atomic(
+            &self.data_dir.join(CLEAN_SHUTDOWN_FILE),
+            contents.as_bytes(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::batch;
+
+    #[test]
+    fn data_dir_lock_is_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = LogManager::open(dir.path()).unwrap();
+        assert!(matches!(
+            LogManager::open(dir.path()),
+            Err(StorageError::DirLocked { .. })
+        ));
+        drop(first);
+        LogManager::open(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn open_partition_is_idempotent_and_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = LogManager::open(dir.path()).unwrap();
+        let a = TopicPartition::new("my-topic", 1);
+        let log = manager.open_partition(&a, LogConfig::default()).unwrap();
+        let again = manager.open_partition(&a, LogConfig::default()).unwrap();
+        assert!(Arc::ptr_eq(&log, &again));
+        assert!(Arc::ptr_eq(&log, &manager.get(&a).unwrap()));
+        manager
+            .open_partition(&TopicPartition::new("b", 0), LogConfig::default())
+            .unwrap();
+        std::fs::create_dir(dir.path().join("not a partition")).unwrap();
+        std::fs::create_dir(dir.path().join("gone-0.1a2b-delete")).unwrap();
+        assert_eq!(
+            manager.partition_dirs().unwrap(),
+            vec![TopicPartition::new("b", 0), a.clone()]
+        );
+        assert!(!dir.path().join("gone-0.1a2b-delete").exists());
+        assert!(
+            dir.path()
+                .join("my-topic-1")
+                .join("00000000000000000000.log")
+                .exists()
+        );
+    }
+
+    #[test]
+    fn delete_partition_removes_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = LogManager::open(dir.path()).unwrap();
+        let tp = TopicPartition::new("doomed", 0);
+        let log = manager.open_partition(&tp, LogConfig::default()).unwrap();
+        log.append(batch("x", 2, 0), 0).unwrap();
+        manager.delete_partition(&tp).unwrap();
+        assert!(manager.get(&tp).is_none());
+        assert!(!dir.path().join("doomed-0").exists());
+        assert!(manager.partition_dirs().unwrap().is_empty());
+        assert_eq!(
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().path().is_dir())
+                .count(),
+            0
+        );
+        assert!(log.append(batch("y", 1, 0), 0).is_err());
+        assert!(log.read(0, 100).is_err());
+        // Deleting again, or something never created, is fine; re-creating starts empty.
+        manager.delete_partition(&tp).unwrap();
+        let log = manager.open_partition(&tp, LogConfig::default()).unwrap();
+        assert_eq!(log.log_end_offset(), 0);
+    }
+
+    #[test]
+    fn clean_shutdown_marker_lists_partitions_and_is_consumed() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join(CLEAN_SHUTDOWN_FILE);
+        let (a, b) = (TopicPartition::new("a", 0), TopicPartition::new("b", 0));
+        {
+            let manager = LogManager::open(dir.path()).unwrap();
+            manager.open_partition(&a, LogConfig::default()).unwrap();
+            manager.open_partition(&b, LogConfig::default()).unwrap();
+            manager.shutdown().unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(&marker).unwrap(), "a-0\nb-0\n");
+        {
+            // Only `a` is opened; `b` stays clean from before.
+            let manager = LogManager::open(dir.path()).unwrap();
+            assert!(!marker.exists());
+            manager.open_partition(&a, LogConfig::default()).unwrap();
+            manager.shutdown().unwrap();
+        }
+        assert_eq!(std::fs::read_to_string(&marker).unwrap(), "a-0\nb-0\n");
+        {
+            // Crash: no marker afterwards.
+            let manager = LogManager::open(dir.path()).unwrap();
+            manager.open_partition(&a, LogConfig::default()).unwrap();
+        }
+        assert!(!marker.exists());
+        {
+            let manager = LogManager::open(dir.path()).unwrap();
+            assert!(lock(&manager.clean_at_start).is_empty());
+        }
+    }
+}

@@ -1,0 +1,1147 @@
+//! One partition's log: a sequence of segments with producer state, shared by many tasks.
+//!
+//! Concurrency: one `std::sync::Mutex` guards the segment list, the active segment and the
+//! producer state. It is held while an append checks producer state, assigns offsets and
+//! writes to the page cache, and briefly by readers to take a consistent snapshot of a
+//! segment (file handle, size, index entry counts); reads of the files happen after it is
+//! released. It is never held across an fdatasync.
+//!
+//! Durability protocol: an append is visible to readers (and counts toward the high
+//! watermark, single node) as soon as it is in the page cache. [`PartitionLog::sync`] makes it
+//! durable: callers share one fdatasync (group commit) under a separate sync mutex, and
+//! `durable_offset` records how far the log is known to be on disk. A rolled segment's files
+//! are synced (with the directory entry of the new segment) by the next sync, which the
+//! rolling append performs itself before writing the producer snapshot for the new segment's
+//! base offset. Any failed write or sync marks the log failed: every later append and sync
+//! errors, because the kernel may have dropped the dirty pages and a later successful fsync
+//! would prove nothing about them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bytes::{Bytes, BytesMut};
+use floe_protocol::record_batch::{self, BatchError, BatchHeader, MAGIC_V2};
+use tokio::sync::watch;
+
+use crate::config::LogConfig;
+use crate::error::StorageError;
+use crate::io;
+use crate::producer_state::{self, Check, ProducerEntry, ProducerError, ProducerStateManager};
+use crate::recovery;
+use crate::segment::{NO_TIMESTAMP, Segment, SegmentReader};
+use crate::topic_partition::TopicPartition;
+
+/// Result of a successful append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the first record appended.
+    pub base_offset: i64,
+    /// Offset of the last record appended.
+    pub last_offset: i64,
+    /// The log start offset after the append.
+    pub log_start_offset: i64,
+    /// The batch was already in the log (idempotent retry): nothing was written and the
+    /// offsets are those of the original append.
+    pub duplicate: bool,
+}
+
+/// Why an append was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// A batch's first sequence does not follow the producer's last one.
+    #[error(
+        "out of order sequence for producer {producer_id} epoch {epoch}: expected {expected_seq}, got {found_seq}"
+    )]
+    OutOfOrderSequence {
+        /// Producer id.
+        producer_id: i64,
+        /// Epoch of the batch.
+        epoch: i16,
+        /// The sequence the partition expected.
+        expected_seq: i32,
+        /// The batch's first sequence.
+        found_seq: i32,
+    },
+    /// A batch's producer epoch is older than the current one: the producer is fenced.
+    #[error("producer {producer_id} epoch {found_epoch} is fenced by epoch {current_epoch}")]
+    InvalidProducerEpoch {
+        /// Producer id.
+        producer_id: i64,
+        /// The partition's current epoch for the producer.
+        current_epoch: i16,
+        /// The batch's epoch.
+        found_epoch: i16,
+    },
+    /// A batch is larger than `max.message.bytes`.
+    #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
+    RecordTooLarge {
+        /// Size of the batch.
+        size: usize,
+        /// The configured limit.
+        max: u32,
+    },
+    /// The bytes are not record batches (the broker validates before appending, so this
+    /// means a caller bug).
+    #[error("invalid record batches")]
+    InvalidRecords(#[from] BatchError),
+    /// The log could not be written.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<ProducerError> for AppendError {
+    fn from(e: ProducerError) -> Self {
+        match e {
+            ProducerError::OutOfOrderSequence {
+                producer_id,
+                epoch,
+                expected_seq,
+                found_seq,
+            } => AppendError::OutOfOrderSequence {
+                producer_id,
+                epoch,
+                expected_seq,
+                found_seq,
+            },
+            ProducerError::InvalidProducerEpoch {
+                producer_id,
+                current_epoch,
+                found_epoch,
+            } => AppendError::InvalidProducerEpoch {
+                producer_id,
+                current_epoch,
+                found_epoch,
+            },
+        }
+    }
+}
+
+/// Records read from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadResult {
+    /// Whole record batches (possibly empty).
+    pub records: Bytes,
+    /// High watermark at the time of the read (the log end offset on a single node).
+    pub high_watermark: i64,
+    /// Log start offset at the time of the read.
+    pub log_start_offset: i64,
+}
+
+/// Why a read was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The fetch offset is below the log start or above the log end.
+    #[error("offset {requested} is out of range [{log_start}, {log_end}]")]
+    OffsetOutOfRange {
+        /// The requested offset.
+        requested: i64,
+        /// First offset in the log.
+        log_start: i64,
+        /// Offset after the last record in the log.
+        log_end: i64,
+    },
+    /// The log could not be read.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+#[derive(Debug)]
+struct Inner {
+    segments: BTreeMap<i64, Segment>,
+    producers: ProducerStateManager,
+    /// Files of rolled segments that the next sync must fdatasync.
+    unsynced: Vec<Arc<io::File>>,
+    /// A segment file was created since the last sync of the partition directory.
+    dir_dirty: bool,
+    closed: bool,
+}
+
+impl Inner {
+    fn active(&self) -> Option<&Segment> {
+        self.segments.values().next_back()
+    }
+}
+
+/// One partition's log. `Send + Sync`; share it as `Arc<PartitionLog>`.
+#[derive(Debug)]
+pub struct PartitionLog {
+    tp: TopicPartition,
+    dir: PathBuf,
+    config: LogConfig,
+    inner: Mutex<Inner>,
+    sync_lock: Mutex<()>,
+    log_start: AtomicI64,
+    log_end: AtomicI64,
+    durable_offset: AtomicI64,
+    failed: AtomicBool,
+    end_tx: watch::Sender<i64>,
+}
+
+impl PartitionLog {
+    /// Opens (recovering) or creates the log in `dir`, which must exist. `clean` says whether
+    /// the previous shutdown left a clean-shutdown marker.
+    pub(crate) fn open(
+        tp: TopicPartition,
+        dir: PathBuf,
+        config: LogConfig,
+        clean: bool,
+    ) -> Result<PartitionLog, StorageError> {
+        let recovered = recovery::recover(&dir, &config, clean)?;
+        let log_start = recovered.segments.keys().next().copied().unwrap_or(0);
+        let log_end = recovered
+            .segments
+            .values()
+            .next_back()
+            .map_or(0, |s| s.next_offset);
+        if !clean {
+            // What recovery kept may exist only in the page cache (the process died, the
+            // machine did not); make it durable before calling it durable.
+            for segment in recovered.segments.values() {
+                segment.log.sync_data()?;
+            }
+            io::sync_dir(&dir)?;
+        }
+        let (end_tx, _) = watch::channel(log_end);
+        Ok(PartitionLog {
+            tp,
+            dir,
+            config,
+            inner: Mutex::new(Inner {
+                segments: recovered.segments,
+                producers: recovered.producers,
+                unsynced: Vec::new(),
+                dir_dirty: false,
+                closed: false,
+            }),
+            sync_lock: Mutex::new(()),
+            log_start: AtomicI64::new(log_start),
+            log_end: AtomicI64::new(log_end),
+            durable_offset: AtomicI64::new(log_end),
+            failed: AtomicBool::new(false),
+            end_tx,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock is a bug; the state it protects is only modified
+        // after all fallible steps, so continuing with it is no worse than the panic itself.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn check_usable(&self, inner: &Inner) -> Result<(), StorageError> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(StorageError::LogFailed {
+                path: self.dir.clone(),
+            });
+        }
+        if inner.closed {
+            return Err(StorageError::Closed {
+                path: self.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn fail<T>(&self, error: StorageError) -> Result<T, StorageError> {
+        tracing::error!(dir = %self.dir.display(), %error, "taking partition log offline");
+        self.failed.store(true, Ordering::Release);
+        Err(error)
+    }
+
+    /// The partition this log belongs to.
+    pub fn topic_partition(&self) -> &TopicPartition {
+        &self.tp
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The log's configuration.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Appends `records`: record batches already CRC-validated by the broker
+    /// (`floe_protocol::record_batch::validate_batches`). Checks idempotent-producer state for
+    /// each batch, assigns offsets by rewriting each batch's base offset, writes the batches
+    /// to the active segment (rolling it first on `segment_bytes`/`segment_ms`), indexes them
+    /// and makes them visible to readers. Not durable until [`PartitionLog::sync`].
+    ///
+    /// If a batch is a duplicate of one of its producer's last five batches, nothing is
+    /// written and the original offsets are returned with `duplicate: true` (as in Kafka, the
+    /// whole append is answered by the first duplicate batch).
+    pub fn append(&self, mut records: BytesMut, now_ms: i64) -> Result<AppendInfo, AppendError> {
+        let mut batches = Vec::new();
+        for item in record_batch::iter_batches(&records) {
+            let (header, range) = item?;
+            if header.magic != MAGIC_V2 {
+                return Err(BatchError::UnsupportedMagic(header.magic).into());
+            }
+            if header.records_count < 1 || header.last_offset_delta < 0 {
+                return Err(BatchError::BadRecordCount {
+                    records_count: header.records_count,
+                    last_offset_delta: header.last_offset_delta,
+                }
+                .into());
+            }
+            if header.total_size() > self.config.max_message_bytes as usize {
+                return Err(AppendError::RecordTooLarge {
+                    size: header.total_size(),
+                    max: self.config.max_message_bytes,
+                });
+            }
+            batches.push((header, range));
+        }
+        if batches.is_empty() {
+            return Err(BatchError::Empty.into());
+        }
+
+        let mut inner = self.lock();
+        self.check_usable(&inner)?;
+        let log_start_offset = self.log_start.load(Ordering::Acquire);
+        let first_offset = self.log_end.load(Ordering::Acquire);
+
+        // Producer checks and offset assignment, on working copies until the write succeeds.
+        let mut pending: HashMap<i64, ProducerEntry> = HashMap::new();
+        let mut next = first_offset;
+        let mut assigned: Vec<(BatchHeader, Range<usize>)> = Vec::with_capacity(batches.len());
+        for (header, range) in batches {
+            let mut header = header;
+            if header.has_producer_id() {
+                let entry = pending
+                    .get(&header.producer_id)
+                    .or_else(|| inner.producers.get(header.producer_id));
+                if let Check::Duplicate(original) = ProducerStateManager::check(&header, entry)? {
+                    return Ok(AppendInfo {
+                        base_offset: original.base_offset,
+                        last_offset: original.last_offset,
+                        log_start_offset,
+                        duplicate: true,
+                    });
+                }
+            }
+            header.base_offset = next;
+            if header.has_producer_id() {
+                inner.producers.apply_pending(&mut pending, &header);
+            }
+            next = header.next_offset();
+            assigned.push((header, range));
+        }
+        for (header, range) in &assigned {
+            record_batch::set_base_offset(&mut records[range.clone()], header.base_offset)?;
+        }
+
+        let Some(active) = inner.active() else {
+            return Err(StorageError::Closed {
+                path: self.dir.clone(),
+            }
+            .into());
+        };
+        let rolled = if active.should_roll(&self.config, records.len(), next - 1, now_ms) {
+            match self.roll(&mut inner) {
+                Ok(rolled) => Some(rolled),
+                Err(e) => return Err(self.fail(e)?),
+            }
+        } else {
+            None
+        };
+        let Some(active) = inner.segments.values_mut().next_back() else {
+            return Err(StorageError::Closed {
+                path: self.dir.clone(),
+            }
+            .into());
+        };
+        if let Err(e) = active.append(&records, &assigned, &self.config, now_ms) {
+            return Err(self.fail(e)?);
+        }
+        inner.producers.commit(pending);
+        self.log_end.store(next, Ordering::Release);
+        drop(inner);
+        self.end_tx.send_replace(next);
+
+        if let Some((base, producers)) = rolled {
+            // The rolled segment (and the new segment's directory entry) must be durable
+            // before a snapshot claims everything below `base` is.
+            self.sync()?;
+            if let Err(error) = producer_state::write_snapshot(&self.dir, base, &producers) {
+                // Only costs replay time at the next open; the data itself is durable.
+                tracing::warn!(dir = %self.dir.display(), %error, "failed to write producer snapshot");
+            }
+        }
+        Ok(AppendInfo {
+            base_offset: first_offset,
+            last_offset: next - 1,
+            log_start_offset,
+            duplicate: false,
+        })
+    }
+
+    /// Starts a new active segment at the log end. Returns the producer state to snapshot at
+    /// the new base offset once the rolled segment is durable.
+    fn roll(&self, inner: &mut Inner) -> Result<(i64, ProducerStateManager), StorageError> {
+        let base = self.log_end.load(Ordering::Acquire);
+        if let Some(active) = inner.segments.values_mut().next_back() {
+            active.seal_time_index()?;
+            let files = active.all_files();
+            inner.unsynced.extend(files);
+        }
+        let segment = Segment::create(&self.dir, base)?;
+        inner.segments.insert(base, segment);
+        inner.dir_dirty = true;
+        tracing::debug!(dir = %self.dir.display(), base, "rolled segment");
+        Ok((base, inner.producers.clone()))
+    }
+
+    /// Makes everything appended so far durable (fdatasync). Blocking. Concurrent callers
+    /// share one fdatasync: whoever gets the sync mutex first syncs up to the log end it sees
+    /// then, and later callers whose appends that covered return without syncing.
+    pub fn sync(&self) -> Result<(), StorageError> {
+        let target = self.log_end.load(Ordering::Acquire);
+        let _sync = self
+            .sync_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.failed.load(Ordering::Acquire) {
+            return Err(StorageError::LogFailed {
+                path: self.dir.clone(),
+            });
+        }
+        if self.durable_offset.load(Ordering::Acquire) >= target {
+            return Ok(());
+        }
+        let (files, end, dir_dirty) = {
+            let mut inner = self.lock();
+            let mut files = inner.unsynced.clone();
+            if let Some(active) = inner.active() {
+                files.push(Arc::clone(&active.log));
+            }
+            let dir_dirty = std::mem::take(&mut inner.dir_dirty);
+            (files, self.log_end.load(Ordering::Acquire), dir_dirty)
+        };
+        for file in &files {
+            if let Err(e) = file.sync_data() {
+                return self.fail(e);
+            }
+        }
+        if dir_dirty && let Err(e) = io::sync_dir(&self.dir) {
+            return self.fail(e);
+        }
+        self.lock()
+            .unsynced
+            .retain(|f| !files.iter().any(|s| Arc::ptr_eq(s, f)));
+        self.durable_offset.fetch_max(end, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Reads whole batches starting with the one that holds `fetch_offset`, up to
+    /// `max_bytes` but always at least one batch if there is one (KIP-74). Never returns a
+    /// partially written batch, and never crosses a segment boundary in one read.
+    pub fn read(&self, fetch_offset: i64, max_bytes: usize) -> Result<ReadResult, ReadError> {
+        let mut offset = fetch_offset;
+        loop {
+            let (segment, next_base, log_start, log_end) = {
+                let inner = self.lock();
+                if inner.closed {
+                    return Err(StorageError::Closed {
+                        path: self.dir.clone(),
+                    }
+                    .into());
+                }
+                let log_start = self.log_start.load(Ordering::Acquire);
+                let log_end = self.log_end.load(Ordering::Acquire);
+                if fetch_offset < log_start || fetch_offset > log_end {
+                    return Err(ReadError::OffsetOutOfRange {
+                        requested: fetch_offset,
+                        log_start,
+                        log_end,
+                    });
+                }
+                let Some((_, segment)) = inner.segments.range(..=offset).next_back() else {
+                    return Err(ReadError::OffsetOutOfRange {
+                        requested: fetch_offset,
+                        log_start,
+                        log_end,
+                    });
+                };
+                let next_base = inner
+                    .segments
+                    .range(offset.saturating_add(1)..)
+                    .next()
+                    .map(|(&base, _)| base);
+                (segment.reader(), next_base, log_start, log_end)
+            };
+            let empty = ReadResult {
+                records: Bytes::new(),
+                high_watermark: log_end,
+                log_start_offset: log_start,
+            };
+            if offset >= log_end {
+                return Ok(empty);
+            }
+            if let Some(batch) = segment.find_batch(offset)? {
+                let records = segment.read_from(&batch, max_bytes)?;
+                return Ok(ReadResult {
+                    records,
+                    high_watermark: log_end,
+                    log_start_offset: log_start,
+                });
+            }
+            match next_base {
+                Some(base) => offset = base,
+                None => return Ok(empty),
+            }
+        }
+    }
+
+    /// First offset in the log.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start.load(Ordering::Acquire)
+    }
+
+    /// Offset the next appended record will get.
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end.load(Ordering::Acquire)
+    }
+
+    /// Offset up to which consumers may read: the log end offset on a single node.
+    pub fn high_watermark(&self) -> i64 {
+        self.log_end_offset()
+    }
+
+    /// Offset up to which the log is known to be on stable storage.
+    pub fn durable_offset(&self) -> i64 {
+        self.durable_offset.load(Ordering::Acquire)
+    }
+
+    fn readers(&self) -> Vec<SegmentReader> {
+        self.lock().segments.values().map(Segment::reader).collect()
+    }
+
+    /// The first record with timestamp `>= ts`, as `(offset, timestamp)` (ListOffsets by
+    /// timestamp). Uses each segment's largest timestamp to pick the segment, its time index
+    /// and offset index to find the batch, and decodes that batch's records.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, StorageError> {
+        for segment in self.readers() {
+            if segment.size > 0
+                && segment.max_timestamp >= ts
+                && let Some(found) = segment.offset_for_timestamp(ts)?
+            {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The record with the largest timestamp (the first one if several share it), as
+    /// `(offset, timestamp)` (ListOffsets `-3`).
+    pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>, StorageError> {
+        let mut best: Option<SegmentReader> = None;
+        for segment in self.readers() {
+            if segment.size == 0 || segment.max_timestamp == NO_TIMESTAMP {
+                continue;
+            }
+            if best
+                .as_ref()
+                .is_none_or(|b| segment.max_timestamp > b.max_timestamp)
+            {
+                best = Some(segment);
+            }
+        }
+        match best {
+            Some(segment) => segment.max_timestamp_record(),
+            None => Ok(None),
+        }
+    }
+
+    /// A receiver that sees the log end offset change (for fetch long polls).
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.end_tx.subscribe()
+    }
+
+    /// What the partition knows about a producer id.
+    pub fn producer_state(&self, producer_id: i64) -> Option<ProducerEntry> {
+        self.lock().producers.get(producer_id).cloned()
+    }
+
+    /// Clean close: syncs everything, seals the active segment's time index, syncs the
+    /// indexes and writes a producer snapshot at the log end. Later appends fail with
+    /// [`StorageError::Closed`].
+    pub(crate) fn close(&self) -> Result<(), StorageError> {
+        self.sync()?;
+        let (files, end, producers) = {
+            let mut inner = self.lock();
+            if inner.closed {
+                return Ok(());
+            }
+            inner.closed = true;
+            let end = self.log_end.load(Ordering::Acquire);
+            let mut files = Vec::new();
+            if let Some(active) = inner.segments.values_mut().next_back() {
+                if let Err(e) = active.seal_time_index() {
+                    return self.fail(e);
+                }
+                files.extend(active.all_files());
+            }
+            (files, end, inner.producers.clone())
+        };
+        let _sync = self
+            .sync_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for file in &files {
+            if let Err(e) = file.sync_data() {
+                return self.fail(e);
+            }
+        }
+        producer_state::write_snapshot(&self.dir, end, &producers)
+    }
+
+    /// Marks the log closed without syncing (it is about to be deleted).
+    pub(crate) fn mark_deleted(&self) {
+        self.lock().closed = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LogManager;
+    use crate::segment::{INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, parse_segment_file};
+    use crate::test_util::{batch, batch_with, decode, idempotent, offsets};
+    use kafka_protocol::records::Compression;
+
+    fn tp() -> TopicPartition {
+        TopicPartition::new("orders-eu", 3)
+    }
+
+    fn small() -> LogConfig {
+        LogConfig {
+            segment_bytes: 1024,
+            index_interval_bytes: 100,
+            ..LogConfig::default()
+        }
+    }
+
+    fn open(dir: &Path, config: LogConfig) -> (LogManager, Arc<PartitionLog>) {
+        let manager = LogManager::open(dir).unwrap();
+        let log = manager.open_partition(&tp(), config).unwrap();
+        (manager, log)
+    }
+
+    /// Every record from `from` to the log end, following reads like a consumer.
+    fn read_all(log: &PartitionLog, from: i64) -> Vec<(i64, String)> {
+        let mut out: Vec<(i64, String)> = Vec::new();
+        let mut offset = from;
+        while offset < log.log_end_offset() {
+            let r = log.read(offset, 1 << 20).unwrap();
+            let records = decode(&r.records);
+            assert!(!records.is_empty(), "empty read at {offset}");
+            out.extend(records.into_iter().filter(|(o, _)| *o >= offset));
+            offset = out.last().unwrap().0 + 1;
+        }
+        out
+    }
+
+    fn segment_bases(dir: &Path) -> Vec<i64> {
+        let mut bases: Vec<i64> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| {
+                parse_segment_file(e.unwrap().file_name().to_str().unwrap(), LOG_SUFFIX)
+            })
+            .collect();
+        bases.sort();
+        bases
+    }
+
+    /// Appends `n` batches of 3 records tagged `b<i>`; returns the records' expected values.
+    fn append_batches(log: &PartitionLog, n: usize, now_ms: i64) -> Vec<(i64, String)> {
+        let mut expected = Vec::new();
+        for i in 0..n {
+            let info = log
+                .append(batch(&format!("b{i}"), 3, 1_000 + i as i64), now_ms)
+                .unwrap();
+            assert!(!info.duplicate);
+            assert_eq!(info.last_offset - info.base_offset, 2);
+            for r in 0..3 {
+                expected.push((info.base_offset + r, format!("b{i}-{r}")));
+            }
+        }
+        expected
+    }
+
+    #[test]
+    fn append_and_read_across_segment_rolls() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_manager, log) = open(dir.path(), small());
+        let expected = append_batches(&log, 60, 0);
+        assert_eq!(log.log_end_offset(), 180);
+        assert_eq!(log.high_watermark(), 180);
+        assert_eq!(
+            expected.iter().map(|e| e.0).collect::<Vec<_>>(),
+            (0..180).collect::<Vec<_>>()
+        );
+        let part_dir = dir.path().join("orders-eu-3");
+        let bases = segment_bases(&part_dir);
+        assert!(bases.len() > 4, "expected several segments, got {bases:?}");
+        assert_eq!(read_all(&log, 0), expected);
+        // Reading from the middle of a batch returns that whole batch first.
+        let r = log.read(100, 1).unwrap();
+        assert_eq!(offsets(&r.records), vec![99, 100, 101]);
+        // One read never crosses a segment boundary.
+        let r = log.read(0, 1 << 20).unwrap();
+        assert_eq!(*offsets(&r.records).last().unwrap(), bases[1] - 1);
+        // Each segment is at most segment_bytes long.
+        for base in bases {
+            let len = std::fs::metadata(part_dir.join(format!("{base:020}.log")))
+                .unwrap()
+                .len();
+            assert!(len <= 1024);
+        }
+    }
+
+    #[test]
+    fn read_respects_max_bytes_but_returns_at_least_one_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_manager, log) = open(dir.path(), LogConfig::default());
+        append_batches(&log, 5, 0);
+        let one = log.read(0, 0).unwrap().records;
+        assert_eq!(offsets(&one), vec![0, 1, 2]);
+        let size = one.len();
+        assert_eq!(offsets(&log.read(0, size).unwrap().records).len(), 3);
+        assert_eq!(
+            offsets(&log.read(0, 2 * size - 1).unwrap().records).len(),
+            3
+        );
+        assert_eq!(offsets(&log.read(0, 2 * size).unwrap().records).len(), 6);
+        assert_eq!(log.read(3, 3 * size).unwrap().records.len(), 3 * size);
+        let at_end = log.read(15, 100).unwrap();
+        assert!(at_end.records.is_empty());
+        assert_eq!(at_end.high_watermark, 15);
+        assert!(matches!(
+            log.read(16, 100),
+            Err(ReadError::OffsetOutOfRange {
+                requested: 16,
+                log_start: 0,
+                log_end: 15
+            })
+        ));
+        assert!(matches!(
+            log.read(-1, 100),
+            Err(ReadError::OffsetOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn offsets_continue_after_clean_and_unclean_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut expected;
+        {
+            let (manager, log) = open(dir.path(), small());
+            expected = append_batches(&log, 20, 0);
+            manager.shutdown().unwrap();
+            assert!(matches!(
+                log.append(batch("late", 1, 0), 0),
+                Err(AppendError::Storage(StorageError::Closed { .. }))
+            ));
+        }
+        {
+            let (_manager, log) = open(dir.path(), small());
+            assert_eq!(log.log_end_offset(), 60);
+            let info = log.append(batch("after-clean", 2, 0), 0).unwrap();
+            assert_eq!(info.base_offset, 60);
+            expected.push((60, "after-clean-0".into()));
+            expected.push((61, "after-clean-1".into()));
+            // Dropped without shutdown: like kill -9.
+        }
+        {
+            let (_manager, log) = open(dir.path(), small());
+            assert_eq!(log.log_end_offset(), 62);
+            assert_eq!(read_all(&log, 0), expected);
+            assert_eq!(log.append(batch("x", 1, 0), 0).unwrap().base_offset, 62);
+        }
+    }
+
+    #[test]
+    fn torn_tail_is_cut_and_appends_continue() {
+        let dir = tempfile::tempdir().unwrap();
+        let part_dir = dir.path().join("orders-eu-3");
+        let expected = {
+            let (_manager, log) = open(dir.path(), small());
+            append_batches(&log, 20, 0)
+        };
+        let last = *segment_bases(&part_dir).last().unwrap();
+        let path = part_dir.join(format!("{last:020}.log"));
+        let len = std::fs::metadata(&path).unwrap().len();
+        // Cut the last batch in half and add garbage after it.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.truncate(len as usize - 20);
+        bytes.extend_from_slice(&[0xab; 100]);
+        std::fs::write(&path, &bytes).unwrap();
+
+        let (_manager, log) = open(dir.path(), small());
+        assert_eq!(log.log_end_offset(), 57);
+        let cut_len = std::fs::metadata(&path).unwrap().len();
+        assert!(cut_len < len);
+        assert_eq!(read_all(&log, 0), expected[..57].to_vec());
+        let info = log.append(batch("new", 1, 0), 0).unwrap();
+        assert_eq!(info.base_offset, 57);
+        assert_eq!(read_all(&log, 57), vec![(57, "new-0".to_owned())]);
+    }
+
+    #[test]
+    fn corrupt_last_batch_is_cut_at_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let part_dir = dir.path().join("orders-eu-3");
+        {
+            let (_manager, log) = open(dir.path(), LogConfig::default());
+            append_batches(&log, 4, 0);
+        }
+        let path = part_dir.join(format!("{:020}.log", 0));
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 5;
+        bytes[last] ^= 0xff; // inside the last batch's records: CRC mismatch
+        std::fs::write(&path, &bytes).unwrap();
+        let (_manager, log) = open(dir.path(), LogConfig::default());
+        assert_eq!(log.log_end_offset(), 9);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len() as usize,
+            bytes.len() / 4 * 3
+        );
+    }
+
+    #[test]
+    fn missing_and_garbage_indexes_are_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let part_dir = dir.path().join("orders-eu-3");
+        {
+            let (manager, log) = open(dir.path(), small());
+            append_batches(&log, 40, 0);
+            manager.shutdown().unwrap();
+        }
+        let bases = segment_bases(&part_dir);
+        assert!(bases.len() >= 4);
+        let file = |base: i64, suffix: &str| part_dir.join(format!("{base:020}{suffix}"));
+        let good_index = std::fs::read(file(bases[0], INDEX_SUFFIX)).unwrap();
+        assert!(!good_index.is_empty() && good_index.len() % 8 == 0);
+        std::fs::remove_file(file(bases[0], INDEX_SUFFIX)).unwrap();
+        std::fs::write(file(bases[1], TIME_INDEX_SUFFIX), [1u8; 7]).unwrap();
+        // Aligned but pointing past the end of the log.
+        let mut bad = Vec::new();
+        bad.extend_from_slice(&1u32.to_be_bytes());
+        bad.extend_from_slice(&1_000_000u32.to_be_bytes());
+        std::fs::write(file(bases[2], INDEX_SUFFIX), &bad).unwrap();
+        // Out of order entries in the active segment's index.
+        let last = *bases.last().unwrap();
+        let mut bad = Vec::new();
+        for (o, p) in [(5u32, 200u32), (2, 100)] {
+            bad.extend_from_slice(&o.to_be_bytes());
+            bad.extend_from_slice(&p.to_be_bytes());
+        }
+        std::fs::write(file(last, INDEX_SUFFIX), &bad).unwrap();
+
+        let (_manager, log) = open(dir.path(), small());
+        assert_eq!(log.log_end_offset(), 120);
+        assert_eq!(
+            std::fs::read(file(bases[0], INDEX_SUFFIX)).unwrap(),
+            good_index
+        );
+        for base in &bases {
+            assert_eq!(
+                std::fs::metadata(file(*base, INDEX_SUFFIX)).unwrap().len() % 8,
+                0
+            );
+            assert_eq!(
+                std::fs::metadata(file(*base, TIME_INDEX_SUFFIX))
+                    .unwrap()
+                    .len()
+                    % 12,
+                0
+            );
+        }
+        for offset in 0..120 {
+            let r = log.read(offset, 1).unwrap();
+            assert!(offsets(&r.records).contains(&offset), "offset {offset}");
+        }
+        assert_eq!(log.offset_for_timestamp(1_020).unwrap(), Some((60, 1_020)));
+    }
+
+    #[test]
+    fn stale_index_entry_falls_back_to_a_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_manager, log) = open(
+            dir.path(),
+            LogConfig {
+                index_interval_bytes: 1,
+                ..LogConfig::default()
+            },
+        );
+        append_batches(&log, 10, 0);
+        // Overwrite the index in place behind the log's back: entry 3 now points at byte 0.
+        let index = dir
+            .path()
+            .join("orders-eu-3")
+            .join(format!("{:020}.index", 0));
+        let mut bytes = std::fs::read(&index).unwrap();
+        bytes[3 * 8 + 4..3 * 8 + 8].copy_from_slice(&0u32.to_be_bytes());
+        std::fs::write(&index, bytes).unwrap();
+        for offset in 0..30 {
+            assert!(offsets(&log.read(offset, 1).unwrap().records).contains(&offset));
+        }
+    }
+
+    #[test]
+    fn segment_ms_rolls_by_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_ms: 1_000,
+            ..LogConfig::default()
+        };
+        let (_manager, log) = open(dir.path(), config);
+        log.append(batch("a", 1, 0), 10_000).unwrap();
+        log.append(batch("b", 1, 0), 10_999).unwrap();
+        log.append(batch("c", 1, 0), 11_000).unwrap();
+        assert_eq!(segment_bases(&dir.path().join("orders-eu-3")), vec![0, 2]);
+    }
+
+    #[test]
+    fn record_too_large_and_garbage_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            max_message_bytes: 100,
+            ..LogConfig::default()
+        };
+        let (_manager, log) = open(dir.path(), config);
+        assert!(matches!(
+            log.append(batch("big", 10, 0), 0),
+            Err(AppendError::RecordTooLarge { max: 100, .. })
+        ));
+        assert!(matches!(
+            log.append(BytesMut::from(&[1u8, 2, 3][..]), 0),
+            Err(AppendError::InvalidRecords(_))
+        ));
+        assert!(matches!(
+            log.append(BytesMut::new(), 0),
+            Err(AppendError::InvalidRecords(BatchError::Empty))
+        ));
+        assert_eq!(log.log_end_offset(), 0);
+    }
+
+    #[test]
+    fn idempotent_duplicates_and_sequence_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_manager, log) = open(dir.path(), LogConfig::default());
+        let first = log.append(idempotent(5, 0, 0, 3), 0).unwrap();
+        assert_eq!((first.base_offset, first.last_offset), (0, 2));
+        log.append(batch("plain", 2, 0), 0).unwrap();
+        let second = log.append(idempotent(5, 0, 3, 2), 0).unwrap();
+        assert_eq!((second.base_offset, second.last_offset), (5, 6));
+
+        let dup = log.append(idempotent(5, 0, 0, 3), 0).unwrap();
+        assert!(dup.duplicate);
+        assert_eq!((dup.base_offset, dup.last_offset), (0, 2));
+        assert_eq!(log.log_end_offset(), 7);
+        assert_eq!(read_all(&log, 0).len(), 7);
+
+        assert!(matches!(
+            log.append(idempotent(5, 0, 9, 1), 0),
+            Err(AppendError::OutOfOrderSequence {
+                producer_id: 5,
+                expected_seq: 5,
+                found_seq: 9,
+                ..
+            })
+        ));
+        assert!(matches!(
+            log.append(idempotent(6, 0, 4, 1), 0),
+            Err(AppendError::OutOfOrderSequence {
+                expected_seq: 0,
+                ..
+            })
+        ));
+        log.append(idempotent(5, 1, 0, 1), 0).unwrap();
+        assert!(matches!(
+            log.append(idempotent(5, 0, 5, 1), 0),
+            Err(AppendError::InvalidProducerEpoch {
+                current_epoch: 1,
+                found_epoch: 0,
+                ..
+            })
+        ));
+        assert_eq!(log.log_end_offset(), 8);
+        let entry = log.producer_state(5).unwrap();
+        assert_eq!(entry.epoch, 1);
+        assert_eq!(entry.last_seq(), Some(0));
+        assert!(log.producer_state(6).is_none());
+
+        // Two batches of one producer in one append are checked in order.
+        let mut two = idempotent(7, 0, 0, 2);
+        two.extend_from_slice(&idempotent(7, 0, 2, 2));
+        let info = log.append(two, 0).unwrap();
+        assert_eq!((info.base_offset, info.last_offset), (8, 11));
+        let mut gap = idempotent(8, 0, 0, 2);
+        gap.extend_from_slice(&idempotent(8, 0, 3, 2));
+        assert!(log.append(gap, 0).is_err());
+        assert_eq!(log.log_end_offset(), 12);
+        assert!(log.producer_state(8).is_none());
+    }
+
+    fn check_duplicate_after_reopen(config: LogConfig, clean: bool, drop_snapshots: bool) {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (manager, log) = open(dir.path(), config.clone());
+            for i in 0..30 {
+                log.append(idempotent(42, 3, i * 2, 2), 0).unwrap();
+            }
+            if clean {
+                manager.shutdown().unwrap();
+            }
+        }
+        if drop_snapshots {
+            for entry in std::fs::read_dir(dir.path().join("orders-eu-3")).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "snapshot") {
+                    std::fs::remove_file(path).unwrap();
+                }
+            }
+        }
+        let (_manager, log) = open(dir.path(), config);
+        assert_eq!(log.log_end_offset(), 60);
+        let dup = log.append(idempotent(42, 3, 58, 2), 0).unwrap();
+        assert!(
+            dup.duplicate,
+            "clean={clean} drop_snapshots={drop_snapshots}"
+        );
+        assert_eq!((dup.base_offset, dup.last_offset), (58, 59));
+        let dup = log.append(idempotent(42, 3, 50, 2), 0).unwrap();
+        assert!(dup.duplicate);
+        assert_eq!(dup.base_offset, 50);
+        assert!(matches!(
+            log.append(idempotent(42, 3, 61, 1), 0),
+            Err(AppendError::OutOfOrderSequence {
+                expected_seq: 60,
+                ..
+            })
+        ));
+        assert_eq!(
+            log.append(idempotent(42, 3, 60, 1), 0).unwrap().base_offset,
+            60
+        );
+        assert_eq!(log.log_end_offset(), 61);
+    }
+
+    #[test]
+    fn duplicates_detected_after_clean_reopen() {
+        check_duplicate_after_reopen(LogConfig::default(), true, false);
+        check_duplicate_after_reopen(small(), true, false);
+    }
+
+    #[test]
+    fn duplicates_detected_after_kill_without_any_snapshot() {
+        check_duplicate_after_reopen(LogConfig::default(), false, false);
+        check_duplicate_after_reopen(small(), false, true);
+    }
+
+    #[test]
+    fn duplicates_detected_after_kill_with_roll_snapshots() {
+        check_duplicate_after_reopen(small(), false, false);
+    }
+
+    #[test]
+    fn offset_for_timestamp_and_max_timestamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_manager, log) = open(dir.path(), small());
+        assert_eq!(log.offset_for_timestamp(0).unwrap(), None);
+        assert_eq!(log.max_timestamp_offset().unwrap(), None);
+        // Batches with increasing timestamps across several segments...
+        for i in 0..30 {
+            log.append(batch(&format!("t{i}"), 2, 100 * i), 0).unwrap();
+        }
+        // ...then a compressed batch whose records are out of order.
+        let info = log
+            .append(
+                batch_with("z", &[5_000, 7_000, 6_000], None, Compression::Zstd),
+                0,
+            )
+            .unwrap();
+        assert_eq!(info.base_offset, 60);
+        for i in 0..30 {
+            assert_eq!(
+                log.offset_for_timestamp(100 * i).unwrap(),
+                Some((2 * i, 100 * i))
+            );
+            assert_eq!(
+                log.offset_for_timestamp(100 * i - 50).unwrap(),
+                Some((2 * i, 100 * i))
+            );
+        }
+        assert_eq!(log.offset_for_timestamp(6_500).unwrap(), Some((61, 7_000)));
+        assert_eq!(log.offset_for_timestamp(5_500).unwrap(), Some((61, 7_000)));
+        assert_eq!(log.offset_for_timestamp(7_001).unwrap(), None);
+        assert_eq!(log.max_timestamp_offset().unwrap(), Some((61, 7_000)));
+        log.append(batch("later", 1, 10), 0).unwrap();
+        assert_eq!(log.max_timestamp_offset().unwrap(), Some((61, 7_000)));
+    }
+
+    #[test]
+    fn timestamps_survive_clean_and_unclean_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (manager, log) = open(dir.path(), small());
+            for i in 0..20 {
+                log.append(batch("a", 1, 1_000 + 10 * i), 0).unwrap();
+            }
+            manager.shutdown().unwrap();
+        }
+        {
+            let (_manager, log) = open(dir.path(), small());
+            assert_eq!(log.offset_for_timestamp(1_005).unwrap(), Some((1, 1_010)));
+            assert_eq!(log.max_timestamp_offset().unwrap(), Some((19, 1_190)));
+            for i in 0..10 {
+                log.append(batch("b", 1, 2_000 + 10 * i), 0).unwrap();
+            }
+            // Dropped without shutdown.
+        }
+        let (_manager, log) = open(dir.path(), small());
+        assert_eq!(log.offset_for_timestamp(1_005).unwrap(), Some((1, 1_010)));
+        assert_eq!(log.offset_for_timestamp(2_015).unwrap(), Some((22, 2_020)));
+        assert_eq!(log.max_timestamp_offset().unwrap(), Some((29, 2_090)));
+    }
+
+    #[test]
+    fn concurrent_appends_and_group_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_manager, log) = open(dir.path(), small());
+        let mut rx = log.subscribe();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let log = &log;
+                s.spawn(move || {
+                    for i in 0..25 {
+                        let info = log.append(batch(&format!("t{t}-{i}"), 2, 0), 0).unwrap();
+                        log.sync().unwrap();
+                        assert!(log.durable_offset() > info.last_offset);
+                    }
+                });
+            }
+        });
+        assert_eq!(log.log_end_offset(), 200);
+        assert_eq!(log.durable_offset(), 200);
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(*rx.borrow_and_update(), 200);
+        let all = read_all(&log, 0);
+        assert_eq!(all.len(), 200);
+        for t in 0..4 {
+            let mine: Vec<&String> = all
+                .iter()
+                .map(|(_, v)| v)
+                .filter(|v| v.starts_with(&format!("t{t}-")))
+                .collect();
+            assert_eq!(mine.len(), 50);
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! Opening a partition directory: establishing which bytes of each segment are valid,
+//! rebuilding indexes, and rebuilding producer state.
+//!
+//! Rules:
+//! - Leftover `*.tmp` files (interrupted atomic writes) and index files without a `.log` are
+//!   removed. A directory without segments gets an empty segment at offset 0.
+//! - After an unclean shutdown (no clean-shutdown marker), every segment that may hold data at
+//!   or after the recovery point is validated batch by batch (framing, magic, CRC32C, record
+//!   count, offsets increasing). The recovery point is the newest producer snapshot: snapshots
+//!   are written only after everything below them was synced (segment roll, clean shutdown);
+//!   without a snapshot all segments are validated. The first invalid or incomplete batch and
+//!   everything after it is a torn tail: the `.log` is truncated there (with a warning naming
+//!   the file and position), later segments are deleted, and the segment's indexes are rebuilt.
+//! - After a clean shutdown, segments are trusted, except that the batches after the last
+//!   offset-index entry of the last segment are validated (they set the log end offset).
+//! - Index files that are missing, not a whole number of entries, out of order, or pointing
+//!   past the end of their `.log` are rebuilt from the `.log`. Damage found in a trusted
+//!   segment while rebuilding is reported as [`StorageError::Corrupt`] and the partition does
+//!   not open.
+//! - Producer state: the newest readable snapshot at or below the recovered log end, plus a
+//!   replay of the batch headers after it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use floe_protocol::record_batch::{self, BatchHeader, HEADER_SIZE};
+
+use crate::config::LogConfig;
+use crate::error::{Corruption, StorageError};
+use crate::io;
+use crate::producer_state::{self, ProducerStateManager};
+use crate::segment::{
+    INDEX_SUFFIX, LOG_SUFFIX, LocatedBatch, NO_TIMESTAMP, Segment, TIME_INDEX_SUFFIX,
+    parse_segment_file, read_batch_header, segment_file,
+};
+use crate::{offset_index, time_index};
+
+/// The state of a partition directory after recovery.
+#[derive(Debug)]
+pub(crate) struct RecoveredLog {
+    pub(crate) segments: BTreeMap<i64, Segment>,
+    pub(crate) producers: ProducerStateManager,
+}
+
+/// Recovers the partition directory `dir` (which must exist). `clean` says whether the last
+/// shutdown was clean.
+pub(crate) fn recover(
+    dir: &Path,
+    config: &LogConfig,
+    clean: bool,
+) -> Result<RecoveredLog, StorageError> {
+    let entries = io::list_dir(dir)?;
+    let mut bases = Vec::new();
+    for entry in entries.iter().filter(|e| !e.is_dir) {
+        if entry.name.ends_with(io::TMP_SUFFIX) {
+            tracing::warn!(file = %entry.path.display(), "removing leftover temporary file");
+            io::remove_file(&entry.path)?;
+        } else if let Some(base) = parse_segment_file(&entry.name, LOG_SUFFIX) {
+            bases.push(base);
+        }
+    }
+    bases.sort_unstable();
+    for entry in entries.iter().filter(|e| !e.is_dir) {
+        let base = parse_segment_file(&entry.name, INDEX_SUFFIX)
+            .or_else(|| parse_segment_file(&entry.name, TIME_INDEX_SUFFIX));
+        if base.is_some_and(|b| bases.binary_search(&b).is_err()) {
+            tracing::warn!(file = %entry.path.display(), "removing index file without a segment");
+            io::remove_file(&entry.path)?;
+        }
+    }
+
+    if bases.is_empty() {
+        for offset in producer_state::list_snapshots(dir)? {
+            io::remove_file(&producer_state::snapshot_path(dir, offset))?;
+        }
+        let segment = Segment::create(dir, 0)?;
+        io::sync_dir(dir)?;
+        return Ok(RecoveredLog {
+            segments: BTreeMap::from([(0, segment)]),
+            producers: ProducerStateManager::default(),
+        });
+    }
+
+    let recovery_point = if clean {
+        None
+    } else {
+        Some(
+            producer_state::list_snapshots(dir)?
+                .last()
+                .copied()
+                .unwrap_or(i64::MIN),
+        )
+    };
+    let mut segments = BTreeMap::new();
+    for (i, &base) in bases.iter().enumerate() {
+        let next_base = bases.get(i + 1).copied();
+        let (mut segment, shape) = Segment::open_files(dir, base)?;
+        let validate = recovery_point.is_some_and(|rp| next_base.is_none_or(|nb| nb > rp));
+        let truncated = if validate {
+            rebuild(&mut segment, config, 0, Mode::Recover)?
+        } else {
+            load(&mut segment, config, shape, next_base)?
+        };
+        if next_base.is_some() && !truncated {
+            // An inactive segment's last time-index entry holds its largest timestamp.
+            segment.seal_time_index()?;
+        }
+        segments.insert(base, segment);
+        if truncated {
+            for &later in &bases[i + 1..] {
+                tracing::warn!(
+                    file = %segment_file(dir, later, LOG_SUFFIX).display(),
+                    "removing segment after a torn tail"
+                );
+                for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+                    io::remove_file(&segment_file(dir, later, suffix))?;
+                }
+            }
+            io::sync_dir(dir)?;
+            break;
+        }
+    }
+
+    let producers = rebuild_producer_state(dir, &segments)?;
+    Ok(RecoveredLog {
+        segments,
+        producers,
+    })
+}
+
+/// How a scan treats a bad batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Validate every batch fully; a bad one starts a torn tail that is truncated.
+    Recover,
+    /// Framing only; a bad batch is corruption of trusted data.
+    Trusted,
+}
+
+/// Opens a segment that is not being recovered: checks its indexes (rebuilding them if
+/// needed) and, for the last segment, validates the batches after the last index entry.
+/// Returns whether the segment was truncated.
+fn load(
+    segment: &mut Segment,
+    config: &LogConfig,
+    shape: crate::segment::IndexShape,
+    next_base: Option<i64>,
+) -> Result<bool, StorageError> {
+    let path = segment.log.path().to_owned();
+    let problem = if !shape.existed {
+        Some("index files missing")
+    } else if !shape.aligned {
+        Some("index file size is not a whole number of entries")
+    } else {
+        let offsets = segment.offset_index.read_all()?;
+        let times = segment.time_index.read_all()?;
+        let max_relative = next_base.map(|nb| (nb - segment.base_offset).max(0) as u64);
+        offset_index::check_entries(&offsets, segment.size)
+            .and_then(|()| time_index::check_entries(&times, max_relative))
+            .err()
+    };
+    if let Some(problem) = problem {
+        tracing::warn!(file = %path.display(), problem, "rebuilding segment indexes");
+        let mode = if next_base.is_none() {
+            Mode::Recover
+        } else {
+            Mode::Trusted
+        };
+        return rebuild(segment, config, 0, mode);
+    }
+
+    if let Some(last) = segment.time_index.last() {
+        segment.max_timestamp = last.timestamp;
+        segment.offset_of_max_timestamp = segment.base_offset + i64::from(last.relative_offset);
+    }
+    match next_base {
+        Some(next_base) => {
+            segment.next_offset = next_base;
+            Ok(false)
+        }
+        None => {
+            // The last segment: find its end by validating what follows the last index entry.
+            let start = segment.offset_index.last().map(|e| u64::from(e.position));
+            let truncated = scan(
+                segment,
+                config,
+                start.unwrap_or(0),
+                start.is_some(),
+                Mode::Recover,
+            )?;
+            set_roll_base(segment)?;
+            Ok(truncated)
+        }
+    }
+}
+
+/// Clears the segment's indexes and rebuilds them (and its end offset and largest timestamp)
+/// by scanning the `.log` from `start`.
+fn rebuild(
+    segment: &mut Segment,
+    config: &LogConfig,
+    start: u64,
+    mode: Mode,
+) -> Result<bool, StorageError> {
+    segment.offset_index.clear()?;
+    segment.time_index.clear()?;
+    segment.next_offset = segment.base_offset;
+    segment.max_timestamp = NO_TIMESTAMP;
+    segment.offset_of_max_timestamp = segment.base_offset;
+    segment.bytes_since_index = 0;
+    let truncated = scan(segment, config, start, false, mode)?;
+    set_roll_base(segment)?;
+    Ok(truncated)
+}
+
+fn set_roll_base(segment: &mut Segment) -> Result<(), StorageError> {
+    segment.roll_base_ms = read_batch_header(&segment.log, 0, segment.size)
+        .ok()
+        .flatten()
+        .map(|b| b.header.max_timestamp)
+        .filter(|&ts| ts >= 0);
+    Ok(())
+}
+
+/// Scans batches from `position` to the end of the `.log`, indexing them. If
+/// `first_is_indexed`, the batch at `position` already has its index entry. Returns whether
+/// the segment was truncated (only in [`Mode::Recover`]).
+fn scan(
+    segment: &mut Segment,
+    config: &LogConfig,
+    mut position: u64,
+    first_is_indexed: bool,
+    mode: Mode,
+) -> Result<bool, StorageError> {
+    let mut first = true;
+    loop {
+        let batch = match next_batch(segment, position, mode)? {
+            Step::End => return Ok(false),
+            Step::Batch(batch) => batch,
+            Step::Invalid(kind) => {
+                if mode == Mode::Trusted {
+                    return Err(StorageError::Corrupt {
+                        path: segment.log.path().to_owned(),
+                        position,
+                        kind,
+                    });
+                }
+                tracing::warn!(
+                    file = %segment.log.path().display(),
+                    position,
+                    discarded_bytes = segment.size - position,
+                    reason = %kind,
+                    "truncating torn tail of segment"
+                );
+                segment.log.set_len(position)?;
+                segment.size = position;
+                return Ok(true);
+            }
+        };
+        if first && first_is_indexed {
+            segment.bytes_since_index = 0;
+            if batch.header.max_timestamp > segment.max_timestamp {
+                segment.max_timestamp = batch.header.max_timestamp;
+                segment.offset_of_max_timestamp = batch.header.last_offset();
+            }
+            segment.bytes_since_index = batch.header.total_size() as u64;
+            segment.next_offset = batch.header.next_offset();
+        } else {
+            segment.index_batch(&batch, config)?;
+        }
+        first = false;
+        position = batch.end();
+    }
+}
+
+enum Step {
+    End,
+    Batch(LocatedBatch),
+    Invalid(Corruption),
+}
+
+/// Reads and checks the batch at `position`.
+fn next_batch(segment: &Segment, position: u64, mode: Mode) -> Result<Step, StorageError> {
+    let size = segment.size;
+    if position >= size {
+        return Ok(Step::End);
+    }
+    let invalid = |e: record_batch::BatchError| Ok(Step::Invalid(Corruption::Batch(e)));
+    if size - position < HEADER_SIZE as u64 {
+        return invalid(record_batch::BatchError::Truncated {
+            position: 0,
+            needed: HEADER_SIZE,
+            available: (size - position) as usize,
+        });
+    }
+    let mut buf = [0u8; HEADER_SIZE];
+    segment.log.read_exact_at(position, &mut buf)?;
+    let header = match BatchHeader::parse(&buf) {
+        Ok(h) => h,
+        Err(e) => return invalid(e),
+    };
+    let batch = LocatedBatch { header, position };
+    if batch.end() > size {
+        return invalid(record_batch::BatchError::Truncated {
+            position: 0,
+            needed: header.total_size(),
+            available: (size - position) as usize,
+        });
+    }
+    if header.base_offset < segment.next_offset
+        || header.last_offset() - segment.base_offset > i64::from(i32::MAX)
+    {
+        return Ok(Step::Invalid(Corruption::Index(
+            "batch offsets do not follow the previous batch",
+        )));
+    }
+    if mode == Mode::Recover {
+        let bytes = segment.log.read_vec(position, header.total_size())?;
+        if let Err(e) = record_batch::validate_batch(&bytes) {
+            return invalid(e);
+        }
+    }
+    Ok(Step::Batch(batch))
+}
+
+/// Loads the newest usable snapshot and replays the batches after it.
+fn rebuild_producer_state(
+    dir: &Path,
+    segments: &BTreeMap<i64, Segment>,
+) -> Result<ProducerStateManager, StorageError> {
+    let log_end = segments.values().next_back().map_or(0, |s| s.next_offset);
+    let (from, mut producers) = producer_state::load_latest_snapshot(dir, log_end)?
+        .unwrap_or((i64::MIN, ProducerStateManager::default()));
+    let bases: Vec<i64> = segments.keys().copied().collect();
+    for (i, segment) in segments.values().enumerate() {
+        if bases.get(i + 1).is_some_and(|&next| next <= from) {
+            continue;
+        }
+        let reader = segment.reader();
+        let mut next = reader.find_batch(from)?;
+        while let Some(batch) = next {
+            if batch.header.base_offset >= from {
+                producers.replay(&batch.header);
+            }
+            next = read_batch_header(&reader.log, batch.end(), reader.size)?;
+        }
+    }
+    Ok(producers)
+}
