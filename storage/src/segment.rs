@@ -152,14 +152,14 @@ impl Segment {
         // Positions in the offset index are u32 and Kafka caps segments at i32::MAX bytes.
         let max_size = config.segment_bytes.min(i32::MAX as u64);
         let too_big = self.size + len as u64 > max_size;
-        let too_old = self
-            .roll_base_ms
-            .is_some_and(|t| now_ms.saturating_sub(t) >= config.segment_ms as i64);
+        let too_old = self.roll_base_ms.is_some_and(|t| {
+            now_ms.saturating_sub(t) >= i64::try_from(config.segment_ms).unwrap_or(i64::MAX)
+        });
         let index_full = self.offset_index.size_bytes() + OffsetEntry::SIZE as u64
             > u64::from(config.segment_index_bytes)
             || self.time_index.size_bytes() + crate::time_index::TimeEntry::SIZE as u64
                 > u64::from(config.segment_index_bytes);
-        let offset_overflow = last_offset - self.base_offset > i64::from(i32::MAX);
+        let offset_overflow = last_offset.saturating_sub(self.base_offset) > i64::from(i32::MAX);
         too_big || too_old || index_full || offset_overflow
     }
 
@@ -203,7 +203,8 @@ impl Segment {
             self.offset_of_max_timestamp = h.last_offset();
         }
         if self.bytes_since_index > u64::from(config.index_interval_bytes) {
-            let relative_offset = u32::try_from(h.last_offset() - self.base_offset).ok();
+            let relative_offset =
+                u32::try_from(h.last_offset().saturating_sub(self.base_offset)).ok();
             let position = u32::try_from(batch.position).ok();
             if let (Some(relative_offset), Some(position)) = (relative_offset, position) {
                 self.offset_index.append(OffsetEntry {

@@ -49,7 +49,7 @@ impl TimeIndex {
         if self.last().is_some_and(|e| e.timestamp >= timestamp) {
             return Ok(());
         }
-        let relative_offset = u32::try_from(offset - base_offset).unwrap_or(u32::MAX);
+        let relative_offset = u32::try_from(offset.saturating_sub(base_offset)).unwrap_or(u32::MAX);
         self.append(TimeEntry {
             timestamp,
             relative_offset,
