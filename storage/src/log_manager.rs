@@ -259,6 +259,18 @@ mod tests {
     }
 
     #[test]
+    fn failed_close_writes_no_clean_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = LogManager::open(dir.path()).unwrap();
+        let tp = TopicPartition::new("t", 0);
+        let log = manager.open_partition(&tp, LogConfig::default()).unwrap();
+        log.append(batch("x", 1, 0), 0).unwrap();
+        crate::io::faults::fail_syncs_under(&dir.path().join("t-0"));
+        assert!(manager.shutdown().is_err());
+        assert!(!dir.path().join(CLEAN_SHUTDOWN_FILE).exists());
+    }
+
+    #[test]
     fn clean_shutdown_marker_lists_partitions_and_is_consumed() {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join(CLEAN_SHUTDOWN_FILE);

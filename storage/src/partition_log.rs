@@ -1113,6 +1113,31 @@ mod tests {
     }
 
     #[test]
+    fn failed_fdatasync_takes_the_log_offline() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_manager, log) = open(dir.path(), LogConfig::default());
+        log.append(batch("a", 1, 0), 0).unwrap();
+        log.sync().unwrap();
+        log.append(batch("b", 1, 0), 0).unwrap();
+        crate::io::faults::fail_syncs_under(dir.path());
+        assert!(matches!(
+            log.sync(),
+            Err(StorageError::Io {
+                op: crate::IoOp::Sync,
+                ..
+            })
+        ));
+        assert_eq!(log.durable_offset(), 1);
+        // Never again claims durability, and refuses appends.
+        assert!(matches!(log.sync(), Err(StorageError::LogFailed { .. })));
+        assert!(matches!(
+            log.append(batch("c", 1, 0), 0),
+            Err(AppendError::Storage(StorageError::LogFailed { .. }))
+        ));
+        assert_eq!(log.log_end_offset(), 2);
+    }
+
+    #[test]
     fn concurrent_appends_and_group_commit() {
         let dir = tempfile::tempdir().unwrap();
         let (_manager, log) = open(dir.path(), small());

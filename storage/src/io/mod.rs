@@ -91,6 +91,14 @@ impl File {
 
     /// `fdatasync`: everything written so far is on stable storage when this returns `Ok`.
     pub fn sync_data(&self) -> Result<()> {
+        #[cfg(test)]
+        if faults::sync_fails(&self.path) {
+            return Err(StorageError::io(
+                IoOp::Sync,
+                &self.path,
+                io::Error::other("injected fdatasync failure"),
+            ));
+        }
         self.file
             .sync_data()
             .map_err(|e| StorageError::io(IoOp::Sync, &self.path, e))
@@ -254,5 +262,31 @@ pub fn lock_exclusive(path: &Path) -> Result<DirLock> {
             path: path.to_owned(),
         }),
         Err(fs::TryLockError::Error(e)) => Err(StorageError::io(IoOp::Lock, path, e)),
+    }
+}
+
+/// Test-only fault injection at the I/O edge. Faults are scoped to a directory so tests
+/// running in parallel (each in its own temporary directory) do not see each other's.
+#[cfg(test)]
+pub(crate) mod faults {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    static FAILING_SYNC_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+    /// Makes every later `File::sync_data` of a file under `dir` fail.
+    pub(crate) fn fail_syncs_under(dir: &Path) {
+        FAILING_SYNC_DIRS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(dir.to_owned());
+    }
+
+    pub(super) fn sync_fails(path: &Path) -> bool {
+        FAILING_SYNC_DIRS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .any(|dir| path.starts_with(dir))
     }
 }
