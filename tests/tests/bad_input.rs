@@ -197,6 +197,18 @@ impl Conn {
         batch: Bytes,
     ) -> (i16, i64) {
         let version = self.version(ApiKey::Produce, PRODUCE_MAX);
+        self.produce_v(version, name, partition, acks, batch)
+    }
+
+    /// [`Conn::produce`] at a given Produce version.
+    fn produce_v(
+        &mut self,
+        version: i16,
+        name: &'static str,
+        partition: i32,
+        acks: i16,
+        batch: Bytes,
+    ) -> (i16, i64) {
         let req = ProduceRequest::default()
             .with_acks(acks)
             .with_timeout_ms(30_000)
@@ -360,16 +372,28 @@ fn bad_crc_is_rejected_and_not_appended(broker: &Broker) {
     );
     assert_eq!(conn.latest_offset("bad-crc", 0), 3);
 
-    let mut wrong_crc = BytesMut::from(&batch(2)[..]);
-    wrong_crc[CRC_AT] ^= 0xff;
-    let (error, _) = conn.produce("bad-crc", 0, -1, wrong_crc.freeze());
-    assert_eq!(error, CORRUPT_MESSAGE, "batch with a wrong CRC field");
+    // At the oldest and the newest Produce version both sides speak (v3 and v9+ differ in
+    // encoding: the latter is a flexible version).
+    let (min, _) = conn.versions[&(ApiKey::Produce as i16)];
+    let newest = conn.version(ApiKey::Produce, PRODUCE_MAX);
+    for version in [min.max(3), newest] {
+        let mut wrong_crc = BytesMut::from(&batch(2)[..]);
+        wrong_crc[CRC_AT] ^= 0xff;
+        let (error, _) = conn.produce_v(version, "bad-crc", 0, -1, wrong_crc.freeze());
+        assert_eq!(
+            error, CORRUPT_MESSAGE,
+            "Produce v{version}: batch with a wrong CRC field"
+        );
 
-    let mut flipped_payload = BytesMut::from(&batch(2)[..]);
-    let last = flipped_payload.len() - 1;
-    flipped_payload[last] ^= 0x01;
-    let (error, _) = conn.produce("bad-crc", 0, 1, flipped_payload.freeze());
-    assert_eq!(error, CORRUPT_MESSAGE, "batch with a flipped payload bit");
+        let mut flipped_payload = BytesMut::from(&batch(2)[..]);
+        let last = flipped_payload.len() - 1;
+        flipped_payload[last] ^= 0x01;
+        let (error, _) = conn.produce_v(version, "bad-crc", 0, 1, flipped_payload.freeze());
+        assert_eq!(
+            error, CORRUPT_MESSAGE,
+            "Produce v{version}: batch with a flipped payload bit"
+        );
+    }
 
     assert_eq!(
         conn.latest_offset("bad-crc", 0),
