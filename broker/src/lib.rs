@@ -1,1 +1,17 @@
-//! Broker.
+//! The Floe broker: a Kafka-compatible server over Floe's storage.
+//!
+//! Entry point: [`server::run`]. A connection task per client ([`connection`]) parses frames
+//! and routes each request through the handler table in [`handlers`], one module per Kafka
+//! API. Topics and their partition logs live in [`topics`], persisted through
+//! [`metadata_store`]. Internal errors become Kafka error codes only in [`errors`].
+
+pub mod config;
+pub mod connection;
+pub mod errors;
+pub mod fetch_session;
+pub mod handlers;
+pub mod metadata_store;
+pub mod server;
+pub mod state;
+pub mod topic_config;
+pub mod topics;

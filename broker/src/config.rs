@@ -1,0 +1,290 @@
+//! Broker configuration: defaults, overridden by a TOML file, then by `FLOE_*` environment
+//! variables, then by command-line flags. Every key, its default and its meaning is listed
+//! in `docs/configuration.md`.
+//!
+//! Keys use snake_case (`auto_create_topics_enable`); Kafka's dotted names are accepted as
+//! aliases (`auto.create.topics.enable`). An environment variable is the key upper-cased
+//! with a `FLOE_` prefix (`FLOE_AUTO_CREATE_TOPICS_ENABLE=false`).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Where the broker's settings come from, and what went wrong reading them.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML.
+    #[error("config file {path} is not valid TOML")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A value has the wrong type, or a key is unknown.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The broker's settings. See `docs/configuration.md`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// This broker's id (Kafka `node.id`).
+    #[serde(alias = "node.id", alias = "broker.id")]
+    pub node_id: i32,
+    /// Address the Kafka listener binds to.
+    pub listen: String,
+    /// `host:port` given to clients in Metadata; defaults to the bound listener address.
+    #[serde(alias = "advertised.listeners")]
+    pub advertised_listener: Option<String>,
+    /// Directory holding the log, metadata and (later) tables.
+    #[serde(alias = "log.dirs")]
+    pub data_dir: PathBuf,
+    /// Largest request accepted, checked before any buffer is allocated.
+    #[serde(alias = "socket.request.max.bytes")]
+    pub socket_request_max_bytes: usize,
+    /// Create a topic when a client asks for its metadata (or fetches it) and it is missing.
+    #[serde(alias = "auto.create.topics.enable")]
+    pub auto_create_topics_enable: bool,
+    /// Partitions of an auto-created topic, and of CreateTopics asking for the default.
+    #[serde(alias = "num.partitions")]
+    pub num_partitions: i32,
+    /// Default `segment.bytes` for topics that do not set it.
+    #[serde(alias = "log.segment.bytes")]
+    pub log_segment_bytes: u64,
+    /// Default `segment.ms` (Kafka's `log.roll.ms`).
+    #[serde(alias = "log.roll.ms")]
+    pub log_roll_ms: u64,
+    /// Default `max.message.bytes` (Kafka's `message.max.bytes`): largest record batch.
+    #[serde(alias = "message.max.bytes")]
+    pub message_max_bytes: u32,
+    /// Default `index.interval.bytes`.
+    #[serde(alias = "log.index.interval.bytes")]
+    pub log_index_interval_bytes: u32,
+    /// Default `retention.ms` (Kafka's `log.retention.ms`), -1 for unlimited.
+    #[serde(alias = "log.retention.ms")]
+    pub log_retention_ms: i64,
+    /// Default `retention.bytes` (Kafka's `log.retention.bytes`), -1 for unlimited.
+    #[serde(alias = "log.retention.bytes")]
+    pub log_retention_bytes: i64,
+    /// Longest `max_wait_ms` a Fetch may ask for is capped at this many milliseconds.
+    pub fetch_max_wait_cap_ms: u64,
+    /// Most incremental fetch sessions kept (Kafka's `max.incremental.fetch.session.cache.slots`).
+    #[serde(alias = "max.incremental.fetch.session.cache.slots")]
+    pub fetch_session_cache_slots: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node_id: 1,
+            listen: "127.0.0.1:9092".into(),
+            advertised_listener: None,
+            data_dir: PathBuf::from("floe-data"),
+            socket_request_max_bytes: floe_protocol::frame::DEFAULT_MAX_REQUEST_SIZE,
+            auto_create_topics_enable: true,
+            num_partitions: 1,
+            log_segment_bytes: 1024 * 1024 * 1024,
+            log_roll_ms: 7 * 24 * 3600 * 1000,
+            message_max_bytes: 1_048_588,
+            log_index_interval_bytes: 4096,
+            log_retention_ms: 7 * 24 * 3600 * 1000,
+            log_retention_bytes: -1,
+            fetch_max_wait_cap_ms: 30_000,
+            fetch_session_cache_slots: 1000,
+        }
+    }
+}
+
+impl Config {
+    /// Builds the configuration from (lowest to highest precedence) the defaults, the TOML
+    /// file if given, `FLOE_*` variables from `env`, and `overrides` (`key`, `value`) pairs
+    /// from the command line, whose values are TOML literals or bare strings.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|source| ConfigError::Parse {
+                        path: path.to_path_buf(),
+                        source,
+                    })?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            if let Some(key) = name.strip_prefix("FLOE_") {
+                // Variables that are not config keys (FLOE_BIN, FLOE_PYTHON, ...) belong to
+                // scripts and tests; only known keys are taken.
+                let key = key.to_ascii_lowercase();
+                if Config::is_key(&key) {
+                    let v = value_for(&key, &value);
+                    table.insert(key, v);
+                }
+            }
+        }
+        for (key, value) in overrides {
+            let key = key.replace(['.', '-'], "_");
+            let v = value_for(&key, value);
+            table.insert(key, v);
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn is_key(key: &str) -> bool {
+        const KEYS: &[&str] = &[
+            "node_id",
+            "listen",
+            "advertised_listener",
+            "data_dir",
+            "socket_request_max_bytes",
+            "auto_create_topics_enable",
+            "num_partitions",
+            "log_segment_bytes",
+            "log_roll_ms",
+            "message_max_bytes",
+            "log_index_interval_bytes",
+            "log_retention_ms",
+            "log_retention_bytes",
+            "fetch_max_wait_cap_ms",
+            "fetch_session_cache_slots",
+        ];
+        KEYS.contains(&key)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |msg: String| Err(ConfigError::Invalid(msg));
+        if self.num_partitions < 1 {
+            return bad(format!(
+                "num_partitions must be at least 1, not {}",
+                self.num_partitions
+            ));
+        }
+        if self.node_id < 0 {
+            return bad(format!(
+                "node_id must not be negative, not {}",
+                self.node_id
+            ));
+        }
+        if self.socket_request_max_bytes < 1024 || self.socket_request_max_bytes > i32::MAX as usize
+        {
+            return bad(format!(
+                "socket_request_max_bytes must be between 1024 and {}, not {}",
+                i32::MAX,
+                self.socket_request_max_bytes
+            ));
+        }
+        if self.log_segment_bytes < 14 || self.log_segment_bytes > i32::MAX as u64 {
+            return bad(format!(
+                "log_segment_bytes must be between 14 and {}, not {}",
+                i32::MAX,
+                self.log_segment_bytes
+            ));
+        }
+        if let Some(adv) = &self.advertised_listener {
+            parse_host_port(adv).map_err(ConfigError::Invalid)?;
+        }
+        Ok(())
+    }
+}
+
+/// Splits `host:port` (the host may be a bracketed IPv6 address).
+pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("'{s}' is not host:port"))?;
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| format!("'{s}' has an invalid port"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("'{s}' has an empty host"));
+    }
+    Ok((host.to_string(), port))
+}
+
+/// Keys whose values are always strings, even when they look like numbers.
+const STRING_KEYS: &[&str] = &["listen", "advertised_listener", "data_dir"];
+
+fn value_for(key: &str, raw: &str) -> toml::Value {
+    if STRING_KEYS.contains(&key) {
+        toml::Value::String(raw.to_string())
+    } else {
+        literal(raw)
+    }
+}
+
+/// A value from the environment or the command line: a TOML literal if it parses as one
+/// (`42`, `true`), otherwise the string itself (`127.0.0.1:9092`, `/var/lib/floe`).
+fn literal(value: &str) -> toml::Value {
+    format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_is_defaults_file_env_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("floe.toml");
+        std::fs::write(
+            &file,
+            "num_partitions = 3\nlisten = \"127.0.0.1:1\"\n\"auto.create.topics.enable\" = false\n",
+        )
+        .unwrap();
+        let env = vec![
+            ("FLOE_LISTEN".to_string(), "127.0.0.1:2".to_string()),
+            ("FLOE_BIN".to_string(), "/not/a/key".to_string()),
+        ];
+        let flags = vec![("data-dir".to_string(), "/tmp/x y".to_string())];
+        let c = Config::load(Some(&file), env, &flags).unwrap();
+        assert_eq!(c.num_partitions, 3);
+        assert_eq!(c.listen, "127.0.0.1:2");
+        assert!(!c.auto_create_topics_enable);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x y"));
+        assert_eq!(c.message_max_bytes, 1_048_588);
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let err = Config::load(None, vec![], &[("num_partitions".into(), "0".into())]);
+        assert!(err.unwrap_err().to_string().contains("num_partitions"));
+        let err = Config::load(None, vec![], &[("no_such_key".into(), "1".into())]);
+        assert!(err.unwrap_err().to_string().contains("no_such_key"));
+        let err = Config::load(None, vec![], &[("num_partitions".into(), "many".into())]);
+        assert!(err.is_err());
+        let err = Config::load(
+            None,
+            vec![],
+            &[("advertised_listener".into(), "nohost".into())],
+        );
+        assert!(err.is_err());
+    }
+}

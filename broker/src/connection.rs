@@ -1,0 +1,114 @@
+//! One client connection: read frames, hand each request to its handler in arrival order,
+//! write responses back in the same order (Kafka's rule), whatever order they complete in.
+//!
+//! Requests are dispatched one after another on the reading side, so the effects of a
+//! connection's requests (appends in particular) happen in the order they were sent. A
+//! handler that must wait (an acks=all produce for its fsync, a fetch for data) returns a
+//! future instead of a response; the writing side awaits those futures in request order,
+//! so waiting never blocks the dispatch of the next request.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use floe_protocol::frame::decode_frame;
+use floe_protocol::request::parse_request;
+use floe_protocol::response::encode_response;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::mpsc;
+
+use crate::handlers::{self, Outgoing, Reply, RequestContext};
+use crate::state::Broker;
+
+/// Responses that may be pending (encoded or awaited) per connection before reading pauses.
+const MAX_IN_FLIGHT: usize = 64;
+
+/// Serves one connection until the client closes it or sends something unparseable.
+pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, "set_nodelay failed: {e}");
+    }
+    let (mut reader, writer) = stream.into_split();
+    let (tx, rx) = mpsc::channel::<Outgoing>(MAX_IN_FLIGHT);
+    let writer = tokio::spawn(write_responses(writer, rx, peer));
+    let max = broker.config.socket_request_max_bytes;
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    'conn: loop {
+        loop {
+            let frame = match decode_frame(&mut buf, max) {
+                Ok(Some(frame)) => frame.freeze(),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(%peer, "closing connection: {e}");
+                    break 'conn;
+                }
+            };
+            let request = match parse_request(frame) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(%peer, "closing connection: unparseable request: {e}");
+                    break 'conn;
+                }
+            };
+            let ctx = RequestContext {
+                broker: broker.clone(),
+                peer,
+                header: request.header.clone(),
+            };
+            match handlers::dispatch(&ctx, &request).await {
+                Ok(Some(out)) => {
+                    if tx.send(out).await.is_err() {
+                        break 'conn; // the writer failed; the socket is gone
+                    }
+                }
+                Ok(None) => {}
+                Err(reason) => {
+                    tracing::warn!(%peer, api = ?request.api_key, version = request.api_version(), "closing connection: {reason}");
+                    break 'conn;
+                }
+            }
+        }
+        match reader.read_buf(&mut buf).await {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(%peer, "read failed: {e}");
+                break;
+            }
+        }
+    }
+    // Let the writer send what was already answered, then close.
+    drop(tx);
+    if let Err(e) = writer.await {
+        tracing::error!(%peer, "response writer task failed: {e}");
+    }
+}
+
+async fn write_responses(
+    mut writer: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Outgoing>,
+    peer: SocketAddr,
+) {
+    while let Some(out) = rx.recv().await {
+        let body = match out.reply {
+            Reply::Now(body) => *body,
+            Reply::Later(fut) => fut.await,
+        };
+        let frame = match encode_response(out.api_key, out.api_version, out.correlation_id, &body) {
+            Ok(f) => f,
+            Err(e) => {
+                // A broker bug (a field set that its version cannot carry). Closing is the
+                // only honest answer: the client would otherwise wait forever.
+                tracing::error!(%peer, "closing connection: {e}");
+                return;
+            }
+        };
+        if let Err(e) = writer.write_all(&frame).await {
+            tracing::debug!(%peer, "write failed: {e}");
+            return;
+        }
+    }
+    let _ = writer.shutdown().await;
+}

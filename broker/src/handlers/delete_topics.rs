@@ -1,0 +1,48 @@
+//! DeleteTopics, by name (all versions) or by topic id (v6+).
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, ResponseKind, TopicName};
+use uuid::Uuid;
+
+use super::{Handled, RequestContext, str_bytes};
+use crate::errors::topic_error;
+
+/// Handles DeleteTopics.
+pub async fn handle(ctx: &RequestContext, req: DeleteTopicsRequest) -> Handled {
+    let topics = &ctx.broker.topics;
+    // v0-5 list names; v6 lists (name or id) pairs.
+    let wanted: Vec<(Option<String>, Uuid)> = if ctx.version() >= 6 {
+        req.topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
+            .collect()
+    } else {
+        req.topic_names
+            .iter()
+            .map(|n| (Some(n.0.to_string()), Uuid::nil()))
+            .collect()
+    };
+    let responses = wanted
+        .into_iter()
+        .map(|(name, id)| {
+            let name = match name {
+                Some(n) => Some(n),
+                None => topics.name_by_id(&id),
+            };
+            let result = DeletableTopicResult::default()
+                .with_name(name.as_ref().map(|n| TopicName(str_bytes(n))))
+                .with_topic_id(id);
+            let Some(name) = name else {
+                return result.with_error_code(ResponseError::UnknownTopicId.code());
+            };
+            match topics.delete(&name) {
+                Ok(deleted_id) => result.with_topic_id(deleted_id),
+                Err(e) => result
+                    .with_error_code(topic_error(&e).code())
+                    .with_error_message(Some(str_bytes(&e.to_string()))),
+            }
+        })
+        .collect();
+    ResponseKind::DeleteTopics(DeleteTopicsResponse::default().with_responses(responses)).into()
+}

@@ -1,0 +1,255 @@
+//! Fetch: read record batches from partition logs, long-polling until `min_bytes` are
+//! available or `max_wait_ms` has passed, within the response's `max_bytes` and each
+//! partition's `partition_max_bytes` (the first partition with data always returns at
+//! least one whole batch, KIP-74), inside an incremental fetch session when the client
+//! opened one (KIP-227).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::select_all;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ResponseKind, TopicName};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::{Handled, Reply, RequestContext, str_bytes};
+use crate::errors::read_error;
+use crate::fetch_session::{FetchTarget, SessionKind, SessionRequest};
+use crate::state::Broker;
+
+/// Handles Fetch.
+pub async fn handle(ctx: &RequestContext, req: FetchRequest) -> Handled {
+    let broker = ctx.broker.clone();
+    let version = ctx.version();
+    let by_id = version >= 13;
+    let resolve = |name: &TopicName, id: Uuid| -> (String, Uuid) {
+        if by_id {
+            (broker.topics.name_by_id(&id).unwrap_or_default(), id)
+        } else {
+            (name.0.to_string(), Uuid::nil())
+        }
+    };
+    let mut targets = Vec::new();
+    for topic in &req.topics {
+        let (name, id) = resolve(&topic.topic, topic.topic_id);
+        for p in &topic.partitions {
+            targets.push(FetchTarget {
+                topic: name.clone(),
+                topic_id: id,
+                partition: p.partition,
+                fetch_offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes,
+            });
+        }
+    }
+    let forgotten: Vec<(String, Uuid, i32)> = req
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|t| {
+            let (name, id) = resolve(&t.topic, t.topic_id);
+            t.partitions.iter().map(move |p| (name.clone(), id, *p))
+        })
+        .collect();
+    let session = if version >= 7 {
+        broker.fetch_sessions.begin(SessionRequest {
+            session_id: req.session_id,
+            epoch: req.session_epoch,
+            targets,
+            forgotten: &forgotten,
+        })
+    } else {
+        Ok((SessionKind::Sessionless, targets))
+    };
+    let (kind, targets) = match session {
+        Ok(s) => s,
+        Err(code) => {
+            return ResponseKind::Fetch(
+                FetchResponse::default()
+                    .with_error_code(code.code())
+                    .with_session_id(0),
+            )
+            .into();
+        }
+    };
+    let cap = broker.config.fetch_max_wait_cap_ms;
+    let max_wait = Duration::from_millis((req.max_wait_ms.max(0) as u64).min(cap));
+    let params = Params {
+        min_bytes: req.min_bytes.max(0) as usize,
+        max_bytes: if req.max_bytes <= 0 {
+            usize::MAX
+        } else {
+            req.max_bytes as usize
+        },
+        version,
+        kind,
+    };
+    Handled::Reply(Reply::Later(Box::pin(long_poll(
+        broker, targets, params, max_wait,
+    ))))
+}
+
+struct Params {
+    min_bytes: usize,
+    max_bytes: usize,
+    version: i16,
+    kind: SessionKind,
+}
+
+struct PartitionResult {
+    error: ResponseError,
+    records: Bytes,
+    high_watermark: i64,
+    log_start_offset: i64,
+}
+
+async fn long_poll(
+    broker: std::sync::Arc<Broker>,
+    targets: Vec<FetchTarget>,
+    params: Params,
+    max_wait: Duration,
+) -> ResponseKind {
+    let deadline = Instant::now() + max_wait;
+    loop {
+        // Subscribe before reading, so an append between the read and the wait wakes us.
+        let mut watches: Vec<_> = targets
+            .iter()
+            .filter_map(|t| broker.topics.partition(&t.topic, t.partition))
+            .map(|log| log.subscribe())
+            .collect();
+        let results = read_all(&broker, &targets, params.max_bytes);
+        let bytes: usize = results.iter().map(|r| r.records.len()).sum();
+        let any_error = results.iter().any(|r| r.error != ResponseError::Unknown(0));
+        if params.min_bytes == 0
+            || bytes >= params.min_bytes
+            || any_error
+            || Instant::now() >= deadline
+            || watches.is_empty()
+        {
+            return build_response(&broker, &targets, results, &params);
+        }
+        let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
+        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            let results = read_all(&broker, &targets, params.max_bytes);
+            return build_response(&broker, &targets, results, &params);
+        }
+    }
+}
+
+const NO_ERROR: ResponseError = ResponseError::Unknown(0);
+
+fn read_all(broker: &Broker, targets: &[FetchTarget], max_bytes: usize) -> Vec<PartitionResult> {
+    let mut remaining = max_bytes;
+    let mut first_with_data = true;
+    targets
+        .iter()
+        .map(|t| {
+            let error = |code: ResponseError| PartitionResult {
+                error: code,
+                records: Bytes::new(),
+                high_watermark: -1,
+                log_start_offset: -1,
+            };
+            if t.topic.is_empty() {
+                return error(ResponseError::UnknownTopicId);
+            }
+            let Some(log) = broker.topics.partition(&t.topic, t.partition) else {
+                return error(ResponseError::UnknownTopicOrPartition);
+            };
+            let limit = (t.max_bytes.max(0) as usize).min(remaining);
+            if limit == 0 && !first_with_data {
+                return PartitionResult {
+                    error: NO_ERROR,
+                    records: Bytes::new(),
+                    high_watermark: log.high_watermark(),
+                    log_start_offset: log.log_start_offset(),
+                };
+            }
+            match log.read(t.fetch_offset, limit.max(1)) {
+                Ok(read) => {
+                    let mut records = read.records;
+                    // Only the first partition with data may exceed its limit (KIP-74);
+                    // for the others an oversized first batch waits for the next fetch.
+                    if !first_with_data && records.len() > limit {
+                        records = Bytes::new();
+                    }
+                    if !records.is_empty() {
+                        first_with_data = false;
+                        remaining = remaining.saturating_sub(records.len());
+                    }
+                    PartitionResult {
+                        error: NO_ERROR,
+                        records,
+                        high_watermark: read.high_watermark,
+                        log_start_offset: read.log_start_offset,
+                    }
+                }
+                Err(e) => {
+                    let code = read_error(&e);
+                    if code != ResponseError::OffsetOutOfRange {
+                        tracing::error!(topic = %t.topic, partition = t.partition, "fetch read failed: {e}");
+                    }
+                    PartitionResult {
+                        error: code,
+                        records: Bytes::new(),
+                        high_watermark: log.high_watermark(),
+                        log_start_offset: log.log_start_offset(),
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+fn build_response(
+    broker: &Broker,
+    targets: &[FetchTarget],
+    results: Vec<PartitionResult>,
+    params: &Params,
+) -> ResponseKind {
+    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    for (t, r) in targets.iter().zip(results) {
+        let has_news = !r.records.is_empty() || r.error != NO_ERROR;
+        let offsets = (r.high_watermark, r.high_watermark, r.log_start_offset);
+        if !broker
+            .fetch_sessions
+            .should_report(params.kind, t, offsets, has_news)
+        {
+            continue;
+        }
+        let data = PartitionData::default()
+            .with_partition_index(t.partition)
+            .with_error_code(if r.error == NO_ERROR { 0 } else { r.error.code() })
+            .with_high_watermark(r.high_watermark)
+            .with_last_stable_offset(r.high_watermark)
+            .with_log_start_offset(r.log_start_offset)
+            .with_preferred_read_replica(BrokerId(-1))
+            .with_aborted_transactions(if params.version >= 4 { Some(vec![]) } else { None })
+            .with_records(Some(r.records));
+        let same_topic = topics.last().is_some_and(|last| {
+            if params.version >= 13 {
+                last.topic_id == t.topic_id
+            } else {
+                last.topic.0.as_str() == t.topic
+            }
+        });
+        if !same_topic {
+            let mut topic = FetchableTopicResponse::default();
+            if params.version >= 13 {
+                topic.topic_id = t.topic_id;
+            } else {
+                topic.topic = TopicName(str_bytes(&t.topic));
+            }
+            topics.push(topic);
+        }
+        if let Some(last) = topics.last_mut() {
+            last.partitions.push(data);
+        }
+    }
+    ResponseKind::Fetch(
+        FetchResponse::default()
+            .with_session_id(params.kind.response_id())
+            .with_responses(topics),
+    )
+}

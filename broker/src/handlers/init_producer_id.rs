@@ -1,0 +1,42 @@
+//! InitProducerId for idempotent producers: a fresh producer id with epoch 0. A producer
+//! that asks to bump its epoch (KIP-360, after an unknown-sequence error) gets epoch + 1 on
+//! the same id, or a new id once the epoch would overflow. Transactional ids need the
+//! transaction coordinator, which is not served yet.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::{
+    InitProducerIdRequest, InitProducerIdResponse, ProducerId, ResponseKind,
+};
+
+use super::{Handled, RequestContext};
+use crate::errors::topic_error;
+
+/// Handles InitProducerId.
+pub async fn handle(ctx: &RequestContext, req: InitProducerIdRequest) -> Handled {
+    let resp = InitProducerIdResponse::default();
+    if req.transactional_id.is_some() {
+        return ResponseKind::InitProducerId(
+            resp.with_error_code(ResponseError::CoordinatorNotAvailable.code())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        )
+        .into();
+    }
+    if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
+        return ResponseKind::InitProducerId(
+            resp.with_producer_id(req.producer_id)
+                .with_producer_epoch(req.producer_epoch + 1),
+        )
+        .into();
+    }
+    let resp = match ctx.broker.producer_ids.allocate(&ctx.broker.topics) {
+        Ok(id) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(0),
+        Err(e) => {
+            tracing::error!("cannot allocate a producer id: {e}");
+            resp.with_error_code(topic_error(&e).code())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1)
+        }
+    };
+    ResponseKind::InitProducerId(resp).into()
+}

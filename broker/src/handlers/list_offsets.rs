@@ -1,0 +1,72 @@
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4), or the
+//! first offset whose record timestamp is at or after a given time.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, ResponseKind};
+
+use super::{Handled, RequestContext};
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+
+/// Handles ListOffsets.
+pub async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> Handled {
+    let version = ctx.version();
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let resp = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
+                    let Some(log) = ctx.broker.topics.partition(&name, p.partition_index) else {
+                        return resp
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                            .with_timestamp(-1)
+                            .with_offset(-1);
+                    };
+                    if p.current_leader_epoch > 0 {
+                        return resp
+                            .with_error_code(ResponseError::UnknownLeaderEpoch.code())
+                            .with_timestamp(-1)
+                            .with_offset(-1);
+                    }
+                    let found = match p.timestamp {
+                        LATEST => Ok(Some((log.high_watermark(), -1))),
+                        EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
+                        MAX_TIMESTAMP => log.max_timestamp_offset(),
+                        ts if ts >= 0 => log.offset_for_timestamp(ts),
+                        _ => Ok(None),
+                    };
+                    match found {
+                        Ok(Some((offset, timestamp))) => {
+                            let resp = resp.with_offset(offset).with_timestamp(timestamp);
+                            // The field exists from v4 on; before that it must stay default.
+                            if version >= 4 { resp.with_leader_epoch(0) } else { resp }
+                        }
+                        Ok(None) => resp.with_offset(-1).with_timestamp(-1),
+                        Err(e) => {
+                            tracing::error!(topic = %name, partition = p.partition_index, "list offsets failed: {e}");
+                            resp.with_error_code(ResponseError::KafkaStorageError.code())
+                                .with_offset(-1)
+                                .with_timestamp(-1)
+                        }
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ResponseKind::ListOffsets(ListOffsetsResponse::default().with_topics(topics)).into()
+}

@@ -1,0 +1,126 @@
+//! Metadata: brokers (just this one), the cluster id, and topics with their partitions.
+//! Missing topics are auto-created when the client allows it (v4+) and the broker's
+//! `auto_create_topics_enable` is on.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, ResponseKind, TopicName};
+use uuid::Uuid;
+
+use super::{Handled, RequestContext, str_bytes};
+use crate::errors::topic_error;
+use crate::topics::{TopicInfo, validate_topic_name};
+
+/// "Authorized operations not requested" in Kafka's encoding.
+pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+/// Handles Metadata.
+pub async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Handled {
+    let broker = &ctx.broker;
+    let version = ctx.version();
+    // v0: an empty list means all topics; v1+: null means all topics.
+    let requested = match req.topics {
+        None => None,
+        Some(t) if t.is_empty() && version == 0 => None,
+        Some(t) => Some(t),
+    };
+    let allow_auto_create = version < 4 || req.allow_auto_topic_creation;
+    let node = BrokerId(broker.endpoint.node_id);
+
+    let mut topics = Vec::new();
+    match requested {
+        None => {
+            for t in broker.topics.list() {
+                topics.push(topic_entry(&t, node));
+            }
+        }
+        Some(list) => {
+            for wanted in list {
+                let name = match (&wanted.name, wanted.topic_id) {
+                    (Some(name), _) => name.0.to_string(),
+                    (None, id) if id != Uuid::nil() => match broker.topics.name_by_id(&id) {
+                        Some(n) => n,
+                        None => {
+                            topics.push(
+                                MetadataResponseTopic::default()
+                                    .with_error_code(ResponseError::UnknownTopicId.code())
+                                    .with_topic_id(id)
+                                    .with_topic_authorized_operations(
+                                        AUTHORIZED_OPERATIONS_OMITTED,
+                                    ),
+                            );
+                            continue;
+                        }
+                    },
+                    (None, _) => continue,
+                };
+                topics.push(lookup(ctx, &name, allow_auto_create, node));
+            }
+        }
+    }
+
+    let brokers = vec![
+        MetadataResponseBroker::default()
+            .with_node_id(node)
+            .with_host(str_bytes(&broker.endpoint.host))
+            .with_port(broker.endpoint.port),
+    ];
+    ResponseKind::Metadata(
+        MetadataResponse::default()
+            .with_brokers(brokers)
+            .with_cluster_id(Some(str_bytes(&broker.topics.cluster_id())))
+            .with_controller_id(node)
+            .with_topics(topics)
+            .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED),
+    )
+    .into()
+}
+
+fn lookup(ctx: &RequestContext, name: &str, allow_auto_create: bool, node: BrokerId) -> MetadataResponseTopic {
+    let topics = &ctx.broker.topics;
+    let error_entry = |code: ResponseError| {
+        MetadataResponseTopic::default()
+            .with_error_code(code.code())
+            .with_name(Some(TopicName(str_bytes(name))))
+            .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+    };
+    if let Err(e) = validate_topic_name(name) {
+        return error_entry(topic_error(&e));
+    }
+    let found = if allow_auto_create {
+        match topics.get_or_auto_create(name) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(topic = %name, "auto-creating topic failed: {e}");
+                return error_entry(topic_error(&e));
+            }
+        }
+    } else {
+        topics.get(name)
+    };
+    match found {
+        Some(t) => topic_entry(&t, node),
+        None => error_entry(ResponseError::UnknownTopicOrPartition),
+    }
+}
+
+fn topic_entry(t: &TopicInfo, node: BrokerId) -> MetadataResponseTopic {
+    let partitions = (0..t.record.partitions)
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p)
+                .with_leader_id(node)
+                .with_leader_epoch(0)
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(str_bytes(&t.name))))
+        .with_topic_id(t.record.topic_id)
+        .with_is_internal(t.name.starts_with("__"))
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+}

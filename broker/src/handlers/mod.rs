@@ -1,0 +1,166 @@
+//! One module per Kafka API, and the table that routes requests to them.
+//!
+//! The `handlers!` table is the single source of truth for what the broker serves: the
+//! ApiVersions response is generated from it, and a request for an API or version outside
+//! it is refused, so the broker never advertises what it does not serve.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use floe_protocol::request::RequestFrame;
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseKind};
+
+use crate::state::Broker;
+
+/// What a handler sees of the request besides its body.
+pub struct RequestContext {
+    /// Shared broker state.
+    pub broker: Arc<Broker>,
+    /// Client address.
+    pub peer: SocketAddr,
+    /// The request header.
+    pub header: RequestHeader,
+}
+
+impl RequestContext {
+    /// The API version of the request.
+    pub fn version(&self) -> i16 {
+        self.header.request_api_version
+    }
+}
+
+/// A response that is ready, or one that completes later (after an fsync or a long poll).
+pub enum Reply {
+    /// The response body (boxed: response structs are large, futures are a pointer).
+    Now(Box<ResponseKind>),
+    /// A future yielding the response body; awaited in request order by the writer.
+    Later(Pin<Box<dyn Future<Output = ResponseKind> + Send + 'static>>),
+}
+
+/// What a handler returns.
+pub enum Handled {
+    /// Send this reply.
+    Reply(Reply),
+    /// Send nothing (acks=0 produce).
+    NoResponse,
+    /// Close the connection (how Kafka tells an acks=0 producer that something failed).
+    Close(String),
+}
+
+impl From<ResponseKind> for Handled {
+    fn from(body: ResponseKind) -> Handled {
+        Handled::Reply(Reply::Now(Box::new(body)))
+    }
+}
+
+/// A response queued for the connection's writer.
+pub struct Outgoing {
+    /// API of the response.
+    pub api_key: ApiKey,
+    /// Version to encode the response at.
+    pub api_version: i16,
+    /// Correlation id of the request.
+    pub correlation_id: i32,
+    /// The body.
+    pub reply: Reply,
+}
+
+/// An API and the versions of it that the broker serves.
+#[derive(Debug, Clone, Copy)]
+pub struct SupportedApi {
+    /// The API.
+    pub key: ApiKey,
+    /// Lowest version served.
+    pub min: i16,
+    /// Highest version served.
+    pub max: i16,
+}
+
+macro_rules! handlers {
+    ($($key:ident $min:literal ..= $max:literal => $module:ident;)*) => {
+        $(pub mod $module;)*
+
+        /// Every API the broker serves, with its version range.
+        pub const SUPPORTED_APIS: &[SupportedApi] = &[
+            $(SupportedApi { key: ApiKey::$key, min: $min, max: $max },)*
+        ];
+
+        async fn route(ctx: &RequestContext, frame: &RequestFrame) -> Result<Handled, String> {
+            match frame.api_key {
+                $(ApiKey::$key => {
+                    let body = frame.decode_as().map_err(|e| e.to_string())?;
+                    Ok($module::handle(ctx, body).await)
+                })*
+                other => Err(format!("unsupported api {other:?}")),
+            }
+        }
+    };
+}
+
+handlers! {
+    Produce 3..=11 => produce;
+    Fetch 4..=16 => fetch;
+    ListOffsets 1..=8 => list_offsets;
+    Metadata 0..=12 => metadata;
+    ApiVersions 0..=4 => api_versions;
+    CreateTopics 2..=7 => create_topics;
+    DeleteTopics 1..=6 => delete_topics;
+    InitProducerId 0..=5 => init_producer_id;
+    OffsetForLeaderEpoch 2..=4 => offset_for_leader_epoch;
+    DescribeConfigs 1..=4 => describe_configs;
+    CreatePartitions 0..=3 => create_partitions;
+    DescribeCluster 0..=1 => describe_cluster;
+}
+
+/// The served version range of an API, if it is served at all.
+pub fn supported(key: ApiKey) -> Option<SupportedApi> {
+    SUPPORTED_APIS.iter().copied().find(|a| a.key == key)
+}
+
+/// Routes one parsed request. `Ok(None)`: nothing to send; `Err`: close the connection.
+pub async fn dispatch(
+    ctx: &RequestContext,
+    frame: &RequestFrame,
+) -> Result<Option<Outgoing>, String> {
+    let version = frame.api_version();
+    let outgoing = |api_version, reply| Outgoing {
+        api_key: frame.api_key,
+        api_version,
+        correlation_id: frame.correlation_id(),
+        reply,
+    };
+    let served = supported(frame.api_key).filter(|a| (a.min..=a.max).contains(&version));
+    if served.is_none() {
+        if frame.api_key == ApiKey::ApiVersions && version > 0 {
+            // KIP-511: answer a too-new ApiVersions with v0 and UNSUPPORTED_VERSION, listing
+            // what we serve, so the client can retry with a version we know.
+            let body = api_versions::unsupported_version_response();
+            return Ok(Some(outgoing(0, Reply::Now(Box::new(body)))));
+        }
+        return Err(format!(
+            "{:?} v{version} is not served (client {:?})",
+            frame.api_key,
+            floe_protocol::request::client_id(&frame.header)
+        ));
+    }
+    match route(ctx, frame).await? {
+        Handled::Reply(reply) => Ok(Some(outgoing(version, reply))),
+        Handled::NoResponse => Ok(None),
+        Handled::Close(reason) => Err(reason),
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// `StrBytes` from a `&str`.
+pub fn str_bytes(s: &str) -> kafka_protocol::protocol::StrBytes {
+    kafka_protocol::protocol::StrBytes::from_string(s.to_string())
+}

@@ -1,0 +1,173 @@
+//! Produce: validate each partition's record batches (lengths, CRC32C, record count, size),
+//! append them (offsets assigned by rewriting the base offset; duplicates of an idempotent
+//! producer's batches are answered with their original offsets), and answer according to
+//! `acks`: 0 no answer, 1 after the write, -1 (all) after the data is fdatasync'ed.
+//!
+//! Appends happen while the request is dispatched, in connection order; only the wait for
+//! the fsync is deferred, and concurrent acks=all requests share syncs (group commit).
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use floe_protocol::record_batch::validate_batches;
+use floe_storage::PartitionLog;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+
+use super::{Handled, Reply, RequestContext, now_ms, str_bytes};
+use crate::errors::append_error;
+
+/// Handles Produce.
+pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
+    let acks = req.acks;
+    if !matches!(acks, -1..=1) {
+        tracing::warn!(peer = %ctx.peer, acks, "produce with invalid acks");
+        return respond_all(req, ResponseError::InvalidRequiredAcks);
+    }
+    if req.transactional_id.is_some() {
+        // Transactions are not served yet; refuse clearly rather than write batches whose
+        // commit markers would never come.
+        return respond_all(req, ResponseError::TransactionalIdAuthorizationFailed);
+    }
+    let now = now_ms();
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    let mut to_sync: Vec<(usize, usize, Arc<PartitionLog>)> = Vec::new();
+    let mut any_error = false;
+    for (ti, topic) in req.topic_data.into_iter().enumerate() {
+        let name = topic.name.0.to_string();
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for (pi, data) in topic.partition_data.into_iter().enumerate() {
+            let resp = PartitionProduceResponse::default().with_index(data.index);
+            let log = ctx.broker.topics.partition(&name, data.index);
+            let result = match (log, data.records) {
+                (None, _) => Err((ResponseError::UnknownTopicOrPartition, None)),
+                (Some(_), None) => Err((ResponseError::CorruptMessage, Some("null records".to_string()))),
+                (Some(log), Some(records)) => append(&log, &records, now).map(|info| (log, info)),
+            };
+            let resp = match result {
+                Ok((log, info)) => {
+                    if acks == -1 {
+                        to_sync.push((ti, pi, log));
+                    }
+                    resp.with_base_offset(info.base_offset)
+                        .with_log_append_time_ms(-1)
+                        .with_log_start_offset(info.log_start_offset)
+                }
+                Err((code, message)) => {
+                    any_error = true;
+                    tracing::warn!(
+                        peer = %ctx.peer,
+                        topic = %name,
+                        partition = data.index,
+                        error = ?code,
+                        detail = message.as_deref().unwrap_or(""),
+                        "produce rejected"
+                    );
+                    resp.with_error_code(code.code())
+                        .with_base_offset(-1)
+                        .with_log_start_offset(-1)
+                        .with_error_message(message.as_deref().map(str_bytes))
+                }
+            };
+            partitions.push(resp);
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_partition_responses(partitions),
+        );
+    }
+    match acks {
+        0 if any_error => Handled::Close("acks=0 produce failed".into()),
+        0 => Handled::NoResponse,
+        1 => ResponseKind::Produce(ProduceResponse::default().with_responses(responses)).into(),
+        _ if to_sync.is_empty() => {
+            ResponseKind::Produce(ProduceResponse::default().with_responses(responses)).into()
+        }
+        _ => Handled::Reply(Reply::Later(Box::pin(async move {
+            let mut responses = responses;
+            let synced = tokio::task::spawn_blocking(move || {
+                to_sync
+                    .into_iter()
+                    .map(|(ti, pi, log)| (ti, pi, log.sync()))
+                    .collect::<Vec<_>>()
+            })
+            .await;
+            match synced {
+                Ok(results) => {
+                    for (ti, pi, result) in results {
+                        if let Err(e) = result {
+                            tracing::error!("fsync failed, produce not acknowledged: {e}");
+                            fail(&mut responses[ti].partition_responses[pi], ResponseError::KafkaStorageError);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("sync task failed: {e}");
+                    for t in &mut responses {
+                        for p in &mut t.partition_responses {
+                            fail(p, ResponseError::KafkaStorageError);
+                        }
+                    }
+                }
+            }
+            ResponseKind::Produce(ProduceResponse::default().with_responses(responses))
+        }))),
+    }
+}
+
+fn fail(p: &mut PartitionProduceResponse, code: ResponseError) {
+    p.error_code = code.code();
+    p.base_offset = -1;
+}
+
+type AppendFailure = (ResponseError, Option<String>);
+
+fn append(
+    log: &PartitionLog,
+    records: &bytes::Bytes,
+    now: i64,
+) -> Result<floe_storage::AppendInfo, AppendFailure> {
+    let max = log.config().max_message_bytes as usize;
+    let headers = validate_batches(records).map_err(|e| {
+        (ResponseError::CorruptMessage, Some(e.to_string()))
+    })?;
+    if let Some(h) = headers.iter().find(|h| h.total_size() > max) {
+        return Err((
+            ResponseError::MessageTooLarge,
+            Some(format!(
+                "record batch of {} bytes exceeds max.message.bytes {max}",
+                h.total_size()
+            )),
+        ));
+    }
+    log.append(BytesMut::from(&records[..]), now)
+        .map_err(|e| (append_error(&e), Some(e.to_string())))
+}
+
+fn respond_all(req: ProduceRequest, code: ResponseError) -> Handled {
+    if req.acks == 0 {
+        return Handled::Close(format!("acks=0 produce failed: {code:?}"));
+    }
+    let responses = req
+        .topic_data
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partition_data
+                .iter()
+                .map(|p| {
+                    PartitionProduceResponse::default()
+                        .with_index(p.index)
+                        .with_error_code(code.code())
+                        .with_base_offset(-1)
+                })
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(t.name)
+                .with_partition_responses(partitions)
+        })
+        .collect();
+    ResponseKind::Produce(ProduceResponse::default().with_responses(responses)).into()
+}

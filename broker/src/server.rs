@@ -1,0 +1,97 @@
+//! The listener: binds, accepts connections, and shuts the broker down cleanly on SIGTERM
+//! or Ctrl-C (stop accepting, then sync and close every log).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use floe_storage::LogManager;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, parse_host_port};
+use crate::metadata_store::FileMetadataStore;
+use crate::state::{Broker, Endpoint};
+use crate::topics::Topics;
+
+/// Opens the data directory, recovers every log, binds the listener and serves until a
+/// shutdown signal arrives.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let data_dir = config.data_dir.clone();
+    let logs = Arc::new(
+        LogManager::open(&data_dir)
+            .with_context(|| format!("cannot open data directory {}", data_dir.display()))?,
+    );
+    let store = Box::new(FileMetadataStore::new(&data_dir));
+    let topics = {
+        let (config, logs) = (config.clone(), logs.clone());
+        tokio::task::spawn_blocking(move || Topics::open(config, store, logs))
+            .await
+            .context("recovery task failed")?
+            .context("cannot load topics")?
+    };
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let local = listener.local_addr()?;
+    let (host, port) = match &config.advertised_listener {
+        Some(adv) => parse_host_port(adv).map_err(anyhow::Error::msg)?,
+        None => (local.ip().to_string(), local.port()),
+    };
+    let endpoint = Endpoint {
+        node_id: config.node_id,
+        host,
+        port: i32::from(port),
+    };
+    tracing::info!(
+        listen = %local,
+        advertised = %format!("{}:{}", endpoint.host, endpoint.port),
+        data_dir = %data_dir.display(),
+        cluster_id = %topics.cluster_id(),
+        topics = topics.list().len(),
+        "floe broker ready"
+    );
+    let broker = Arc::new(Broker::new(config, endpoint, topics));
+
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    tokio::spawn(crate::connection::serve(stream, peer, broker.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: keep serving existing clients.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            _ = &mut shutdown => break,
+        }
+    }
+    tracing::info!("shutting down: syncing logs");
+    drop(listener);
+    let b = broker.clone();
+    tokio::task::spawn_blocking(move || b.topics.shutdown())
+        .await
+        .context("shutdown task failed")?
+        .context("clean shutdown failed")?;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,74 @@
+//! The broker's shared state, handed to every connection and handler.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+
+use crate::config::Config;
+use crate::fetch_session::FetchSessions;
+use crate::topics::{TopicError, Topics};
+
+/// How clients reach this broker (the advertised listener).
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Node id.
+    pub node_id: i32,
+    /// Advertised host.
+    pub host: String,
+    /// Advertised port.
+    pub port: i32,
+}
+
+/// Hands out producer ids from blocks reserved (and persisted) in the metadata, so an id
+/// is never reused, even after a crash.
+pub struct ProducerIds {
+    next: Mutex<(i64, i64)>, // (next id, end of reserved block)
+}
+
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+impl ProducerIds {
+    fn new() -> ProducerIds {
+        ProducerIds {
+            next: Mutex::new((0, 0)),
+        }
+    }
+
+    /// A fresh producer id.
+    pub fn allocate(&self, topics: &Topics) -> Result<i64, TopicError> {
+        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        if next.0 >= next.1 {
+            let first = topics.reserve_producer_ids(PRODUCER_ID_BLOCK)?;
+            *next = (first, first + PRODUCER_ID_BLOCK);
+        }
+        let id = next.0;
+        next.0 += 1;
+        Ok(id)
+    }
+}
+
+/// Everything a request handler can reach.
+pub struct Broker {
+    /// Settings.
+    pub config: Arc<Config>,
+    /// This broker as clients see it.
+    pub endpoint: Endpoint,
+    /// Topics and their partition logs.
+    pub topics: Topics,
+    /// Producer id allocation.
+    pub producer_ids: ProducerIds,
+    /// Incremental fetch sessions (KIP-227).
+    pub fetch_sessions: FetchSessions,
+}
+
+impl Broker {
+    /// Assembles the shared state.
+    pub fn new(config: Arc<Config>, endpoint: Endpoint, topics: Topics) -> Broker {
+        Broker {
+            fetch_sessions: FetchSessions::new(config.fetch_session_cache_slots),
+            config,
+            endpoint,
+            topics,
+            producer_ids: ProducerIds::new(),
+        }
+    }
+}

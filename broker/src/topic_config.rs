@@ -1,0 +1,357 @@
+//! Topic-level configs with Kafka's names: which exist, their defaults (from the broker
+//! config), how values are validated, and how they become a storage [`LogConfig`].
+
+use std::collections::BTreeMap;
+
+use floe_storage::LogConfig;
+
+use crate::config::Config;
+
+/// Kafka's config types as reported by DescribeConfigs v3+ (`ConfigType` in the protocol).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    /// BOOLEAN.
+    Boolean = 1,
+    /// STRING.
+    String = 2,
+    /// INT.
+    Int = 3,
+    /// SHORT.
+    Short = 4,
+    /// LONG.
+    Long = 5,
+    /// DOUBLE.
+    Double = 6,
+    /// LIST.
+    List = 7,
+}
+
+/// One known topic config.
+pub struct TopicConfigDef {
+    /// Kafka's name.
+    pub name: &'static str,
+    /// Its type.
+    pub kind: ConfigType,
+    /// One-line documentation.
+    pub doc: &'static str,
+    /// Allowed values for enumerations (empty: any value of the type).
+    pub allowed: &'static [&'static str],
+    /// Smallest allowed numeric value.
+    pub min: i64,
+}
+
+const fn def(
+    name: &'static str,
+    kind: ConfigType,
+    min: i64,
+    allowed: &'static [&'static str],
+    doc: &'static str,
+) -> TopicConfigDef {
+    TopicConfigDef {
+        name,
+        kind,
+        doc,
+        allowed,
+        min,
+    }
+}
+
+/// Every topic config Floe accepts, in the order DescribeConfigs lists them.
+pub const TOPIC_CONFIGS: &[TopicConfigDef] = {
+    use ConfigType::*;
+    &[
+        def(
+            "cleanup.policy",
+            List,
+            0,
+            &["delete", "compact"],
+            "Retention policy: delete old segments, or compact by key.",
+        ),
+        def(
+            "compression.type",
+            String,
+            0,
+            &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"],
+            "Final compression of the topic's batches; 'producer' keeps what the producer sent.",
+        ),
+        def(
+            "delete.retention.ms",
+            Long,
+            0,
+            &[],
+            "How long tombstones are kept for compacted topics.",
+        ),
+        def(
+            "file.delete.delay.ms",
+            Long,
+            0,
+            &[],
+            "Delay before a deleted segment file is removed.",
+        ),
+        def(
+            "flush.messages",
+            Long,
+            1,
+            &[],
+            "Force an fsync after this many messages.",
+        ),
+        def(
+            "flush.ms",
+            Long,
+            0,
+            &[],
+            "Force an fsync after this many milliseconds.",
+        ),
+        def(
+            "index.interval.bytes",
+            Int,
+            0,
+            &[],
+            "Bytes of log between offset-index entries.",
+        ),
+        def(
+            "max.compaction.lag.ms",
+            Long,
+            1,
+            &[],
+            "Longest a message stays ineligible for compaction.",
+        ),
+        def(
+            "max.message.bytes",
+            Int,
+            0,
+            &[],
+            "Largest record batch the topic accepts (compressed size).",
+        ),
+        def(
+            "message.timestamp.type",
+            String,
+            0,
+            &["CreateTime", "LogAppendTime"],
+            "Whether record timestamps are the producer's or the broker's.",
+        ),
+        def(
+            "min.cleanable.dirty.ratio",
+            Double,
+            0,
+            &[],
+            "Dirty ratio above which the log is compacted.",
+        ),
+        def(
+            "min.compaction.lag.ms",
+            Long,
+            0,
+            &[],
+            "Shortest a message stays uncompacted.",
+        ),
+        def(
+            "min.insync.replicas",
+            Int,
+            1,
+            &[],
+            "Replicas that must acknowledge an acks=all write.",
+        ),
+        def("preallocate", Boolean, 0, &[], "Preallocate segment files."),
+        def(
+            "retention.bytes",
+            Long,
+            -1,
+            &[],
+            "Largest size of a partition before old segments are deleted; -1 is unlimited.",
+        ),
+        def(
+            "retention.ms",
+            Long,
+            -1,
+            &[],
+            "Longest a segment is kept; -1 is unlimited.",
+        ),
+        def(
+            "segment.bytes",
+            Int,
+            14,
+            &[],
+            "Size at which the active segment is rolled.",
+        ),
+        def(
+            "segment.index.bytes",
+            Int,
+            4,
+            &[],
+            "Largest size of a segment's offset index.",
+        ),
+        def(
+            "segment.jitter.ms",
+            Long,
+            0,
+            &[],
+            "Random jitter subtracted from segment.ms.",
+        ),
+        def(
+            "segment.ms",
+            Long,
+            1,
+            &[],
+            "Age at which the active segment is rolled.",
+        ),
+        def(
+            "unclean.leader.election.enable",
+            Boolean,
+            0,
+            &[],
+            "Allow out-of-sync replicas to become leader.",
+        ),
+    ]
+};
+
+/// Looks up a topic config by name.
+pub fn find(name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
+
+/// Checks one `name = value` override; the error text goes to the client.
+pub fn validate(name: &str, value: &str) -> Result<(), String> {
+    let Some(d) = find(name) else {
+        return Err(format!("Unknown topic config name: {name}"));
+    };
+    let invalid = |why: &str| {
+        Err(format!(
+            "Invalid value {value} for configuration {name}: {why}"
+        ))
+    };
+    match d.kind {
+        ConfigType::Boolean => {
+            if !matches!(value.to_ascii_lowercase().as_str(), "true" | "false") {
+                return invalid("Expected value to be either true or false");
+            }
+        }
+        ConfigType::Int | ConfigType::Long | ConfigType::Short => {
+            let Ok(v) = value.trim().parse::<i64>() else {
+                return invalid("Not a number of the right type");
+            };
+            if d.kind == ConfigType::Int && i32::try_from(v).is_err() {
+                return invalid("Not a number of type INT");
+            }
+            if v < d.min {
+                return invalid(&format!("Value must be at least {}", d.min));
+            }
+        }
+        ConfigType::Double => {
+            if value.trim().parse::<f64>().is_err() {
+                return invalid("Not a number of type DOUBLE");
+            }
+        }
+        ConfigType::String | ConfigType::List => {
+            if !d.allowed.is_empty() {
+                let items: Vec<&str> = if d.kind == ConfigType::List {
+                    value.split(',').map(str::trim).collect()
+                } else {
+                    vec![value]
+                };
+                if items.iter().any(|i| !d.allowed.contains(i)) {
+                    return invalid(&format!("String must be one of: {}", d.allowed.join(", ")));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The broker-wide default of a topic config, as Kafka derives it from broker settings.
+pub fn default_value(name: &str, config: &Config) -> String {
+    match name {
+        "cleanup.policy" => "delete".into(),
+        "compression.type" => "producer".into(),
+        "delete.retention.ms" => "86400000".into(),
+        "file.delete.delay.ms" => "60000".into(),
+        "flush.messages" | "max.compaction.lag.ms" | "flush.ms" => i64::MAX.to_string(),
+        "index.interval.bytes" => config.log_index_interval_bytes.to_string(),
+        "max.message.bytes" => config.message_max_bytes.to_string(),
+        "message.timestamp.type" => "CreateTime".into(),
+        "min.cleanable.dirty.ratio" => "0.5".into(),
+        "min.compaction.lag.ms" | "segment.jitter.ms" => "0".into(),
+        "min.insync.replicas" => "1".into(),
+        "preallocate" | "unclean.leader.election.enable" => "false".into(),
+        "retention.bytes" => config.log_retention_bytes.to_string(),
+        "retention.ms" => config.log_retention_ms.to_string(),
+        "segment.bytes" => config.log_segment_bytes.to_string(),
+        "segment.index.bytes" => "10485760".into(),
+        "segment.ms" => config.log_roll_ms.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The effective value of a config for a topic with `overrides`.
+pub fn effective(name: &str, overrides: &BTreeMap<String, String>, config: &Config) -> String {
+    overrides
+        .get(name)
+        .cloned()
+        .unwrap_or_else(|| default_value(name, config))
+}
+
+/// The storage settings of a topic's partitions.
+pub fn log_config(overrides: &BTreeMap<String, String>, config: &Config) -> LogConfig {
+    let num = |name: &str| {
+        effective(name, overrides, config)
+            .trim()
+            .parse::<i64>()
+            .ok()
+    };
+    let mut log = LogConfig::default();
+    if let Some(v) = num("segment.bytes") {
+        log.segment_bytes = v.max(14) as u64;
+    }
+    if let Some(v) = num("segment.ms") {
+        log.segment_ms = v.max(1) as u64;
+    }
+    if let Some(v) = num("index.interval.bytes") {
+        log.index_interval_bytes = v.clamp(0, i32::MAX as i64) as u32;
+    }
+    if let Some(v) = num("segment.index.bytes") {
+        log.segment_index_bytes = v.clamp(8, i32::MAX as i64) as u32;
+    }
+    if let Some(v) = num("max.message.bytes") {
+        log.max_message_bytes = v.clamp(0, i32::MAX as i64) as u32;
+    }
+    log
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_matches_kafka_rules() {
+        assert!(validate("retention.ms", "1000").is_ok());
+        assert!(validate("retention.ms", "-1").is_ok());
+        assert!(validate("retention.ms", "-2").is_err());
+        assert!(validate("retention.ms", "soon").is_err());
+        assert!(validate("cleanup.policy", "compact,delete").is_ok());
+        assert!(validate("cleanup.policy", "shred").is_err());
+        assert!(validate("segment.bytes", "99999999999").is_err());
+        assert!(
+            validate("no.such.config", "1")
+                .unwrap_err()
+                .contains("Unknown")
+        );
+        assert!(validate("preallocate", "yes").is_err());
+    }
+
+    #[test]
+    fn overrides_reach_the_log_config() {
+        let config = Config::default();
+        let overrides = [("segment.bytes".to_string(), "4096".to_string())].into();
+        assert_eq!(log_config(&overrides, &config).segment_bytes, 4096);
+        assert_eq!(
+            log_config(&BTreeMap::new(), &config).max_message_bytes,
+            config.message_max_bytes
+        );
+        for d in TOPIC_CONFIGS {
+            assert!(
+                validate(d.name, &default_value(d.name, &config)).is_ok(),
+                "default of {} must be valid",
+                d.name
+            );
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! The topic registry: which topics exist, their ids, partitions and configs, and their
+//! open partition logs. Every change is persisted through the [`MetadataStore`] before it is
+//! acknowledged; partition directories are created or removed in the storage layer.
+//!
+//! Order of a create: persist the topic, then open its partition logs (a crash in between
+//! leaves a topic whose missing directories are created at the next start). Order of a
+//! delete: persist the removal, then delete the directories (a crash in between leaves
+//! stray directories, removed at the next start).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+
+use floe_storage::{LogManager, PartitionLog, TopicPartition};
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::metadata_store::{ClusterMetadata, MetadataError, MetadataStore, TopicRecord};
+use crate::topic_config;
+
+/// Why a topic operation failed; mapped to Kafka error codes in `crate::errors`.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    /// Name is empty, too long, `.`/`..`, or has characters outside `[a-zA-Z0-9._-]`.
+    #[error("{0}")]
+    InvalidName(String),
+    /// A topic of that name exists.
+    #[error("Topic '{0}' already exists.")]
+    AlreadyExists(String),
+    /// No topic of that name.
+    #[error("This server does not host this topic-partition.")]
+    Unknown,
+    /// Partition count not allowed.
+    #[error("{0}")]
+    InvalidPartitions(String),
+    /// Replication factor not allowed on this single-node broker.
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    /// Manual replica assignment not possible here.
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    /// A config name or value is invalid.
+    #[error("{0}")]
+    InvalidConfig(String),
+    /// The metadata could not be persisted.
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    /// A partition log could not be opened or removed.
+    #[error(transparent)]
+    Storage(#[from] floe_storage::StorageError),
+}
+
+/// Kafka's topic name rules (`Topic.validate`).
+pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
+    if name.is_empty() {
+        return Err(TopicError::InvalidName(
+            "Topic name is illegal, it can't be empty".into(),
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err(TopicError::InvalidName(
+            "Topic name cannot be \".\" or \"..\"".into(),
+        ));
+    }
+    if name.len() > 249 {
+        return Err(TopicError::InvalidName(format!(
+            "Topic name is illegal, it can't be longer than 249 characters, topic name: {name}"
+        )));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return Err(TopicError::InvalidName(format!(
+            "Topic name {name} is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+        )));
+    }
+    Ok(())
+}
+
+/// What the broker knows about a topic right now.
+#[derive(Debug, Clone)]
+pub struct TopicInfo {
+    /// Name.
+    pub name: String,
+    /// Persisted record (id, partitions, config overrides).
+    pub record: TopicRecord,
+}
+
+/// A request to create a topic.
+#[derive(Debug, Clone, Default)]
+pub struct NewTopic {
+    /// Name.
+    pub name: String,
+    /// Partitions; `None` for the broker default.
+    pub partitions: Option<i32>,
+    /// Replication factor; `None` for the default (1).
+    pub replication_factor: Option<i16>,
+    /// Config overrides.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// The topic registry.
+pub struct Topics {
+    config: Arc<Config>,
+    store: Box<dyn MetadataStore>,
+    logs: Arc<LogManager>,
+    metadata: RwLock<ClusterMetadata>,
+    by_id: RwLock<HashMap<Uuid, String>>,
+    /// Serialises changes so persisted and in-memory metadata move together.
+    change: Mutex<()>,
+}
+
+impl Topics {
+    /// Loads the metadata, opens (and recovers) every partition log, and removes partition
+    /// directories of topics that no longer exist.
+    pub fn open(
+        config: Arc<Config>,
+        store: Box<dyn MetadataStore>,
+        logs: Arc<LogManager>,
+    ) -> Result<Topics, TopicError> {
+        let metadata = store.load_or_init()?;
+        let mut by_id = HashMap::new();
+        for (name, record) in &metadata.topics {
+            by_id.insert(record.topic_id, name.clone());
+            let log_config = topic_config::log_config(&record.configs, &config);
+            for partition in 0..record.partitions {
+                logs.open_partition(&TopicPartition::new(name, partition), log_config.clone())?;
+            }
+        }
+        for tp in logs.partition_dirs()? {
+            let known = metadata
+                .topics
+                .get(&tp.topic)
+                .is_some_and(|t| tp.partition < t.partitions);
+            if !known {
+                tracing::warn!(topic = %tp.topic, partition = tp.partition, "removing partition directory of a deleted topic");
+                logs.delete_partition(&tp)?;
+            }
+        }
+        Ok(Topics {
+            config,
+            store,
+            logs,
+            metadata: RwLock::new(metadata),
+            by_id: RwLock::new(by_id),
+            change: Mutex::new(()),
+        })
+    }
+
+    /// The Kafka cluster id.
+    pub fn cluster_id(&self) -> String {
+        self.read().cluster_id.clone()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, ClusterMetadata> {
+        // A poisoned lock means a panic while holding it; the data is still consistent
+        // because every change is applied after it was persisted.
+        self.metadata.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, ClusterMetadata> {
+        self.metadata.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_change(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.change.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A topic by name.
+    pub fn get(&self, name: &str) -> Option<TopicInfo> {
+        self.read().topics.get(name).map(|record| TopicInfo {
+            name: name.to_string(),
+            record: record.clone(),
+        })
+    }
+
+    /// The name of the topic with this id.
+    pub fn name_by_id(&self, id: &Uuid) -> Option<String> {
+        self.by_id
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// All topics, by name.
+    pub fn list(&self) -> Vec<TopicInfo> {
+        self.read()
+            .topics
+            .iter()
+            .map(|(name, record)| TopicInfo {
+                name: name.clone(),
+                record: record.clone(),
+            })
+            .collect()
+    }
+
+    /// The log of one partition, if the topic and partition exist.
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
+        self.logs.get(&TopicPartition::new(topic, partition))
+    }
+
+    /// The broker configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Checks a create request without applying it; returns the resolved partition count.
+    pub fn validate_new_topic(&self, topic: &NewTopic) -> Result<i32, TopicError> {
+        validate_topic_name(&topic.name)?;
+        let partitions = topic.partitions.unwrap_or(self.config.num_partitions);
+        if partitions < 1 {
+            return Err(TopicError::InvalidPartitions(
+                "Number of partitions must be larger than 0.".into(),
+            ));
+        }
+        if partitions > 100_000 {
+            return Err(TopicError::InvalidPartitions(format!(
+                "Number of partitions {partitions} is more than this broker serves (100000)."
+            )));
+        }
+        if let Some(rf) = topic.replication_factor
+            && rf != 1
+        {
+            return Err(TopicError::InvalidReplicationFactor(if rf < 1 {
+                "Replication factor must be larger than 0.".into()
+            } else {
+                format!(
+                    "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only 1 broker(s) are registered."
+                )
+            }));
+        }
+        for (name, value) in &topic.configs {
+            topic_config::validate(name, value).map_err(TopicError::InvalidConfig)?;
+        }
+        if self.read().topics.contains_key(&topic.name) {
+            return Err(TopicError::AlreadyExists(topic.name.clone()));
+        }
+        Ok(partitions)
+    }
+
+    /// Creates a topic: persists it, then opens its partition logs.
+    pub fn create(&self, topic: NewTopic) -> Result<TopicInfo, TopicError> {
+        let _guard = self.lock_change();
+        let partitions = self.validate_new_topic(&topic)?;
+        let record = TopicRecord {
+            topic_id: Uuid::new_v4(),
+            partitions,
+            configs: topic.configs,
+        };
+        let mut next = self.read().clone();
+        next.topics.insert(topic.name.clone(), record.clone());
+        self.store.save(&next)?;
+        *self.write() = next;
+        self.by_id
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(record.topic_id, topic.name.clone());
+        let log_config = topic_config::log_config(&record.configs, &self.config);
+        for partition in 0..partitions {
+            self.logs.open_partition(
+                &TopicPartition::new(&topic.name, partition),
+                log_config.clone(),
+            )?;
+        }
+        tracing::info!(topic = %topic.name, partitions, "created topic");
+        Ok(TopicInfo {
+            name: topic.name,
+            record,
+        })
+    }
+
+    /// Returns the topic, creating it with default settings if it is missing and
+    /// auto-creation is enabled.
+    pub fn get_or_auto_create(&self, name: &str) -> Result<Option<TopicInfo>, TopicError> {
+        if let Some(t) = self.get(name) {
+            return Ok(Some(t));
+        }
+        if !self.config.auto_create_topics_enable {
+            return Ok(None);
+        }
+        match self.create(NewTopic {
+            name: name.to_string(),
+            ..NewTopic::default()
+        }) {
+            Ok(t) => Ok(Some(t)),
+            // Another request created it between our look and our create.
+            Err(TopicError::AlreadyExists(_)) => Ok(self.get(name)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes a topic: persists the removal, then removes its partition directories.
+    pub fn delete(&self, name: &str) -> Result<Uuid, TopicError> {
+        let _guard = self.lock_change();
+        let mut next = self.read().clone();
+        let record = next.topics.remove(name).ok_or(TopicError::Unknown)?;
+        self.store.save(&next)?;
+        *self.write() = next;
+        self.by_id
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&record.topic_id);
+        for partition in 0..record.partitions {
+            self.logs
+                .delete_partition(&TopicPartition::new(name, partition))?;
+        }
+        tracing::info!(topic = %name, "deleted topic");
+        Ok(record.topic_id)
+    }
+
+    /// Grows a topic to `count` partitions (`validate_only`: check, change nothing).
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let _guard = self.lock_change();
+        let mut next = self.read().clone();
+        let record = next.topics.get_mut(name).ok_or(TopicError::Unknown)?;
+        let current = record.partitions;
+        if count <= current {
+            return Err(TopicError::InvalidPartitions(if count == current {
+                format!("Topic already has {current} partitions.")
+            } else {
+                format!(
+                    "Topic currently has {current} partitions, which is higher than the requested {count}."
+                )
+            }));
+        }
+        if count > 100_000 {
+            return Err(TopicError::InvalidPartitions(format!(
+                "Number of partitions {count} is more than this broker serves (100000)."
+            )));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        record.partitions = count;
+        let log_config = topic_config::log_config(&record.configs, &self.config);
+        self.store.save(&next)?;
+        *self.write() = next;
+        for partition in current..count {
+            self.logs
+                .open_partition(&TopicPartition::new(name, partition), log_config.clone())?;
+        }
+        tracing::info!(topic = %name, from = current, to = count, "added partitions");
+        Ok(())
+    }
+
+    /// Reserves a block of `count` producer ids, persisted before any is handed out, and
+    /// returns its first id.
+    pub fn reserve_producer_ids(&self, count: i64) -> Result<i64, TopicError> {
+        let _guard = self.lock_change();
+        let mut next = self.read().clone();
+        let first = next.producer_id_block_end;
+        next.producer_id_block_end = first + count;
+        self.store.save(&next)?;
+        *self.write() = next;
+        Ok(first)
+    }
+
+    /// Flushes and closes every partition log (clean shutdown).
+    pub fn shutdown(&self) -> Result<(), TopicError> {
+        self.logs.shutdown()?;
+        Ok(())
+    }
+}
