@@ -321,3 +321,15 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A `Command` for an external client program (kcat, python, node, java).
+///
+/// Cargo runs test binaries with `LD_LIBRARY_PATH` pointing into build-script output
+/// directories, and the `rdkafka` crate's build leaves its bundled `librdkafka.so.1` (2.12,
+/// built without zstd) there. Left in place, Debian's kcat would load that library instead of
+/// its own librdkafka 2.0.2, so clients run without it.
+pub fn client_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_remove("LD_LIBRARY_PATH");
+    cmd
+}

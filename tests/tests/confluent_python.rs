@@ -5,17 +5,16 @@
 // Test code: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
 use std::time::Duration;
 
-use floe_tests::{Broker, clients_dir, python, run_ok_with};
+use floe_tests::{Broker, client_command, clients_dir, python, run_ok_with};
 
 /// Runs the round-trip script and returns its stdout; the script checks everything itself
 /// and exits non-zero with the first mismatch on stderr.
 fn roundtrip(broker: &Broker, topic: &str, count: usize, compression: &str) -> String {
     let script = clients_dir().join("python").join("confluent_roundtrip.py");
     let out = run_ok_with(
-        Command::new(python())
+        client_command(python())
             .arg(script)
             .arg("--bootstrap")
             .arg(broker.bootstrap())

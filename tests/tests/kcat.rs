@@ -9,7 +9,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use floe_tests::{Broker, run_ok_with};
+use floe_tests::{Broker, client_command, run_ok_with};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -21,7 +21,7 @@ const COUNT: usize = 10_000;
 const KCAT_TIMEOUT: Duration = Duration::from_secs(180);
 
 fn kcat(broker: &Broker) -> Command {
-    let mut cmd = Command::new("kcat");
+    let mut cmd = client_command("kcat");
     cmd.arg("-b").arg(broker.bootstrap());
     cmd
 }
@@ -234,4 +234,25 @@ fn metadata_lists_broker_and_topics() {
         !out.contains("kcat-meta-a"),
         "asked for one topic only:\n{out}"
     );
+}
+
+/// The point of kcat in the matrix is its old librdkafka (Debian bookworm: 2.0.2, before the
+/// 2.2 fix for skipping unknown tagged fields); make sure that is what the tests ran.
+#[test]
+fn kcat_uses_an_old_librdkafka() {
+    let out = run_kcat(client_command("kcat").arg("-V"), b"");
+    let version = out
+        .split("librdkafka ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no librdkafka version in kcat -V:\n{out}"));
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    assert!(
+        (major, minor) < (2, 2),
+        "kcat runs librdkafka {version}; the matrix wants an old one (< 2.2):\n{out}"
+    );
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        assert!(out.contains(codec), "kcat lacks {codec}:\n{out}");
+    }
 }
