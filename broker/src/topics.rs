@@ -349,6 +349,39 @@ impl Topics {
         Ok(())
     }
 
+    /// Replaces a topic's config overrides with `configs` after validating every entry
+    /// (`validate_only`: check, change nothing). Takes effect on the partition logs at once.
+    pub fn alter_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let _guard = self.lock_change();
+        for (key, value) in &configs {
+            topic_config::validate(key, value).map_err(TopicError::InvalidConfig)?;
+        }
+        let mut next = self.read().clone();
+        let record = next.topics.get_mut(name).ok_or(TopicError::Unknown)?;
+        if validate_only || record.configs == configs {
+            return Ok(());
+        }
+        record.configs = configs;
+        let (partitions, log_config) = (
+            record.partitions,
+            topic_config::log_config(&record.configs, &self.config),
+        );
+        self.store.save(&next)?;
+        *self.write() = next;
+        for partition in 0..partitions {
+            if let Some(log) = self.logs.get(&TopicPartition::new(name, partition)) {
+                log.set_config(log_config.clone());
+            }
+        }
+        tracing::info!(topic = %name, "altered topic configs");
+        Ok(())
+    }
+
     /// Reserves a block of `count` producer ids, persisted before any is handed out, and
     /// returns its first id.
     pub fn reserve_producer_ids(&self, count: i64) -> Result<i64, TopicError> {

@@ -170,7 +170,8 @@ impl Inner {
 pub struct PartitionLog {
     tp: TopicPartition,
     dir: PathBuf,
-    config: LogConfig,
+    /// Replaced whole by `set_config` (topic config changes); appends read a snapshot.
+    config: std::sync::RwLock<LogConfig>,
     inner: Mutex<Inner>,
     sync_lock: Mutex<()>,
     log_start: AtomicI64,
@@ -208,7 +209,7 @@ impl PartitionLog {
         Ok(PartitionLog {
             tp,
             dir,
-            config,
+            config: std::sync::RwLock::new(config),
             inner: Mutex::new(Inner {
                 segments: recovered.segments,
                 producers: recovered.producers,
@@ -262,8 +263,17 @@ impl PartitionLog {
     }
 
     /// The log's configuration.
-    pub fn config(&self) -> &LogConfig {
-        &self.config
+    pub fn config(&self) -> LogConfig {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the log's configuration (a topic config changed); applies to later appends
+    /// and rolls.
+    pub fn set_config(&self, config: LogConfig) {
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
     }
 
     /// Appends `records`: record batches already CRC-validated by the broker
@@ -276,6 +286,7 @@ impl PartitionLog {
     /// written and the original offsets are returned with `duplicate: true` (as in Kafka, the
     /// whole append is answered by the first duplicate batch).
     pub fn append(&self, mut records: BytesMut, now_ms: i64) -> Result<AppendInfo, AppendError> {
+        let config = self.config();
         let mut batches = Vec::new();
         for item in record_batch::iter_batches(&records) {
             let (header, range) = item?;
@@ -289,10 +300,10 @@ impl PartitionLog {
                 }
                 .into());
             }
-            if header.total_size() > self.config.max_message_bytes as usize {
+            if header.total_size() > config.max_message_bytes as usize {
                 return Err(AppendError::RecordTooLarge {
                     size: header.total_size(),
-                    max: self.config.max_message_bytes,
+                    max: config.max_message_bytes,
                 });
             }
             batches.push((header, range));
@@ -342,7 +353,7 @@ impl PartitionLog {
             }
             .into());
         };
-        let rolled = if active.should_roll(&self.config, records.len(), next - 1, now_ms) {
+        let rolled = if active.should_roll(&config, records.len(), next - 1, now_ms) {
             match self.roll(&mut inner) {
                 Ok(rolled) => Some(rolled),
                 Err(e) => return Err(self.fail(e)?),
@@ -356,7 +367,7 @@ impl PartitionLog {
             }
             .into());
         };
-        if let Err(e) = active.append(&records, &assigned, &self.config, now_ms) {
+        if let Err(e) = active.append(&records, &assigned, &config, now_ms) {
             return Err(self.fail(e)?);
         }
         inner.producers.commit(pending);

@@ -111,6 +111,8 @@ handlers! {
     OffsetForLeaderEpoch 2..=4 => offset_for_leader_epoch;
     DescribeConfigs 1..=4 => describe_configs;
     CreatePartitions 0..=3 => create_partitions;
+    AlterConfigs 0..=2 => alter_configs;
+    IncrementalAlterConfigs 0..=1 => incremental_alter_configs;
     DescribeCluster 0..=1 => describe_cluster;
 }
 

@@ -1,0 +1,114 @@
+//! IncrementalAlterConfigs: SET, DELETE, APPEND and SUBTRACT on individual topic configs
+//! (APPEND/SUBTRACT only for list-typed configs such as `cleanup.policy`).
+
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ResponseKind,
+};
+
+use super::{Handled, RequestContext, str_bytes};
+use crate::errors::topic_error;
+use crate::topic_config::{self, ConfigType};
+use crate::topics::TopicError;
+
+/// Kafka's resource type for topics.
+pub const RESOURCE_TOPIC: i8 = 2;
+/// Kafka's resource type for brokers.
+pub const RESOURCE_BROKER: i8 = 4;
+
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+/// Broker settings come from the config file, env and flags; they are not changed online.
+pub fn refuse_broker_change() -> TopicError {
+    TopicError::InvalidConfig(
+        "Dynamic broker configs are not supported: change the broker's config file and restart"
+            .into(),
+    )
+}
+
+/// Handles IncrementalAlterConfigs.
+pub async fn handle(ctx: &RequestContext, req: IncrementalAlterConfigsRequest) -> Handled {
+    let topics = &ctx.broker.topics;
+    let responses = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let resp = AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
+            let outcome = match r.resource_type {
+                RESOURCE_TOPIC => (|| {
+                    let name = r.resource_name.as_str();
+                    let topic = topics.get(name).ok_or(TopicError::Unknown)?;
+                    let mut configs = topic.record.configs.clone();
+                    for c in &r.configs {
+                        let key = c.name.to_string();
+                        let def = topic_config::find(&key).ok_or_else(|| {
+                            TopicError::InvalidConfig(format!("Unknown topic config name: {key}"))
+                        })?;
+                        let value = c.value.as_ref().map(|v| v.to_string());
+                        match (c.config_operation, value) {
+                            (OP_SET, Some(v)) => {
+                                configs.insert(key, v);
+                            }
+                            (OP_DELETE, _) => {
+                                configs.remove(&key);
+                            }
+                            (op @ (OP_APPEND | OP_SUBTRACT), Some(v)) => {
+                                if def.kind != ConfigType::List {
+                                    return Err(TopicError::InvalidConfig(format!(
+                                        "Config {key} is not a list; APPEND and SUBTRACT need a list config"
+                                    )));
+                                }
+                                let current = topic_config::effective(&key, &configs, topics.config());
+                                let mut items: Vec<String> = current
+                                    .split(',')
+                                    .map(|s| s.trim().to_string())
+                                    .filter(|s| !s.is_empty())
+                                    .collect();
+                                for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                                    if op == OP_APPEND {
+                                        if !items.iter().any(|i| i == item) {
+                                            items.push(item.to_string());
+                                        }
+                                    } else {
+                                        items.retain(|i| i != item);
+                                    }
+                                }
+                                configs.insert(key, items.join(","));
+                            }
+                            (OP_SET | OP_APPEND | OP_SUBTRACT, None) => {
+                                return Err(TopicError::InvalidConfig(format!(
+                                    "Null value not supported for {key}"
+                                )));
+                            }
+                            (op, _) => {
+                                return Err(TopicError::InvalidConfig(format!(
+                                    "Unknown config operation {op} for {key}"
+                                )));
+                            }
+                        }
+                    }
+                    topics.alter_configs(name, configs, req.validate_only)
+                })(),
+                RESOURCE_BROKER => Err(refuse_broker_change()),
+                other => Err(TopicError::InvalidConfig(format!(
+                    "Unsupported resource type {other}"
+                ))),
+            };
+            match outcome {
+                Ok(()) => resp.with_error_message(None),
+                Err(e) => resp
+                    .with_error_code(topic_error(&e).code())
+                    .with_error_message(Some(str_bytes(&e.to_string()))),
+            }
+        })
+        .collect();
+    ResponseKind::IncrementalAlterConfigs(
+        IncrementalAlterConfigsResponse::default().with_responses(responses),
+    )
+    .into()
+}
