@@ -83,6 +83,28 @@ pub struct Config {
     /// Most incremental fetch sessions kept (Kafka's `max.incremental.fetch.session.cache.slots`).
     #[serde(alias = "max.incremental.fetch.session.cache.slots")]
     pub fetch_session_cache_slots: usize,
+    /// How long a group joined while empty waits for more members before its first
+    /// rebalance completes (Kafka's `group.initial.rebalance.delay.ms`).
+    #[serde(alias = "group.initial.rebalance.delay.ms")]
+    pub group_initial_rebalance_delay_ms: u64,
+    /// Smallest session timeout a group member may ask for.
+    #[serde(alias = "group.min.session.timeout.ms")]
+    pub group_min_session_timeout_ms: i32,
+    /// Largest session timeout a group member may ask for.
+    #[serde(alias = "group.max.session.timeout.ms")]
+    pub group_max_session_timeout_ms: i32,
+    /// Partitions of `__consumer_offsets` when it is created (fixed afterwards).
+    #[serde(alias = "offsets.topic.num.partitions")]
+    pub offsets_topic_num_partitions: i32,
+    /// Committed offsets of a group without members are kept this long.
+    #[serde(alias = "offsets.retention.minutes")]
+    pub offsets_retention_minutes: i64,
+    /// How often expired offsets are removed.
+    #[serde(alias = "offsets.retention.check.interval.ms")]
+    pub offsets_retention_check_interval_ms: u64,
+    /// Largest metadata string of a committed offset.
+    #[serde(alias = "offset.metadata.max.bytes")]
+    pub offset_metadata_max_bytes: usize,
 }
 
 impl Default for Config {
@@ -103,6 +125,13 @@ impl Default for Config {
             log_retention_bytes: -1,
             fetch_max_wait_cap_ms: 30_000,
             fetch_session_cache_slots: 1000,
+            group_initial_rebalance_delay_ms: 3000,
+            group_min_session_timeout_ms: 6000,
+            group_max_session_timeout_ms: 1_800_000,
+            offsets_topic_num_partitions: 10,
+            offsets_retention_minutes: 7 * 24 * 60,
+            offsets_retention_check_interval_ms: 600_000,
+            offset_metadata_max_bytes: 4096,
         }
     }
 }
@@ -170,6 +199,13 @@ impl Config {
             "log_retention_bytes",
             "fetch_max_wait_cap_ms",
             "fetch_session_cache_slots",
+            "group_initial_rebalance_delay_ms",
+            "group_min_session_timeout_ms",
+            "group_max_session_timeout_ms",
+            "offsets_topic_num_partitions",
+            "offsets_retention_minutes",
+            "offsets_retention_check_interval_ms",
+            "offset_metadata_max_bytes",
         ];
         KEYS.contains(&key)
     }
@@ -180,6 +216,18 @@ impl Config {
             return bad(format!(
                 "num_partitions must be at least 1, not {}",
                 self.num_partitions
+            ));
+        }
+        if self.offsets_topic_num_partitions < 1 {
+            return bad(format!(
+                "offsets_topic_num_partitions must be at least 1, not {}",
+                self.offsets_topic_num_partitions
+            ));
+        }
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
+            return bad(format!(
+                "group_min_session_timeout_ms ({}) must not exceed group_max_session_timeout_ms ({})",
+                self.group_min_session_timeout_ms, self.group_max_session_timeout_ms
             ));
         }
         if self.node_id < 0 {

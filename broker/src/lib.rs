@@ -9,6 +9,7 @@ pub mod config;
 pub mod connection;
 pub mod errors;
 pub mod fetch_session;
+pub mod group;
 pub mod handlers;
 pub mod metadata_store;
 pub mod server;

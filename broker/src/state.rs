@@ -58,12 +58,15 @@ pub struct Broker {
     pub producer_ids: ProducerIds,
     /// Incremental fetch sessions (KIP-227).
     pub fetch_sessions: FetchSessions,
+    /// Consumer groups and committed offsets.
+    pub groups: crate::group::GroupCoordinator,
 }
 
 impl Broker {
     /// Assembles the shared state.
     pub fn new(config: Arc<Config>, endpoint: Endpoint, topics: Topics) -> Broker {
         Broker {
+            groups: crate::group::GroupCoordinator::open(&config, &topics),
             fetch_sessions: FetchSessions::new(config.fetch_session_cache_slots),
             config,
             endpoint,

@@ -219,14 +219,14 @@ pub fn decode_key(buf: &[u8]) -> Result<RecordKey, RecordError> {
 pub fn decode_offset_value(buf: &[u8]) -> Result<OffsetValue, RecordError> {
     let mut r = Reader { buf, pos: 0 };
     let version = r.i16()?;
-    let offset = r.i64()?;
-    let leader_epoch = if version >= 3 { r.i32()? } else { -1 };
-    if version > 3 || version < 0 {
+    if !(0..=3).contains(&version) {
         return Err(RecordError::Version {
             what: "offset commit value",
             version,
         });
     }
+    let offset = r.i64()?;
+    let leader_epoch = if version >= 3 { r.i32()? } else { -1 };
     let metadata = r.string()?;
     let commit_timestamp = r.i64()?;
     let expire_timestamp = if version == 1 { r.i64()? } else { -1 };
@@ -350,7 +350,8 @@ impl Reader<'_> {
 
     fn string(&mut self) -> Result<String, RecordError> {
         let at = self.pos;
-        self.nullable_string()?.ok_or(RecordError::BadLength { at, len: -1 })
+        self.nullable_string()?
+            .ok_or(RecordError::BadLength { at, len: -1 })
     }
 
     fn bytes(&mut self) -> Result<Bytes, RecordError> {
@@ -359,12 +360,12 @@ impl Reader<'_> {
         if len < 0 {
             return Ok(Bytes::new());
         }
-        Ok(Bytes::copy_from_slice(self.take(len as usize).map_err(|_| {
-            RecordError::BadLength {
+        Ok(Bytes::copy_from_slice(self.take(len as usize).map_err(
+            |_| RecordError::BadLength {
                 at,
                 len: i64::from(len),
-            }
-        })?))
+            },
+        )?))
     }
 }
 
@@ -383,7 +384,9 @@ mod tests {
         // version 1, "g", "t", partition 7
         assert_eq!(&bytes[..], &[0, 1, 0, 1, b'g', 0, 1, b't', 0, 0, 0, 7]);
         assert_eq!(decode_key(&bytes).unwrap(), key);
-        let key = RecordKey::Group { group: "grp".into() };
+        let key = RecordKey::Group {
+            group: "grp".into(),
+        };
         let bytes = encode_key(&key);
         assert_eq!(&bytes[..], &[0, 2, 0, 3, b'g', b'r', b'p']);
         assert_eq!(decode_key(&bytes).unwrap(), key);
@@ -430,7 +433,10 @@ mod tests {
             members: vec![],
             ..g
         };
-        assert_eq!(decode_group_value(&encode_group_value(&empty)).unwrap(), empty);
+        assert_eq!(
+            decode_group_value(&encode_group_value(&empty)).unwrap(),
+            empty
+        );
     }
 
     #[test]

@@ -114,6 +114,17 @@ handlers! {
     AlterConfigs 0..=2 => alter_configs;
     IncrementalAlterConfigs 0..=1 => incremental_alter_configs;
     DescribeCluster 0..=1 => describe_cluster;
+    FindCoordinator 0..=5 => find_coordinator;
+    JoinGroup 0..=9 => join_group;
+    SyncGroup 0..=5 => sync_group;
+    Heartbeat 0..=4 => heartbeat;
+    LeaveGroup 0..=5 => leave_group;
+    OffsetCommit 2..=9 => offset_commit;
+    OffsetFetch 1..=9 => offset_fetch;
+    OffsetDelete 0..=0 => offset_delete;
+    DescribeGroups 0..=5 => describe_groups;
+    ListGroups 0..=5 => list_groups;
+    DeleteGroups 0..=2 => delete_groups;
 }
 
 /// The served version range of an API, if it is served at all.

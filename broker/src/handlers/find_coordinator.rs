@@ -1,0 +1,70 @@
+//! FindCoordinator: this broker coordinates every consumer group. Transaction coordinators
+//! are not served yet (COORDINATOR_NOT_AVAILABLE). v4+ batches keys in `coordinator_keys`.
+//! Asking for a group's coordinator creates `__consumer_offsets` if needed, as in Kafka.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{
+    BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, ResponseKind,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{Handled, RequestContext, str_bytes};
+
+const GROUP: i8 = 0;
+const TRANSACTION: i8 = 1;
+
+/// Handles FindCoordinator.
+pub async fn handle(ctx: &RequestContext, req: FindCoordinatorRequest) -> Handled {
+    let broker = &ctx.broker;
+    let error = match req.key_type {
+        GROUP => broker
+            .groups
+            .ensure_ready(&broker.topics)
+            .err()
+            .map(|e| e.code()),
+        TRANSACTION => Some(ResponseError::CoordinatorNotAvailable),
+        _ => Some(ResponseError::InvalidRequest),
+    };
+    let endpoint = &broker.endpoint;
+    let (code, message, node, host, port) = match error {
+        None => (
+            0,
+            None,
+            endpoint.node_id,
+            str_bytes(&endpoint.host),
+            endpoint.port,
+        ),
+        Some(e) => (
+            e.code(),
+            Some(str_bytes(&format!("{e:?}"))),
+            -1,
+            StrBytes::default(),
+            -1,
+        ),
+    };
+    let response = if ctx.version() >= 4 {
+        let coordinators = req
+            .coordinator_keys
+            .into_iter()
+            .map(|key| {
+                Coordinator::default()
+                    .with_key(key)
+                    .with_node_id(BrokerId(node))
+                    .with_host(host.clone())
+                    .with_port(port)
+                    .with_error_code(code)
+                    .with_error_message(message.clone())
+            })
+            .collect();
+        FindCoordinatorResponse::default().with_coordinators(coordinators)
+    } else {
+        FindCoordinatorResponse::default()
+            .with_error_code(code)
+            .with_error_message(message)
+            .with_node_id(BrokerId(node))
+            .with_host(host)
+            .with_port(port)
+    };
+    ResponseKind::FindCoordinator(response).into()
+}

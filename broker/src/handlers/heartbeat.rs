@@ -1,0 +1,21 @@
+//! Heartbeat: keeps a member's session alive, and tells it to rejoin during a rebalance
+//! (REBALANCE_IN_PROGRESS).
+
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse, ResponseKind};
+
+use super::{Handled, RequestContext};
+
+/// Handles Heartbeat.
+pub async fn handle(ctx: &RequestContext, req: HeartbeatRequest) -> Handled {
+    let groups = &ctx.broker.groups;
+    let result = groups.available().and_then(|()| {
+        groups.heartbeat(
+            &req.group_id.0,
+            &req.member_id,
+            req.group_instance_id.as_deref(),
+            req.generation_id,
+        )
+    });
+    let code = result.err().map(|e| e.code().code()).unwrap_or(0);
+    ResponseKind::Heartbeat(HeartbeatResponse::default().with_error_code(code)).into()
+}
