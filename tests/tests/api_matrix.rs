@@ -16,7 +16,8 @@ use kafka_protocol::protocol::{Decodable, StrBytes, encode_request_header_into_b
 
 /// A request of `key` with default contents, adjusted where the default is not a request a
 /// client could send (acks=0 gets no answer; an empty group id is invalid).
-fn default_request(key: ApiKey) -> Option<RequestKind> {
+fn default_request(key: ApiKey, version: i16) -> Option<RequestKind> {
+    let group = || GroupId(StrBytes::from_static_str("matrix-group"));
     Some(match key {
         ApiKey::Produce => RequestKind::Produce(ProduceRequest::default().with_acks(1)),
         ApiKey::Fetch => RequestKind::Fetch(FetchRequest::default().with_max_wait_ms(0)),
@@ -38,10 +39,13 @@ fn default_request(key: ApiKey) -> Option<RequestKind> {
         ApiKey::IncrementalAlterConfigs => {
             RequestKind::IncrementalAlterConfigs(IncrementalAlterConfigsRequest::default())
         }
-        ApiKey::FindCoordinator => RequestKind::FindCoordinator(
+        // v4+ batches keys; before that one key.
+        ApiKey::FindCoordinator if version >= 4 => RequestKind::FindCoordinator(
             FindCoordinatorRequest::default()
-                .with_key(StrBytes::from_static_str("matrix-group"))
                 .with_coordinator_keys(vec![StrBytes::from_static_str("matrix-group")]),
+        ),
+        ApiKey::FindCoordinator => RequestKind::FindCoordinator(
+            FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("matrix-group")),
         ),
         ApiKey::ListGroups => RequestKind::ListGroups(ListGroupsRequest::default()),
         ApiKey::DescribeGroups => RequestKind::DescribeGroups(
@@ -52,10 +56,15 @@ fn default_request(key: ApiKey) -> Option<RequestKind> {
             DeleteGroupsRequest::default()
                 .with_groups_names(vec![GroupId(StrBytes::from_static_str("matrix-group"))]),
         ),
-        ApiKey::OffsetFetch => RequestKind::OffsetFetch(
-            OffsetFetchRequest::default()
-                .with_group_id(GroupId(StrBytes::from_static_str("matrix-group"))),
-        ),
+        // v8+ asks for several groups at once.
+        ApiKey::OffsetFetch if version >= 8 => {
+            RequestKind::OffsetFetch(OffsetFetchRequest::default().with_groups(vec![
+                offset_fetch_request::OffsetFetchRequestGroup::default().with_group_id(group()),
+            ]))
+        }
+        ApiKey::OffsetFetch => {
+            RequestKind::OffsetFetch(OffsetFetchRequest::default().with_group_id(group()))
+        }
         ApiKey::Heartbeat => RequestKind::Heartbeat(
             HeartbeatRequest::default()
                 .with_group_id(GroupId(StrBytes::from_static_str("matrix-group"))),
@@ -126,10 +135,10 @@ fn every_advertised_api_version_answers() {
     let mut failures = Vec::new();
     for api in &versions.api_keys {
         let key = ApiKey::try_from(api.api_key).unwrap();
-        let Some(body) = default_request(key) else {
-            continue;
-        };
         for version in api.min_version..=api.max_version {
+            let Some(body) = default_request(key, version) else {
+                continue;
+            };
             let id = 1000 + checked;
             // A fresh connection per request: a refused request closes only its own.
             let mut conn = TcpStream::connect(broker.addr()).unwrap();
