@@ -49,6 +49,12 @@ pub enum TopicError {
     Storage(#[from] floe_storage::StorageError),
 }
 
+/// Topics the broker itself writes (consumer offsets, and later transaction state);
+/// clients may read them but not produce to or delete them.
+pub fn is_internal(name: &str) -> bool {
+    matches!(name, "__consumer_offsets" | "__transaction_state")
+}
+
 /// Kafka's topic name rules (`Topic.validate`).
 pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
     if name.is_empty() {
@@ -291,7 +297,13 @@ impl Topics {
     }
 
     /// Deletes a topic: persists the removal, then removes its partition directories.
+    /// Internal topics cannot be deleted.
     pub fn delete(&self, name: &str) -> Result<Uuid, TopicError> {
+        if is_internal(name) {
+            return Err(TopicError::InvalidName(format!(
+                "Topic {name} is an internal topic and cannot be deleted"
+            )));
+        }
         let _guard = self.lock_change();
         let mut next = self.read().clone();
         let record = next.topics.remove(name).ok_or(TopicError::Unknown)?;

@@ -6,12 +6,14 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
-use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, ResponseKind, TopicName};
+use kafka_protocol::messages::{
+    BrokerId, MetadataRequest, MetadataResponse, ResponseKind, TopicName,
+};
 use uuid::Uuid;
 
 use super::{Handled, RequestContext, str_bytes};
 use crate::errors::topic_error;
-use crate::topics::{TopicInfo, validate_topic_name};
+use crate::topics::{TopicInfo, is_internal, validate_topic_name};
 
 /// "Authorized operations not requested" in Kafka's encoding.
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -78,7 +80,12 @@ pub async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Handled {
     .into()
 }
 
-fn lookup(ctx: &RequestContext, name: &str, allow_auto_create: bool, node: BrokerId) -> MetadataResponseTopic {
+fn lookup(
+    ctx: &RequestContext,
+    name: &str,
+    allow_auto_create: bool,
+    node: BrokerId,
+) -> MetadataResponseTopic {
     let topics = &ctx.broker.topics;
     let error_entry = |code: ResponseError| {
         MetadataResponseTopic::default()
@@ -120,7 +127,7 @@ fn topic_entry(t: &TopicInfo, node: BrokerId) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(&t.name))))
         .with_topic_id(t.record.topic_id)
-        .with_is_internal(t.name.starts_with("__"))
+        .with_is_internal(is_internal(&t.name))
         .with_partitions(partitions)
         .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
 }

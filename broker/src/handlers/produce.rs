@@ -17,6 +17,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 
 use super::{Handled, Reply, RequestContext, now_ms, str_bytes};
 use crate::errors::append_error;
+use crate::topics::is_internal;
 
 /// Handles Produce.
 pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
@@ -41,8 +42,15 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
             let resp = PartitionProduceResponse::default().with_index(data.index);
             let log = ctx.broker.topics.partition(&name, data.index);
             let result = match (log, data.records) {
+                (Some(_), _) if is_internal(&name) => Err((
+                    ResponseError::InvalidTopicException,
+                    Some(format!("Cannot append to internal topic {name}")),
+                )),
                 (None, _) => Err((ResponseError::UnknownTopicOrPartition, None)),
-                (Some(_), None) => Err((ResponseError::CorruptMessage, Some("null records".to_string()))),
+                (Some(_), None) => Err((
+                    ResponseError::CorruptMessage,
+                    Some("null records".to_string()),
+                )),
                 (Some(log), Some(records)) => append(&log, &records, now).map(|info| (log, info)),
             };
             let resp = match result {
@@ -99,7 +107,10 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
                     for (ti, pi, result) in results {
                         if let Err(e) = result {
                             tracing::error!("fsync failed, produce not acknowledged: {e}");
-                            fail(&mut responses[ti].partition_responses[pi], ResponseError::KafkaStorageError);
+                            fail(
+                                &mut responses[ti].partition_responses[pi],
+                                ResponseError::KafkaStorageError,
+                            );
                         }
                     }
                 }
@@ -130,9 +141,8 @@ fn append(
     now: i64,
 ) -> Result<floe_storage::AppendInfo, AppendFailure> {
     let max = log.config().max_message_bytes as usize;
-    let headers = validate_batches(records).map_err(|e| {
-        (ResponseError::CorruptMessage, Some(e.to_string()))
-    })?;
+    let headers = validate_batches(records)
+        .map_err(|e| (ResponseError::CorruptMessage, Some(e.to_string())))?;
     if let Some(h) = headers.iter().find(|h| h.total_size() > max) {
         return Err((
             ResponseError::MessageTooLarge,
