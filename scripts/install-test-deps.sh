@@ -24,6 +24,20 @@ KAFKA_PYTHON_VERSION="3.0.12"
 # no other registry we reach ships the Java client.
 FLINK_LIBS_WHEEL="shigawire-apache-flink-libraries==2.0.0.post1"
 JAVA_CLIENTS_VERSION="3.9.1"
+# Iceberg engines the tableflow tests read tables with (one venv, tested together):
+# pyiceberg's SQL catalog over the broker's SQLite catalog, DuckDB with its pip-bundled
+# extensions (bundles exist only up to 1.5.5; a plain INSTALL needs the network), polars,
+# and moto's S3 server for the S3 warehouse.
+TABLEFLOW_PIP_PACKAGES=(
+    "pyiceberg[sql-sqlite,pyarrow,polars,duckdb]==0.12.0"
+    "duckdb==1.5.5"
+    "duckdb-extensions==1.5.5"
+    "duckdb-extension-iceberg==1.5.5"
+    "duckdb-extension-avro==1.5.5"
+    "duckdb-extension-httpfs==1.5.5"
+    "polars-iceberg==0.1.0"
+    "moto[server]==5.2.5"
+)
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -86,6 +100,21 @@ EOF
         fi
         "$venv/bin/python" -m pip install -q --disable-pip-version-check \
             "confluent-kafka==$want_ck" "kafka-python==$want_kp"
+    fi
+    if "$venv/bin/python" - <<'EOF' 2>/dev/null; then
+import sys
+from importlib.metadata import version
+ok = version("pyiceberg") == "0.12.0" and version("duckdb") == "1.5.5" \
+    and version("duckdb-extension-iceberg") == "1.5.5" and version("moto") == "5.2.5" \
+    and version("polars-iceberg") == "0.1.0"
+import polars  # noqa: F401
+sys.exit(0 if ok else 1)
+EOF
+        log "venv: tableflow engines (pyiceberg, duckdb, polars, moto) present"
+    else
+        log "venv: installing tableflow engines"
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+            "${TABLEFLOW_PIP_PACKAGES[@]}"
     fi
     FLOE_PYTHON="$venv/bin/python"
     export FLOE_PYTHON

@@ -105,6 +105,26 @@ pub struct Config {
     /// Largest metadata string of a committed offset.
     #[serde(alias = "offset.metadata.max.bytes")]
     pub offset_metadata_max_bytes: usize,
+    /// Run tableflow (topics with `table.enable=true` materialized as Iceberg tables).
+    pub tableflow_enable: bool,
+    /// Iceberg SQL catalog name (pyiceberg's `SqlCatalog` name must match).
+    pub tableflow_catalog_name: String,
+    /// sqlx URI of the catalog database; default `sqlite://<data_dir>/iceberg/catalog.db`.
+    pub tableflow_catalog_uri: Option<String>,
+    /// Warehouse root; default `file://<data_dir>/iceberg/warehouse`, or `s3://bucket/prefix`.
+    pub tableflow_warehouse: Option<String>,
+    /// Namespace of tables that do not set `table.namespace`.
+    pub tableflow_namespace: String,
+    /// Data files roll over at this size.
+    pub tableflow_target_file_size_bytes: usize,
+    /// S3 endpoint of an `s3://` warehouse (e.g. a local S3 server).
+    pub tableflow_s3_endpoint: Option<String>,
+    /// S3 region.
+    pub tableflow_s3_region: Option<String>,
+    /// S3 access key id.
+    pub tableflow_s3_access_key_id: Option<String>,
+    /// S3 secret access key.
+    pub tableflow_s3_secret_access_key: Option<String>,
 }
 
 impl Default for Config {
@@ -132,6 +152,16 @@ impl Default for Config {
             offsets_retention_minutes: 7 * 24 * 60,
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
+            tableflow_enable: true,
+            tableflow_catalog_name: "floe".into(),
+            tableflow_catalog_uri: None,
+            tableflow_warehouse: None,
+            tableflow_namespace: "default".into(),
+            tableflow_target_file_size_bytes: 128 * 1024 * 1024,
+            tableflow_s3_endpoint: None,
+            tableflow_s3_region: None,
+            tableflow_s3_access_key_id: None,
+            tableflow_s3_secret_access_key: None,
         }
     }
 }
@@ -182,6 +212,38 @@ impl Config {
         Ok(config)
     }
 
+    /// Tableflow's settings: the embedded defaults under the data directory, overridden by
+    /// the `tableflow_*` keys.
+    pub fn tableflow_settings(&self) -> floe_tableflow::TableflowSettings {
+        let mut s = floe_tableflow::TableflowSettings::embedded(&self.data_dir);
+        s.enabled = self.tableflow_enable;
+        s.catalog_name = self.tableflow_catalog_name.clone();
+        if let Some(uri) = &self.tableflow_catalog_uri {
+            s.catalog_uri = uri.clone();
+        }
+        if let Some(w) = &self.tableflow_warehouse {
+            s.warehouse = w.clone();
+        }
+        s.namespace = self.tableflow_namespace.clone();
+        s.target_file_size_bytes = self.tableflow_target_file_size_bytes;
+        for (key, value) in [
+            ("s3.endpoint", &self.tableflow_s3_endpoint),
+            ("s3.region", &self.tableflow_s3_region),
+            ("s3.access-key-id", &self.tableflow_s3_access_key_id),
+            ("s3.secret-access-key", &self.tableflow_s3_secret_access_key),
+        ] {
+            if let Some(v) = value {
+                s.storage_props.insert(key.to_string(), v.clone());
+            }
+        }
+        if self.tableflow_s3_endpoint.is_some() {
+            // Local S3 servers (moto, s3s-fs, MinIO) serve buckets by path, not by host name.
+            s.storage_props
+                .insert("s3.path-style-access".to_string(), "true".to_string());
+        }
+        s
+    }
+
     fn is_key(key: &str) -> bool {
         const KEYS: &[&str] = &[
             "node_id",
@@ -206,6 +268,16 @@ impl Config {
             "offsets_retention_minutes",
             "offsets_retention_check_interval_ms",
             "offset_metadata_max_bytes",
+            "tableflow_enable",
+            "tableflow_catalog_name",
+            "tableflow_catalog_uri",
+            "tableflow_warehouse",
+            "tableflow_namespace",
+            "tableflow_target_file_size_bytes",
+            "tableflow_s3_endpoint",
+            "tableflow_s3_region",
+            "tableflow_s3_access_key_id",
+            "tableflow_s3_secret_access_key",
         ];
         KEYS.contains(&key)
     }

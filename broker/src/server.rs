@@ -50,7 +50,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         topics = topics.list().len(),
         "floe broker ready"
     );
-    let broker = Arc::new(Broker::new(config, endpoint, topics));
+    // Tableflow starts once every topic is loaded; it reads the logs, never the produce path.
+    let tableflow = floe_tableflow::Tableflow::start(config.tableflow_settings(), logs.clone());
+    topics.set_listener(Arc::new(tableflow.clone()));
+    for t in topics.list() {
+        tableflow.topic_changed(&t.name, t.record.partitions, &t.record.configs);
+    }
+    let broker = Arc::new(Broker {
+        tableflow,
+        ..Broker::new(config, endpoint, topics)
+    });
 
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -71,6 +80,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("shutting down: syncing logs");
     drop(listener);
+    // Commit what tables have pending while the logs are still open.
+    broker.tableflow.shutdown().await;
     let b = broker.clone();
     tokio::task::spawn_blocking(move || b.topics.shutdown())
         .await

@@ -60,6 +60,24 @@ pub struct Broker {
     pub fetch_sessions: FetchSessions,
     /// Consumer groups and committed offsets.
     pub groups: crate::group::GroupCoordinator,
+    /// Topics materialized as Iceberg tables (disabled until the server starts it).
+    pub tableflow: floe_tableflow::Tableflow,
+}
+
+/// Tableflow hears about topic changes through the registry's listener hook.
+impl crate::topics::TopicListener for floe_tableflow::Tableflow {
+    fn topic_changed(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: &std::collections::BTreeMap<String, String>,
+    ) {
+        floe_tableflow::Tableflow::topic_changed(self, name, partitions, configs);
+    }
+
+    fn topic_deleted(&self, name: &str) {
+        floe_tableflow::Tableflow::topic_deleted(self, name);
+    }
 }
 
 impl Broker {
@@ -72,6 +90,7 @@ impl Broker {
             endpoint,
             topics,
             producer_ids: ProducerIds::new(),
+            tableflow: floe_tableflow::Tableflow::disabled(),
         }
     }
 }

@@ -194,6 +194,56 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = {
             &[],
             "Age at which the active segment is rolled.",
         ),
+        // Tableflow (validated by floe_tableflow::validate, documented in docs/tableflow.md).
+        def(
+            "table.commit.interval.ms",
+            Long,
+            10,
+            &[],
+            "Longest time materialized rows wait for an Iceberg commit.",
+        ),
+        def(
+            "table.enable",
+            Boolean,
+            0,
+            &[],
+            "Materialize this topic as an Apache Iceberg table.",
+        ),
+        def(
+            "table.json.schema",
+            String,
+            0,
+            &[],
+            "Iceberg schema JSON of json-mode values.",
+        ),
+        def(
+            "table.mode",
+            String,
+            0,
+            &["key_value", "json"],
+            "key_value: key and value as binary; json: columns from table.json.schema.",
+        ),
+        def(
+            "table.name",
+            String,
+            0,
+            &[],
+            "Iceberg table name (default: the topic name).",
+        ),
+        def(
+            "table.namespace",
+            String,
+            0,
+            &[],
+            "Iceberg namespace (default: the broker's tableflow_namespace).",
+        ),
+        def(
+            "table.partition.by",
+            String,
+            0,
+            &[],
+            "Table partitioning: none, hour(col), day(col), month(col), year(col), identity(col).",
+        ),
         def(
             "unclean.leader.election.enable",
             Boolean,
@@ -214,6 +264,14 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
     let Some(d) = find(name) else {
         return Err(format!("Unknown topic config name: {name}"));
     };
+    if floe_tableflow::is_table_config(name) {
+        return floe_tableflow::validate(name, value).map_err(|e| {
+            format!(
+                "Invalid value {value} for configuration {name}: {}",
+                e.reason
+            )
+        });
+    }
     let invalid = |why: &str| {
         Err(format!(
             "Invalid value {value} for configuration {name}: {why}"
@@ -257,6 +315,15 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks the `table.*` configs of a topic together (a json mode needs a schema, a
+/// partition column must exist); single values are checked by [`validate`].
+pub fn validate_table_configs(
+    topic: &str,
+    configs: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    floe_tableflow::validate_topic_configs(topic, configs).map_err(|e| e.to_string())
+}
+
 /// The broker-wide default of a topic config, as Kafka derives it from broker settings.
 pub fn default_value(name: &str, config: &Config) -> String {
     match name {
@@ -277,6 +344,10 @@ pub fn default_value(name: &str, config: &Config) -> String {
         "segment.bytes" => config.log_segment_bytes.to_string(),
         "segment.index.bytes" => "10485760".into(),
         "segment.ms" => config.log_roll_ms.to_string(),
+        "table.commit.interval.ms" => "5000".into(),
+        "table.enable" => "false".into(),
+        "table.mode" => "key_value".into(),
+        "table.partition.by" => "none".into(),
         _ => String::new(),
     }
 }

@@ -105,6 +105,15 @@ pub struct NewTopic {
     pub configs: BTreeMap<String, String>,
 }
 
+/// Told about topic changes after they are persisted and the partition logs are open
+/// (tableflow listens). Implementations must not block.
+pub trait TopicListener: Send + Sync {
+    /// A topic was created, its configs altered, or partitions added.
+    fn topic_changed(&self, name: &str, partitions: i32, configs: &BTreeMap<String, String>);
+    /// A topic was deleted.
+    fn topic_deleted(&self, name: &str);
+}
+
 /// The topic registry.
 pub struct Topics {
     config: Arc<Config>,
@@ -114,6 +123,7 @@ pub struct Topics {
     by_id: RwLock<HashMap<Uuid, String>>,
     /// Serialises changes so persisted and in-memory metadata move together.
     change: Mutex<()>,
+    listener: std::sync::OnceLock<Arc<dyn TopicListener>>,
 }
 
 impl Topics {
@@ -150,7 +160,19 @@ impl Topics {
             metadata: RwLock::new(metadata),
             by_id: RwLock::new(by_id),
             change: Mutex::new(()),
+            listener: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets who is told about topic changes (once; later calls are ignored).
+    pub fn set_listener(&self, listener: Arc<dyn TopicListener>) {
+        let _ = self.listener.set(listener);
+    }
+
+    fn notify_changed(&self, name: &str) {
+        if let (Some(l), Some(t)) = (self.listener.get(), self.get(name)) {
+            l.topic_changed(name, t.record.partitions, &t.record.configs);
+        }
     }
 
     /// The Kafka cluster id.
@@ -239,6 +261,8 @@ impl Topics {
         for (name, value) in &topic.configs {
             topic_config::validate(name, value).map_err(TopicError::InvalidConfig)?;
         }
+        topic_config::validate_table_configs(&topic.name, &topic.configs)
+            .map_err(TopicError::InvalidConfig)?;
         if self.read().topics.contains_key(&topic.name) {
             return Err(TopicError::AlreadyExists(topic.name.clone()));
         }
@@ -270,6 +294,7 @@ impl Topics {
             )?;
         }
         tracing::info!(topic = %topic.name, partitions, "created topic");
+        self.notify_changed(&topic.name);
         Ok(TopicInfo {
             name: topic.name,
             record,
@@ -318,6 +343,9 @@ impl Topics {
                 .delete_partition(&TopicPartition::new(name, partition))?;
         }
         tracing::info!(topic = %name, "deleted topic");
+        if let Some(l) = self.listener.get() {
+            l.topic_deleted(name);
+        }
         Ok(record.topic_id)
     }
 
@@ -358,6 +386,7 @@ impl Topics {
                 .open_partition(&TopicPartition::new(name, partition), log_config.clone())?;
         }
         tracing::info!(topic = %name, from = current, to = count, "added partitions");
+        self.notify_changed(name);
         Ok(())
     }
 
@@ -373,6 +402,7 @@ impl Topics {
         for (key, value) in &configs {
             topic_config::validate(key, value).map_err(TopicError::InvalidConfig)?;
         }
+        topic_config::validate_table_configs(name, &configs).map_err(TopicError::InvalidConfig)?;
         let mut next = self.read().clone();
         let record = next.topics.get_mut(name).ok_or(TopicError::Unknown)?;
         if validate_only || record.configs == configs {
@@ -391,6 +421,7 @@ impl Topics {
             }
         }
         tracing::info!(topic = %name, "altered topic configs");
+        self.notify_changed(name);
         Ok(())
     }
 

@@ -1,0 +1,387 @@
+//! Settings: the per-topic `table.*` configs (Kafka-style names, validated here so the
+//! broker can delegate) and the broker-level [`TableflowSettings`] (catalog, warehouse,
+//! object store).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use iceberg::spec::StructType;
+
+use crate::schema;
+
+/// `table.enable`: materialize the topic as an Iceberg table.
+pub const TABLE_ENABLE: &str = "table.enable";
+/// `table.mode`: `key_value` or `json`.
+pub const TABLE_MODE: &str = "table.mode";
+/// `table.json.schema`: the value schema of `json` mode, as Iceberg schema JSON.
+pub const TABLE_JSON_SCHEMA: &str = "table.json.schema";
+/// `table.partition.by`: `none`, `hour(col)`, `day(col)`, `identity(col)`, ...
+pub const TABLE_PARTITION_BY: &str = "table.partition.by";
+/// `table.commit.interval.ms`: longest time rows wait before an Iceberg commit.
+pub const TABLE_COMMIT_INTERVAL_MS: &str = "table.commit.interval.ms";
+/// `table.namespace`: Iceberg namespace (default: the broker's `tableflow_namespace`).
+pub const TABLE_NAMESPACE: &str = "table.namespace";
+/// `table.name`: Iceberg table name (default: the topic name).
+pub const TABLE_NAME: &str = "table.name";
+
+/// Default of `table.commit.interval.ms`.
+pub const DEFAULT_COMMIT_INTERVAL_MS: u64 = 5000;
+
+/// One `table.*` topic config, for DescribeConfigs.
+#[derive(Debug, Clone, Copy)]
+pub struct TableConfigDef {
+    /// Kafka-style name.
+    pub name: &'static str,
+    /// Default as DescribeConfigs shows it (empty: derived from the topic or broker).
+    pub default: &'static str,
+    /// Kafka config type: "boolean", "string" or "long".
+    pub kind: &'static str,
+    /// One-line documentation.
+    pub doc: &'static str,
+}
+
+/// Every `table.*` config, in the order DescribeConfigs lists them.
+pub const TABLE_CONFIGS: &[TableConfigDef] = &[
+    TableConfigDef {
+        name: TABLE_ENABLE,
+        default: "false",
+        kind: "boolean",
+        doc: "Materialize this topic as an Apache Iceberg table.",
+    },
+    TableConfigDef {
+        name: TABLE_MODE,
+        default: "key_value",
+        kind: "string",
+        doc: "key_value: key and value as binary; json: columns from table.json.schema.",
+    },
+    TableConfigDef {
+        name: TABLE_JSON_SCHEMA,
+        default: "",
+        kind: "string",
+        doc: "Iceberg schema JSON ({\"type\":\"struct\",\"fields\":[...]}) of json-mode values.",
+    },
+    TableConfigDef {
+        name: TABLE_PARTITION_BY,
+        default: "none",
+        kind: "string",
+        doc: "Table partitioning: none, hour(col), day(col), month(col), year(col), identity(col).",
+    },
+    TableConfigDef {
+        name: TABLE_COMMIT_INTERVAL_MS,
+        default: "5000",
+        kind: "long",
+        doc: "Longest time materialized rows wait for an Iceberg commit.",
+    },
+    TableConfigDef {
+        name: TABLE_NAMESPACE,
+        default: "",
+        kind: "string",
+        doc: "Iceberg namespace of the table (default: the broker's tableflow_namespace).",
+    },
+    TableConfigDef {
+        name: TABLE_NAME,
+        default: "",
+        kind: "string",
+        doc: "Iceberg table name (default: the topic name).",
+    },
+];
+
+/// Whether `name` is a tableflow topic config.
+pub fn is_table_config(name: &str) -> bool {
+    TABLE_CONFIGS.iter().any(|d| d.name == name)
+}
+
+/// How record values become columns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TableMode {
+    /// `key` and `value` as binary columns.
+    KeyValue,
+    /// Columns from a declared Iceberg schema; values are JSON objects.
+    Json(StructType),
+}
+
+/// A topic's table settings, parsed from its configs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableConfig {
+    /// Value mapping.
+    pub mode: TableMode,
+    /// `table.partition.by` as written (`none` for unpartitioned).
+    pub partition_by: String,
+    /// Commit interval.
+    pub commit_interval_ms: u64,
+    /// Iceberg namespace.
+    pub namespace: String,
+    /// Iceberg table name.
+    pub name: String,
+}
+
+/// A `table.*` config value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid value for {key}: {reason}")]
+pub struct InvalidTableConfig {
+    /// The config.
+    pub key: String,
+    /// Why.
+    pub reason: String,
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> InvalidTableConfig {
+    InvalidTableConfig {
+        key: key.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Checks one `table.*` config on its own (the broker calls this for every `table.*` key of
+/// CreateTopics and Alter/IncrementalAlterConfigs). Cross-config checks (a partition column
+/// that must exist in the JSON schema) are done by [`validate_topic_configs`].
+pub fn validate(key: &str, value: &str) -> Result<(), InvalidTableConfig> {
+    match key {
+        // Empty means "not set": the default (topic name, broker namespace, no schema).
+        TABLE_JSON_SCHEMA | TABLE_NAMESPACE | TABLE_NAME if value.is_empty() => Ok(()),
+        TABLE_ENABLE => match value {
+            "true" | "false" => Ok(()),
+            _ => Err(invalid(key, "must be true or false")),
+        },
+        TABLE_MODE => match value {
+            "key_value" | "json" => Ok(()),
+            _ => Err(invalid(key, "must be key_value or json")),
+        },
+        TABLE_JSON_SCHEMA => parse_json_schema(value).map(|_| ()),
+        TABLE_PARTITION_BY => schema::parse_partition_by(value)
+            .map(|_| ())
+            .map_err(|reason| invalid(key, reason)),
+        TABLE_COMMIT_INTERVAL_MS => match value.parse::<u64>() {
+            Ok(v) if (10..=86_400_000).contains(&v) => Ok(()),
+            _ => Err(invalid(
+                key,
+                "must be a number of milliseconds in [10, 86400000]",
+            )),
+        },
+        TABLE_NAMESPACE | TABLE_NAME => {
+            if value.is_empty()
+                || !value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                Err(invalid(key, "must be non-empty and use only [A-Za-z0-9_-]"))
+            } else {
+                Ok(())
+            }
+        }
+        _ => Err(invalid(key, "unknown table config")),
+    }
+}
+
+/// Checks the `table.*` configs of a topic together: every single value, and that the
+/// table they describe can be built (mode, schema, partition column).
+pub fn validate_topic_configs(
+    topic: &str,
+    configs: &BTreeMap<String, String>,
+) -> Result<(), InvalidTableConfig> {
+    for (k, v) in configs {
+        if is_table_config(k) {
+            validate(k, v)?;
+        }
+    }
+    if let Some(cfg) = TableConfig::from_topic(topic, configs, "default")? {
+        schema::TableLayout::new(&cfg).map_err(|e| invalid(TABLE_PARTITION_BY, e))?;
+    }
+    Ok(())
+}
+
+fn parse_json_schema(value: &str) -> Result<StructType, InvalidTableConfig> {
+    let st: StructType = serde_json::from_str(value).map_err(|e| {
+        invalid(
+            TABLE_JSON_SCHEMA,
+            format!("not an Iceberg struct schema ({{\"type\":\"struct\",\"fields\":[...]}}): {e}"),
+        )
+    })?;
+    if st.fields().is_empty() {
+        return Err(invalid(TABLE_JSON_SCHEMA, "the schema has no fields"));
+    }
+    for f in st.fields() {
+        if schema::KAFKA_COLUMNS.contains(&f.name.as_str()) {
+            return Err(invalid(
+                TABLE_JSON_SCHEMA,
+                format!(
+                    "field '{}' collides with a Kafka column ({})",
+                    f.name,
+                    schema::KAFKA_COLUMNS.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(st)
+}
+
+impl TableConfig {
+    /// The table settings of a topic, or `None` when `table.enable` is not `true`.
+    pub fn from_topic(
+        topic: &str,
+        configs: &BTreeMap<String, String>,
+        default_namespace: &str,
+    ) -> Result<Option<TableConfig>, InvalidTableConfig> {
+        let configs: BTreeMap<String, String> = configs
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if configs.get(TABLE_ENABLE).map(String::as_str) != Some("true") {
+            return Ok(None);
+        }
+        let mode = match configs.get(TABLE_MODE).map(String::as_str) {
+            None | Some("key_value") => TableMode::KeyValue,
+            Some("json") => {
+                let text = configs.get(TABLE_JSON_SCHEMA).ok_or_else(|| {
+                    invalid(TABLE_JSON_SCHEMA, "required when table.mode is json")
+                })?;
+                TableMode::Json(parse_json_schema(text)?)
+            }
+            Some(_) => return Err(invalid(TABLE_MODE, "must be key_value or json")),
+        };
+        let commit_interval_ms = match configs.get(TABLE_COMMIT_INTERVAL_MS) {
+            Some(v) => {
+                validate(TABLE_COMMIT_INTERVAL_MS, v)?;
+                v.parse().unwrap_or(DEFAULT_COMMIT_INTERVAL_MS)
+            }
+            None => DEFAULT_COMMIT_INTERVAL_MS,
+        };
+        let partition_by = configs
+            .get(TABLE_PARTITION_BY)
+            .cloned()
+            .unwrap_or_else(|| "none".to_string());
+        schema::parse_partition_by(&partition_by)
+            .map_err(|reason| invalid(TABLE_PARTITION_BY, reason))?;
+        // Topic names may hold '.', which Iceberg reads as a namespace separator.
+        let name = configs
+            .get(TABLE_NAME)
+            .cloned()
+            .unwrap_or_else(|| topic.replace('.', "_"));
+        let namespace = configs
+            .get(TABLE_NAMESPACE)
+            .cloned()
+            .unwrap_or_else(|| default_namespace.to_string());
+        Ok(Some(TableConfig {
+            mode,
+            partition_by,
+            commit_interval_ms,
+            namespace,
+            name,
+        }))
+    }
+}
+
+/// Broker-level tableflow settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableflowSettings {
+    /// Run tableflow at all.
+    pub enabled: bool,
+    /// Iceberg catalog name (the SQL catalog's `catalog_name` column).
+    pub catalog_name: String,
+    /// sqlx URI of the SQL catalog database.
+    pub catalog_uri: String,
+    /// Warehouse root (`file:///...` or `s3://bucket/prefix`).
+    pub warehouse: String,
+    /// Namespace of tables that do not set `table.namespace`.
+    pub namespace: String,
+    /// Size at which a data file is closed and a new one started.
+    pub target_file_size_bytes: usize,
+    /// Extra FileIO properties (`s3.endpoint`, `s3.access-key-id`, ...).
+    pub storage_props: HashMap<String, String>,
+}
+
+impl TableflowSettings {
+    /// The embedded defaults: SQL catalog `floe` in SQLite at `<data-dir>/iceberg/catalog.db`,
+    /// warehouse `<data-dir>/iceberg/warehouse`, namespace `default`.
+    pub fn embedded(data_dir: &Path) -> TableflowSettings {
+        let abs = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+        let iceberg = abs.join("iceberg");
+        TableflowSettings {
+            enabled: true,
+            catalog_name: "floe".to_string(),
+            catalog_uri: format!("sqlite://{}?mode=rwc", iceberg.join("catalog.db").display()),
+            warehouse: format!("file://{}", iceberg.join("warehouse").display()),
+            namespace: "default".to_string(),
+            target_file_size_bytes: 128 * 1024 * 1024,
+            storage_props: HashMap::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfgs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn single_values() {
+        let cases: &[(&str, &str, bool)] = &[
+            (TABLE_ENABLE, "true", true),
+            (TABLE_ENABLE, "yes", false),
+            (TABLE_MODE, "json", true),
+            (TABLE_MODE, "avro", false),
+            (TABLE_PARTITION_BY, "none", true),
+            (TABLE_PARTITION_BY, "hour(timestamp)", true),
+            (TABLE_PARTITION_BY, "day(timestamp)", true),
+            (TABLE_PARTITION_BY, "identity(region)", true),
+            (TABLE_PARTITION_BY, "bucket(x)", false),
+            (TABLE_PARTITION_BY, "hour(", false),
+            (TABLE_COMMIT_INTERVAL_MS, "1000", true),
+            (TABLE_COMMIT_INTERVAL_MS, "-1", false),
+            (TABLE_NAME, "orders_v2", true),
+            (TABLE_NAME, "a.b", false),
+            (
+                TABLE_JSON_SCHEMA,
+                "{\"type\":\"struct\",\"fields\":[{\"id\":1,\"name\":\"a\",\"type\":\"long\",\"required\":true}]}",
+                true,
+            ),
+            (
+                TABLE_JSON_SCHEMA,
+                "{\"type\":\"struct\",\"fields\":[{\"id\":1,\"name\":\"offset\",\"type\":\"long\",\"required\":true}]}",
+                false,
+            ),
+            (TABLE_JSON_SCHEMA, "[1]", false),
+            ("table.other", "x", false),
+        ];
+        for (k, v, ok) in cases {
+            assert_eq!(validate(k, v).is_ok(), *ok, "{k}={v}");
+        }
+    }
+
+    #[test]
+    fn topic_configs_together() {
+        assert!(validate_topic_configs("t", &cfgs(&[(TABLE_ENABLE, "true")])).is_ok());
+        assert!(
+            validate_topic_configs("t", &cfgs(&[(TABLE_ENABLE, "true"), (TABLE_MODE, "json")]))
+                .is_err()
+        );
+        let schema = "{\"type\":\"struct\",\"fields\":[{\"id\":1,\"name\":\"region\",\"type\":\"string\",\"required\":false}]}";
+        let good = cfgs(&[
+            (TABLE_ENABLE, "true"),
+            (TABLE_MODE, "json"),
+            (TABLE_JSON_SCHEMA, schema),
+            (TABLE_PARTITION_BY, "identity(region)"),
+        ]);
+        assert!(validate_topic_configs("t", &good).is_ok());
+        let mut bad = good.clone();
+        bad.insert(TABLE_PARTITION_BY.into(), "identity(nope)".into());
+        assert!(validate_topic_configs("t", &bad).is_err());
+        let cfg = TableConfig::from_topic("a.b", &good, "default")
+            .unwrap()
+            .unwrap();
+        assert_eq!(cfg.name, "a_b");
+        assert_eq!(cfg.commit_interval_ms, DEFAULT_COMMIT_INTERVAL_MS);
+        assert!(
+            TableConfig::from_topic("t", &cfgs(&[]), "default")
+                .unwrap()
+                .is_none()
+        );
+    }
+}

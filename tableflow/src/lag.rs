@@ -1,0 +1,119 @@
+//! Lag of every materialized partition: records and seconds between the log end and what
+//! the table has committed. Published as `metrics` gauges
+//! (`floe_tableflow_lag_records`, `floe_tableflow_lag_seconds`, labels `table`,
+//! `partition`) and readable with [`LagRegistry::snapshot`] for the broker to export.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Lag of one partition of one table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionLag {
+    /// Topic.
+    pub topic: String,
+    /// Table (`namespace.name`).
+    pub table: String,
+    /// Partition.
+    pub partition: i32,
+    /// Records in the log not yet committed to the table.
+    pub records: i64,
+    /// Seconds since the oldest uncommitted record was seen in the log (0 when caught up).
+    pub seconds: f64,
+}
+
+/// All current lags.
+#[derive(Debug, Default)]
+pub struct LagRegistry {
+    lags: Mutex<BTreeMap<(String, i32), PartitionLag>>,
+}
+
+impl LagRegistry {
+    /// Records the lag of a partition and updates its gauges.
+    pub fn set(&self, lag: PartitionLag) {
+        let labels = [
+            ("table", lag.table.clone()),
+            ("partition", lag.partition.to_string()),
+        ];
+        metrics::gauge!("floe_tableflow_lag_records", &labels).set(lag.records as f64);
+        metrics::gauge!("floe_tableflow_lag_seconds", &labels).set(lag.seconds);
+        self.lags
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((lag.topic.clone(), lag.partition), lag);
+    }
+
+    /// Forgets a topic (tables off or topic deleted).
+    pub fn remove_topic(&self, topic: &str) {
+        self.lags
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(t, _), _| t != topic);
+    }
+
+    /// Every partition's lag.
+    pub fn snapshot(&self) -> Vec<PartitionLag> {
+        self.lags
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+/// When log end offsets were first seen, to turn a committed offset into seconds behind.
+#[derive(Debug, Default)]
+pub struct EndOffsetClock {
+    seen: VecDeque<(i64, Instant)>,
+}
+
+impl EndOffsetClock {
+    /// Notes that the log end is `end` now.
+    pub fn observe(&mut self, end: i64, now: Instant) {
+        match self.seen.back_mut() {
+            Some((last, _)) if *last >= end => {}
+            // Coalesce close observations (keeping the older time: lag is never understated).
+            Some((last, at)) if now.duration_since(*at) < Duration::from_millis(10) => *last = end,
+            _ => self.seen.push_back((end, now)),
+        }
+    }
+
+    /// Seconds the oldest record at or after `committed` has been waiting.
+    pub fn seconds_behind(&mut self, committed: i64, now: Instant) -> f64 {
+        while self.seen.front().is_some_and(|(end, _)| *end <= committed) {
+            self.seen.pop_front();
+        }
+        self.seen
+            .front()
+            .map_or(0.0, |(_, at)| now.duration_since(*at).as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock() {
+        let t0 = Instant::now();
+        let mut c = EndOffsetClock::default();
+        c.observe(10, t0);
+        c.observe(20, t0 + Duration::from_secs(1));
+        let now = t0 + Duration::from_secs(3);
+        assert_eq!(c.seconds_behind(5, now), 3.0);
+        assert_eq!(c.seconds_behind(10, now), 2.0);
+        assert_eq!(c.seconds_behind(20, now), 0.0);
+        let r = LagRegistry::default();
+        r.set(PartitionLag {
+            topic: "t".into(),
+            table: "default.t".into(),
+            partition: 0,
+            records: 3,
+            seconds: 1.0,
+        });
+        assert_eq!(r.snapshot().len(), 1);
+        r.remove_topic("t");
+        assert!(r.snapshot().is_empty());
+    }
+}

@@ -1,0 +1,276 @@
+//! Tableflow: topics materialized as Apache Iceberg tables.
+//!
+//! Reads committed record batches from storage ([`floe_storage::PartitionLog::read`]),
+//! never on the produce path, turns them into Arrow rows ([`convert`]), streams them into
+//! Parquet files with the `iceberg` crate's writers and commits them with the next offset
+//! of every partition in the snapshot summary ([`sink`]), so a restart resumes exactly where
+//! the table ends: no row lost, none duplicated.
+//!
+//! Architecture invariants: tableflow depends on storage and protocol, never on the broker
+//! (the broker tells it about topics through [`Tableflow::topic_changed`] and
+//! [`Tableflow::topic_deleted`]); producing never waits for it.
+//!
+//! Entry point: [`Tableflow::start`]. One task per table-enabled topic ([`worker`]).
+
+pub mod config;
+pub mod convert;
+pub mod error;
+pub mod lag;
+pub mod schema;
+pub mod sink;
+mod worker;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use floe_storage::LogManager;
+use iceberg::Catalog;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+pub use config::{
+    InvalidTableConfig, TABLE_CONFIGS, TableConfig, TableflowSettings, is_table_config, validate,
+    validate_topic_configs,
+};
+pub use error::TableflowError;
+pub use lag::PartitionLag;
+
+enum Event {
+    Changed {
+        topic: String,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    },
+    Deleted {
+        topic: String,
+    },
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Handle to the tableflow service (cheap to clone).
+#[derive(Clone)]
+pub struct Tableflow {
+    tx: Option<mpsc::UnboundedSender<Event>>,
+    lag: Arc<lag::LagRegistry>,
+    task: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Tableflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tableflow")
+            .field("enabled", &self.tx.is_some())
+            .finish()
+    }
+}
+
+impl Tableflow {
+    /// A handle that ignores every topic (tableflow turned off).
+    pub fn disabled() -> Tableflow {
+        Tableflow {
+            tx: None,
+            lag: Arc::default(),
+            task: Arc::default(),
+        }
+    }
+
+    /// Starts the service on the current tokio runtime. Topics are announced afterwards
+    /// with [`Tableflow::topic_changed`].
+    pub fn start(settings: TableflowSettings, logs: Arc<LogManager>) -> Tableflow {
+        if !settings.enabled {
+            return Tableflow::disabled();
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let lag = Arc::new(lag::LagRegistry::default());
+        let manager = Manager {
+            settings,
+            logs,
+            lag: lag.clone(),
+            catalog: None,
+            workers: HashMap::new(),
+        };
+        let task = tokio::spawn(manager.run(rx));
+        Tableflow {
+            tx: Some(tx),
+            lag,
+            task: Arc::new(Mutex::new(Some(task))),
+        }
+    }
+
+    /// A topic was created, its configs altered or its partitions added (or it exists at
+    /// start): (re)start, stop or keep its table writer. Never blocks.
+    pub fn topic_changed(&self, topic: &str, partitions: i32, configs: &BTreeMap<String, String>) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Event::Changed {
+                topic: topic.to_string(),
+                partitions,
+                configs: configs.clone(),
+            });
+        }
+    }
+
+    /// A topic was deleted: stop its table writer (the table stays in the catalog).
+    pub fn topic_deleted(&self, topic: &str) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Event::Deleted {
+                topic: topic.to_string(),
+            });
+        }
+    }
+
+    /// Commits what is pending and stops every writer. Call before closing the logs.
+    pub async fn shutdown(&self) {
+        let Some(tx) = &self.tx else { return };
+        let (done_tx, done_rx) = oneshot::channel();
+        if tx.send(Event::Shutdown(done_tx)).is_ok() {
+            let _ = done_rx.await;
+        }
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
+    /// Lag of every materialized partition (also published as `metrics` gauges).
+    pub fn lag(&self) -> Vec<PartitionLag> {
+        self.lag.snapshot()
+    }
+}
+
+struct WorkerHandle {
+    cfg: TableConfig,
+    partitions: i32,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl WorkerHandle {
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+struct Manager {
+    settings: TableflowSettings,
+    logs: Arc<LogManager>,
+    lag: Arc<lag::LagRegistry>,
+    catalog: Option<Arc<dyn Catalog>>,
+    workers: HashMap<String, WorkerHandle>,
+}
+
+impl Manager {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
+        // Topics announced while the catalog is unreachable wait here and are retried.
+        let mut waiting: BTreeMap<String, (i32, BTreeMap<String, String>)> = BTreeMap::new();
+        loop {
+            let event = if waiting.is_empty() {
+                rx.recv().await
+            } else {
+                match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+                    Ok(e) => e,
+                    Err(_) => {
+                        for (topic, (partitions, configs)) in std::mem::take(&mut waiting) {
+                            self.changed(topic, partitions, configs, &mut waiting).await;
+                        }
+                        continue;
+                    }
+                }
+            };
+            match event {
+                Some(Event::Changed {
+                    topic,
+                    partitions,
+                    configs,
+                }) => {
+                    waiting.remove(&topic);
+                    self.changed(topic, partitions, configs, &mut waiting).await;
+                }
+                Some(Event::Deleted { topic }) => {
+                    waiting.remove(&topic);
+                    if let Some(w) = self.workers.remove(&topic) {
+                        w.stop().await;
+                    }
+                    self.lag.remove_topic(&topic);
+                }
+                Some(Event::Shutdown(done)) => {
+                    for (_, w) in self.workers.drain() {
+                        w.stop().await;
+                    }
+                    let _ = done.send(());
+                    return;
+                }
+                None => {
+                    for (_, w) in self.workers.drain() {
+                        w.stop().await;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn changed(
+        &mut self,
+        topic: String,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+        waiting: &mut BTreeMap<String, (i32, BTreeMap<String, String>)>,
+    ) {
+        let cfg = match TableConfig::from_topic(&topic, &configs, &self.settings.namespace) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                tracing::warn!(topic = %topic, error = %e, "table configs unusable; tables off for this topic");
+                None
+            }
+        };
+        if let Some(w) = self.workers.get(&topic)
+            && Some(&w.cfg) == cfg.as_ref()
+            && w.partitions == partitions
+        {
+            return;
+        }
+        if let Some(w) = self.workers.remove(&topic) {
+            w.stop().await;
+            self.lag.remove_topic(&topic);
+        }
+        let Some(cfg) = cfg else { return };
+        let catalog = match &self.catalog {
+            Some(c) => c.clone(),
+            None => match sink::open_catalog(&self.settings).await {
+                Ok(c) => {
+                    tracing::info!(catalog = %self.settings.catalog_name, uri = %self.settings.catalog_uri, warehouse = %self.settings.warehouse, "tableflow catalog open");
+                    self.catalog = Some(c.clone());
+                    c
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, source = ?std::error::Error::source(&e), "cannot open the Iceberg catalog; retrying");
+                    waiting.insert(topic, (partitions, configs));
+                    return;
+                }
+            },
+        };
+        let (stop, stop_rx) = watch::channel(false);
+        tracing::info!(topic = %topic, table = %format!("{}.{}", cfg.namespace, cfg.name), "materializing topic as an Iceberg table");
+        let worker = worker::TopicWorker {
+            topic: topic.clone(),
+            partitions,
+            cfg: cfg.clone(),
+            logs: self.logs.clone(),
+            catalog,
+            settings: self.settings.clone(),
+            lag: self.lag.clone(),
+            stop: stop_rx,
+        };
+        let task = tokio::spawn(worker.run());
+        self.workers.insert(
+            topic,
+            WorkerHandle {
+                cfg,
+                partitions,
+                stop,
+                task,
+            },
+        );
+    }
+}
