@@ -291,17 +291,22 @@ def cmd_keyvalue(args):
 
 
 def cmd_produce(args):
+    """Half the records, wait for the first commit, then the other half: the caller kills
+    the broker right after, while the second half is being materialized."""
     create_topic(args, 4, json_table_configs(interval_ms=200))
-    produce(args, ((str(i), json.dumps(record(i)), None) for i in range(args.count)))
+    half = args.count // 2
+    produce(args, ((str(i), json.dumps(record(i)), None) for i in range(half)))
     deadline = time.time() + 120
-    while time.time() < deadline:
+    while True:
         t = load(args, args.topic)
         if t is not None and t.current_snapshot() is not None:
-            rows = t.scan().to_arrow().num_rows
-            print(f"PRODUCED {args.count}; table has {rows} rows at the kill", flush=True)
-            return
+            break
+        if time.time() > deadline:
+            fail("no commit within 120s")
         time.sleep(0.05)
-    fail("no commit within 120s")
+    produce(args, ((str(i), json.dumps(record(i)), None) for i in range(half, args.count)))
+    rows = load(args, args.topic).scan().to_arrow().num_rows
+    print(f"PRODUCED {args.count}; table has {rows} rows at the kill", flush=True)
 
 
 def cmd_verify(args):
