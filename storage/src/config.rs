@@ -1,8 +1,23 @@
 //! Per-partition log settings, named after Kafka's topic configs.
 
+/// What recovery does with damage that is not a torn tail (raft-engine calls these recovery
+/// modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecoveryPolicy {
+    /// Cut a torn tail (what a crash leaves: damage with nothing valid after it, above the
+    /// last known-synced offset); refuse to open the partition on any other damage, with an
+    /// error naming the file and byte position.
+    #[default]
+    TolerateTailCorruption,
+    /// Treat any damage like a torn tail: truncate the log at the first bad batch (dropping
+    /// everything after it, valid or not) and open. For an operator who prefers availability
+    /// over the records after the damage.
+    TruncateCorruption,
+}
+
 /// Settings of one partition log. Field names follow Kafka's topic configs
 /// (`segment.bytes`, `segment.ms`, `index.interval.bytes`, `segment.index.bytes`,
-/// `max.message.bytes`).
+/// `max.message.bytes`, `flush.messages`, `flush.ms`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
     /// Roll the active segment when appending would make it larger than this.
@@ -15,6 +30,14 @@ pub struct LogConfig {
     pub segment_index_bytes: u32,
     /// Largest batch (compressed size, whole batch) an append accepts.
     pub max_message_bytes: u32,
+    /// Kafka `flush.messages`: the log syncs itself once this many records are unsynced,
+    /// whatever the producer's acks. `u64::MAX` (the default, like Kafka's) never.
+    pub flush_messages: u64,
+    /// Kafka `flush.ms`: the log syncs itself once its oldest unsynced record is this old
+    /// (checked by the log manager's flusher thread). `u64::MAX` (the default) never.
+    pub flush_ms: u64,
+    /// What recovery does with damage that is not a torn tail.
+    pub recovery: RecoveryPolicy,
 }
 
 impl Default for LogConfig {
@@ -25,6 +48,9 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             segment_index_bytes: 10 * 1024 * 1024,
             max_message_bytes: 1_048_588,
+            flush_messages: u64::MAX,
+            flush_ms: u64::MAX,
+            recovery: RecoveryPolicy::default(),
         }
     }
 }

@@ -49,8 +49,8 @@ fn read_entry<E: IndexEntry>(file: &io::File, n: u64) -> Result<E, StorageError>
 impl<E: IndexEntry> IndexFile<E> {
     /// Opens (creating if missing) an index file. Returns the index and whether the file's
     /// size was a whole number of entries; a trailing partial entry is ignored.
-    pub(crate) fn open(path: &Path) -> Result<(Self, bool), StorageError> {
-        let file = io::File::create(path)?;
+    pub(crate) fn open(io: &io::Io, path: &Path) -> Result<(Self, bool), StorageError> {
+        let file = io::File::create(io, path)?;
         let len = file.size()?;
         let aligned = len % E::SIZE as u64 == 0;
         let count = len / E::SIZE as u64;

@@ -10,6 +10,8 @@
 //! format and recovery rules are described in `docs/on-disk-format.md`.
 
 pub mod config;
+#[cfg(test)]
+mod crash_tests;
 pub mod error;
 mod index_file;
 pub mod io;
@@ -24,9 +26,10 @@ mod test_util;
 mod time_index;
 pub mod topic_partition;
 
-pub use config::LogConfig;
+pub use config::{LogConfig, RecoveryPolicy};
 pub use error::{Corruption, IoOp, StorageError};
+pub use io::{Io, IoKind, IoMode};
 pub use log_manager::LogManager;
-pub use partition_log::{AppendError, AppendInfo, PartitionLog, ReadError, ReadResult};
+pub use partition_log::{AppendError, AppendInfo, PartitionLog, ReadError, ReadResult, sync_all};
 pub use producer_state::{BatchMetadata, ProducerEntry};
 pub use topic_partition::TopicPartition;

@@ -10,16 +10,21 @@
 //! - Deleting a partition first renames its directory to `<dir>.<unique>-delete` (and syncs
 //!   the data directory), then removes it; a crash in between leaves a recognisable directory
 //!   that the next [`LogManager::partition_dirs`] removes.
+//! - Every log of the directory shares one I/O backend ([`Io`], one io_uring driver), so the
+//!   syncs and writes of all partitions are batched together.
+//! - A flusher thread enforces `flush.ms`: it wakes every [`FLUSH_TICK`] (or sooner for a
+//!   smaller `flush.ms`) and syncs each log whose oldest unsynced record is that old.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::LogConfig;
-use crate::error::StorageError;
-use crate::io;
+use crate::error::{IoOp, StorageError};
+use crate::io::{self, Io};
 use crate::partition_log::PartitionLog;
 use crate::topic_partition::TopicPartition;
 
@@ -30,15 +35,97 @@ pub const CLEAN_SHUTDOWN_FILE: &str = ".floe_clean_shutdown";
 /// Suffix of partition directories being deleted.
 pub const DELETE_SUFFIX: &str = "-delete";
 
+/// Longest sleep of the `flush.ms` flusher thread.
+pub const FLUSH_TICK: Duration = Duration::from_millis(100);
+
+type Logs = Arc<Mutex<HashMap<TopicPartition, Arc<PartitionLog>>>>;
+
 /// All partition logs of one data directory.
 #[derive(Debug)]
 pub struct LogManager {
     data_dir: PathBuf,
     _lock: io::DirLock,
+    io: Io,
     /// Partitions the marker said were cleanly closed, minus those opened since.
     clean_at_start: Mutex<BTreeSet<String>>,
-    logs: Mutex<HashMap<TopicPartition, Arc<PartitionLog>>>,
+    logs: Logs,
     delete_counter: AtomicU64,
+    /// Held for its `Drop`, which stops the thread.
+    _flusher: Flusher,
+}
+
+/// The `flush.ms` thread; stopped and joined on drop.
+#[derive(Debug)]
+struct Flusher {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Flusher {
+    fn start(logs: Logs) -> Result<Flusher, StorageError> {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            thread::Builder::new()
+                .name("floe-log-flusher".into())
+                .spawn(move || flusher_loop(&logs, &stop))
+                .map_err(|e| StorageError::io(IoOp::Open, "floe-log-flusher thread", e))?
+        };
+        Ok(Flusher {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        *lock(&self.stop.0) = true;
+        self.stop.1.notify_all();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("log flusher thread panicked");
+        }
+    }
+}
+
+fn flusher_loop(logs: &Logs, stop: &(Mutex<bool>, Condvar)) {
+    let mut stopped = lock(&stop.0);
+    loop {
+        let open: Vec<Arc<PartitionLog>> = lock(logs).values().cloned().collect();
+        let mut tick = FLUSH_TICK;
+        if !open.is_empty() {
+            drop(stopped);
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            for log in &open {
+                let flush_ms = log.config().flush_ms;
+                if flush_ms == u64::MAX {
+                    continue;
+                }
+                // Wake often enough to honour the smallest flush.ms within ~10%.
+                tick = tick.min(Duration::from_millis((flush_ms / 10).max(1)));
+                if let Err(error) = log.flush_if_due(now) {
+                    // The log took itself offline; appends report it.
+                    tracing::error!(partition = %log.topic_partition(), %error, "flush.ms sync failed");
+                }
+            }
+            stopped = lock(&stop.0);
+        }
+        if *stopped {
+            return;
+        }
+        stopped = stop
+            .1
+            .wait_timeout(stopped, tick)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+        if *stopped {
+            return;
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -46,9 +133,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl LogManager {
-    /// Opens (creating) the data directory and takes its lock. Fails with
-    /// [`StorageError::DirLocked`] if another process has it open.
+    /// Opens (creating) the data directory with the std I/O backend and takes its lock. Fails
+    /// with [`StorageError::DirLocked`] if another process has it open.
     pub fn open(data_dir: &Path) -> Result<LogManager, StorageError> {
+        LogManager::open_with(data_dir, Io::std())
+    }
+
+    /// Opens (creating) the data directory with the given I/O backend (see
+    /// [`Io::from_mode`]) and takes its lock.
+    pub fn open_with(data_dir: &Path, io: Io) -> Result<LogManager, StorageError> {
         io::create_dir_all(data_dir)?;
         let dir_lock = io::lock_exclusive(&data_dir.join(LOCK_FILE))?;
         let marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
@@ -65,11 +158,14 @@ impl LogManager {
             }
             None => BTreeSet::new(),
         };
+        let logs: Logs = Arc::new(Mutex::new(HashMap::new()));
         Ok(LogManager {
             data_dir: data_dir.to_owned(),
             _lock: dir_lock,
+            io,
             clean_at_start: Mutex::new(clean),
-            logs: Mutex::new(HashMap::new()),
+            _flusher: Flusher::start(Arc::clone(&logs))?,
+            logs,
             delete_counter: AtomicU64::new(0),
         })
     }
@@ -77,6 +173,11 @@ impl LogManager {
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The I/O backend every log of this directory uses.
+    pub fn io(&self) -> &Io {
+        &self.io
     }
 
     /// Opens a partition's log: creates its directory if missing, otherwise recovers it.
@@ -97,7 +198,13 @@ impl LogManager {
             io::sync_dir(&self.data_dir)?;
         }
         let clean = lock(&self.clean_at_start).remove(&name);
-        let log = Arc::new(PartitionLog::open(tp.clone(), dir, config, clean)?);
+        let log = Arc::new(PartitionLog::open(
+            self.io.clone(),
+            tp.clone(),
+            dir,
+            config,
+            clean,
+        )?);
         logs.insert(tp.clone(), Arc::clone(&log));
         Ok(log)
     }
@@ -181,7 +288,7 @@ impl LogManager {
             contents.push_str(name);
             contents.push('\n');
         }
-        io::write_atomic(
+        self.io.write_atomic(
             &self.data_dir.join(CLEAN_SHUTDOWN_FILE),
             contents.as_bytes(),
         )
@@ -192,23 +299,22 @@ impl LogManager {
 mod tests {
     use super::*;
     use crate::test_util::batch;
+    use crate::test_util::open_manager;
 
-    #[test]
     fn data_dir_lock_is_exclusive() {
         let dir = tempfile::tempdir().unwrap();
-        let first = LogManager::open(dir.path()).unwrap();
+        let first = open_manager(dir.path());
         assert!(matches!(
-            LogManager::open(dir.path()),
+            LogManager::open_with(dir.path(), crate::test_util::backend()),
             Err(StorageError::DirLocked { .. })
         ));
         drop(first);
-        LogManager::open(dir.path()).unwrap();
+        open_manager(dir.path());
     }
 
-    #[test]
     fn open_partition_is_idempotent_and_listed() {
         let dir = tempfile::tempdir().unwrap();
-        let manager = LogManager::open(dir.path()).unwrap();
+        let manager = open_manager(dir.path());
         let a = TopicPartition::new("my-topic", 1);
         let log = manager.open_partition(&a, LogConfig::default()).unwrap();
         let again = manager.open_partition(&a, LogConfig::default()).unwrap();
@@ -232,10 +338,9 @@ mod tests {
         );
     }
 
-    #[test]
     fn delete_partition_removes_the_directory() {
         let dir = tempfile::tempdir().unwrap();
-        let manager = LogManager::open(dir.path()).unwrap();
+        let manager = open_manager(dir.path());
         let tp = TopicPartition::new("doomed", 0);
         let log = manager.open_partition(&tp, LogConfig::default()).unwrap();
         log.append(batch("x", 2, 0), 0).unwrap();
@@ -258,25 +363,24 @@ mod tests {
         assert_eq!(log.log_end_offset(), 0);
     }
 
-    #[test]
     fn failed_close_writes_no_clean_marker() {
         let dir = tempfile::tempdir().unwrap();
-        let manager = LogManager::open(dir.path()).unwrap();
+        let (io, faults) = crate::test_util::backend().with_faults();
+        let manager = LogManager::open_with(dir.path(), io).unwrap();
         let tp = TopicPartition::new("t", 0);
         let log = manager.open_partition(&tp, LogConfig::default()).unwrap();
         log.append(batch("x", 1, 0), 0).unwrap();
-        crate::io::faults::fail_syncs_under(&dir.path().join("t-0"));
+        faults.fail_syncs();
         assert!(manager.shutdown().is_err());
         assert!(!dir.path().join(CLEAN_SHUTDOWN_FILE).exists());
     }
 
-    #[test]
     fn clean_shutdown_marker_lists_partitions_and_is_consumed() {
         let dir = tempfile::tempdir().unwrap();
         let marker = dir.path().join(CLEAN_SHUTDOWN_FILE);
         let (a, b) = (TopicPartition::new("a", 0), TopicPartition::new("b", 0));
         {
-            let manager = LogManager::open(dir.path()).unwrap();
+            let manager = open_manager(dir.path());
             manager.open_partition(&a, LogConfig::default()).unwrap();
             manager.open_partition(&b, LogConfig::default()).unwrap();
             manager.shutdown().unwrap();
@@ -284,7 +388,7 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&marker).unwrap(), "a-0\nb-0\n");
         {
             // Only `a` is opened; `b` stays clean from before.
-            let manager = LogManager::open(dir.path()).unwrap();
+            let manager = open_manager(dir.path());
             assert!(!marker.exists());
             manager.open_partition(&a, LogConfig::default()).unwrap();
             manager.shutdown().unwrap();
@@ -292,13 +396,21 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&marker).unwrap(), "a-0\nb-0\n");
         {
             // Crash: no marker afterwards.
-            let manager = LogManager::open(dir.path()).unwrap();
+            let manager = open_manager(dir.path());
             manager.open_partition(&a, LogConfig::default()).unwrap();
         }
         assert!(!marker.exists());
         {
-            let manager = LogManager::open(dir.path()).unwrap();
+            let manager = open_manager(dir.path());
             assert!(lock(&manager.clean_at_start).is_empty());
         }
     }
+
+    crate::test_util::on_both_backends!(
+        data_dir_lock_is_exclusive,
+        open_partition_is_idempotent_and_listed,
+        delete_partition_removes_the_directory,
+        failed_close_writes_no_clean_marker,
+        clean_shutdown_marker_lists_partitions_and_is_consumed,
+    );
 }

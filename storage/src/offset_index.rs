@@ -90,7 +90,7 @@ mod tests {
             targets in proptest::collection::vec(-5i64..10_100, 1..50),
         ) {
             let dir = tempfile::tempdir().unwrap();
-            let (mut index, aligned) = OffsetIndex::open(&dir.path().join("x.index")).unwrap();
+            let (mut index, aligned) = OffsetIndex::open(&crate::io::Io::std(), &dir.path().join("x.index")).unwrap();
             prop_assert!(aligned);
             let base = 1_000i64;
             let entries: Vec<OffsetEntry> = std::mem::take(&mut offsets)
@@ -118,7 +118,7 @@ mod tests {
     fn reopen_ignores_partial_entry() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("0.index");
-        let (mut index, _) = OffsetIndex::open(&path).unwrap();
+        let (mut index, _) = OffsetIndex::open(&crate::io::Io::std(), &path).unwrap();
         index
             .append(OffsetEntry {
                 relative_offset: 3,
@@ -129,7 +129,7 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes.extend_from_slice(&[1, 2, 3]);
         std::fs::write(&path, bytes).unwrap();
-        let (index, aligned) = OffsetIndex::open(&path).unwrap();
+        let (index, aligned) = OffsetIndex::open(&crate::io::Io::std(), &path).unwrap();
         assert!(!aligned);
         assert_eq!(index.len(), 1);
         assert_eq!(index.last().map(|e| e.position), Some(100));

@@ -6,7 +6,7 @@
 //! Durability protocol: the state is derived from the log. Snapshots
 //! (`{offset:020}.snapshot`, the state after every batch below `offset`) are written when a
 //! segment is rolled (after the rolled segment is synced) and on clean shutdown (after the log
-//! is synced), each with [`crate::io::write_atomic`]. On open, the newest snapshot at or below
+//! is synced), each with [`crate::io::Io::write_atomic`]. On open, the newest snapshot at or below
 //! the recovered log end is loaded and the batch headers after it are replayed; without a
 //! usable snapshot the whole log is replayed. A snapshot is therefore never ahead of durable
 //! data, and losing one only costs replay time.
@@ -265,6 +265,7 @@ pub(crate) fn list_snapshots(dir: &Path) -> Result<Vec<i64>, StorageError> {
 /// Writes the snapshot of `state` at `offset` durably and deletes all but the newest
 /// [`SNAPSHOTS_KEPT`] snapshots.
 pub(crate) fn write_snapshot(
+    io: &io::Io,
     dir: &Path,
     offset: i64,
     state: &ProducerStateManager,
@@ -282,7 +283,7 @@ pub(crate) fn write_snapshot(
     };
     let mut contents = format!("{SNAPSHOT_MAGIC} {:08x}\n", crc32c::crc32c(&body)).into_bytes();
     contents.extend_from_slice(&body);
-    io::write_atomic(&snapshot_path(dir, offset), &contents)?;
+    io.write_atomic(&snapshot_path(dir, offset), &contents)?;
     let offsets = list_snapshots(dir)?;
     if offsets.len() > SNAPSHOTS_KEPT {
         for old in &offsets[..offsets.len() - SNAPSHOTS_KEPT] {
@@ -456,7 +457,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = ProducerStateManager::default();
         s.replay(&header(7, 2, 0, 4, 10));
-        write_snapshot(dir.path(), 14, &s).unwrap();
+        write_snapshot(&io::Io::std(), dir.path(), 14, &s).unwrap();
         let (offset, loaded) = load_latest_snapshot(dir.path(), 100).unwrap().unwrap();
         assert_eq!(offset, 14);
         assert_eq!(loaded, s);
@@ -466,8 +467,14 @@ mod tests {
         assert!(list_snapshots(dir.path()).unwrap().is_empty());
 
         // Corrupt snapshot is ignored, an older good one used.
-        write_snapshot(dir.path(), 14, &s).unwrap();
-        write_snapshot(dir.path(), 20, &ProducerStateManager::default()).unwrap();
+        write_snapshot(&io::Io::std(), dir.path(), 14, &s).unwrap();
+        write_snapshot(
+            &io::Io::std(),
+            dir.path(),
+            20,
+            &ProducerStateManager::default(),
+        )
+        .unwrap();
         let path = snapshot_path(dir.path(), 20);
         let mut bytes = std::fs::read(&path).unwrap();
         let last = bytes.len() - 2;
@@ -478,7 +485,13 @@ mod tests {
 
         // Only the newest snapshots are kept.
         for o in [30, 40, 50] {
-            write_snapshot(dir.path(), o, &ProducerStateManager::default()).unwrap();
+            write_snapshot(
+                &io::Io::std(),
+                dir.path(),
+                o,
+                &ProducerStateManager::default(),
+            )
+            .unwrap();
         }
         assert_eq!(list_snapshots(dir.path()).unwrap(), vec![40, 50]);
     }

@@ -81,14 +81,18 @@ impl LocatedBatch {
 
 impl Segment {
     /// Creates an empty segment, replacing any files of the same name.
-    pub(crate) fn create(dir: &Path, base_offset: i64) -> Result<Segment, StorageError> {
-        let log = io::File::create(&segment_file(dir, base_offset, LOG_SUFFIX))?;
+    pub(crate) fn create(
+        io: &io::Io,
+        dir: &Path,
+        base_offset: i64,
+    ) -> Result<Segment, StorageError> {
+        let log = io::File::create(io, &segment_file(dir, base_offset, LOG_SUFFIX))?;
         log.set_len(0)?;
         let (mut offset_index, _) =
-            OffsetIndex::open(&segment_file(dir, base_offset, INDEX_SUFFIX))?;
+            OffsetIndex::open(io, &segment_file(dir, base_offset, INDEX_SUFFIX))?;
         offset_index.clear()?;
         let (mut time_index, _) =
-            TimeIndex::open(&segment_file(dir, base_offset, TIME_INDEX_SUFFIX))?;
+            TimeIndex::open(io, &segment_file(dir, base_offset, TIME_INDEX_SUFFIX))?;
         time_index.clear()?;
         Ok(Segment {
             base_offset,
@@ -107,16 +111,17 @@ impl Segment {
     /// Opens the files of an existing segment without reading the `.log`; the caller (recovery)
     /// establishes `size`, `next_offset` and the timestamp fields.
     pub(crate) fn open_files(
+        io: &io::Io,
         dir: &Path,
         base_offset: i64,
     ) -> Result<(Segment, IndexShape), StorageError> {
-        let log = io::File::open(&segment_file(dir, base_offset, LOG_SUFFIX))?;
+        let log = io::File::open(io, &segment_file(dir, base_offset, LOG_SUFFIX))?;
         let size = log.size()?;
         let index_path = segment_file(dir, base_offset, INDEX_SUFFIX);
         let time_path = segment_file(dir, base_offset, TIME_INDEX_SUFFIX);
         let indexes_existed = io::exists(&index_path) && io::exists(&time_path);
-        let (offset_index, offset_aligned) = OffsetIndex::open(&index_path)?;
-        let (time_index, time_aligned) = TimeIndex::open(&time_path)?;
+        let (offset_index, offset_aligned) = OffsetIndex::open(io, &index_path)?;
+        let (time_index, time_aligned) = TimeIndex::open(io, &time_path)?;
         let segment = Segment {
             base_offset,
             log: Arc::new(log),
@@ -164,15 +169,17 @@ impl Segment {
     }
 
     /// Writes already offset-assigned batches at the end of the `.log` and indexes them.
-    /// `batches` are the headers (with assigned offsets) and ranges within `bytes`.
+    /// `batches` are the headers (with assigned offsets) and ranges within `bytes`. The
+    /// buffer itself is handed to the I/O backend (no copy).
     pub(crate) fn append(
         &mut self,
-        bytes: &[u8],
+        bytes: Bytes,
         batches: &[(BatchHeader, Range<usize>)],
         config: &LogConfig,
         now_ms: i64,
     ) -> Result<(), StorageError> {
-        self.log.write_at(self.size, bytes)?;
+        let len = bytes.len() as u64;
+        self.log.write_owned_at(self.size, bytes)?;
         let start = self.size;
         for (header, range) in batches {
             self.index_batch(
@@ -186,7 +193,7 @@ impl Segment {
         if self.roll_base_ms.is_none() {
             self.roll_base_ms = Some(now_ms);
         }
-        self.size = start + bytes.len() as u64;
+        self.size = start + len;
         Ok(())
     }
 
@@ -358,22 +365,32 @@ impl SegmentReader {
     }
 
     /// Whole batches from `first` on, at most `max_bytes` of them but always `first` itself.
+    ///
+    /// One read into one buffer, which becomes the result without a copy: the span
+    /// `max(first batch, max_bytes)` (bounded by the segment's size) is read at once, the batch
+    /// headers are walked in memory, and the buffer is cut after the last whole batch.
     pub(crate) fn read_from(
         &self,
         first: &LocatedBatch,
         max_bytes: usize,
     ) -> Result<Bytes, StorageError> {
         let start = first.position;
-        let mut end = first.end();
-        while let Some(next) = read_batch_header(&self.log, end, self.size)? {
-            if next.end() - start > max_bytes as u64 {
+        let first_len = first.header.total_size() as u64;
+        let span = (max_bytes as u64).max(first_len).min(self.size - start);
+        let mut bytes = Bytes::from(self.log.read_vec(start, span as usize)?);
+        let mut end = first_len;
+        while let Some(rest) = bytes.get(end as usize..) {
+            let Ok(header) = BatchHeader::parse(rest) else {
+                break; // a partial header at the end of the span
+            };
+            let next_end = end + header.total_size() as u64;
+            if header.total_size() < HEADER_SIZE || next_end > span {
                 break;
             }
-            end = next.end();
+            end = next_end;
         }
-        Ok(Bytes::from(
-            self.log.read_vec(start, (end - start) as usize)?,
-        ))
+        bytes.truncate(end as usize);
+        Ok(bytes)
     }
 
     /// The whole bytes of one batch.

@@ -92,3 +92,66 @@ pub(crate) fn decode(bytes: &Bytes) -> Vec<(i64, String)> {
 pub(crate) fn offsets(bytes: &Bytes) -> Vec<i64> {
     decode(bytes).into_iter().map(|(o, _)| o).collect()
 }
+
+thread_local! {
+    /// The backend the current test scenario runs on (see [`on_both_backends!`]).
+    static BACKEND: std::cell::RefCell<Option<crate::io::Io>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A fresh backend of `kind`. Storage scenarios run on both backends; io_uring must work
+/// on the machines the tests run on (it does on this project's machines and CI).
+pub(crate) fn new_backend(kind: crate::io::IoKind) -> crate::io::Io {
+    match kind {
+        crate::io::IoKind::Std => crate::io::Io::std(),
+        crate::io::IoKind::Uring => crate::io::Io::uring()
+            .expect("io_uring must be available: storage tests run every scenario on it"),
+    }
+}
+
+/// Runs `scenario` with [`backend`] returning a backend of `kind`.
+pub(crate) fn with_backend(kind: crate::io::IoKind, scenario: impl FnOnce()) {
+    let io = new_backend(kind);
+    assert_eq!(io.kind(), kind);
+    BACKEND.with(|b| *b.borrow_mut() = Some(io));
+    scenario();
+    BACKEND.with(|b| *b.borrow_mut() = None);
+}
+
+/// The backend of the running scenario (std outside [`with_backend`]).
+pub(crate) fn backend() -> crate::io::Io {
+    BACKEND.with(|b| b.borrow().clone()).unwrap_or_default()
+}
+
+/// Both backends, for property tests that loop over them.
+pub(crate) fn all_backends() -> [crate::io::IoKind; 2] {
+    [crate::io::IoKind::Std, crate::io::IoKind::Uring]
+}
+
+/// Opens a log manager on the scenario's backend.
+pub(crate) fn open_manager(dir: &std::path::Path) -> crate::LogManager {
+    crate::LogManager::open_with(dir, backend()).unwrap()
+}
+
+/// Declares a `#[test]` per scenario and backend: `std_backend::<name>` and
+/// `uring_backend::<name>` each run the plain function `<name>` on that backend.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod std_backend {
+            $(
+                #[test]
+                fn $name() {
+                    $crate::test_util::with_backend($crate::io::IoKind::Std, super::$name);
+                }
+            )*
+        }
+        mod uring_backend {
+            $(
+                #[test]
+                fn $name() {
+                    $crate::test_util::with_backend($crate::io::IoKind::Uring, super::$name);
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_backends;

@@ -100,7 +100,8 @@ mod tests {
     #[test]
     fn maybe_append_keeps_timestamps_increasing_and_lookup_floors() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut index, _) = TimeIndex::open(&dir.path().join("0.timeindex")).unwrap();
+        let (mut index, _) =
+            TimeIndex::open(&crate::io::Io::std(), &dir.path().join("0.timeindex")).unwrap();
         index.maybe_append(100, 50, 105).unwrap();
         index.maybe_append(100, 40, 107).unwrap(); // smaller: skipped
         index.maybe_append(100, 50, 108).unwrap(); // equal: skipped

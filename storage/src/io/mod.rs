@@ -1,58 +1,297 @@
-//! All file I/O of the storage crate goes through this module, so that a second backend
-//! (io_uring) can be added behind the same narrow interface and tests can inject faults here.
+//! All file I/O of the storage crate goes through this module, behind one narrow interface
+//! with two backends, so the rest of the crate never touches a file descriptor and tests can
+//! inject faults at this edge.
 //!
-//! The interface is positional: writes and reads name their file offset (`pwrite`/`pread`),
-//! so a file handle can be shared between one appender and many readers without a cursor.
-//! Durability primitives: [`File::sync_data`] (`fdatasync`), [`sync_dir`] (fsync of a
-//! directory, needed after creating, renaming or removing entries), and [`write_atomic`]
-//! (write a temporary file, fsync it, rename it over the target, fsync the directory), which
-//! leaves either the old or the new content after a crash, never a mix.
+//! - [`Io`] is the backend handle a [`crate::LogManager`] is opened with: the portable std
+//!   backend (`pwrite`/`pread`/`fdatasync` on the calling thread) or the io_uring backend
+//!   ([`uring`]: one driver thread per handle owning one ring, batching the submissions of
+//!   every partition, with a durable write submitted as a `WRITE` linked to an `FSYNC`).
+//!   [`IoMode::Auto`] probes io_uring and falls back to std with a log line.
+//! - [`File`] is an open file bound to its backend. The interface is positional: writes and
+//!   reads name their file offset, so one handle is shared by one appender and many readers.
+//!   Data-path operations go through the backend: writes, `fdatasync`, and reads of at least
+//!   [`RING_READ_MIN`] bytes (smaller reads, batch headers and index probes, are page-cache
+//!   hits where a hop to the driver thread costs more than the read, so both backends serve
+//!   them with `pread` on the calling thread).
+//! - Namespace operations (open, create, rename, remove, list, lock, directory fsync) are
+//!   plain std calls in both backends: they are rare and not on the produce or fetch path.
 //!
-//! This is the portable std backend.
+//! Durability primitives: [`File::sync_data`] (`fdatasync`), [`File::write_and_sync_at`]
+//! (write then `fdatasync`, linked on io_uring), [`sync_dir`] (fsync of a directory, needed
+//! after creating, renaming or removing entries), and [`Io::write_atomic`] (write a temporary
+//! file, sync it, rename it over the target, fsync the directory), which leaves either the old
+//! or the new content after a crash, never a mix.
+//!
+//! `unsafe` is allowed only in this module, and only in [`uring`] (the kernel reads and
+//! writes caller memory asynchronously there); every block carries a `// SAFETY:` note.
 
+#[cfg(test)]
+pub(crate) mod faults;
+// The workspace denies `unsafe_code`; io_uring needs it to hand the kernel pointers to
+// buffers it uses after the call returns. The driver keeps ownership of those buffers until
+// their completions arrive; each unsafe block states why it is sound.
+#[allow(unsafe_code)]
+mod uring;
+
+use std::fmt;
 use std::fs;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use bytes::Bytes;
 
 use crate::error::{IoOp, StorageError};
 
 type Result<T> = std::result::Result<T, StorageError>;
 
-/// An open file, readable and writable at explicit positions.
+/// Reads at least this long go through the backend (the ring); shorter ones are `pread`s.
+pub const RING_READ_MIN: usize = 16 * 1024;
+
+/// Which backend to use, as configured (`storage.io`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IoMode {
+    /// io_uring if this kernel and sandbox allow it, std otherwise.
+    #[default]
+    Auto,
+    /// io_uring; opening fails where it is unavailable.
+    Uring,
+    /// Portable std file I/O.
+    Std,
+}
+
+impl FromStr for IoMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(IoMode::Auto),
+            "uring" | "io_uring" => Ok(IoMode::Uring),
+            "std" => Ok(IoMode::Std),
+            other => Err(format!(
+                "unknown storage I/O backend {other:?}: expected auto, uring or std"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for IoMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IoMode::Auto => "auto",
+            IoMode::Uring => "uring",
+            IoMode::Std => "std",
+        })
+    }
+}
+
+/// The backend actually running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoKind {
+    /// Portable std file I/O.
+    Std,
+    /// io_uring with a driver thread.
+    Uring,
+}
+
+#[derive(Debug)]
+enum Backend {
+    Std,
+    Uring(uring::Driver),
+}
+
+/// A storage I/O backend. Cheap to clone; every clone shares the same driver, and the
+/// io_uring driver thread stops when the last clone (and every file opened with it) is gone.
+#[derive(Debug, Clone)]
+pub struct Io {
+    backend: Arc<Backend>,
+    #[cfg(test)]
+    faults: Option<Arc<faults::Faults>>,
+}
+
+impl Default for Io {
+    fn default() -> Self {
+        Io::std()
+    }
+}
+
+impl Io {
+    fn with_backend(backend: Backend) -> Io {
+        Io {
+            backend: Arc::new(backend),
+            #[cfg(test)]
+            faults: None,
+        }
+    }
+
+    /// The portable std backend.
+    pub fn std() -> Io {
+        Io::with_backend(Backend::Std)
+    }
+
+    /// The io_uring backend: sets up a ring and starts its driver thread. Fails where
+    /// io_uring is unavailable.
+    pub fn uring() -> Result<Io> {
+        let driver =
+            uring::Driver::start().map_err(|e| StorageError::io(IoOp::Open, "io_uring", e))?;
+        Ok(Io::with_backend(Backend::Uring(driver)))
+    }
+
+    /// The backend for a configured mode. `Auto` falls back to std, with a log line saying
+    /// why, where io_uring cannot be set up.
+    pub fn from_mode(mode: IoMode) -> Result<Io> {
+        match mode {
+            IoMode::Std => Ok(Io::std()),
+            IoMode::Uring => Io::uring(),
+            IoMode::Auto => match Io::uring() {
+                Ok(io) => Ok(io),
+                Err(error) => {
+                    tracing::warn!(
+                        error = %std::error::Error::source(&error).map_or_else(|| error.to_string(), ToString::to_string),
+                        "io_uring is unavailable; storage falls back to std file I/O"
+                    );
+                    Ok(Io::std())
+                }
+            },
+        }
+    }
+
+    /// Whether two handles share one backend (one driver).
+    pub fn same_backend(&self, other: &Io) -> bool {
+        Arc::ptr_eq(&self.backend, &other.backend)
+    }
+
+    /// Which backend runs.
+    pub fn kind(&self) -> IoKind {
+        match *self.backend {
+            Backend::Std => IoKind::Std,
+            Backend::Uring(_) => IoKind::Uring,
+        }
+    }
+
+    /// This backend with a fault injector in front (tests).
+    #[cfg(test)]
+    pub(crate) fn with_faults(&self) -> (Io, Arc<faults::Faults>) {
+        let faults = Arc::new(faults::Faults::default());
+        let io = Io {
+            backend: Arc::clone(&self.backend),
+            faults: Some(Arc::clone(&faults)),
+        };
+        (io, faults)
+    }
+
+    /// Replaces `path` with `contents` atomically and durably: writes `<path>.tmp` and
+    /// fdatasyncs it (linked on io_uring), renames it over `path` and fsyncs the parent
+    /// directory.
+    pub fn write_atomic(&self, path: &Path, contents: &[u8]) -> Result<()> {
+        let tmp = tmp_path(path);
+        {
+            let file = File::create(self, &tmp)?;
+            file.set_len(0)?;
+            file.write_and_sync_at(0, Bytes::copy_from_slice(contents))?;
+        }
+        rename(&tmp, path)?;
+        if let Some(parent) = path.parent() {
+            sync_dir(parent)?;
+        }
+        Ok(())
+    }
+
+    /// `fdatasync`s several files, on io_uring in one submission; the first error wins but
+    /// every sync is waited for.
+    pub fn sync_all(&self, files: &[&File]) -> Result<()> {
+        self.sync_each(files).into_iter().collect()
+    }
+
+    /// `fdatasync`s several files (on io_uring in one submission) and reports each result.
+    pub fn sync_each(&self, files: &[&File]) -> Vec<Result<()>> {
+        #[cfg(test)]
+        let before: Vec<_> = files.iter().map(|f| f.fault_snapshot()).collect();
+        let results: Vec<Result<()>> = match &*self.backend {
+            Backend::Std => files
+                .iter()
+                .map(|file| {
+                    file.check_sync_fault()?;
+                    file.file
+                        .sync_data()
+                        .map_err(|e| StorageError::io(IoOp::Sync, &file.path, e))
+                })
+                .collect(),
+            Backend::Uring(driver) => {
+                let ops = files
+                    .iter()
+                    .map(|f| uring::Op::Sync {
+                        file: Arc::clone(&f.file),
+                    })
+                    .collect();
+                files
+                    .iter()
+                    .zip(driver.run_all(ops))
+                    .map(|(file, outcome)| {
+                        file.check_sync_fault()?;
+                        outcome
+                            .map(|_| ())
+                            .map_err(|(op, e)| StorageError::io(op, &file.path, e))
+                    })
+                    .collect()
+            }
+        };
+        #[cfg(test)]
+        for ((file, snapshot), result) in files.iter().zip(before).zip(&results) {
+            if result.is_ok() {
+                file.fault_synced(snapshot);
+            }
+        }
+        results
+    }
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(TMP_SUFFIX);
+    PathBuf::from(tmp)
+}
+
+/// An open file, readable and writable at explicit positions, bound to its backend.
 #[derive(Debug)]
 pub struct File {
-    file: fs::File,
+    file: Arc<fs::File>,
     path: PathBuf,
+    io: Io,
 }
 
 impl File {
-    /// Opens an existing file for reading and writing.
-    pub fn open(path: &Path) -> Result<File> {
+    fn open_with(io: &Io, path: &Path, create: bool) -> Result<File> {
+        #[cfg(test)]
+        let existed = exists(path);
         let file = fs::OpenOptions::new()
             .read(true)
             .write(true)
-            .open(path)
-            .map_err(|e| StorageError::io(IoOp::Open, path, e))?;
-        Ok(File {
-            file,
-            path: path.to_owned(),
-        })
-    }
-
-    /// Opens a file for reading and writing, creating it empty if it does not exist.
-    pub fn create(path: &Path) -> Result<File> {
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
+            .create(create)
             .truncate(false)
             .open(path)
             .map_err(|e| StorageError::io(IoOp::Open, path, e))?;
+        #[cfg(test)]
+        if let Some(faults) = &io.faults {
+            faults.opened(path, existed);
+        }
         Ok(File {
-            file,
+            file: Arc::new(file),
             path: path.to_owned(),
+            io: io.clone(),
         })
+    }
+
+    /// Opens an existing file for reading and writing.
+    pub fn open(io: &Io, path: &Path) -> Result<File> {
+        File::open_with(io, path, false)
+    }
+
+    /// Opens a file for reading and writing, creating it empty if it does not exist.
+    pub fn create(io: &Io, path: &Path) -> Result<File> {
+        File::open_with(io, path, true)
     }
 
     /// The path the file was opened with.
@@ -70,45 +309,165 @@ impl File {
 
     /// Writes all of `buf` at `position` (to the page cache; see [`File::sync_data`]).
     pub fn write_at(&self, position: u64, buf: &[u8]) -> Result<()> {
-        self.file
-            .write_all_at(buf, position)
-            .map_err(|e| StorageError::io(IoOp::Write, &self.path, e))
+        match &*self.io.backend {
+            Backend::Std => {
+                self.fault_written();
+                self.file
+                    .write_all_at(buf, position)
+                    .map_err(|e| StorageError::io(IoOp::Write, &self.path, e))
+            }
+            Backend::Uring(_) => self.write_bytes(position, Bytes::copy_from_slice(buf), false),
+        }
     }
 
-    /// Fills `buf` from `position`; reading past the end of the file is an error.
+    /// Writes all of `buf` at `position`, handing the buffer itself to the backend (no copy).
+    pub fn write_owned_at(&self, position: u64, buf: Bytes) -> Result<()> {
+        self.write_bytes(position, buf, false)
+    }
+
+    /// Writes all of `buf` at `position` and then `fdatasync`s the file; on io_uring the two
+    /// are linked in one submission. Durable when this returns `Ok`.
+    pub fn write_and_sync_at(&self, position: u64, buf: Bytes) -> Result<()> {
+        self.write_bytes(position, buf, true)
+    }
+
+    fn write_bytes(&self, position: u64, buf: Bytes, sync: bool) -> Result<()> {
+        self.fault_written();
+        if sync {
+            self.check_sync_fault()?;
+        }
+        match &*self.io.backend {
+            Backend::Std => {
+                self.file
+                    .write_all_at(&buf, position)
+                    .map_err(|e| StorageError::io(IoOp::Write, &self.path, e))?;
+                if sync {
+                    #[cfg(test)]
+                    let before = self.fault_snapshot();
+                    self.file
+                        .sync_data()
+                        .map_err(|e| StorageError::io(IoOp::Sync, &self.path, e))?;
+                    #[cfg(test)]
+                    self.fault_synced(before);
+                }
+                Ok(())
+            }
+            Backend::Uring(driver) => {
+                #[cfg(test)]
+                let before = sync.then(|| self.fault_snapshot_after(position, &buf));
+                driver
+                    .run(uring::Op::Write {
+                        file: Arc::clone(&self.file),
+                        offset: position,
+                        buf,
+                        sync,
+                    })
+                    .map_err(|(op, e)| StorageError::io(op, &self.path, e))?;
+                #[cfg(test)]
+                if let Some(before) = before {
+                    self.fault_synced(before);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Fills `buf` from `position` with `pread` on the calling thread (both backends: used
+    /// for small reads); reading past the end of the file is an error.
     pub fn read_exact_at(&self, position: u64, buf: &mut [u8]) -> Result<()> {
         self.file
             .read_exact_at(buf, position)
             .map_err(|e| StorageError::io(IoOp::Read, &self.path, e))
     }
 
-    /// Reads `len` bytes from `position` into a new buffer.
+    /// Reads `len` bytes from `position` into a new buffer (through the ring on io_uring when
+    /// `len >= RING_READ_MIN`); the buffer is the caller's, no further copy is needed.
     pub fn read_vec(&self, position: u64, len: usize) -> Result<Vec<u8>> {
-        let mut buf = vec![0u8; len];
-        self.read_exact_at(position, &mut buf)?;
-        Ok(buf)
+        match &*self.io.backend {
+            Backend::Uring(driver) if len >= RING_READ_MIN => {
+                match driver.run(uring::Op::Read {
+                    file: Arc::clone(&self.file),
+                    offset: position,
+                    len,
+                }) {
+                    Ok(Some(buf)) => Ok(buf),
+                    Ok(None) => Err(StorageError::io(
+                        IoOp::Read,
+                        &self.path,
+                        io::Error::other("io_uring read returned no buffer"),
+                    )),
+                    Err((op, e)) => Err(StorageError::io(op, &self.path, e)),
+                }
+            }
+            _ => {
+                let mut buf = vec![0u8; len];
+                self.read_exact_at(position, &mut buf)?;
+                Ok(buf)
+            }
+        }
     }
 
     /// `fdatasync`: everything written so far is on stable storage when this returns `Ok`.
     pub fn sync_data(&self) -> Result<()> {
+        self.io.sync_all(&[self])
+    }
+
+    /// Truncates or extends the file to `len` bytes.
+    pub fn set_len(&self, len: u64) -> Result<()> {
+        self.fault_written();
+        self.file
+            .set_len(len)
+            .map_err(|e| StorageError::io(IoOp::Truncate, &self.path, e))
+    }
+
+    fn fault_written(&self) {
         #[cfg(test)]
-        if faults::sync_fails(&self.path) {
+        if let Some(faults) = &self.io.faults {
+            faults.written(&self.path);
+        }
+    }
+
+    fn check_sync_fault(&self) -> Result<()> {
+        #[cfg(test)]
+        if let Some(faults) = &self.io.faults
+            && faults.sync_fails()
+        {
             return Err(StorageError::io(
                 IoOp::Sync,
                 &self.path,
                 io::Error::other("injected fdatasync failure"),
             ));
         }
-        self.file
-            .sync_data()
-            .map_err(|e| StorageError::io(IoOp::Sync, &self.path, e))
+        Ok(())
     }
 
-    /// Truncates or extends the file to `len` bytes.
-    pub fn set_len(&self, len: u64) -> Result<()> {
-        self.file
-            .set_len(len)
-            .map_err(|e| StorageError::io(IoOp::Truncate, &self.path, e))
+    /// What a sync starting now makes durable (the model reads the file before the sync, so
+    /// a concurrent later write is never counted as durable).
+    #[cfg(test)]
+    fn fault_snapshot(&self) -> Option<Vec<u8>> {
+        self.io
+            .faults
+            .as_ref()
+            .map(|_| fs::read(&self.path).unwrap_or_default())
+    }
+
+    /// Like [`File::fault_snapshot`], for a write-and-sync whose write has not happened yet.
+    #[cfg(test)]
+    fn fault_snapshot_after(&self, position: u64, buf: &[u8]) -> Option<Vec<u8>> {
+        let mut bytes = self.fault_snapshot()?;
+        let start = usize::try_from(position).unwrap_or(usize::MAX);
+        if bytes.len() < start + buf.len() {
+            bytes.resize(start + buf.len(), 0);
+        }
+        bytes[start..start + buf.len()].copy_from_slice(buf);
+        Some(bytes)
+    }
+
+    #[cfg(test)]
+    fn fault_synced(&self, snapshot: Option<Vec<u8>>) {
+        if let (Some(faults), Some(snapshot)) = (&self.io.faults, snapshot) {
+            faults.synced(&self.path, snapshot);
+        }
     }
 }
 
@@ -196,32 +555,12 @@ pub fn read_file(path: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
-/// Suffix of temporary files written by [`write_atomic`]; recovery deletes leftovers.
+/// Suffix of temporary files written by [`Io::write_atomic`]; recovery deletes leftovers.
 pub const TMP_SUFFIX: &str = ".tmp";
 
-/// Replaces `path` with `contents` atomically and durably: writes `<path>.tmp`, fsyncs it,
-/// renames it over `path` and fsyncs the parent directory.
+/// [`Io::write_atomic`] with the std backend, for callers outside the log (metadata files).
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(TMP_SUFFIX);
-    let tmp = PathBuf::from(tmp);
-    {
-        let file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(|e| StorageError::io(IoOp::Open, &tmp, e))?;
-        file.write_all_at(contents, 0)
-            .map_err(|e| StorageError::io(IoOp::Write, &tmp, e))?;
-        file.sync_all()
-            .map_err(|e| StorageError::io(IoOp::Sync, &tmp, e))?;
-    }
-    rename(&tmp, path)?;
-    if let Some(parent) = path.parent() {
-        sync_dir(parent)?;
-    }
-    Ok(())
+    Io::std().write_atomic(path, contents)
 }
 
 /// Writes an empty marker file durably (used for the clean-shutdown marker).
@@ -262,31 +601,5 @@ pub fn lock_exclusive(path: &Path) -> Result<DirLock> {
             path: path.to_owned(),
         }),
         Err(fs::TryLockError::Error(e)) => Err(StorageError::io(IoOp::Lock, path, e)),
-    }
-}
-
-/// Test-only fault injection at the I/O edge. Faults are scoped to a directory so tests
-/// running in parallel (each in its own temporary directory) do not see each other's.
-#[cfg(test)]
-pub(crate) mod faults {
-    use std::path::{Path, PathBuf};
-    use std::sync::Mutex;
-
-    static FAILING_SYNC_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-
-    /// Makes every later `File::sync_data` of a file under `dir` fail.
-    pub(crate) fn fail_syncs_under(dir: &Path) {
-        FAILING_SYNC_DIRS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(dir.to_owned());
-    }
-
-    pub(super) fn sync_fails(path: &Path) -> bool {
-        FAILING_SYNC_DIRS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .any(|dir| path.starts_with(dir))
     }
 }
