@@ -9,6 +9,11 @@
 #   FLOE_TEST_THREADS  tests run at once (default 2: the machines have 2 cores, and every
 #                      end-to-end test runs a broker plus a client)
 #   FLOE_SKIP_INSTALL  set to 1 to skip the installs (the clients are already there)
+#
+# Storage I/O backends: the storage crate's tests run every scenario on both backends
+# themselves. The whole suite runs with the broker on io_uring (`FLOE_STORAGE_IO=uring`,
+# inherited by every broker the end-to-end tests start), then the end-to-end tests
+# (`-p floe-tests`) run again on the std backend.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,13 +44,18 @@ cargo build --workspace --all-targets
 # The end-to-end tests run this binary rather than building it themselves.
 export FLOE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/floe"
 
-step "tests"
+step "tests (storage.io = uring)"
 if cargo nextest --version >/dev/null 2>&1; then
     # nextest runs each test in its own process but not doctests: run those first so the
     # nextest summary is the last thing printed.
     cargo test --workspace --doc
-    cargo nextest run --workspace --config-file "$ROOT/scripts/nextest.toml" \
-        --test-threads "$THREADS"
+    FLOE_STORAGE_IO=uring cargo nextest run --workspace \
+        --config-file "$ROOT/scripts/nextest.toml" --test-threads "$THREADS"
+    step "end-to-end tests (storage.io = std)"
+    FLOE_STORAGE_IO=std cargo nextest run -p floe-tests \
+        --config-file "$ROOT/scripts/nextest.toml" --test-threads "$THREADS"
 else
-    cargo test --workspace --no-fail-fast -- --test-threads "$THREADS"
+    FLOE_STORAGE_IO=uring cargo test --workspace --no-fail-fast -- --test-threads "$THREADS"
+    step "end-to-end tests (storage.io = std)"
+    FLOE_STORAGE_IO=std cargo test -p floe-tests --no-fail-fast -- --test-threads "$THREADS"
 fi

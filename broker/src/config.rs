@@ -93,6 +93,19 @@ pub struct Config {
     /// Largest session timeout a group member may ask for.
     #[serde(alias = "group.max.session.timeout.ms")]
     pub group_max_session_timeout_ms: i32,
+    /// How often KIP-848 consumer group members heartbeat.
+    #[serde(alias = "group.consumer.heartbeat.interval.ms")]
+    pub group_consumer_heartbeat_interval_ms: i32,
+    /// A KIP-848 consumer group member that has not heartbeated for this long is removed.
+    #[serde(alias = "group.consumer.session.timeout.ms")]
+    pub group_consumer_session_timeout_ms: i32,
+    /// Most members of one KIP-848 consumer group.
+    #[serde(alias = "group.consumer.max.size")]
+    pub group_consumer_max_size: i32,
+    /// Server-side assignors of KIP-848 consumer groups, comma-separated (`uniform`,
+    /// `range`); the first is the default.
+    #[serde(alias = "group.consumer.assignors")]
+    pub group_consumer_assignors: String,
     /// Partitions of `__consumer_offsets` when it is created (fixed afterwards).
     #[serde(alias = "offsets.topic.num.partitions")]
     pub offsets_topic_num_partitions: i32,
@@ -125,6 +138,38 @@ pub struct Config {
     pub tableflow_s3_access_key_id: Option<String>,
     /// S3 secret access key.
     pub tableflow_s3_secret_access_key: Option<String>,
+    /// Storage engine settings: the `[storage]` table (`storage.io`, env `FLOE_STORAGE_IO`).
+    pub storage: StorageConfig,
+}
+
+/// The `[storage]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// File I/O backend: `auto` (io_uring where available, else std, with a log line),
+    /// `uring` (fail to start without it) or `std`.
+    #[serde(deserialize_with = "io_mode")]
+    pub io: floe_storage::IoMode,
+}
+
+fn io_mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<floe_storage::IoMode, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map_err(serde::de::Error::custom)
+}
+
+/// Puts a flat key (`storage_io`, from the environment or a flag) where the file would have
+/// it: keys of nested tables go into their table (`[storage] io`).
+fn insert_key(table: &mut toml::Table, key: String, value: toml::Value) {
+    if let Some(sub) = key.strip_prefix("storage_") {
+        let storage = table
+            .entry("storage")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(storage) = storage {
+            storage.insert(sub.to_string(), value);
+            return;
+        }
+    }
+    table.insert(key, value);
 }
 
 impl Default for Config {
@@ -148,6 +193,10 @@ impl Default for Config {
             group_initial_rebalance_delay_ms: 3000,
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
+            group_consumer_heartbeat_interval_ms: 5000,
+            group_consumer_session_timeout_ms: 45_000,
+            group_consumer_max_size: i32::MAX,
+            group_consumer_assignors: "uniform,range".into(),
             offsets_topic_num_partitions: 10,
             offsets_retention_minutes: 7 * 24 * 60,
             offsets_retention_check_interval_ms: 600_000,
@@ -162,6 +211,7 @@ impl Default for Config {
             tableflow_s3_region: None,
             tableflow_s3_access_key_id: None,
             tableflow_s3_secret_access_key: None,
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -196,14 +246,14 @@ impl Config {
                 let key = key.to_ascii_lowercase();
                 if Config::is_key(&key) {
                     let v = value_for(&key, &value);
-                    table.insert(key, v);
+                    insert_key(&mut table, key, v);
                 }
             }
         }
         for (key, value) in overrides {
             let key = key.replace(['.', '-'], "_");
             let v = value_for(&key, value);
-            table.insert(key, v);
+            insert_key(&mut table, key, v);
         }
         let config: Config = toml::Value::Table(table)
             .try_into()
@@ -246,6 +296,7 @@ impl Config {
 
     fn is_key(key: &str) -> bool {
         const KEYS: &[&str] = &[
+            "storage_io",
             "node_id",
             "listen",
             "advertised_listener",
@@ -264,6 +315,10 @@ impl Config {
             "group_initial_rebalance_delay_ms",
             "group_min_session_timeout_ms",
             "group_max_session_timeout_ms",
+            "group_consumer_heartbeat_interval_ms",
+            "group_consumer_session_timeout_ms",
+            "group_consumer_max_size",
+            "group_consumer_assignors",
             "offsets_topic_num_partitions",
             "offsets_retention_minutes",
             "offsets_retention_check_interval_ms",
@@ -300,6 +355,36 @@ impl Config {
             return bad(format!(
                 "group_min_session_timeout_ms ({}) must not exceed group_max_session_timeout_ms ({})",
                 self.group_min_session_timeout_ms, self.group_max_session_timeout_ms
+            ));
+        }
+        if self.group_consumer_heartbeat_interval_ms < 1
+            || self.group_consumer_heartbeat_interval_ms >= self.group_consumer_session_timeout_ms
+        {
+            return bad(format!(
+                "group_consumer_heartbeat_interval_ms ({}) must be positive and below group_consumer_session_timeout_ms ({})",
+                self.group_consumer_heartbeat_interval_ms, self.group_consumer_session_timeout_ms
+            ));
+        }
+        if self.group_consumer_max_size < 1 {
+            return bad(format!(
+                "group_consumer_max_size must be at least 1, not {}",
+                self.group_consumer_max_size
+            ));
+        }
+        let assignors: Vec<&str> = self
+            .group_consumer_assignors
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .collect();
+        if assignors.is_empty()
+            || assignors
+                .iter()
+                .any(|a| crate::group::consumer::assignor::Assignor::from_name(a).is_none())
+        {
+            return bad(format!(
+                "group_consumer_assignors must list assignors among uniform, range, not {:?}",
+                self.group_consumer_assignors
             ));
         }
         if self.node_id < 0 {
@@ -346,7 +431,7 @@ pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
 }
 
 /// Keys whose values are always strings, even when they look like numbers.
-const STRING_KEYS: &[&str] = &["listen", "advertised_listener", "data_dir"];
+const STRING_KEYS: &[&str] = &["listen", "advertised_listener", "data_dir", "storage_io"];
 
 fn value_for(key: &str, raw: &str) -> toml::Value {
     if STRING_KEYS.contains(&key) {
@@ -390,6 +475,35 @@ mod tests {
         assert!(!c.auto_create_topics_enable);
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x y"));
         assert_eq!(c.message_max_bytes, 1_048_588);
+    }
+
+    #[test]
+    fn storage_io_from_file_env_and_flags() {
+        use floe_storage::IoMode;
+        assert_eq!(
+            Config::load(None, vec![], &[]).unwrap().storage.io,
+            IoMode::Auto
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("floe.toml");
+        std::fs::write(&file, "[storage]\nio = \"std\"\n").unwrap();
+        let c = Config::load(Some(&file), vec![], &[]).unwrap();
+        assert_eq!(c.storage.io, IoMode::Std);
+        std::fs::write(&file, "storage.io = \"uring\"\n").unwrap();
+        let c = Config::load(Some(&file), vec![], &[]).unwrap();
+        assert_eq!(c.storage.io, IoMode::Uring);
+        let env = vec![("FLOE_STORAGE_IO".to_string(), "uring".to_string())];
+        let c = Config::load(Some(&file), env.clone(), &[]).unwrap();
+        assert_eq!(c.storage.io, IoMode::Uring);
+        let flags = vec![("storage.io".to_string(), "std".to_string())];
+        assert_eq!(
+            Config::load(Some(&file), env, &flags).unwrap().storage.io,
+            IoMode::Std
+        );
+        let err = Config::load(None, vec![], &[("storage.io".into(), "fast".into())]);
+        assert!(err.unwrap_err().to_string().contains("fast"));
+        let err = Config::load(None, vec![], &[("storage.nope".into(), "1".into())]);
+        assert!(err.unwrap_err().to_string().contains("nope"));
     }
 
     #[test]

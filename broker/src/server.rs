@@ -17,8 +17,11 @@ use crate::topics::Topics;
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let data_dir = config.data_dir.clone();
+    let io = floe_storage::Io::from_mode(config.storage.io)
+        .with_context(|| format!("cannot start storage I/O backend {}", config.storage.io))?;
+    tracing::info!(configured = %config.storage.io, backend = ?io.kind(), "storage I/O backend");
     let logs = Arc::new(
-        LogManager::open(&data_dir)
+        LogManager::open_with(&data_dir, io)
             .with_context(|| format!("cannot open data directory {}", data_dir.display()))?,
     );
     let store = Box::new(FileMetadataStore::new(&data_dir));

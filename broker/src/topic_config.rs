@@ -384,6 +384,20 @@ pub fn log_config(overrides: &BTreeMap<String, String>, config: &Config) -> LogC
     if let Some(v) = num("max.message.bytes") {
         log.max_message_bytes = v.clamp(0, i32::MAX as i64) as u32;
     }
+    // Kafka's default for both is Long.MAX_VALUE: never; storage says that with u64::MAX.
+    let never_at_max = |v: i64| {
+        if v == i64::MAX {
+            u64::MAX
+        } else {
+            v.max(0) as u64
+        }
+    };
+    if let Some(v) = num("flush.messages") {
+        log.flush_messages = never_at_max(v.max(1));
+    }
+    if let Some(v) = num("flush.ms") {
+        log.flush_ms = never_at_max(v);
+    }
     log
 }
 
@@ -413,6 +427,18 @@ mod tests {
         let config = Config::default();
         let overrides = [("segment.bytes".to_string(), "4096".to_string())].into();
         assert_eq!(log_config(&overrides, &config).segment_bytes, 4096);
+        let defaults = log_config(&BTreeMap::new(), &config);
+        assert_eq!(
+            (defaults.flush_messages, defaults.flush_ms),
+            (u64::MAX, u64::MAX)
+        );
+        let overrides = [
+            ("flush.messages".to_string(), "1".to_string()),
+            ("flush.ms".to_string(), "250".to_string()),
+        ]
+        .into();
+        let flushing = log_config(&overrides, &config);
+        assert_eq!((flushing.flush_messages, flushing.flush_ms), (1, 250));
         assert_eq!(
             log_config(&BTreeMap::new(), &config).max_message_bytes,
             config.message_max_bytes

@@ -1379,7 +1379,111 @@ mod tests {
         }
     }
 
+    /// `flush.ms`: the flusher thread syncs an idle log whose oldest unsynced record is that
+    /// old, with no caller asking.
+    fn flush_ms_syncs_without_a_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            flush_ms: 20,
+            ..LogConfig::default()
+        };
+        let (_manager, log) = open(dir.path(), config);
+        let now = wall_clock_ms();
+        log.append(batch("a", 3, 0), now).unwrap();
+        assert_eq!(log.durable_offset(), 0);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while log.durable_offset() < 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "flush.ms never synced"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // Without flush.ms nothing syncs by itself.
+        log.set_config(LogConfig::default());
+        log.append(batch("b", 1, 0), now).unwrap();
+        log.flush_if_due(now + 1_000_000).unwrap();
+        assert_eq!(log.durable_offset(), 3);
+    }
+
+    /// `flush.messages`: the append that makes that many records unsynced syncs before
+    /// returning.
+    fn flush_messages_syncs_every_n_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            flush_messages: 5,
+            ..LogConfig::default()
+        };
+        let (_manager, log) = open(dir.path(), config);
+        log.append(batch("a", 2, 0), 0).unwrap();
+        log.append(batch("b", 2, 0), 0).unwrap();
+        assert_eq!(log.durable_offset(), 0);
+        log.append(batch("c", 1, 0), 0).unwrap();
+        assert_eq!(log.durable_offset(), 5);
+    }
+
+    /// `sync_all` makes every log durable and reports a failing one without failing others.
+    fn sync_all_syncs_many_logs_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = open_manager(dir.path());
+        let logs: Vec<Arc<PartitionLog>> = (0..4)
+            .map(|p| {
+                manager
+                    .open_partition(&TopicPartition::new("many", p), small())
+                    .unwrap()
+            })
+            .collect();
+        for (i, log) in logs.iter().enumerate() {
+            append_batches(log, 10 + i, 0);
+        }
+        let refs: Vec<&PartitionLog> = logs.iter().map(|l| &**l).collect();
+        for result in sync_all(&refs) {
+            result.unwrap();
+        }
+        for log in &logs {
+            assert_eq!(log.durable_offset(), log.log_end_offset());
+        }
+        // Already durable: nothing to do; concurrent callers all return once covered.
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let refs = &refs;
+                s.spawn(move || {
+                    for i in 0..10 {
+                        for log in refs {
+                            log.append(batch(&format!("t{t}-{i}"), 1, 0), 0).unwrap();
+                        }
+                        let ends: Vec<i64> = refs.iter().map(|l| l.log_end_offset()).collect();
+                        for result in sync_all(refs) {
+                            result.unwrap();
+                        }
+                        for (log, end) in refs.iter().zip(ends) {
+                            assert!(log.durable_offset() >= end);
+                        }
+                    }
+                });
+            }
+        });
+
+        let (io, faults) = crate::test_util::backend().with_faults();
+        let dir = tempfile::tempdir().unwrap();
+        let manager = LogManager::open_with(dir.path(), io).unwrap();
+        let a = manager
+            .open_partition(&TopicPartition::new("a", 0), small())
+            .unwrap();
+        let b = manager
+            .open_partition(&TopicPartition::new("b", 0), small())
+            .unwrap();
+        a.append(batch("x", 1, 0), 0).unwrap();
+        faults.fail_syncs();
+        let results = sync_all(&[&a, &b]);
+        assert!(matches!(results[0], Err(StorageError::Io { .. })));
+        assert!(results[1].is_ok(), "nothing to sync in b");
+    }
+
     crate::test_util::on_both_backends!(
+        flush_ms_syncs_without_a_caller,
+        flush_messages_syncs_every_n_records,
+        sync_all_syncs_many_logs_together,
         append_and_read_across_segment_rolls,
         read_respects_max_bytes_but_returns_at_least_one_batch,
         offsets_continue_after_clean_and_unclean_reopen,

@@ -24,6 +24,7 @@ use tokio::sync::oneshot;
 use tokio::time::{Duration, Instant};
 
 use super::GroupError;
+use super::consumer::{ConsumerGroup, ConsumerTimer};
 use super::member::{
     JoinOutcome, JoinResponse, JoinedMember, Member, SyncOutcome, SyncResponse, new_member_id,
 };
@@ -100,6 +101,8 @@ pub enum Timer {
         /// Which sync phase.
         token: u64,
     },
+    /// A timer of the group's KIP-848 state (handled by the coordinator).
+    Consumer(ConsumerTimer),
 }
 
 /// What the caller must do after a state change.
@@ -198,6 +201,9 @@ pub struct Group {
     pub pending_members: HashSet<String>,
     /// Committed offsets by (topic, partition).
     pub offsets: BTreeMap<(String, i32), OffsetValue>,
+    /// Set when the group is a KIP-848 consumer group (ConsumerGroupHeartbeat); the
+    /// classic state then stays Empty, and only the offsets are shared.
+    pub consumer: Option<ConsumerGroup>,
     join: Option<JoinPhase>,
     sync_token: u64,
     pending_sync: HashSet<String>,
@@ -217,6 +223,7 @@ impl Group {
             members: Vec::new(),
             pending_members: HashSet::new(),
             offsets: BTreeMap::new(),
+            consumer: None,
             join: None,
             sync_token: 0,
             pending_sync: HashSet::new(),
@@ -313,7 +320,9 @@ impl Group {
 
     /// Whether the group has no members and no outstanding member ids.
     pub fn has_no_members(&self) -> bool {
-        self.members.is_empty() && self.pending_members.is_empty()
+        self.members.is_empty()
+            && self.pending_members.is_empty()
+            && self.consumer.as_ref().is_none_or(|c| c.members.is_empty())
     }
 
     fn set_state(&mut self, state: GroupState, now: Now) {
@@ -979,6 +988,7 @@ impl Group {
                 }
                 self.prepare_rebalance(now, s, fx);
             }
+            Timer::Consumer(_) => {}
         }
     }
 

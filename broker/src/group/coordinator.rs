@@ -19,11 +19,13 @@ use tokio::time::{Duration, Instant};
 use super::classic::{
     Effects, Group, GroupState, JoinArgs, Now, Pending, Settings, SyncArgs, Timer,
 };
+use super::consumer::assignor::Assignor;
+use super::consumer::{ConsumerGroup, ConsumerSettings};
 use super::member::{JoinOutcome, SyncOutcome};
 use super::offsets_log::{OffsetsLog, PersistError, StorageOffsetsLog, encode_batch, replay};
 use super::records::{
-    OffsetValue, RecordKey, decode_group_value, decode_key, decode_offset_value,
-    encode_group_value, encode_key, encode_offset_value,
+    OffsetValue, RecordKey, decode_consumer_group_value, decode_group_value, decode_key,
+    decode_offset_value, encode_group_value, encode_key, encode_offset_value,
 };
 use super::{GroupError, OFFSETS_TOPIC, partition_for};
 use crate::config::Config;
@@ -42,6 +44,8 @@ pub struct CoordinatorConfig {
     pub retention_check_interval: Duration,
     /// Largest commit metadata string.
     pub offset_metadata_max_bytes: usize,
+    /// KIP-848 consumer group settings.
+    pub consumer: ConsumerSettings,
 }
 
 impl CoordinatorConfig {
@@ -61,6 +65,16 @@ impl CoordinatorConfig {
                 config.offsets_retention_check_interval_ms,
             ),
             offset_metadata_max_bytes: config.offset_metadata_max_bytes,
+            consumer: ConsumerSettings {
+                heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
+                session_timeout_ms: config.group_consumer_session_timeout_ms,
+                max_size: usize::try_from(config.group_consumer_max_size).unwrap_or(usize::MAX),
+                assignors: config
+                    .group_consumer_assignors
+                    .split(',')
+                    .filter_map(|a| Assignor::from_name(a.trim()))
+                    .collect(),
+            },
         }
     }
 }
@@ -144,6 +158,8 @@ pub struct GroupListing {
     pub protocol_type: String,
     /// State name.
     pub state: &'static str,
+    /// "classic", or "consumer" for KIP-848 groups.
+    pub group_type: &'static str,
 }
 
 /// The group coordinator. Cheap to clone (shared state).
@@ -345,6 +361,9 @@ impl GroupCoordinator {
         let Some(group) = groups.get_mut(group_id) else {
             return Pending::Now(Err(GroupError::CoordinatorNotAvailable));
         };
+        if let Err(e) = self.leave_consumer_protocol(group, now.ms) {
+            return Pending::Now(Err(e));
+        }
         let mut fx = Effects::default();
         let out = group.join(args, now, s, &mut fx);
         self.finish(group, fx, now);
@@ -451,12 +470,16 @@ impl GroupCoordinator {
         let Some(group) = groups.get_mut(&args.group_id) else {
             return Pending::Now(all(GroupError::CoordinatorNotAvailable));
         };
-        if let Err(e) = group.validate_offset_commit(
-            &args.member_id,
-            args.instance_id.as_deref(),
-            args.generation,
-            now,
-        ) {
+        let valid = match &group.consumer {
+            Some(c) => c.validate_offset_commit(&args.member_id, args.generation, args.api_version),
+            None => group.validate_offset_commit(
+                &args.member_id,
+                args.instance_id.as_deref(),
+                args.generation,
+                now,
+            ),
+        };
+        if let Err(e) = valid {
             return Pending::Now(all(e));
         }
         let expire_timestamp = if args.retention_ms >= 0 {
@@ -580,7 +603,9 @@ impl GroupCoordinator {
         else {
             return Pending::Now(Err(GroupError::GroupIdNotFound));
         };
-        let subscribed = if group.state == GroupState::Empty {
+        let subscribed = if let Some(c) = &group.consumer {
+            c.subscribed_topic_names().into_iter().collect()
+        } else if group.state == GroupState::Empty {
             HashSet::new()
         } else {
             match group.subscribed_topics() {
@@ -650,7 +675,8 @@ impl GroupCoordinator {
                 if id.is_empty() {
                     return Err(GroupError::InvalidGroupId);
                 }
-                let Some(g) = groups.get(id) else {
+                // A consumer group is not a classic group: Kafka describes it as Dead.
+                let Some(g) = groups.get(id).filter(|g| g.consumer.is_none()) else {
                     return Ok(GroupDescription {
                         group_id: id.clone(),
                         state: GroupState::Dead.name(),
@@ -702,10 +728,19 @@ impl GroupCoordinator {
         let mut out: Vec<GroupListing> = groups
             .values()
             .filter(|g| g.state != GroupState::Dead)
-            .map(|g| GroupListing {
-                group_id: g.id.clone(),
-                protocol_type: g.protocol_type.clone().unwrap_or_default(),
-                state: g.state.name(),
+            .map(|g| match &g.consumer {
+                Some(c) => GroupListing {
+                    group_id: g.id.clone(),
+                    protocol_type: "consumer".to_string(),
+                    state: c.state().name(),
+                    group_type: "consumer",
+                },
+                None => GroupListing {
+                    group_id: g.id.clone(),
+                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                    state: g.state.name(),
+                    group_type: "classic",
+                },
             })
             .collect();
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
@@ -730,7 +765,7 @@ impl GroupCoordinator {
                     .get(id)
                     .filter(|g| g.state != GroupState::Dead)
                     .ok_or(GroupError::GroupIdNotFound)?;
-                if g.state != GroupState::Empty || !g.members.is_empty() {
+                if g.state != GroupState::Empty || !g.has_no_members() {
                     return Err(GroupError::NonEmptyGroup);
                 }
                 let mut records: Vec<(Bytes, Option<Bytes>)> = g
@@ -746,6 +781,10 @@ impl GroupCoordinator {
                     })
                     .collect();
                 records.push((encode_key(&RecordKey::Group { group: id.clone() }), None));
+                if g.consumer.is_some() {
+                    let key = RecordKey::ConsumerGroupMetadata { group: id.clone() };
+                    records.push((encode_key(&key), None));
+                }
                 let p = self.append(id, &records, now.ms).map_err(|e| {
                     tracing::error!(group = %id, "group delete not written: {e}");
                     GroupError::CoordinatorNotAvailable
@@ -787,6 +826,13 @@ impl GroupCoordinator {
         let mut to_sync = Vec::new();
         for g in groups.values_mut() {
             let (base_state_ts, unsubscribed) = match (g.protocol_type.is_some(), g.state) {
+                // KIP-848 groups: offsets of subscribed topics stay while members subscribe.
+                _ if g.consumer.is_some() => (
+                    None,
+                    g.consumer
+                        .as_ref()
+                        .map(|c| c.subscribed_topic_names().into_iter().collect()),
+                ),
                 (true, GroupState::Empty) => (Some(g.state_timestamp_ms), None),
                 (true, GroupState::Stable) => match g.subscribed_topics() {
                     Some(topics) => (None, Some(topics)),
@@ -839,6 +885,12 @@ impl GroupCoordinator {
                     }),
                     None,
                 ));
+                if g.consumer.is_some() {
+                    let key = RecordKey::ConsumerGroupMetadata {
+                        group: g.id.clone(),
+                    };
+                    records.push((encode_key(&key), None));
+                }
             }
             match self.append(&g.id, &records, now_ms) {
                 Ok(p) => {
@@ -985,6 +1037,10 @@ impl GroupCoordinator {
     }
 
     fn fire(&self, group_id: &str, timer: Timer) {
+        if let Timer::Consumer(t) = timer {
+            self.fire_consumer(group_id, t);
+            return;
+        }
         let now = now();
         let mut groups = self.inner.lock();
         let Some(group) = groups.get_mut(group_id) else {
@@ -1088,6 +1144,24 @@ fn load(log: &dyn OffsetsLog, groups: &mut HashMap<String, Group>) -> Result<(),
                         }
                     },
                 },
+                RecordKey::ConsumerGroupMetadata { group } => match value {
+                    None => {
+                        if let Some(g) = groups.get_mut(&group) {
+                            g.consumer = None;
+                        }
+                    }
+                    Some(v) => match decode_consumer_group_value(v) {
+                        Ok(epoch) => {
+                            groups
+                                .entry(group.clone())
+                                .or_insert_with(|| Group::new(&group, now_ms))
+                                .consumer = Some(ConsumerGroup::restored(epoch));
+                        }
+                        Err(e) => {
+                            tracing::warn!(group = %group, "skipping an unreadable consumer group record: {e}")
+                        }
+                    },
+                },
                 RecordKey::Group { group } => match value {
                     None => {
                         // The group was deleted; offsets not tombstoned with it stay.
@@ -1103,6 +1177,7 @@ fn load(log: &dyn OffsetsLog, groups: &mut HashMap<String, Group>) -> Result<(),
                         Ok(v) => {
                             let offsets =
                                 groups.remove(&group).map(|g| g.offsets).unwrap_or_default();
+                            // (A classic record replaces any KIP-848 state of the group.)
                             let mut g = Group::from_value(&group, v, now);
                             g.offsets = offsets;
                             groups.insert(group, g);
@@ -1118,5 +1193,6 @@ fn load(log: &dyn OffsetsLog, groups: &mut HashMap<String, Group>) -> Result<(),
     Ok(())
 }
 
+mod consumer_groups;
 #[cfg(test)]
 mod tests;

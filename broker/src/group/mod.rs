@@ -18,6 +18,7 @@
 //! only the acknowledgement waits for the sync.
 
 pub mod classic;
+pub mod consumer;
 pub mod coordinator;
 pub mod member;
 pub mod offsets_log;
@@ -75,6 +76,27 @@ pub enum GroupError {
     /// The commit does not fit in one record batch of `__consumer_offsets`.
     #[error("commit too large")]
     InvalidCommitOffsetSize,
+    /// A request field is missing or malformed (KIP-848 heartbeats).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The server assignor asked for is not one the broker has.
+    #[error("unsupported assignor {0}")]
+    UnsupportedAssignor(String),
+    /// The member's epoch is not the one the coordinator knows: it must rejoin.
+    #[error("fenced member epoch")]
+    FencedMemberEpoch,
+    /// An offset request carries an older member epoch than the member's.
+    #[error("stale member epoch")]
+    StaleMemberEpoch,
+    /// A static member's instance id is still used by a member that has not left.
+    #[error("unreleased instance id")]
+    UnreleasedInstanceId,
+    /// The group has `group_consumer_max_size` members.
+    #[error("group max size reached")]
+    GroupMaxSizeReached,
+    /// A KIP-848 member committing with a request version it must not use.
+    #[error("unsupported version")]
+    UnsupportedVersion,
 }
 
 impl GroupError {
@@ -95,6 +117,13 @@ impl GroupError {
             GroupError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
             GroupError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
             GroupError::InvalidCommitOffsetSize => ResponseError::InvalidCommitOffsetSize,
+            GroupError::InvalidRequest(_) => ResponseError::InvalidRequest,
+            GroupError::UnsupportedAssignor(_) => ResponseError::UnsupportedAssignor,
+            GroupError::FencedMemberEpoch => ResponseError::FencedMemberEpoch,
+            GroupError::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
+            GroupError::UnreleasedInstanceId => ResponseError::UnreleasedInstanceId,
+            GroupError::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
+            GroupError::UnsupportedVersion => ResponseError::UnsupportedVersion,
         }
     }
 }
@@ -131,6 +160,13 @@ mod tests {
             (GroupError::GroupSubscribedToTopic, 86),
             (GroupError::OffsetMetadataTooLarge, 12),
             (GroupError::InvalidCommitOffsetSize, 28),
+            (GroupError::InvalidRequest(String::new()), 42),
+            (GroupError::UnsupportedAssignor(String::new()), 112),
+            (GroupError::FencedMemberEpoch, 110),
+            (GroupError::StaleMemberEpoch, 113),
+            (GroupError::UnreleasedInstanceId, 111),
+            (GroupError::GroupMaxSizeReached, 81),
+            (GroupError::UnsupportedVersion, 35),
         ];
         for (e, code) in cases {
             assert_eq!(e.code().code(), *code, "{e:?}");

@@ -8,6 +8,11 @@
 //! - Group metadata: key version 2 `(group)`, value version 3 (protocol type, generation,
 //!   protocol, leader, state timestamp, members with their subscription and assignment).
 //!
+//! - Consumer group (KIP-848) metadata: key version 3 `(group)`, value version 0 `(epoch)`,
+//!   a flexible-version value (followed by an empty tagged-field section). The other KIP-848
+//!   records (members, target and current assignments, keys 4-8) are not written: members
+//!   rejoin after a restart.
+//!
 //! These are Kafka's non-flexible encodings: int16-length strings (-1 for null),
 //! int32-length bytes, int32-count arrays, all big-endian. Decoding never panics on
 //! truncated or malformed input.
@@ -55,6 +60,11 @@ pub enum RecordKey {
     },
     /// A group's membership and assignment.
     Group {
+        /// Group id.
+        group: String,
+    },
+    /// A KIP-848 consumer group's epoch.
+    ConsumerGroupMetadata {
         /// Group id.
         group: String,
     },
@@ -134,8 +144,36 @@ pub fn encode_key(key: &RecordKey) -> Bytes {
             b.put_i16(GROUP_KEY_VERSION);
             put_str(&mut b, group);
         }
+        RecordKey::ConsumerGroupMetadata { group } => {
+            b.put_i16(CONSUMER_GROUP_METADATA_KEY_VERSION);
+            put_str(&mut b, group);
+        }
     }
     b.freeze()
+}
+
+const CONSUMER_GROUP_METADATA_KEY_VERSION: i16 = 3;
+
+/// Encodes a consumer group metadata value (version 0: the group epoch, no tagged fields).
+pub fn encode_consumer_group_value(epoch: i32) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_i16(0);
+    b.put_i32(epoch);
+    b.put_u8(0);
+    b.freeze()
+}
+
+/// Decodes a consumer group metadata value: its epoch (tagged fields are ignored).
+pub fn decode_consumer_group_value(buf: &[u8]) -> Result<i32, RecordError> {
+    let mut r = Reader { buf, pos: 0 };
+    let version = r.i16()?;
+    if version != 0 {
+        return Err(RecordError::Version {
+            what: "consumer group metadata value",
+            version,
+        });
+    }
+    r.i32()
 }
 
 /// Encodes an offset commit value (version 3, or 1 when it carries an expiry).
@@ -208,6 +246,9 @@ pub fn decode_key(buf: &[u8]) -> Result<RecordKey, RecordError> {
             partition: r.i32()?,
         }),
         2 => Ok(RecordKey::Group { group: r.string()? }),
+        CONSUMER_GROUP_METADATA_KEY_VERSION => {
+            Ok(RecordKey::ConsumerGroupMetadata { group: r.string()? })
+        }
         v => Err(RecordError::Version {
             what: "key",
             version: v,
@@ -372,6 +413,18 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn consumer_group_metadata_in_kafka_layout() {
+        let key = RecordKey::ConsumerGroupMetadata { group: "g".into() };
+        let bytes = encode_key(&key);
+        assert_eq!(&bytes[..], &[0, 3, 0, 1, b'g']);
+        assert_eq!(decode_key(&bytes), Ok(key));
+        let value = encode_consumer_group_value(9);
+        assert_eq!(&value[..], &[0, 0, 0, 0, 0, 9, 0]);
+        assert_eq!(decode_consumer_group_value(&value), Ok(9));
+        assert!(decode_consumer_group_value(&value[..3]).is_err());
+    }
 
     #[test]
     fn keys_round_trip_in_kafka_layout() {

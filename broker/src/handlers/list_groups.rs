@@ -1,12 +1,10 @@
-//! ListGroups: every group, filtered by state (v4+) and type (v5+; all groups here are
-//! "classic").
+//! ListGroups: every group, filtered by state (v4+) and type (v5+: "classic", or
+//! "consumer" for KIP-848 groups).
 
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse, ResponseKind};
 
 use super::{Handled, RequestContext, str_bytes};
-
-const GROUP_TYPE: &str = "classic";
 
 /// Handles ListGroups.
 pub async fn handle(ctx: &RequestContext, req: ListGroupsRequest) -> Handled {
@@ -25,7 +23,7 @@ pub async fn handle(ctx: &RequestContext, req: ListGroupsRequest) -> Handled {
     };
     let groups = listed
         .into_iter()
-        .filter(|g| wants(&req.states_filter, g.state) && wants(&req.types_filter, GROUP_TYPE))
+        .filter(|g| wants(&req.states_filter, g.state) && wants(&req.types_filter, g.group_type))
         .map(|g| {
             let mut entry = ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(&g.group_id)))
@@ -34,7 +32,7 @@ pub async fn handle(ctx: &RequestContext, req: ListGroupsRequest) -> Handled {
                 entry = entry.with_group_state(str_bytes(g.state));
             }
             if version >= 5 {
-                entry = entry.with_group_type(str_bytes(GROUP_TYPE));
+                entry = entry.with_group_type(str_bytes(g.group_type));
             }
             entry
         })

@@ -125,6 +125,8 @@ handlers! {
     DescribeGroups 0..=5 => describe_groups;
     ListGroups 0..=5 => list_groups;
     DeleteGroups 0..=2 => delete_groups;
+    ConsumerGroupHeartbeat 0..=1 => consumer_group_heartbeat;
+    ConsumerGroupDescribe 0..=1 => consumer_group_describe;
 }
 
 /// The served version range of an API, if it is served at all.

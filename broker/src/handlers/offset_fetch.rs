@@ -28,7 +28,11 @@ pub async fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> Handled {
                         .collect()
                 });
                 let group = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-                match groups.fetch_offsets(&g.group_id.0, topics) {
+                // v9+: a KIP-848 member fetches with its current epoch.
+                let fetched = groups
+                    .validate_offset_fetch(&g.group_id.0, g.member_id.as_deref(), g.member_epoch)
+                    .and_then(|()| groups.fetch_offsets(&g.group_id.0, topics));
+                match fetched {
                     Ok(found) => group.with_topics(
                         found
                             .into_iter()

@@ -21,6 +21,7 @@ fn config() -> CoordinatorConfig {
         offsets_retention_ms: 7 * 24 * 3600 * 1000,
         retention_check_interval: Duration::from_secs(600),
         offset_metadata_max_bytes: 16,
+        consumer: crate::group::consumer::ConsumerSettings::default(),
     }
 }
 
