@@ -95,10 +95,14 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
         }
         _ => Handled::Reply(Reply::Later(Box::pin(async move {
             let mut responses = responses;
+            // One batch of fdatasyncs for all partitions of the request (group commit).
             let synced = tokio::task::spawn_blocking(move || {
+                let logs: Vec<&PartitionLog> = to_sync.iter().map(|(_, _, log)| &**log).collect();
+                let results = floe_storage::sync_all(&logs);
                 to_sync
-                    .into_iter()
-                    .map(|(ti, pi, log)| (ti, pi, log.sync()))
+                    .iter()
+                    .zip(results)
+                    .map(|((ti, pi, _), result)| (*ti, *pi, result))
                     .collect::<Vec<_>>()
             })
             .await;
