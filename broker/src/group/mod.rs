@@ -6,6 +6,10 @@
 //!   CompletingRebalance → Stable (→ Dead when deleted), as Kafka's `ClassicGroup` defines
 //!   it. Pure state: no locks, no I/O; what must happen next (timers to arm, a group record
 //!   to write, responses to release once it is durable) is returned as [`classic::Effects`].
+//! - [`consumer`]: KIP-848 consumer groups (ConsumerGroupHeartbeat): group and member
+//!   epochs, server-side assignors (`uniform`, `range`) and incremental reconciliation;
+//!   pure state too. A consumer group is a [`classic::Group`] with its `consumer` state
+//!   set, so offsets, listing, deletion and expiry are shared.
 //! - [`coordinator`]: the shared [`GroupCoordinator`]: the groups behind one lock, timers
 //!   (tokio), and persistence.
 //! - [`records`]: the key and value formats of `__consumer_offsets`, Kafka's own.

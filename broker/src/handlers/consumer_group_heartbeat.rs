@@ -73,6 +73,9 @@ fn response(
     out: Result<HeartbeatReply, GroupError>,
     interval_ms: i32,
 ) -> ConsumerGroupHeartbeatResponse {
+    if let Err(e) = &out {
+        tracing::debug!("ConsumerGroupHeartbeat refused: {e}");
+    }
     match out {
         Ok(r) => ConsumerGroupHeartbeatResponse::default()
             .with_member_id(Some(str_bytes(&r.member_id)))

@@ -665,3 +665,5 @@ fn check_epoch(
     Ok(())
 }
 
+#[cfg(test)]
+mod tests;

@@ -114,7 +114,7 @@ impl GroupCoordinator {
         if !fx.persist_epoch {
             return Pending::Now(Ok(reply));
         }
-        tracing::info!(group = %group_id, epoch, member = %reply.member_id, "consumer group epoch bumped");
+        tracing::info!(group = %group_id, epoch, member = %reply.member_id, member_epoch = reply.member_epoch, "consumer group epoch bumped");
         let partition = match self.write_consumer_epoch(group_id, epoch, converted, now.ms) {
             Ok(p) => p,
             Err(e) => {
@@ -314,3 +314,5 @@ impl GroupCoordinator {
     }
 }
 
+#[cfg(test)]
+mod tests;
