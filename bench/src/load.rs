@@ -1,0 +1,347 @@
+//! The load itself, on librdkafka (the `rdkafka` crate): produce throughput, consume
+//! throughput and produce latency at a fixed rate. Every number counts record payload bytes
+//! (the value of each record), so MB/s is directly "user data per second".
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use hdrhistogram::Histogram;
+use rdkafka::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
+
+/// Acknowledgement level of a produce run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Acks {
+    #[serde(rename = "1")]
+    Leader,
+    #[serde(rename = "all")]
+    All,
+}
+
+impl Acks {
+    pub fn as_config(self) -> &'static str {
+        match self {
+            Acks::Leader => "1",
+            Acks::All => "all",
+        }
+    }
+}
+
+/// Counts acknowledgements and, for latency runs, records send-to-ack times.
+struct Tracker {
+    start: Instant,
+    acked: AtomicU64,
+    failed: AtomicU64,
+    /// Nanoseconds after `start` of the latest acknowledgement.
+    last_ack_ns: AtomicU64,
+    /// Microseconds from the scheduled send to the acknowledgement.
+    latency: Option<Mutex<Histogram<u64>>>,
+    /// Acknowledgements of records scheduled before this many ns after `start` (the
+    /// warm-up) are not recorded.
+    record_after_ns: AtomicU64,
+}
+
+impl ClientContext for Tracker {}
+
+impl ProducerContext for Tracker {
+    /// Nanoseconds after `start` at which the message was due to be sent.
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, scheduled_ns: usize) {
+        let now_ns = nanos_since(self.start);
+        match result {
+            Ok(_) => {
+                self.acked.fetch_add(1, Ordering::Relaxed);
+                self.last_ack_ns.fetch_max(now_ns, Ordering::Relaxed);
+                if let Some(hist) = &self.latency
+                    && scheduled_ns as u64 >= self.record_after_ns.load(Ordering::Relaxed)
+                {
+                    let us = now_ns.saturating_sub(scheduled_ns as u64) / 1_000;
+                    if let Ok(mut h) = hist.lock() {
+                        h.saturating_record(us.max(1));
+                    }
+                }
+            }
+            Err(_) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn nanos_since(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The producer settings every run uses, for both brokers alike.
+fn producer_config(bootstrap: &str, acks: Acks, linger_ms: u32) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", acks.as_config())
+        .set("linger.ms", linger_ms.to_string())
+        .set("batch.size", "1000000")
+        .set("compression.type", "none")
+        .set("enable.idempotence", "false")
+        // 64 MiB of queued records is ~50 ms of the fastest broker's intake: enough to keep
+        // requests in flight, small enough that the final flush of a slow broker is short.
+        .set("queue.buffering.max.kbytes", "65536")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("message.timeout.ms", "60000")
+        .set("socket.nagle.disable", "true");
+    config
+}
+
+/// Result of a throughput run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Throughput {
+    pub records: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub records_per_sec: f64,
+    pub mb_per_sec: f64,
+    pub failed: u64,
+}
+
+impl Throughput {
+    fn new(records: u64, record_size: usize, seconds: f64, failed: u64) -> Throughput {
+        let bytes = records * record_size as u64;
+        let seconds = seconds.max(1e-9);
+        Throughput {
+            records,
+            bytes,
+            seconds,
+            records_per_sec: records as f64 / seconds,
+            mb_per_sec: bytes as f64 / seconds / 1e6,
+            failed,
+        }
+    }
+}
+
+fn payload(record_size: usize) -> Vec<u8> {
+    // Not all zeros and not trivially repeating, so a transparent compressor would not
+    // flatter anyone (the runs use compression.type=none anyway).
+    (0..record_size)
+        .map(|i| (i.wrapping_mul(31) ^ (i >> 3)) as u8)
+        .collect()
+}
+
+/// Produces `record_size`-byte records as fast as the broker takes them, round robin over
+/// `partitions`, until `max_records` were sent or `duration` passed, then waits for every
+/// acknowledgement. Throughput is acknowledged bytes over the time to the last ack.
+pub fn produce_throughput(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    acks: Acks,
+    record_size: usize,
+    duration: Duration,
+    max_records: u64,
+) -> Result<Throughput> {
+    let tracker = Tracker {
+        start: Instant::now(),
+        acked: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        last_ack_ns: AtomicU64::new(0),
+        latency: None,
+        record_after_ns: AtomicU64::new(u64::MAX),
+    };
+    let producer: ThreadedProducer<Tracker> = producer_config(bootstrap, acks, 5)
+        .create_with_context(tracker)
+        .context("creating producer")?;
+    // Connect and learn the partition leaders before the clock starts.
+    producer
+        .client()
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .context("metadata before producing")?;
+    let value = payload(record_size);
+    let start = Instant::now();
+    let mut sent: u64 = 0;
+    while sent < max_records && (!sent.is_multiple_of(1024) || start.elapsed() < duration) {
+        let partition = (sent % partitions as u64) as i32;
+        let mut record = BaseRecord::<(), [u8], usize>::with_opaque_to(topic, 0)
+            .payload(&value)
+            .partition(partition);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Err((e, _)) => bail!("produce to {topic}: {e}"),
+            }
+        }
+        sent += 1;
+    }
+    producer
+        .flush(Duration::from_secs(300))
+        .context("flushing the producer")?;
+    let ctx = producer.context();
+    let acked = ctx.acked.load(Ordering::Relaxed);
+    let failed = ctx.failed.load(Ordering::Relaxed);
+    // Clock from the first send (the tracker's start is earlier, before the metadata).
+    let end_ns = ctx.last_ack_ns.load(Ordering::Relaxed);
+    let offset_ns = nanos_since(ctx.start) - nanos_since(start);
+    let seconds = end_ns.saturating_sub(offset_ns) as f64 / 1e9;
+    Ok(Throughput::new(acked, record_size, seconds, failed))
+}
+
+/// Latency percentiles of a fixed-rate run, in microseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub rate_per_sec: u32,
+    pub achieved_per_sec: f64,
+    pub samples: u64,
+    pub failed: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+    pub mean_us: f64,
+}
+
+/// Sends `rate` records per second for `warmup + duration` with `linger.ms=0` and records,
+/// for those scheduled after the warm-up, the time from the scheduled send to the
+/// acknowledgement (so a broker that falls behind is charged for the queueing it causes).
+pub fn produce_latency(
+    bootstrap: &str,
+    topic: &str,
+    acks: Acks,
+    record_size: usize,
+    rate: u32,
+    warmup: Duration,
+    duration: Duration,
+) -> Result<Latency> {
+    let start = Instant::now();
+    let tracker = Tracker {
+        start,
+        acked: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        last_ack_ns: AtomicU64::new(0),
+        latency: Some(Mutex::new(Histogram::new_with_bounds(1, 120_000_000, 3)?)),
+        record_after_ns: AtomicU64::new(u64::MAX),
+    };
+    let producer: ThreadedProducer<Tracker> = producer_config(bootstrap, acks, 0)
+        .create_with_context(tracker)
+        .context("creating producer")?;
+    producer
+        .client()
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .context("metadata before producing")?;
+    let value = payload(record_size);
+    // The schedule starts now; the tracker's clock (and so the opaque) is relative to `start`.
+    let base_ns = nanos_since(start);
+    let warmup_ns = u64::try_from(warmup.as_nanos())?;
+    producer
+        .context()
+        .record_after_ns
+        .store(base_ns + warmup_ns, Ordering::Relaxed);
+    let total = (warmup + duration).as_secs_f64() * f64::from(rate);
+    let total = total as u64;
+    let interval_ns = 1e9 / f64::from(rate);
+    for i in 0..total {
+        let due_ns = base_ns + (i as f64 * interval_ns) as u64;
+        let now_ns = nanos_since(start);
+        if due_ns > now_ns {
+            std::thread::sleep(Duration::from_nanos(due_ns - now_ns));
+        }
+        let mut record =
+            BaseRecord::<(), [u8], usize>::with_opaque_to(topic, usize::try_from(due_ns)?)
+                .payload(&value)
+                .partition(0);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Err((e, _)) => bail!("produce to {topic}: {e}"),
+            }
+        }
+    }
+    let send_seconds = (nanos_since(start) - base_ns) as f64 / 1e9;
+    producer
+        .flush(Duration::from_secs(300))
+        .context("flushing the producer")?;
+    let ctx = producer.context();
+    let hist = ctx
+        .latency
+        .as_ref()
+        .context("latency histogram")?
+        .lock()
+        .map_err(|_| anyhow::anyhow!("histogram lock poisoned"))?;
+    Ok(Latency {
+        rate_per_sec: rate,
+        achieved_per_sec: total as f64 / send_seconds.max(1e-9),
+        samples: hist.len(),
+        failed: ctx.failed.load(Ordering::Relaxed),
+        p50_us: hist.value_at_quantile(0.50),
+        p99_us: hist.value_at_quantile(0.99),
+        p999_us: hist.value_at_quantile(0.999),
+        max_us: hist.max(),
+        mean_us: hist.mean(),
+    })
+}
+
+/// Reads every partition of `topic` from the beginning until `expected` records arrived.
+pub fn consume_throughput(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    expected: u64,
+    record_size: usize,
+) -> Result<Throughput> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        // librdkafka needs a group id for assign(); nothing is committed.
+        .set("group.id", format!("floe-bench-{topic}"))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "4194304")
+        .create()
+        .context("creating consumer")?;
+    consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .context("metadata before consuming")?;
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    let start = Instant::now();
+    consumer.assign(&assignment)?;
+    let mut records: u64 = 0;
+    let mut bytes: u64 = 0;
+    let mut last_progress = Instant::now();
+    while records < expected {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => {
+                records += 1;
+                bytes += message.payload_len() as u64;
+                last_progress = Instant::now();
+            }
+            Some(Err(e)) => bail!("consuming {topic}: {e}"),
+            None => {
+                if last_progress.elapsed() > Duration::from_secs(30) {
+                    bail!("consuming {topic}: stalled at {records} of {expected} records");
+                }
+            }
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let mut result = Throughput::new(records, record_size, seconds, 0);
+    result.bytes = bytes;
+    result.mb_per_sec = bytes as f64 / seconds / 1e6;
+    Ok(result)
+}

@@ -1,0 +1,411 @@
+//! `floe-bench`: Floe side by side with a peer broker (tansu 0.6.0) on this machine, in one
+//! run, plus the machine's own ceilings. `scripts/bench.sh` builds what it needs and runs
+//! `floe-bench run`; `docs/benchmarks.md` explains every number.
+
+mod broker;
+mod ceilings;
+mod load;
+mod report;
+mod wire;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use crate::broker::{Broker, BrokerSpec, Kind, Readiness};
+use crate::load::{Acks, Latency, Throughput};
+
+#[derive(Parser)]
+#[command(version, about = "Floe's load generator and side-by-side benchmark")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// The whole benchmark: ceilings, then Floe alone, then tansu alone; JSON + table.
+    Run(RunArgs),
+    /// Only the machine's ceilings (disk and loopback TCP), printed as JSON.
+    Ceilings {
+        /// Directory on the disk to measure (a scratch file is written and removed).
+        #[arg(long, default_value = "target/bench-ceilings")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 2048)]
+        write_mb: u64,
+        #[arg(long, default_value_t = 1024)]
+        fdatasync_mb: u64,
+    },
+}
+
+/// Settings of one run; recorded in the report.
+#[derive(clap::Args, Debug, Clone, Serialize)]
+struct RunArgs {
+    /// The floe binary (built with `cargo build --release`).
+    #[arg(long, default_value = "target/release/floe")]
+    floe: PathBuf,
+    /// The peer broker's binary; without it only Floe is measured.
+    #[arg(long)]
+    tansu: Option<PathBuf>,
+    /// Scratch space for the brokers' data directories and the ceiling files; emptied at
+    /// the start and removed at the end of the run.
+    #[arg(long)]
+    work_dir: PathBuf,
+    /// Where `<timestamp>.json` and `<timestamp>.txt` are written.
+    #[arg(long, default_value = "bench/results")]
+    results_dir: PathBuf,
+    /// Bytes of each record's value.
+    #[arg(long, default_value_t = 1024)]
+    record_size: usize,
+    /// Length of each produce-throughput run.
+    #[arg(long, default_value_t = 10.0)]
+    produce_seconds: f64,
+    /// Upper bound on records per produce-throughput run.
+    #[arg(long, default_value_t = 10_000_000)]
+    produce_max_records: u64,
+    /// Fixed rate of the latency runs (records per second, one partition).
+    #[arg(long, default_value_t = 5000)]
+    latency_rate: u32,
+    /// Measured part of each latency run.
+    #[arg(long, default_value_t = 15.0)]
+    latency_seconds: f64,
+    /// Unrecorded start of each latency run.
+    #[arg(long, default_value_t = 3.0)]
+    latency_warmup_seconds: f64,
+    /// Log to fill (8 partitions) before the restart measurement, in GB (1e9 bytes).
+    #[arg(long, default_value_t = 2.0)]
+    restart_log_gb: f64,
+    /// Time cap on filling the restart log (per broker).
+    #[arg(long, default_value_t = 600.0)]
+    restart_fill_max_seconds: f64,
+    /// Time cap on filling tansu's restart log: it is much slower to fill, and its restart
+    /// is measured on whatever that time wrote.
+    #[arg(long, default_value_t = 60.0)]
+    peer_restart_fill_max_seconds: f64,
+    /// Buffered sequential write ceiling: bytes written (MiB).
+    #[arg(long, default_value_t = 2048)]
+    ceiling_write_mb: u64,
+    /// write + fdatasync ceiling: bytes written (MiB).
+    #[arg(long, default_value_t = 1024)]
+    ceiling_fdatasync_mb: u64,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Cmd::Run(args) => run(args),
+        Cmd::Ceilings {
+            dir,
+            write_mb,
+            fdatasync_mb,
+        } => {
+            let c = ceilings::measure(&dir, write_mb << 20, fdatasync_mb << 20)?;
+            println!("{}", serde_json::to_string_pretty(&c)?);
+            Ok(())
+        }
+    }
+}
+
+/// One produce-throughput scenario.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProduceRun {
+    pub acks: Acks,
+    pub partitions: i32,
+    pub topic: String,
+    pub result: Throughput,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsumeRun {
+    pub partitions: i32,
+    pub topic: String,
+    pub result: Throughput,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyRun {
+    pub acks: Acks,
+    pub result: Latency,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RestartRun {
+    pub topic: String,
+    pub partitions: i32,
+    /// Bytes of the data directory when the broker was stopped.
+    pub log_bytes: u64,
+    pub fill: Option<Throughput>,
+    /// Time SIGTERM took to stop the broker.
+    pub clean_shutdown_ms: f64,
+    /// Spawn to ready after the clean shutdown.
+    pub after_clean_shutdown: Readiness,
+    /// Spawn to ready after `kill -9`.
+    pub after_kill: Option<Readiness>,
+}
+
+/// Everything measured on one broker.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct BrokerReport {
+    pub kind: Option<Kind>,
+    pub binary: String,
+    pub version: String,
+    /// Spawn to first Metadata answer, on an empty data directory.
+    pub startup_empty_ms: f64,
+    pub rss_idle_bytes: u64,
+    pub rss_after_load_bytes: u64,
+    pub rss_peak_bytes: u64,
+    pub produce: Vec<ProduceRun>,
+    pub consume: Vec<ConsumeRun>,
+    pub latency: Vec<LatencyRun>,
+    pub restart: Option<RestartRun>,
+    /// Phases that failed; the run goes on without them.
+    pub errors: Vec<String>,
+}
+
+fn run(args: RunArgs) -> Result<()> {
+    let started = std::time::SystemTime::now();
+    let stamp = report::timestamp(started);
+    if args.work_dir.exists() {
+        std::fs::remove_dir_all(&args.work_dir)
+            .with_context(|| format!("emptying {}", args.work_dir.display()))?;
+    }
+    std::fs::create_dir_all(&args.work_dir)?;
+
+    eprintln!("[bench] machine ceilings");
+    let ceilings = ceilings::measure(
+        &args.work_dir.join("ceilings"),
+        args.ceiling_write_mb << 20,
+        args.ceiling_fdatasync_mb << 20,
+    )?;
+    eprintln!("[bench] {ceilings:?}");
+
+    let floe = bench_broker(&args, Kind::Floe, &args.floe)?;
+    // A peer that fails to start or run is reported, not fatal: Floe's numbers still stand.
+    let tansu = args.tansu.as_ref().map(|path| {
+        bench_broker(&args, Kind::Tansu, path).unwrap_or_else(|e| {
+            eprintln!("[bench] tansu: {e:#}");
+            BrokerReport {
+                kind: Some(Kind::Tansu),
+                binary: path.display().to_string(),
+                errors: vec![format!("{e:#}")],
+                ..BrokerReport::default()
+            }
+        })
+    });
+
+    let report = report::Report::new(&args, stamp.clone(), ceilings, floe, tansu);
+    std::fs::create_dir_all(&args.results_dir)?;
+    let json_path = args.results_dir.join(format!("{stamp}.json"));
+    std::fs::write(&json_path, serde_json::to_string_pretty(&report)?)?;
+    let table = report.table();
+    std::fs::write(args.results_dir.join(format!("{stamp}.txt")), &table)?;
+    println!("{table}");
+    println!("report: {}", json_path.display());
+    std::fs::remove_dir_all(&args.work_dir).ok();
+    Ok(())
+}
+
+fn version_of(binary: &Path) -> String {
+    std::process::Command::new(binary)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Runs every phase against one broker, alone, on a fresh data directory.
+fn bench_broker(args: &RunArgs, kind: Kind, binary: &Path) -> Result<BrokerReport> {
+    let binary = std::fs::canonicalize(binary)
+        .with_context(|| format!("{} binary {}", kind.name(), binary.display()))?;
+    let base = args.work_dir.join(kind.name());
+    let spec = BrokerSpec {
+        kind,
+        binary: binary.clone(),
+        data_dir: base.join("data"),
+        port: broker::free_port()?,
+    };
+    let mut out = BrokerReport {
+        kind: Some(kind),
+        binary: binary.display().to_string(),
+        version: version_of(&binary),
+        ..BrokerReport::default()
+    };
+    eprintln!("[bench] {}: starting on {}", kind.name(), spec.bootstrap());
+    let mut broker = Broker::spawn(spec.clone())?;
+    out.startup_empty_ms = broker
+        .wait_listening(Duration::from_secs(60))?
+        .as_secs_f64()
+        * 1e3;
+    // Let start-up allocations settle before reading the idle footprint.
+    std::thread::sleep(Duration::from_secs(2));
+    out.rss_idle_bytes = broker.rss()?.0;
+
+    let bootstrap = spec.bootstrap();
+    let size = args.record_size;
+    for (acks, partitions) in [
+        (Acks::Leader, 1),
+        (Acks::Leader, 8),
+        (Acks::All, 1),
+        (Acks::All, 8),
+    ] {
+        let topic = format!("produce-acks{}-p{partitions}", acks.as_config());
+        let mut phase = || -> Result<()> {
+            broker::create_topic(&spec, &topic, partitions)?;
+            eprintln!(
+                "[bench] {}: produce acks={} partitions={partitions}",
+                kind.name(),
+                acks.as_config()
+            );
+            let result = load::produce_throughput(
+                &bootstrap,
+                &topic,
+                partitions,
+                acks,
+                size,
+                Duration::from_secs_f64(args.produce_seconds),
+                args.produce_max_records,
+            )?;
+            eprintln!("[bench]   {result:?}");
+            let records = result.records;
+            out.produce.push(ProduceRun {
+                acks,
+                partitions,
+                topic: topic.clone(),
+                result,
+            });
+            // Consume right away, while the data is in the page cache (the host evicts
+            // pages untouched for about a minute).
+            if acks == Acks::Leader {
+                eprintln!("[bench] {}: consume partitions={partitions}", kind.name());
+                let result =
+                    load::consume_throughput(&bootstrap, &topic, partitions, records, size)?;
+                eprintln!("[bench]   {result:?}");
+                out.consume.push(ConsumeRun {
+                    partitions,
+                    topic: topic.clone(),
+                    result,
+                });
+            }
+            Ok(())
+        };
+        if let Err(e) = phase() {
+            eprintln!("[bench] {}: {topic} failed: {e:#}", kind.name());
+            out.errors.push(format!("{topic}: {e:#}"));
+        }
+    }
+
+    for acks in [Acks::Leader, Acks::All] {
+        let topic = format!("latency-acks{}", acks.as_config());
+        let phase = || -> Result<Latency> {
+            broker::create_topic(&spec, &topic, 1)?;
+            eprintln!(
+                "[bench] {}: latency acks={} at {}/s",
+                kind.name(),
+                acks.as_config(),
+                args.latency_rate
+            );
+            load::produce_latency(
+                &bootstrap,
+                &topic,
+                acks,
+                size,
+                args.latency_rate,
+                Duration::from_secs_f64(args.latency_warmup_seconds),
+                Duration::from_secs_f64(args.latency_seconds),
+            )
+        };
+        match phase() {
+            Ok(result) => {
+                eprintln!("[bench]   {result:?}");
+                out.latency.push(LatencyRun { acks, result });
+            }
+            Err(e) => {
+                eprintln!("[bench] {}: {topic} failed: {e:#}", kind.name());
+                out.errors.push(format!("{topic}: {e:#}"));
+            }
+        }
+    }
+    let (rss, peak) = broker.rss()?;
+    out.rss_after_load_bytes = rss;
+    out.rss_peak_bytes = peak;
+
+    // The restart is measured on a log of the requested size alone: a fresh data directory.
+    broker.stop()?;
+    std::fs::remove_dir_all(&spec.data_dir)?;
+    broker.respawn()?;
+    broker.wait_listening(Duration::from_secs(60))?;
+    match restart_phase(args, &spec, &mut broker) {
+        Ok(r) => out.restart = Some(r),
+        Err(e) => {
+            eprintln!("[bench] {}: restart failed: {e:#}", kind.name());
+            out.errors.push(format!("restart: {e:#}"));
+        }
+    }
+    broker.stop().ok();
+    drop(broker);
+    std::fs::remove_dir_all(&spec.data_dir).ok();
+    Ok(out)
+}
+
+/// Fills a topic to `restart_log_gb`, stops the broker cleanly and measures spawn to
+/// ready; then the same after `kill -9`.
+fn restart_phase(args: &RunArgs, spec: &BrokerSpec, broker: &mut Broker) -> Result<RestartRun> {
+    let topic = "restart";
+    let partitions = 8;
+    let kind = spec.kind;
+    broker::create_topic(spec, topic, partitions)?;
+    let records = (args.restart_log_gb * 1e9 / args.record_size as f64) as u64;
+    let cap = match kind {
+        Kind::Floe => args.restart_fill_max_seconds,
+        Kind::Tansu => args.peer_restart_fill_max_seconds,
+    };
+    eprintln!(
+        "[bench] {}: filling {topic} with up to {:.1} GB (cap {cap} s)",
+        kind.name(),
+        args.restart_log_gb
+    );
+    let fill_start = Instant::now();
+    let fill = load::produce_throughput(
+        &spec.bootstrap(),
+        topic,
+        partitions,
+        Acks::Leader,
+        args.record_size,
+        Duration::from_secs_f64(cap),
+        records,
+    )?;
+    eprintln!("[bench]   filled in {:?}: {fill:?}", fill_start.elapsed());
+    let clean_shutdown = broker.stop()?;
+    let log_bytes = broker::dir_size(&spec.data_dir);
+    eprintln!(
+        "[bench] {}: restart after clean shutdown ({:.2} GB on disk)",
+        kind.name(),
+        log_bytes as f64 / 1e9
+    );
+    // The page cache still holds much of the log; that is the usual restart situation.
+    broker.respawn()?;
+    let after_clean = broker.wait_ready(topic, partitions, Duration::from_secs(600))?;
+    eprintln!("[bench]   {after_clean:?}");
+    broker.kill()?;
+    eprintln!("[bench] {}: restart after kill -9", kind.name());
+    broker.respawn()?;
+    let after_kill = match broker.wait_ready(topic, partitions, Duration::from_secs(600)) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("[bench]   not ready after kill -9: {e:#}");
+            None
+        }
+    };
+    eprintln!("[bench]   {after_kill:?}");
+    Ok(RestartRun {
+        topic: topic.to_owned(),
+        partitions,
+        log_bytes,
+        fill: Some(fill),
+        clean_shutdown_ms: clean_shutdown.as_secs_f64() * 1e3,
+        after_clean_shutdown: after_clean,
+        after_kill,
+    })
+}

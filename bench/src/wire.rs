@@ -1,0 +1,203 @@
+//! A minimal blocking Kafka client on raw frames, for the few requests where a full client
+//! would blur the measurement: the ready-to-serve probe after a restart (librdkafka backs off
+//! between reconnects, which would add its back-off to the measured time) and topic creation.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, MetadataRequest, MetadataResponse,
+    ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes, encode_request_header_into_buffer};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+const METADATA_VERSION: i16 = 9;
+const PRODUCE_VERSION: i16 = 8;
+const CREATE_TOPICS_VERSION: i16 = 5;
+/// Kafka's `TOPIC_ALREADY_EXISTS`.
+const TOPIC_ALREADY_EXISTS: i16 = 36;
+
+/// One connection to a broker.
+pub struct Conn {
+    stream: TcpStream,
+    next_correlation_id: i32,
+}
+
+impl Conn {
+    pub fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<Conn> {
+        let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            stream,
+            next_correlation_id: 1,
+        })
+    }
+
+    fn call<Req: Encodable, Resp: Decodable>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        request: &Req,
+    ) -> Result<Resp> {
+        let id = self.next_correlation_id;
+        self.next_correlation_id += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(id)
+            .with_client_id(Some(StrBytes::from_static_str("floe-bench")));
+        let mut body = BytesMut::new();
+        encode_request_header_into_buffer(&mut body, &header)?;
+        request.encode(&mut body, version)?;
+        let mut frame = Vec::with_capacity(body.len() + 4);
+        frame.extend_from_slice(&u32::try_from(body.len())?.to_be_bytes());
+        frame.extend_from_slice(&body);
+        self.stream.write_all(&frame)?;
+
+        let mut len = [0u8; 4];
+        self.stream.read_exact(&mut len)?;
+        let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
+        self.stream.read_exact(&mut buf)?;
+        let mut buf = Bytes::from(buf);
+        let response_header =
+            ResponseHeader::decode(&mut buf, key.response_header_version(version))?;
+        if response_header.correlation_id != id {
+            bail!(
+                "response correlation id {} != request {id}",
+                response_header.correlation_id
+            );
+        }
+        Resp::decode(&mut buf, version)
+    }
+
+    pub fn metadata(&mut self, topic: &str) -> Result<MetadataResponse> {
+        let request = MetadataRequest::default()
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(topic_name(topic))),
+            ]))
+            .with_allow_auto_topic_creation(false);
+        self.call(ApiKey::Metadata, METADATA_VERSION, &request)
+    }
+
+    /// True if the broker knows `topic` with `partitions` partitions, each with a leader.
+    pub fn topic_ready(&mut self, topic: &str, partitions: i32) -> Result<bool> {
+        let metadata = self.metadata(topic)?;
+        Ok(metadata.topics.iter().any(|t| {
+            t.error_code == 0
+                && t.partitions.len() == partitions as usize
+                && t.partitions
+                    .iter()
+                    .all(|p| p.error_code == 0 && p.leader_id.0 >= 0)
+        }))
+    }
+
+    /// Produces one small record to every partition of `topic` in one request (acks=1) and
+    /// fails unless every partition answered without error.
+    pub fn produce_probe(&mut self, topic: &str, partitions: i32) -> Result<()> {
+        let batch = probe_batch()?;
+        let request = ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(topic_name(topic))
+                    .with_partition_data(
+                        (0..partitions)
+                            .map(|p| {
+                                PartitionProduceData::default()
+                                    .with_index(p)
+                                    .with_records(Some(batch.clone()))
+                            })
+                            .collect(),
+                    ),
+            ]);
+        let response: ProduceResponse = self.call(ApiKey::Produce, PRODUCE_VERSION, &request)?;
+        let mut answered = 0;
+        for topic in &response.responses {
+            for p in &topic.partition_responses {
+                if p.error_code != 0 {
+                    bail!(
+                        "produce probe: partition {} error {}",
+                        p.index,
+                        p.error_code
+                    );
+                }
+                answered += 1;
+            }
+        }
+        if answered != partitions {
+            bail!("produce probe: {answered} of {partitions} partitions answered");
+        }
+        Ok(())
+    }
+
+    /// Creates `topic` (an existing topic is fine).
+    pub fn create_topic(&mut self, topic: &str, partitions: i32) -> Result<()> {
+        let request = CreateTopicsRequest::default()
+            .with_topics(vec![
+                CreatableTopic::default()
+                    .with_name(topic_name(topic))
+                    .with_num_partitions(partitions)
+                    .with_replication_factor(1),
+            ])
+            .with_timeout_ms(30_000);
+        let response: CreateTopicsResponse =
+            self.call(ApiKey::CreateTopics, CREATE_TOPICS_VERSION, &request)?;
+        for t in &response.topics {
+            if t.error_code != 0 && t.error_code != TOPIC_ALREADY_EXISTS {
+                bail!(
+                    "create topic {topic}: error {} {:?}",
+                    t.error_code,
+                    t.error_message
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_owned()))
+}
+
+fn probe_batch() -> Result<Bytes> {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let record = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: now_ms,
+        key: None,
+        value: Some(Bytes::from_static(b"floe-bench ready probe")),
+        headers: Default::default(),
+    };
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &[record],
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .context("encoding the probe batch")?;
+    Ok(buf.freeze())
+}
