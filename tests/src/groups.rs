@@ -43,6 +43,8 @@ pub struct MemberOpts {
     pub heartbeat_ms: u32,
     /// "classic" or "consumer" (KIP-848; confluent-kafka only).
     pub protocol: &'static str,
+    /// Simulated processing time of each poll's records, between processing and commit.
+    pub process_ms: u32,
 }
 
 impl Default for MemberOpts {
@@ -53,6 +55,7 @@ impl Default for MemberOpts {
             session_timeout_ms: 6000,
             heartbeat_ms: 1000,
             protocol: "classic",
+            process_ms: 0,
         }
     }
 }
@@ -96,7 +99,10 @@ fn parse_event(line: &str) -> Event {
         "own" if rest == "-" => Event::Own(BTreeSet::new()),
         "own" => Event::Own(
             rest.split(',')
-                .map(|p| p.parse().unwrap_or_else(|_| panic!("bad event line {line:?}")))
+                .map(|p| {
+                    p.parse()
+                        .unwrap_or_else(|_| panic!("bad event line {line:?}"))
+                })
                 .collect(),
         ),
         "rec" => {
@@ -133,7 +139,7 @@ fn complete_lines(path: &Path) -> Vec<String> {
 
 /// A directory for one test's logs, stop files and compiled Java classes.
 pub struct GroupWork {
-    dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
     java_classes: OnceLock<PathBuf>,
 }
 
@@ -147,14 +153,14 @@ impl GroupWork {
     /// A fresh work directory.
     pub fn new() -> GroupWork {
         GroupWork {
-            dir: tempfile::tempdir().unwrap(),
+            dir: Some(tempfile::tempdir().unwrap()),
             java_classes: OnceLock::new(),
         }
     }
 
     /// The directory.
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        self.dir.as_ref().unwrap().path()
     }
 
     fn java_classes(&self) -> &Path {
@@ -242,7 +248,9 @@ impl GroupWork {
             .arg("--session-timeout-ms")
             .arg(opts.session_timeout_ms.to_string())
             .arg("--heartbeat-ms")
-            .arg(opts.heartbeat_ms.to_string());
+            .arg(opts.heartbeat_ms.to_string())
+            .arg("--process-ms")
+            .arg(opts.process_ms.to_string());
         if let Some(id) = &opts.instance_id {
             cmd.args(["--instance-id", id]);
         }
@@ -266,12 +274,16 @@ impl GroupWork {
         member
     }
 
-    /// Start a producer of numbered records into a new topic of `partitions` partitions,
-    /// at about `rate` records a second, and wait until it has a record acknowledged.
+    /// Start a producer of numbered records into `topic` (created with `partitions`
+    /// partitions if it does not exist), at about `rate` records a second, and wait until
+    /// it has a record acknowledged. Acknowledgements of every producer this work
+    /// directory ran for `topic` accumulate in one log.
     pub fn producer(&self, broker: &Broker, topic: &str, partitions: i32, rate: u32) -> Producer {
         let ack_log = self.path().join(format!("{topic}.acks"));
         let stop_file = self.path().join(format!("{topic}.producer.stop"));
         let output = self.path().join(format!("{topic}.producer.out"));
+        let _ = std::fs::remove_file(&stop_file);
+        let already_acked = complete_lines(&ack_log).len();
         let out = File::create(&output).unwrap();
         let child = client_command(python())
             .arg(clients_dir().join("python").join("groups_producer.py"))
@@ -297,10 +309,21 @@ impl GroupWork {
             "the producer has a record acknowledged",
             || {
                 producer.assert_running();
-                !producer.acked().is_empty()
+                producer.acked().len() > already_acked
             },
         );
         producer
+    }
+}
+
+impl Drop for GroupWork {
+    fn drop(&mut self) {
+        // A failed test keeps its event logs for a post-mortem.
+        if std::thread::panicking()
+            && let Some(dir) = self.dir.take()
+        {
+            eprintln!("event logs kept in {}", dir.keep().display());
+        }
     }
 }
 
@@ -417,7 +440,11 @@ impl Member {
     pub fn assert_running(&mut self) {
         let child = self.child.as_mut().expect("member running");
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("{} exited early ({status}):\n{}", self.name, self.diagnostics());
+            panic!(
+                "{} exited early ({status}):\n{}",
+                self.name,
+                self.diagnostics()
+            );
         }
     }
 
@@ -434,7 +461,11 @@ impl Member {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("{} did not close within 60 s:\n{}", self.name, self.diagnostics());
+                panic!(
+                    "{} did not close within 60 s:\n{}",
+                    self.name,
+                    self.diagnostics()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         };
@@ -574,8 +605,10 @@ pub fn check_exactly_once(
     committed: &BTreeMap<i32, Option<i64>>,
 ) {
     let hw = high_watermarks(acks, partitions);
-    let values: BTreeMap<(i32, i64), &str> =
-        acks.iter().map(|(p, o, v)| ((*p, *o), v.as_str())).collect();
+    let values: BTreeMap<(i32, i64), &str> = acks
+        .iter()
+        .map(|(p, o, v)| ((*p, *o), v.as_str()))
+        .collect();
     let mut problems = Vec::new();
     // (partition, offset) -> names of the members that processed it.
     let mut processed: BTreeMap<(i32, i64), Vec<&str>> = BTreeMap::new();

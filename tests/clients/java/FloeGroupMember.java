@@ -3,7 +3,7 @@
 //
 // Usage: java -cp 'classes:libs/*' FloeGroupMember --bootstrap B --group G --topic T
 //          --log PATH --stop-file PATH [--instance-id ID] [--assignor range|roundrobin]
-//          [--session-timeout-ms 6000] [--heartbeat-ms 1000]
+//          [--session-timeout-ms 6000] [--heartbeat-ms 1000] [--process-ms 0]
 //
 // The same flags and event log as the Python members (tests/clients/python/groups_common.py):
 // "own P,P", "rec P O V", "commit P N", "commitfail MSG", "error MSG", "closed", each line
@@ -63,6 +63,7 @@ public class FloeGroupMember {
         Map<String, String> args = new HashMap<>();
         args.put("--session-timeout-ms", "6000");
         args.put("--heartbeat-ms", "1000");
+        args.put("--process-ms", "0");
         for (int i = 0; i + 1 < argv.length; i += 2) {
             args.put(argv[i], argv[i + 1]);
         }
@@ -128,6 +129,7 @@ public class FloeGroupMember {
                 if (next.isEmpty()) {
                     continue;
                 }
+                Thread.sleep(Long.parseLong(args.get("--process-ms")));
                 try {
                     consumer.commitSync(next);
                 } catch (KafkaException e) {

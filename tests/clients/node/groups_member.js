@@ -1,14 +1,14 @@
 // A consumer-group member on kafkajs 2.2.4: subscribe, process, commit.
 //
 // Usage: node groups_member.js --bootstrap B --group G --topic T --log PATH --stop-file PATH
-//          [--session-timeout-ms 6000] [--heartbeat-ms 1000]
+//          [--session-timeout-ms 6000] [--heartbeat-ms 1000] [--process-ms 0]
 //
 // The same flags and event log as the Python members (tests/clients/python/groups_common.py):
 // "own P,P", "rec P O V", "commit P N", "commitfail MSG", "error MSG", "closed", each line
 // written with a synchronous write so it survives a SIGKILL. kafkajs is eager and only has
 // its round-robin assignor: every rebalance revokes everything ("own -") and GROUP_JOIN
 // carries the new full assignment. Each batch is processed, then its next offset is
-// committed with an awaited commitOffsets (autoCommit off).
+// committed with the batch's awaited commitOffsetsIfNecessary(offsets) (autoCommit off).
 
 'use strict';
 
@@ -16,11 +16,11 @@ const fs = require('fs');
 const { Kafka, logLevel } = require('kafkajs');
 
 function parseArgs(argv) {
-  const args = { sessionTimeoutMs: 6000, heartbeatMs: 1000 };
+  const args = { sessionTimeoutMs: 6000, heartbeatMs: 1000, processMs: 0 };
   const names = {
     '--bootstrap': 'bootstrap', '--group': 'group', '--topic': 'topic', '--log': 'log',
     '--stop-file': 'stopFile', '--session-timeout-ms': 'sessionTimeoutMs',
-    '--heartbeat-ms': 'heartbeatMs',
+    '--heartbeat-ms': 'heartbeatMs', '--process-ms': 'processMs',
   };
   for (let i = 0; i < argv.length; i += 2) {
     const name = names[argv[i]];
@@ -38,6 +38,7 @@ function parseArgs(argv) {
   }
   args.sessionTimeoutMs = Number(args.sessionTimeoutMs);
   args.heartbeatMs = Number(args.heartbeatMs);
+  args.processMs = Number(args.processMs);
   return args;
 }
 
@@ -75,7 +76,7 @@ async function main() {
   await consumer.run({
     autoCommit: false,
     eachBatchAutoResolve: false,
-    eachBatch: async ({ batch, resolveOffset, isRunning, isStale }) => {
+    eachBatch: async ({ batch, resolveOffset, commitOffsetsIfNecessary, isRunning, isStale }) => {
       let last = null;
       for (const m of batch.messages) {
         if (!isRunning() || isStale()) break;
@@ -84,9 +85,15 @@ async function main() {
         last = m.offset;
       }
       if (last === null) return;
+      if (args.processMs) await new Promise((resolve) => setTimeout(resolve, args.processMs));
       const next = (BigInt(last) + 1n).toString();
       try {
-        await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }]);
+        // The batch's own commit sends OffsetCommit and awaits the answer even while the
+        // consumer is stopping; consumer.commitOffsets() silently does nothing once
+        // disconnect() has begun, so a record processed then would look committed.
+        await commitOffsetsIfNecessary({
+          topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: next }] }],
+        });
       } catch (e) {
         write(`commitfail ${e.type || e.name}: ${e.message}`);
         throw e;

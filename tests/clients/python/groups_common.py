@@ -10,13 +10,15 @@ log, one line per event, flushed at once so the log survives a SIGKILL of the pr
   error MSG       an error the client reported (for the test's failure message)
   closed          close() returned after the stop file appeared
 
-A member processes the records of one poll, logging each `rec` line, then commits their
+A member processes the records of one poll, logging each `rec` line (and taking
+`--process-ms` more, so a SIGKILL often lands between processing and commit), then commits their
 next offsets synchronously and logs one `commit` line per partition. It runs until the stop
 file exists, then closes the consumer (a graceful leave) and exits 0.
 """
 
 import argparse
 import os
+import time
 
 
 def parse_args(description):
@@ -31,6 +33,8 @@ def parse_args(description):
     p.add_argument("--session-timeout-ms", type=int, default=6000)
     p.add_argument("--heartbeat-ms", type=int, default=1000)
     p.add_argument("--protocol", default="classic", choices=["classic", "consumer"])
+    p.add_argument("--process-ms", type=int, default=0,
+                   help="simulated processing time of each poll's records, before the commit")
     return p.parse_args()
 
 
@@ -49,6 +53,11 @@ class EventLog:
 
     def close(self):
         self.f.close()
+
+
+def simulate_processing(args):
+    if args.process_ms:
+        time.sleep(args.process_ms / 1000)
 
 
 def stop_requested(args):

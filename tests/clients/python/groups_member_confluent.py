@@ -8,7 +8,7 @@ import sys
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from groups_common import EventLog, parse_args, stop_requested
+from groups_common import EventLog, parse_args, simulate_processing, stop_requested
 
 
 def main():
@@ -59,6 +59,7 @@ def main():
             next_offsets[m.partition()] = m.offset() + 1
         if not next_offsets:
             continue
+        simulate_processing(args)
         tps = [TopicPartition(args.topic, p, n) for p, n in sorted(next_offsets.items())]
         try:
             result = consumer.commit(offsets=tps, asynchronous=False)

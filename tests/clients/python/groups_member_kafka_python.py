@@ -11,7 +11,7 @@ from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from groups_common import EventLog, parse_args, stop_requested
+from groups_common import EventLog, parse_args, simulate_processing, stop_requested
 
 ASSIGNORS = {"range": RangePartitionAssignor, "roundrobin": RoundRobinPartitionAssignor}
 
@@ -59,6 +59,7 @@ def main():
                 next_offsets[r.partition] = r.offset + 1
         if not next_offsets:
             continue
+        simulate_processing(args)
         offsets = {
             TopicPartition(args.topic, p): OffsetAndMetadata(n, "", -1)
             for p, n in sorted(next_offsets.items())

@@ -2,7 +2,7 @@
 
 Usage: groups_producer.py BOOTSTRAP TOPIC PARTITIONS ACK_LOG STOP_FILE RATE
 
-Creates TOPIC with PARTITIONS partitions (it must not exist), then writes values "v<seq>"
+Creates TOPIC with PARTITIONS partitions (or writes to it if it exists), then writes values "v<seq>"
 (partition = seq % PARTITIONS) with an idempotent acks=all confluent-kafka producer at about
 RATE records a second. Each acknowledged record is appended to ACK_LOG as
 "PARTITION OFFSET VALUE" and flushed in its delivery report. Once STOP_FILE exists it flushes
@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 
@@ -21,9 +21,13 @@ def main():
     bootstrap, topic, partitions, ack_log_path, stop_file, rate = sys.argv[1:7]
     partitions, rate = int(partitions), float(rate)
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics(
-        [NewTopic(topic, num_partitions=partitions, replication_factor=1)], request_timeout=30
-    )[topic].result(timeout=60)
+    try:
+        admin.create_topics(
+            [NewTopic(topic, num_partitions=partitions, replication_factor=1)], request_timeout=30
+        )[topic].result(timeout=60)
+    except KafkaException as e:
+        if e.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise
 
     ack_log = open(ack_log_path, "a", buffering=1)
     errors = []
