@@ -39,6 +39,25 @@ enum Cmd {
         #[arg(long, default_value_t = 1024)]
         fdatasync_mb: u64,
     },
+    /// One fixed-rate latency run against a broker that is already running (the topic is
+    /// auto-created or must exist with partition 0), printed as JSON. For investigating.
+    Latency {
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap: String,
+        #[arg(long, default_value = "latency")]
+        topic: String,
+        /// `1` or `all`.
+        #[arg(long, default_value = "all")]
+        acks: String,
+        #[arg(long, default_value_t = 5000)]
+        rate: u32,
+        #[arg(long, default_value_t = 1024)]
+        record_size: usize,
+        #[arg(long, default_value_t = 2.0)]
+        warmup_seconds: f64,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
 }
 
 /// Settings of one run; recorded in the report.
@@ -103,6 +122,32 @@ fn main() -> Result<()> {
         } => {
             let c = ceilings::measure(&dir, write_mb << 20, fdatasync_mb << 20)?;
             println!("{}", serde_json::to_string_pretty(&c)?);
+            Ok(())
+        }
+        Cmd::Latency {
+            bootstrap,
+            topic,
+            acks,
+            rate,
+            record_size,
+            warmup_seconds,
+            seconds,
+        } => {
+            let acks = match acks.as_str() {
+                "1" => Acks::Leader,
+                "all" | "-1" => Acks::All,
+                other => anyhow::bail!("--acks {other}: expected 1 or all"),
+            };
+            let result = load::produce_latency(
+                &bootstrap,
+                &topic,
+                acks,
+                record_size,
+                rate,
+                Duration::from_secs_f64(warmup_seconds),
+                Duration::from_secs_f64(seconds),
+            )?;
+            println!("{}", serde_json::to_string_pretty(&result)?);
             Ok(())
         }
     }

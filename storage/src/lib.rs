@@ -21,6 +21,7 @@ pub mod partition_log;
 pub mod producer_state;
 mod recovery;
 pub mod segment;
+mod syncer;
 #[cfg(test)]
 mod test_util;
 mod time_index;

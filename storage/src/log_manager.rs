@@ -12,6 +12,8 @@
 //!   that the next [`LogManager::partition_dirs`] removes.
 //! - Every log of the directory shares one I/O backend ([`Io`], one io_uring driver), so the
 //!   syncs and writes of all partitions are batched together.
+//! - A sync thread serves [`PartitionLog::sync_async`] (acks=all produce, group commit across
+//!   all partitions and connections; see [`crate::syncer`]).
 //! - A flusher thread enforces `flush.ms`: it wakes every [`FLUSH_TICK`] (or sooner for a
 //!   smaller `flush.ms`) and syncs each log whose oldest unsynced record is that old.
 
@@ -26,6 +28,7 @@ use crate::config::LogConfig;
 use crate::error::{IoOp, StorageError};
 use crate::io::{self, Io};
 use crate::partition_log::PartitionLog;
+use crate::syncer::Syncer;
 use crate::topic_partition::TopicPartition;
 
 /// Name of the lock file in the data directory.
@@ -52,6 +55,8 @@ pub struct LogManager {
     delete_counter: AtomicU64,
     /// Held for its `Drop`, which stops the thread.
     _flusher: Flusher,
+    /// The sync thread behind [`PartitionLog::sync_async`]; stopped on drop.
+    syncer: Syncer,
 }
 
 /// The `flush.ms` thread; stopped and joined on drop.
@@ -165,6 +170,7 @@ impl LogManager {
             io,
             clean_at_start: Mutex::new(clean),
             _flusher: Flusher::start(Arc::clone(&logs))?,
+            syncer: Syncer::start()?,
             logs,
             delete_counter: AtomicU64::new(0),
         })
@@ -200,6 +206,7 @@ impl LogManager {
         let clean = lock(&self.clean_at_start).remove(&name);
         let log = Arc::new(PartitionLog::open(
             self.io.clone(),
+            Arc::clone(self.syncer.queue()),
             tp.clone(),
             dir,
             config,

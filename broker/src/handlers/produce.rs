@@ -4,13 +4,16 @@
 //! `acks`: 0 no answer, 1 after the write, -1 (all) after the data is fdatasync'ed.
 //!
 //! Appends happen while the request is dispatched, in connection order; only the wait for
-//! the fsync is deferred, and concurrent acks=all requests share syncs (group commit).
+//! the fsync is deferred: it is requested from the storage sync thread at dispatch, so
+//! concurrent and pipelined acks=all requests share syncs (group commit).
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
 
 use bytes::BytesMut;
+use futures_util::future::join_all;
 use floe_protocol::record_batch::validate_batches;
-use floe_storage::PartitionLog;
+use floe_storage::{PartitionLog, StorageError};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
@@ -18,6 +21,8 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use super::{Handled, Reply, RequestContext, now_ms, str_bytes};
 use crate::errors::append_error;
 use crate::topics::is_internal;
+
+type SyncFuture = Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send>>;
 
 /// Handles Produce.
 pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
@@ -33,7 +38,8 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
     }
     let now = now_ms();
     let mut responses = Vec::with_capacity(req.topic_data.len());
-    let mut to_sync: Vec<(usize, usize, Arc<PartitionLog>)> = Vec::new();
+    // (topic index, partition index, durability future) of each acks=all append.
+    let mut to_sync: Vec<(usize, usize, SyncFuture)> = Vec::new();
     let mut any_error = false;
     for (ti, topic) in req.topic_data.into_iter().enumerate() {
         let name = topic.name.0.to_string();
@@ -56,7 +62,9 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
             let resp = match result {
                 Ok((log, info)) => {
                     if acks == -1 {
-                        to_sync.push((ti, pi, log));
+                        // Requested now, while later requests are still being dispatched,
+                        // so pipelined requests share syncs (group commit).
+                        to_sync.push((ti, pi, Box::pin(log.sync_async())));
                     }
                     resp.with_base_offset(info.base_offset)
                         .with_log_append_time_ms(-1)
@@ -95,36 +103,17 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
         }
         _ => Handled::Reply(Reply::Later(Box::pin(async move {
             let mut responses = responses;
-            // One batch of fdatasyncs for all partitions of the request (group commit).
-            let synced = tokio::task::spawn_blocking(move || {
-                let logs: Vec<&PartitionLog> = to_sync.iter().map(|(_, _, log)| &**log).collect();
-                let results = floe_storage::sync_all(&logs);
-                to_sync
-                    .iter()
-                    .zip(results)
-                    .map(|((ti, pi, _), result)| (*ti, *pi, result))
-                    .collect::<Vec<_>>()
-            })
-            .await;
-            match synced {
-                Ok(results) => {
-                    for (ti, pi, result) in results {
-                        if let Err(e) = result {
-                            tracing::error!("fsync failed, produce not acknowledged: {e}");
-                            fail(
-                                &mut responses[ti].partition_responses[pi],
-                                ResponseError::KafkaStorageError,
-                            );
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::error!("sync task failed: {e}");
-                    for t in &mut responses {
-                        for p in &mut t.partition_responses {
-                            fail(p, ResponseError::KafkaStorageError);
-                        }
-                    }
+            let (places, waits): (Vec<_>, Vec<_>) = to_sync
+                .into_iter()
+                .map(|(ti, pi, wait)| ((ti, pi), wait))
+                .unzip();
+            for ((ti, pi), result) in places.into_iter().zip(join_all(waits).await) {
+                if let Err(e) = result {
+                    tracing::error!("fsync failed, produce not acknowledged: {e}");
+                    fail(
+                        &mut responses[ti].partition_responses[pi],
+                        ResponseError::KafkaStorageError,
+                    );
                 }
             }
             ResponseKind::Produce(ProduceResponse::default().with_responses(responses))

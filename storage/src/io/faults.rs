@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 #[derive(Debug)]
 struct Model {
@@ -28,6 +28,8 @@ struct Model {
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
     fail_syncs: AtomicBool,
+    /// Batches of fdatasyncs issued (one `sync_each` call each).
+    sync_batches: AtomicU64,
     files: Mutex<HashMap<PathBuf, Model>>,
 }
 
@@ -63,6 +65,15 @@ impl Faults {
     /// Makes every later sync fail.
     pub(crate) fn fail_syncs(&self) {
         self.fail_syncs.store(true, Ordering::SeqCst);
+    }
+
+    /// How many batches of fdatasyncs went through the handle.
+    pub(crate) fn sync_batches(&self) -> u64 {
+        self.sync_batches.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn count_sync_batch(&self) {
+        self.sync_batches.fetch_add(1, Ordering::SeqCst);
     }
 
     pub(super) fn sync_fails(&self) -> bool {

@@ -209,6 +209,10 @@ impl Io {
     pub fn sync_each(&self, files: &[&File]) -> Vec<Result<()>> {
         #[cfg(test)]
         let before: Vec<_> = files.iter().map(|f| f.fault_snapshot()).collect();
+        #[cfg(test)]
+        if let Some(faults) = &self.faults {
+            faults.count_sync_batch();
+        }
         let results: Vec<Result<()>> = match &*self.backend {
             Backend::Std => files
                 .iter()
