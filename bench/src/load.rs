@@ -108,6 +108,10 @@ pub struct Throughput {
     pub records_per_sec: f64,
     pub mb_per_sec: f64,
     pub failed: u64,
+    /// CPU seconds (user + system) the broker process used during the run.
+    pub broker_cpu_seconds: Option<f64>,
+    /// CPU seconds the load generator (this process, all client threads) used.
+    pub client_cpu_seconds: Option<f64>,
 }
 
 impl Throughput {
@@ -121,6 +125,8 @@ impl Throughput {
             records_per_sec: records as f64 / seconds,
             mb_per_sec: bytes as f64 / seconds / 1e6,
             failed,
+            broker_cpu_seconds: None,
+            client_cpu_seconds: None,
         }
     }
 }
@@ -343,5 +349,29 @@ pub fn consume_throughput(
     let mut result = Throughput::new(records, record_size, seconds, 0);
     result.bytes = bytes;
     result.mb_per_sec = bytes as f64 / seconds / 1e6;
+    Ok(result)
+}
+
+/// CPU seconds (user + system) a process used so far, from `/proc/<pid>/stat` (clock ticks
+/// of 1/100 s, Linux's USER_HZ on every mainstream architecture).
+pub fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; fields are counted after its closing parenthesis.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
+/// Runs `f` and records the CPU seconds it cost the broker (`broker_pid`) and this process.
+pub fn with_cpu(broker_pid: u32, f: impl FnOnce() -> Result<Throughput>) -> Result<Throughput> {
+    let pid = broker_pid.to_string();
+    let (b0, c0) = (cpu_seconds(&pid), cpu_seconds("self"));
+    let mut result = f()?;
+    let (b1, c1) = (cpu_seconds(&pid), cpu_seconds("self"));
+    result.broker_cpu_seconds = b0.zip(b1).map(|(a, b)| b - a);
+    result.client_cpu_seconds = c0.zip(c1).map(|(a, b)| b - a);
     Ok(result)
 }

@@ -39,6 +39,27 @@ enum Cmd {
         #[arg(long, default_value_t = 1024)]
         fdatasync_mb: u64,
     },
+    /// Produce for a while, then consume everything from the start, against a broker that is
+    /// already running (the topic must exist with `--partitions` partitions, or be
+    /// auto-created so). Prints both results as JSON. For investigating.
+    Throughput {
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        bootstrap: String,
+        #[arg(long, default_value = "throughput")]
+        topic: String,
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        /// `1` or `all`.
+        #[arg(long, default_value = "1")]
+        acks: String,
+        #[arg(long, default_value_t = 1024)]
+        record_size: usize,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Skip producing; consume this many records.
+        #[arg(long)]
+        consume_only: Option<u64>,
+    },
     /// One fixed-rate latency run against a broker that is already running (the topic is
     /// auto-created or must exist with partition 0), printed as JSON. For investigating.
     Latency {
@@ -124,6 +145,36 @@ fn main() -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&c)?);
             Ok(())
         }
+        Cmd::Throughput {
+            bootstrap,
+            topic,
+            partitions,
+            acks,
+            record_size,
+            seconds,
+            consume_only,
+        } => {
+            let records = match consume_only {
+                Some(n) => n,
+                None => {
+                    let produced = load::produce_throughput(
+                        &bootstrap,
+                        &topic,
+                        partitions,
+                        parse_acks(&acks)?,
+                        record_size,
+                        Duration::from_secs_f64(seconds),
+                        u64::MAX,
+                    )?;
+                    println!("{}", serde_json::to_string_pretty(&produced)?);
+                    produced.records
+                }
+            };
+            let consumed =
+                load::consume_throughput(&bootstrap, &topic, partitions, records, record_size)?;
+            println!("{}", serde_json::to_string_pretty(&consumed)?);
+            Ok(())
+        }
         Cmd::Latency {
             bootstrap,
             topic,
@@ -133,11 +184,7 @@ fn main() -> Result<()> {
             warmup_seconds,
             seconds,
         } => {
-            let acks = match acks.as_str() {
-                "1" => Acks::Leader,
-                "all" | "-1" => Acks::All,
-                other => anyhow::bail!("--acks {other}: expected 1 or all"),
-            };
+            let acks = parse_acks(&acks)?;
             let result = load::produce_latency(
                 &bootstrap,
                 &topic,
@@ -261,6 +308,25 @@ fn version_of(binary: &Path) -> String {
 }
 
 /// Runs every phase against one broker, alone, on a fresh data directory.
+fn parse_acks(acks: &str) -> Result<Acks> {
+    match acks {
+        "1" => Ok(Acks::Leader),
+        "all" | "-1" => Ok(Acks::All),
+        other => anyhow::bail!("--acks {other}: expected 1 or all"),
+    }
+}
+
+/// Writes back what earlier phases left dirty in the page cache (`sync(1)`), so that each
+/// phase measures its own writes and fsyncs, not the background writeback of gigabytes from
+/// the phase before. Done the same way for every broker.
+fn settle_disk() {
+    match std::process::Command::new("sync").status() {
+        Ok(status) if status.success() => {}
+        Ok(status) => eprintln!("[bench] sync exited with {status}"),
+        Err(e) => eprintln!("[bench] sync failed: {e}"),
+    }
+}
+
 fn bench_broker(args: &RunArgs, kind: Kind, binary: &Path) -> Result<BrokerReport> {
     let binary = std::fs::canonicalize(binary)
         .with_context(|| format!("{} binary {}", kind.name(), binary.display()))?;
@@ -297,21 +363,24 @@ fn bench_broker(args: &RunArgs, kind: Kind, binary: &Path) -> Result<BrokerRepor
     ] {
         let topic = format!("produce-acks{}-p{partitions}", acks.as_config());
         let mut phase = || -> Result<()> {
+            settle_disk();
             broker::create_topic(&spec, &topic, partitions)?;
             eprintln!(
                 "[bench] {}: produce acks={} partitions={partitions}",
                 kind.name(),
                 acks.as_config()
             );
-            let result = load::produce_throughput(
-                &bootstrap,
-                &topic,
-                partitions,
-                acks,
-                size,
-                Duration::from_secs_f64(args.produce_seconds),
-                args.produce_max_records,
-            )?;
+            let result = load::with_cpu(broker.pid(), || {
+                load::produce_throughput(
+                    &bootstrap,
+                    &topic,
+                    partitions,
+                    acks,
+                    size,
+                    Duration::from_secs_f64(args.produce_seconds),
+                    args.produce_max_records,
+                )
+            })?;
             eprintln!("[bench]   {result:?}");
             let records = result.records;
             out.produce.push(ProduceRun {
@@ -324,8 +393,9 @@ fn bench_broker(args: &RunArgs, kind: Kind, binary: &Path) -> Result<BrokerRepor
             // pages untouched for about a minute).
             if acks == Acks::Leader {
                 eprintln!("[bench] {}: consume partitions={partitions}", kind.name());
-                let result =
-                    load::consume_throughput(&bootstrap, &topic, partitions, records, size)?;
+                let result = load::with_cpu(broker.pid(), || {
+                    load::consume_throughput(&bootstrap, &topic, partitions, records, size)
+                })?;
                 eprintln!("[bench]   {result:?}");
                 out.consume.push(ConsumeRun {
                     partitions,
@@ -344,6 +414,7 @@ fn bench_broker(args: &RunArgs, kind: Kind, binary: &Path) -> Result<BrokerRepor
     for acks in [Acks::Leader, Acks::All] {
         let topic = format!("latency-acks{}", acks.as_config());
         let phase = || -> Result<Latency> {
+            settle_disk();
             broker::create_topic(&spec, &topic, 1)?;
             eprintln!(
                 "[bench] {}: latency acks={} at {}/s",

@@ -125,6 +125,21 @@ impl BrokerReport {
             .map(|r| r.result.records_per_sec)
     }
 
+    /// Broker and client CPU seconds per GB (1e9 bytes) moved, for a produce run.
+    fn produce_cpu(&self, acks: Acks, partitions: i32) -> (Option<f64>, Option<f64>) {
+        self.produce
+            .iter()
+            .find(|r| r.acks == acks && r.partitions == partitions)
+            .map_or((None, None), |r| cpu_per_gb(&r.result))
+    }
+
+    fn consume_cpu(&self, partitions: i32) -> (Option<f64>, Option<f64>) {
+        self.consume
+            .iter()
+            .find(|r| r.partitions == partitions)
+            .map_or((None, None), |r| cpu_per_gb(&r.result))
+    }
+
     fn consume_mb(&self, partitions: i32) -> Option<f64> {
         self.consume
             .iter()
@@ -138,6 +153,12 @@ impl BrokerReport {
             .find(|r| r.acks == acks)
             .map(|r| &r.result)
     }
+}
+
+fn cpu_per_gb(t: &crate::load::Throughput) -> (Option<f64>, Option<f64>) {
+    let gb = t.bytes as f64 / 1e9;
+    let per = |cpu: Option<f64>| cpu.filter(|_| gb > 0.0).map(|c| c / gb);
+    (per(t.broker_cpu_seconds), per(t.client_cpu_seconds))
 }
 
 const SCENARIOS: [(Acks, i32); 4] = [
@@ -284,18 +305,28 @@ impl Report {
                 })
                 .collect(),
         );
+        // Group commit bounds what durability adds to a request: the sync in flight when it
+        // arrives plus the one that covers it. The network and client share of the latency
+        // is what acks=1 measures in the same run, so the target is judged on the p99 that
+        // acks=all adds over acks=1.
         let two_syncs = 2 * self.ceilings.fdatasync_4k_p99_us;
         push(
-            "acks=all p99 within two fsync times",
+            "acks=all p99 within two fsync times (added over acks=1)",
             vec![{
-                let p99 = f.latency(Acks::All).map(|l| l.p99_us);
+                let all = f.latency(Acks::All).map(|l| l.p99_us);
+                let one = f.latency(Acks::Leader).map(|l| l.p99_us);
+                let added = all.zip(one).map(|(a, o)| a.saturating_sub(o));
+                let ms =
+                    |v: Option<u64>| v.map_or("-".into(), |v| format!("{:.2} ms", v as f64 / 1e3));
                 (
                     format!(
-                        "p99 {} vs 2 x fdatasync p99 = {:.2} ms",
-                        p99.map_or("-".into(), |v| format!("{:.2} ms", v as f64 / 1e3)),
+                        "p99 {} (acks=1 {}), added {} vs 2 x fdatasync p99 = {:.2} ms",
+                        ms(all),
+                        ms(one),
+                        ms(added),
                         two_syncs as f64 / 1e3
                     ),
-                    p99.map(|v| v <= two_syncs),
+                    added.map(|v| v <= two_syncs),
                 )
             }],
         );
@@ -399,6 +430,13 @@ impl Report {
                     .map_or("".to_owned(), |(a, c)| format!("{:.0}%", 100.0 * a / c)),
             );
         };
+        // Broker and load-generator CPU per GB moved: who the run was bound by.
+        type Cpu = (Option<f64>, Option<f64>);
+        let cpu_rows = |s: &mut String, floe: Cpu, peer: Option<Cpu>| {
+            let peer = peer.unwrap_or((None, None));
+            row(s, "  broker CPU s per GB", floe.0, peer.0, None, 2);
+            row(s, "  load generator CPU s per GB", floe.1, peer.1, None, 2);
+        };
         for (acks, p) in SCENARIOS {
             let label = format!(
                 "produce {} {p} partition{}",
@@ -421,6 +459,11 @@ impl Report {
                 None,
                 0,
             );
+            cpu_rows(
+                &mut s,
+                f.produce_cpu(acks, p),
+                t.map(|t| t.produce_cpu(acks, p)),
+            );
         }
         for p in [1, 8] {
             row(
@@ -434,6 +477,7 @@ impl Report {
                 Some(c.loopback_tcp_mb_per_sec),
                 1,
             );
+            cpu_rows(&mut s, f.consume_cpu(p), t.map(|t| t.consume_cpu(p)));
         }
         for acks in [Acks::Leader, Acks::All] {
             let rate = self.config.latency_rate;

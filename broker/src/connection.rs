@@ -10,10 +10,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes, BytesMut};
 use floe_protocol::frame::decode_frame;
 use floe_protocol::request::parse_request;
-use floe_protocol::response::encode_response;
+use floe_protocol::response::encode_response_chunks;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -96,19 +98,50 @@ async fn write_responses(
             Reply::Now(body) => *body,
             Reply::Later(fut) => fut.await,
         };
-        let frame = match encode_response(out.api_key, out.api_version, out.correlation_id, &body) {
-            Ok(f) => f,
-            Err(e) => {
-                // A broker bug (a field set that its version cannot carry). Closing is the
-                // only honest answer: the client would otherwise wait forever.
-                tracing::error!(%peer, "closing connection: {e}");
-                return;
-            }
-        };
-        if let Err(e) = writer.write_all(&frame).await {
+        let chunks =
+            match encode_response_chunks(out.api_key, out.api_version, out.correlation_id, &body) {
+                Ok(c) => c,
+                Err(e) => {
+                    // A broker bug (a field set that its version cannot carry). Closing is the
+                    // only honest answer: the client would otherwise wait forever.
+                    tracing::error!(%peer, "closing connection: {e}");
+                    return;
+                }
+            };
+        drop(body);
+        if let Err(e) = write_chunks(&mut writer, chunks).await {
             tracing::debug!(%peer, "write failed: {e}");
             return;
         }
     }
     let _ = writer.shutdown().await;
+}
+
+/// Writes a response's chunks in order with vectored writes (fetched record batches are
+/// chunks of their own, written from the buffers they were read into).
+async fn write_chunks(writer: &mut OwnedWriteHalf, mut chunks: Vec<Bytes>) -> std::io::Result<()> {
+    /// Chunks per `writev` (well under every kernel's IOV_MAX).
+    const MAX_SLICES: usize = 64;
+    let mut first = 0;
+    while first < chunks.len() {
+        let slices: Vec<IoSlice<'_>> = chunks[first..]
+            .iter()
+            .take(MAX_SLICES)
+            .map(|c| IoSlice::new(c))
+            .collect();
+        let mut written = writer.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let chunk = &mut chunks[first];
+            let n = written.min(chunk.len());
+            chunk.advance(n);
+            written -= n;
+            if chunk.is_empty() {
+                first += 1;
+            }
+        }
+    }
+    Ok(())
 }

@@ -9,5 +9,9 @@ pub mod frame;
 pub mod record_batch;
 pub mod request;
 pub mod response;
+// `bytes::BufMut` is an unsafe trait to implement; the rope's implementation only delegates
+// to `BytesMut` (see the SAFETY notes there).
+#[allow(unsafe_code)]
+pub mod rope;
 
 pub use kafka_protocol;

@@ -1,9 +1,12 @@
 //! Response encoding: length prefix, response header (v0, or v1 with tagged fields for
 //! flexible versions) and body.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
+
+use crate::rope::{Rope, SHARE_MIN};
 use kafka_protocol::messages::{ApiKey, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::Encodable;
+use kafka_protocol::protocol::buf::ByteBufMut;
 
 /// A response body that failed to encode (a broker bug: a field does not fit its version).
 #[derive(Debug, thiserror::Error)]
@@ -17,28 +20,81 @@ pub struct EncodeError {
     pub message: String,
 }
 
-/// Encodes a whole response frame, length prefix included.
+/// Encodes a whole response frame, length prefix included, as one buffer.
 pub fn encode_response(
     api_key: ApiKey,
     api_version: i16,
     correlation_id: i32,
     body: &ResponseKind,
 ) -> Result<Bytes, EncodeError> {
-    let err = |e: &dyn std::fmt::Display| EncodeError {
+    let chunks = encode_response_chunks(api_key, api_version, correlation_id, body)?;
+    if let [one] = &chunks[..] {
+        return Ok(one.clone());
+    }
+    let mut all = BytesMut::with_capacity(chunks.iter().map(Bytes::len).sum());
+    for chunk in &chunks {
+        all.extend_from_slice(chunk);
+    }
+    Ok(all.freeze())
+}
+
+/// Encodes a whole response frame, length prefix included, as chunks to write in order
+/// (one vectored write). The record batches of a Fetch response are chunks of their own,
+/// the very buffers the log was read into: fetched data is never copied into the frame.
+pub fn encode_response_chunks(
+    api_key: ApiKey,
+    api_version: i16,
+    correlation_id: i32,
+    body: &ResponseKind,
+) -> Result<Vec<Bytes>, EncodeError> {
+    let err = |message: String| EncodeError {
         api_key,
         api_version,
-        message: e.to_string(),
+        message,
     };
-    let mut buf = BytesMut::with_capacity(64);
+    let ResponseKind::Fetch(fetch) = body else {
+        // Nothing worth sharing: one owned buffer.
+        let mut buf = BytesMut::with_capacity(64);
+        put_frame(&mut buf, api_key, api_version, correlation_id, |buf| {
+            body.encode(buf, api_version).map_err(|e| e.to_string())
+        })
+        .map_err(err)?;
+        return Ok(vec![buf.freeze()]);
+    };
+    let shared = fetch
+        .responses
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .filter_map(|p| p.records.clone())
+        .filter(|r| r.len() >= SHARE_MIN)
+        .collect();
+    let mut buf = Rope::new(shared);
+    put_frame(&mut buf, api_key, api_version, correlation_id, |buf| {
+        fetch.encode(buf, api_version).map_err(|e| e.to_string())
+    })
+    .map_err(err)?;
+    Ok(buf.into_chunks())
+}
+
+/// Writes length prefix, response header and (through `body`) the body into `buf`.
+fn put_frame<B: ByteBufMut>(
+    buf: &mut B,
+    api_key: ApiKey,
+    api_version: i16,
+    correlation_id: i32,
+    body: impl FnOnce(&mut B) -> Result<(), String>,
+) -> Result<(), String> {
+    let start = buf.offset();
     buf.put_i32(0); // length, patched below
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    header
-        .encode(&mut buf, api_key.response_header_version(api_version))
-        .map_err(|e| err(&e))?;
-    body.encode(&mut buf, api_version).map_err(|e| err(&e))?;
-    let len = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&len.to_be_bytes());
-    Ok(buf.freeze())
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(buf, api_key.response_header_version(api_version))
+        .map_err(|e| e.to_string())?;
+    body(buf)?;
+    let len = i32::try_from(buf.offset() - start - 4).map_err(|e| e.to_string())?;
+    buf.range(start..start + 4)
+        .copy_from_slice(&len.to_be_bytes());
+    Ok(())
 }
 
 #[cfg(test)]
@@ -55,5 +111,55 @@ mod tests {
         assert_eq!(&frame[4..8], &7i32.to_be_bytes());
         // v3 body starts right after the correlation id: error code 0.
         assert_eq!(&frame[8..10], &[0, 0]);
+    }
+
+    #[test]
+    fn fetch_records_are_chunks_of_their_own_and_decode_back() {
+        use kafka_protocol::messages::FetchResponse;
+        use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+        use kafka_protocol::protocol::Decodable;
+        let records: Vec<Bytes> = (0..3u8)
+            .map(|i| Bytes::from(vec![i; 5000 + usize::from(i)]))
+            .collect();
+        let partitions = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                PartitionData::default()
+                    .with_partition_index(i as i32)
+                    .with_high_watermark(10)
+                    .with_records(Some(r.clone()))
+            })
+            .chain([PartitionData::default()
+                .with_partition_index(3)
+                .with_records(Some(Bytes::from_static(b"tiny")))])
+            .collect();
+        let body = ResponseKind::Fetch(FetchResponse::default().with_responses(vec![
+            FetchableTopicResponse::default().with_partitions(partitions),
+        ]));
+        for version in [4, 12, 16] {
+            let chunks = encode_response_chunks(ApiKey::Fetch, version, 9, &body).unwrap();
+            for r in &records {
+                assert!(
+                    chunks
+                        .iter()
+                        .any(|c| c.as_ptr() == r.as_ptr() && c.len() == r.len()),
+                    "v{version}: records shared, not copied"
+                );
+            }
+            let frame = encode_response(ApiKey::Fetch, version, 9, &body).unwrap();
+            let len = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
+            assert_eq!(len, frame.len() - 4);
+            let mut rest = frame.slice(4..);
+            let header =
+                ResponseHeader::decode(&mut rest, ApiKey::Fetch.response_header_version(version))
+                    .unwrap();
+            assert_eq!(header.correlation_id, 9);
+            let decoded = FetchResponse::decode(&mut rest, version).unwrap();
+            let ResponseKind::Fetch(original) = &body else {
+                unreachable!()
+            };
+            assert_eq!(&decoded, original, "v{version}");
+        }
     }
 }

@@ -9,7 +9,9 @@
 //!   [`IoMode::Auto`] probes io_uring and falls back to std with a log line.
 //! - [`File`] is an open file bound to its backend. The interface is positional: writes and
 //!   reads name their file offset, so one handle is shared by one appender and many readers.
-//!   Data-path operations go through the backend: writes, `fdatasync`, and reads of at least
+//!   Data-path operations go through the backend: writes, `fdatasync` of several files at
+//!   once (a lone `fdatasync` runs on the calling thread: the kernel would run it on a
+//!   blocking worker anyway, so the ring only adds two hand-offs), and reads of at least
 //!   [`RING_READ_MIN`] bytes (smaller reads, batch headers and index probes, are page-cache
 //!   hits where a hop to the driver thread costs more than the read, so both backends serve
 //!   them with `pread` on the calling thread).
@@ -214,16 +216,12 @@ impl Io {
             faults.count_sync_batch();
         }
         let results: Vec<Result<()>> = match &*self.backend {
-            Backend::Std => files
-                .iter()
-                .map(|file| {
-                    file.check_sync_fault()?;
-                    file.file
-                        .sync_data()
-                        .map_err(|e| StorageError::io(IoOp::Sync, &file.path, e))
-                })
-                .collect(),
-            Backend::Uring(driver) => {
+            // io_uring runs fdatasync on a kernel worker thread (it blocks; there is no
+            // async fsync in the kernel), so for one file the two hand-offs to the driver and
+            // the worker only add latency: sync on the calling thread. The file's writes have
+            // all completed (writes return after their completion), so the sync covers them.
+            // Several files go to io_uring together, where their syncs run in parallel.
+            Backend::Uring(driver) if files.len() > 1 => {
                 let ops = files
                     .iter()
                     .map(|f| uring::Op::Sync {
@@ -241,6 +239,15 @@ impl Io {
                     })
                     .collect()
             }
+            Backend::Std | Backend::Uring(_) => files
+                .iter()
+                .map(|file| {
+                    file.check_sync_fault()?;
+                    file.file
+                        .sync_data()
+                        .map_err(|e| StorageError::io(IoOp::Sync, &file.path, e))
+                })
+                .collect(),
         };
         #[cfg(test)]
         for ((file, snapshot), result) in files.iter().zip(before).zip(&results) {
