@@ -53,8 +53,9 @@ if [ "$peer" = 1 ]; then
     peer_args=(--tansu "$TANSU_BIN")
 fi
 
-exec target/release/floe-bench run \
-    --floe target/release/floe \
+TARGET="${CARGO_TARGET_DIR:-target}"
+exec "$TARGET/release/floe-bench" run \
+    --floe "$TARGET/release/floe" \
     "${peer_args[@]}" \
     --work-dir "$CACHE/work" \
     --results-dir bench/results \
