@@ -117,13 +117,17 @@ impl Drop for LoadProducer {
 #[test]
 fn acknowledged_records_survive_kill9_under_load() {
     const TOPIC: &str = "load";
-    const ITERATIONS: u32 = 6;
+    // FLOE_KILL9_ITERATIONS raises it for a longer soak.
+    let iterations: u32 = std::env::var("FLOE_KILL9_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
     let work = tempfile::tempdir().unwrap();
     let mut broker = Broker::start();
     let mut rng = rand::rng();
     let mut ack_logs = Vec::new();
 
-    for iteration in 0..ITERATIONS {
+    for iteration in 0..iterations {
         let ack_log = work.path().join(format!("acks-{iteration}.log"));
         let output = work.path().join(format!("producer-{iteration}.out"));
         let mut producer = LoadProducer::spawn(&broker, TOPIC, iteration, &ack_log, output);
@@ -136,7 +140,7 @@ fn acknowledged_records_survive_kill9_under_load() {
             },
         );
         // Kill at a different moment of the load each time.
-        let delay = Duration::from_millis(rng.random_range(100..2000));
+        let delay = Duration::from_millis(rng.random_range(20..1500));
         std::thread::sleep(delay);
         producer.assert_running();
         broker.kill9();
