@@ -1,5 +1,6 @@
 //! The one place where internal errors become Kafka error codes.
 
+use floe_storage::producer_state::ProducerError;
 use floe_storage::{AppendError, ReadError, StorageError};
 use kafka_protocol::ResponseError;
 
@@ -22,8 +23,12 @@ pub fn topic_error(e: &TopicError) -> ResponseError {
 /// Kafka error code for a failed append.
 pub fn append_error(e: &AppendError) -> ResponseError {
     match e {
-        AppendError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
-        AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        AppendError::Producer(ProducerError::OutOfOrderSequence { .. }) => {
+            ResponseError::OutOfOrderSequenceNumber
+        }
+        AppendError::Producer(ProducerError::InvalidProducerEpoch { .. }) => {
+            ResponseError::InvalidProducerEpoch
+        }
         AppendError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
         AppendError::InvalidRecords(_) => ResponseError::CorruptMessage,
         AppendError::Storage(s) => storage_error(s),

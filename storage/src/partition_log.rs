@@ -62,30 +62,9 @@ pub struct AppendInfo {
 /// Why an append was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
-    /// A batch's first sequence does not follow the producer's last one.
-    #[error(
-        "out of order sequence for producer {producer_id} epoch {epoch}: expected {expected_seq}, got {found_seq}"
-    )]
-    OutOfOrderSequence {
-        /// Producer id.
-        producer_id: i64,
-        /// Epoch of the batch.
-        epoch: i16,
-        /// The sequence the partition expected.
-        expected_seq: i32,
-        /// The batch's first sequence.
-        found_seq: i32,
-    },
-    /// A batch's producer epoch is older than the current one: the producer is fenced.
-    #[error("producer {producer_id} epoch {found_epoch} is fenced by epoch {current_epoch}")]
-    InvalidProducerEpoch {
-        /// Producer id.
-        producer_id: i64,
-        /// The partition's current epoch for the producer.
-        current_epoch: i16,
-        /// The batch's epoch.
-        found_epoch: i16,
-    },
+    /// The batch breaks the producer's sequence or epoch rules (idempotent producers).
+    #[error(transparent)]
+    Producer(#[from] ProducerError),
     /// A batch is larger than `max.message.bytes`.
     #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
     RecordTooLarge {
@@ -101,33 +80,6 @@ pub enum AppendError {
     /// The log could not be written.
     #[error(transparent)]
     Storage(#[from] StorageError),
-}
-
-impl From<ProducerError> for AppendError {
-    fn from(e: ProducerError) -> Self {
-        match e {
-            ProducerError::OutOfOrderSequence {
-                producer_id,
-                epoch,
-                expected_seq,
-                found_seq,
-            } => AppendError::OutOfOrderSequence {
-                producer_id,
-                epoch,
-                expected_seq,
-                found_seq,
-            },
-            ProducerError::InvalidProducerEpoch {
-                producer_id,
-                current_epoch,
-                found_epoch,
-            } => AppendError::InvalidProducerEpoch {
-                producer_id,
-                current_epoch,
-                found_epoch,
-            },
-        }
-    }
 }
 
 /// Records read from the log.

@@ -8,13 +8,12 @@
 // Test helpers outside #[test] functions: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use floe_tests::raw::RawConn;
 use floe_tests::{Broker, clients_dir, python, run_ok_with, wait_until};
 use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
 use kafka_protocol::messages::api_versions_response::ApiVersionsResponse;
@@ -28,7 +27,7 @@ use kafka_protocol::messages::produce_request::{
     PartitionProduceData, ProduceRequest, TopicProduceData,
 };
 use kafka_protocol::messages::produce_response::ProduceResponse;
-use kafka_protocol::messages::{ApiKey, BrokerId, RequestHeader, ResponseHeader, TopicName};
+use kafka_protocol::messages::{ApiKey, BrokerId, RequestHeader, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
@@ -46,209 +45,89 @@ const UNSUPPORTED_VERSION: i16 = 35;
 const PRODUCE_MAX: i16 = 12;
 const LIST_OFFSETS_MAX: i16 = 10;
 const CREATE_TOPICS_MAX: i16 = 7;
-const API_VERSIONS_MAX: i16 = 3;
 
-/// One client connection speaking raw frames.
-struct Conn {
-    stream: TcpStream,
-    correlation_id: i32,
-    /// api key -> (min, max) version as advertised by the broker.
-    versions: HashMap<i16, (i16, i16)>,
+/// Client id in the request headers of this file's connections.
+const CLIENT_ID: &str = "floe-bad-input";
+
+/// CreateTopics of one topic (replication factor 1); asserts it succeeded.
+fn create_topic(conn: &mut RawConn, name: &'static str, partitions: i32) {
+    let version = conn.version(ApiKey::CreateTopics, CREATE_TOPICS_MAX);
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(topic(name))
+                .with_num_partitions(partitions)
+                .with_replication_factor(1),
+        ]);
+    let resp: CreateTopicsResponse = conn.call_at(ApiKey::CreateTopics, version, &req);
+    assert_eq!(resp.topics.len(), 1);
+    assert_eq!(
+        resp.topics[0].error_code, NONE,
+        "CreateTopics({name}) v{version}"
+    );
 }
 
-impl Conn {
-    /// Connect and learn the broker's API versions.
-    fn open(broker: &Broker) -> Conn {
-        let mut conn = Conn::open_raw(broker);
-        let resp: ApiVersionsResponse = conn.call(
-            ApiKey::ApiVersions,
-            API_VERSIONS_MAX,
-            &ApiVersionsRequest::default()
-                .with_client_software_name(StrBytes::from_static_str("floe-bad-input"))
-                .with_client_software_version(StrBytes::from_static_str("1")),
-        );
-        assert_eq!(resp.error_code, NONE, "ApiVersions v{API_VERSIONS_MAX}");
-        conn.versions = resp
-            .api_keys
-            .iter()
-            .map(|k| (k.api_key, (k.min_version, k.max_version)))
-            .collect();
-        conn
-    }
+/// Produce one batch; returns (error code, base offset) of the only partition response.
+fn produce(
+    conn: &mut RawConn,
+    name: &'static str,
+    partition: i32,
+    acks: i16,
+    batch: Bytes,
+) -> (i16, i64) {
+    let version = conn.version(ApiKey::Produce, PRODUCE_MAX);
+    produce_v(conn, version, name, partition, acks, batch)
+}
 
-    /// Connect without sending anything.
-    fn open_raw(broker: &Broker) -> Conn {
-        let stream = TcpStream::connect(broker.addr()).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        stream.set_nodelay(true).unwrap();
-        Conn {
-            stream,
-            correlation_id: 0,
-            versions: HashMap::new(),
-        }
-    }
+/// [`produce`] at a given Produce version.
+fn produce_v(
+    conn: &mut RawConn,
+    version: i16,
+    name: &'static str,
+    partition: i32,
+    acks: i16,
+    batch: Bytes,
+) -> (i16, i64) {
+    let req = ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(topic(name))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(batch)),
+                ]),
+        ]);
+    let resp: ProduceResponse = conn.call_at(ApiKey::Produce, version, &req);
+    assert_eq!(resp.responses.len(), 1, "Produce v{version}: {resp:?}");
+    let parts = &resp.responses[0].partition_responses;
+    assert_eq!(parts.len(), 1, "Produce v{version}: {resp:?}");
+    assert_eq!(parts[0].index, partition, "Produce v{version}: {resp:?}");
+    (parts[0].error_code, parts[0].base_offset)
+}
 
-    /// The version to use for `key`: the broker's max capped at `ours`.
-    fn version(&self, key: ApiKey, ours: i16) -> i16 {
-        let &(min, max) = self
-            .versions
-            .get(&(key as i16))
-            .unwrap_or_else(|| panic!("broker does not advertise {key:?}"));
-        let v = max.min(ours);
-        assert!(
-            v >= min,
-            "broker wants {key:?} v{min}..v{max}, we speak up to v{ours}"
-        );
-        v
-    }
-
-    fn send<Req: Encodable + HeaderVersion>(
-        &mut self,
-        key: ApiKey,
-        version: i16,
-        req: &Req,
-    ) -> i32 {
-        self.correlation_id += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("floe-bad-input")));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, Req::header_version(version))
-            .unwrap();
-        req.encode(&mut body, version).unwrap();
-        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&body);
-        self.stream.write_all(&frame).unwrap();
-        self.correlation_id
-    }
-
-    /// Read one response frame and check its correlation id; returns the body after the
-    /// response header.
-    fn recv_frame(&mut self, correlation_id: i32, header_version: i16) -> Bytes {
-        let mut len = [0u8; 4];
-        self.stream
-            .read_exact(&mut len)
-            .unwrap_or_else(|e| panic!("reading response {correlation_id}: {e}"));
-        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-        self.stream.read_exact(&mut body).unwrap();
-        let mut body = Bytes::from(body);
-        let header = ResponseHeader::decode(&mut body, header_version).unwrap();
-        assert_eq!(header.correlation_id, correlation_id, "correlation id");
-        body
-    }
-
-    fn call<Req, Resp>(&mut self, key: ApiKey, version: i16, req: &Req) -> Resp
-    where
-        Req: Encodable + HeaderVersion,
-        Resp: Decodable + HeaderVersion,
-    {
-        let id = self.send(key, version, req);
-        let mut body = self.recv_frame(id, Resp::header_version(version));
-        Resp::decode(&mut body, version)
-            .unwrap_or_else(|e| panic!("decoding {key:?} v{version} response: {e}"))
-    }
-
-    /// The broker closed this connection: a read returns end of stream or a reset, not data
-    /// and not a timeout.
-    fn assert_closed(&mut self, what: &str) {
-        let mut buf = [0u8; 64];
-        match self.stream.read(&mut buf) {
-            Ok(0) => {}
-            Ok(n) => panic!(
-                "{what}: broker answered {n} bytes instead of closing: {:?}",
-                &buf[..n]
-            ),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                panic!("{what}: connection still open after 30 s")
-            }
-            Err(_) => {} // reset by peer: closed with our bytes unread
-        }
-    }
-
-    fn create_topic(&mut self, name: &'static str, partitions: i32) {
-        let version = self.version(ApiKey::CreateTopics, CREATE_TOPICS_MAX);
-        let req = CreateTopicsRequest::default()
-            .with_timeout_ms(30_000)
-            .with_topics(vec![
-                CreatableTopic::default()
-                    .with_name(topic(name))
-                    .with_num_partitions(partitions)
-                    .with_replication_factor(1),
-            ]);
-        let resp: CreateTopicsResponse = self.call(ApiKey::CreateTopics, version, &req);
-        assert_eq!(resp.topics.len(), 1);
-        assert_eq!(
-            resp.topics[0].error_code, NONE,
-            "CreateTopics({name}) v{version}"
-        );
-    }
-
-    /// Produce one batch; returns (error code, base offset) of the only partition response.
-    fn produce(
-        &mut self,
-        name: &'static str,
-        partition: i32,
-        acks: i16,
-        batch: Bytes,
-    ) -> (i16, i64) {
-        let version = self.version(ApiKey::Produce, PRODUCE_MAX);
-        self.produce_v(version, name, partition, acks, batch)
-    }
-
-    /// [`Conn::produce`] at a given Produce version.
-    fn produce_v(
-        &mut self,
-        version: i16,
-        name: &'static str,
-        partition: i32,
-        acks: i16,
-        batch: Bytes,
-    ) -> (i16, i64) {
-        let req = ProduceRequest::default()
-            .with_acks(acks)
-            .with_timeout_ms(30_000)
-            .with_topic_data(vec![
-                TopicProduceData::default()
-                    .with_name(topic(name))
-                    .with_partition_data(vec![
-                        PartitionProduceData::default()
-                            .with_index(partition)
-                            .with_records(Some(batch)),
-                    ]),
-            ]);
-        let resp: ProduceResponse = self.call(ApiKey::Produce, version, &req);
-        assert_eq!(resp.responses.len(), 1, "Produce v{version}: {resp:?}");
-        let parts = &resp.responses[0].partition_responses;
-        assert_eq!(parts.len(), 1, "Produce v{version}: {resp:?}");
-        assert_eq!(parts[0].index, partition, "Produce v{version}: {resp:?}");
-        (parts[0].error_code, parts[0].base_offset)
-    }
-
-    /// ListOffsets latest (timestamp -1) of one partition.
-    fn latest_offset(&mut self, name: &'static str, partition: i32) -> i64 {
-        let version = self.version(ApiKey::ListOffsets, LIST_OFFSETS_MAX);
-        let req = ListOffsetsRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_timeout_ms(30_000)
-            .with_topics(vec![
-                ListOffsetsTopic::default()
-                    .with_name(topic(name))
-                    .with_partitions(vec![
-                        ListOffsetsPartition::default()
-                            .with_partition_index(partition)
-                            .with_timestamp(-1),
-                    ]),
-            ]);
-        let resp: ListOffsetsResponse = self.call(ApiKey::ListOffsets, version, &req);
-        let p = &resp.topics[0].partitions[0];
-        assert_eq!(p.error_code, NONE, "ListOffsets v{version}: {resp:?}");
-        p.offset
-    }
+/// ListOffsets latest (timestamp -1) of one partition.
+fn latest_offset(conn: &mut RawConn, name: &'static str, partition: i32) -> i64 {
+    let version = conn.version(ApiKey::ListOffsets, LIST_OFFSETS_MAX);
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_timeout_ms(30_000)
+        .with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(topic(name))
+                .with_partitions(vec![
+                    ListOffsetsPartition::default()
+                        .with_partition_index(partition)
+                        .with_timestamp(-1),
+                ]),
+        ]);
+    let resp: ListOffsetsResponse = conn.call_at(ApiKey::ListOffsets, version, &req);
+    let p = &resp.topics[0].partitions[0];
+    assert_eq!(p.error_code, NONE, "ListOffsets v{version}: {resp:?}");
+    p.offset
 }
 
 fn topic(name: &'static str) -> TopicName {
@@ -293,13 +172,13 @@ const CRC_AT: usize = 8 + 4 + 4 + 1;
 
 /// The broker still serves a fresh connection: ApiVersions answers.
 fn assert_serves(broker: &Broker) {
-    let conn = Conn::open(broker);
+    let conn = RawConn::open(broker, CLIENT_ID);
     assert!(!conn.versions.is_empty(), "ApiVersions lists no API");
 }
 
 /// The broker logged something about the connection `conn` (it logs why it closed one, with
 /// the peer address).
-fn assert_logged(broker: &Broker, conn: &Conn, what: &str) {
+fn assert_logged(broker: &Broker, conn: &RawConn, what: &str) {
     let peer = conn.stream.local_addr().unwrap().to_string();
     wait_until(
         Duration::from_secs(10),
@@ -310,7 +189,7 @@ fn assert_logged(broker: &Broker, conn: &Conn, what: &str) {
 
 fn garbage_frame_closes_only_that_connection(broker: &Broker) {
     // A plausible length followed by bytes that are no request header (api key 0xdead).
-    let mut conn = Conn::open_raw(broker);
+    let mut conn = RawConn::open_raw(broker, CLIENT_ID);
     let mut frame = 16u32.to_be_bytes().to_vec();
     frame.extend(std::iter::repeat_n(0xde_u8, 8));
     frame.extend(std::iter::repeat_n(0xad_u8, 8));
@@ -319,7 +198,7 @@ fn garbage_frame_closes_only_that_connection(broker: &Broker) {
     assert_logged(broker, &conn, "the garbage frame");
 
     // A frame too short to hold a request header.
-    let mut conn = Conn::open_raw(broker);
+    let mut conn = RawConn::open_raw(broker, CLIENT_ID);
     conn.stream.write_all(&[0, 0, 0, 2, 0, 18]).unwrap();
     conn.assert_closed("truncated header");
     assert_logged(broker, &conn, "the truncated header");
@@ -345,7 +224,7 @@ fn huge_length_prefix_closes_without_allocating(broker: &Broker) {
         0xffff_ffff,
         100 * 1024 * 1024 + 1,
     ] {
-        let mut conn = Conn::open_raw(broker);
+        let mut conn = RawConn::open_raw(broker, CLIENT_ID);
         conn.stream.write_all(&prefix.to_be_bytes()).unwrap();
         // Some bytes of the promised body; the broker may close before reading them.
         let _ = conn.stream.write_all(&[0u8; 1024]);
@@ -363,14 +242,14 @@ fn huge_length_prefix_closes_without_allocating(broker: &Broker) {
 }
 
 fn bad_crc_is_rejected_and_not_appended(broker: &Broker) {
-    let mut conn = Conn::open(broker);
-    conn.create_topic("bad-crc", 1);
+    let mut conn = RawConn::open(broker, CLIENT_ID);
+    create_topic(&mut conn, "bad-crc", 1);
     assert_eq!(
-        conn.produce("bad-crc", 0, -1, batch(3)),
+        produce(&mut conn, "bad-crc", 0, -1, batch(3)),
         (NONE, 0),
         "valid batch"
     );
-    assert_eq!(conn.latest_offset("bad-crc", 0), 3);
+    assert_eq!(latest_offset(&mut conn, "bad-crc", 0), 3);
 
     // At the oldest and the newest Produce version both sides speak (v3 and v9+ differ in
     // encoding: the latter is a flexible version).
@@ -379,7 +258,7 @@ fn bad_crc_is_rejected_and_not_appended(broker: &Broker) {
     for version in [min.max(3), newest] {
         let mut wrong_crc = BytesMut::from(&batch(2)[..]);
         wrong_crc[CRC_AT] ^= 0xff;
-        let (error, _) = conn.produce_v(version, "bad-crc", 0, -1, wrong_crc.freeze());
+        let (error, _) = produce_v(&mut conn, version, "bad-crc", 0, -1, wrong_crc.freeze());
         assert_eq!(
             error, CORRUPT_MESSAGE,
             "Produce v{version}: batch with a wrong CRC field"
@@ -388,7 +267,14 @@ fn bad_crc_is_rejected_and_not_appended(broker: &Broker) {
         let mut flipped_payload = BytesMut::from(&batch(2)[..]);
         let last = flipped_payload.len() - 1;
         flipped_payload[last] ^= 0x01;
-        let (error, _) = conn.produce_v(version, "bad-crc", 0, 1, flipped_payload.freeze());
+        let (error, _) = produce_v(
+            &mut conn,
+            version,
+            "bad-crc",
+            0,
+            1,
+            flipped_payload.freeze(),
+        );
         assert_eq!(
             error, CORRUPT_MESSAGE,
             "Produce v{version}: batch with a flipped payload bit"
@@ -396,37 +282,40 @@ fn bad_crc_is_rejected_and_not_appended(broker: &Broker) {
     }
 
     assert_eq!(
-        conn.latest_offset("bad-crc", 0),
+        latest_offset(&mut conn, "bad-crc", 0),
         3,
         "corrupt batches were appended"
     );
     // The connection stays usable and the next valid batch goes right after the first one.
-    assert_eq!(conn.produce("bad-crc", 0, -1, batch(1)), (NONE, 3));
+    assert_eq!(produce(&mut conn, "bad-crc", 0, -1, batch(1)), (NONE, 3));
 }
 
 fn unknown_partition_is_rejected(broker: &Broker) {
-    let mut conn = Conn::open(broker);
-    conn.create_topic("one-partition", 1);
-    let (error, _) = conn.produce("one-partition", 99, -1, batch(1));
+    let mut conn = RawConn::open(broker, CLIENT_ID);
+    create_topic(&mut conn, "one-partition", 1);
+    let (error, _) = produce(&mut conn, "one-partition", 99, -1, batch(1));
     assert_eq!(
         error, UNKNOWN_TOPIC_OR_PARTITION,
         "partition 99 of a 1-partition topic"
     );
-    assert_eq!(conn.latest_offset("one-partition", 0), 0);
-    assert_eq!(conn.produce("one-partition", 0, -1, batch(1)), (NONE, 0));
+    assert_eq!(latest_offset(&mut conn, "one-partition", 0), 0);
+    assert_eq!(
+        produce(&mut conn, "one-partition", 0, -1, batch(1)),
+        (NONE, 0)
+    );
 }
 
 fn invalid_acks_is_rejected(broker: &Broker) {
-    let mut conn = Conn::open(broker);
-    conn.create_topic("acks", 1);
-    let (error, _) = conn.produce("acks", 0, 5, batch(1));
+    let mut conn = RawConn::open(broker, CLIENT_ID);
+    create_topic(&mut conn, "acks", 1);
+    let (error, _) = produce(&mut conn, "acks", 0, 5, batch(1));
     assert_eq!(error, INVALID_REQUIRED_ACKS, "acks=5");
     assert_eq!(
-        conn.latest_offset("acks", 0),
+        latest_offset(&mut conn, "acks", 0),
         0,
         "a batch with acks=5 was appended"
     );
-    assert_eq!(conn.produce("acks", 0, 1, batch(1)), (NONE, 0));
+    assert_eq!(produce(&mut conn, "acks", 0, 1, batch(1)), (NONE, 0));
 }
 
 fn unsupported_api_versions_version_gets_v0_answer(broker: &Broker) {
@@ -434,7 +323,7 @@ fn unsupported_api_versions_version_gets_v0_answer(broker: &Broker) {
     // not know; the broker answers in v0 with UNSUPPORTED_VERSION and its API list, so the
     // client can retry with a version both know. The request is encoded like v3 (flexible
     // header and body), as such a client would send it.
-    let mut conn = Conn::open_raw(broker);
+    let mut conn = RawConn::open_raw(broker, CLIENT_ID);
     conn.correlation_id += 1;
     let id = conn.correlation_id;
     let header = RequestHeader::default()

@@ -6,6 +6,8 @@ use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ResponseKind,
 };
 
+use kafka_protocol::protocol::StrBytes;
+
 use super::{Handled, RequestContext, str_bytes};
 use crate::errors::topic_error;
 use crate::topic_config::{self, ConfigType};
@@ -29,6 +31,26 @@ pub fn refuse_broker_change() -> TopicError {
     )
 }
 
+/// The outcome of changing one config resource, as the response's error code and message:
+/// a topic resource is changed by `change_topic`, broker resources are refused (see
+/// [`refuse_broker_change`]), any other type is invalid. Shared with AlterConfigs.
+pub fn resource_outcome(
+    resource_type: i8,
+    change_topic: impl FnOnce() -> Result<(), TopicError>,
+) -> (i16, Option<StrBytes>) {
+    let outcome = match resource_type {
+        RESOURCE_TOPIC => change_topic(),
+        RESOURCE_BROKER => Err(refuse_broker_change()),
+        other => Err(TopicError::InvalidConfig(format!(
+            "Unsupported resource type {other}"
+        ))),
+    };
+    match outcome {
+        Ok(()) => (0, None),
+        Err(e) => (topic_error(&e).code(), Some(str_bytes(&e.to_string()))),
+    }
+}
+
 /// Handles IncrementalAlterConfigs.
 pub async fn handle(ctx: &RequestContext, req: IncrementalAlterConfigsRequest) -> Handled {
     let topics = &ctx.broker.topics;
@@ -39,8 +61,7 @@ pub async fn handle(ctx: &RequestContext, req: IncrementalAlterConfigsRequest) -
             let resp = AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
-            let outcome = match r.resource_type {
-                RESOURCE_TOPIC => (|| {
+            let (code, message) = resource_outcome(r.resource_type, || {
                     let name = r.resource_name.as_str();
                     let topic = topics.get(name).ok_or(TopicError::Unknown)?;
                     let mut configs = topic.record.configs.clone();
@@ -93,18 +114,8 @@ pub async fn handle(ctx: &RequestContext, req: IncrementalAlterConfigsRequest) -
                         }
                     }
                     topics.alter_configs(name, configs, req.validate_only)
-                })(),
-                RESOURCE_BROKER => Err(refuse_broker_change()),
-                other => Err(TopicError::InvalidConfig(format!(
-                    "Unsupported resource type {other}"
-                ))),
-            };
-            match outcome {
-                Ok(()) => resp.with_error_message(None),
-                Err(e) => resp
-                    .with_error_code(topic_error(&e).code())
-                    .with_error_message(Some(str_bytes(&e.to_string()))),
-            }
+            });
+            resp.with_error_code(code).with_error_message(message)
         })
         .collect();
     ResponseKind::IncrementalAlterConfigs(

@@ -329,28 +329,28 @@ fn idempotent_duplicates_and_sequence_errors() {
 
     assert!(matches!(
         log.append(idempotent(5, 0, 9, 1), 0),
-        Err(AppendError::OutOfOrderSequence {
+        Err(AppendError::Producer(ProducerError::OutOfOrderSequence {
             producer_id: 5,
             expected_seq: 5,
             found_seq: 9,
             ..
-        })
+        }))
     ));
     assert!(matches!(
         log.append(idempotent(6, 0, 4, 1), 0),
-        Err(AppendError::OutOfOrderSequence {
+        Err(AppendError::Producer(ProducerError::OutOfOrderSequence {
             expected_seq: 0,
             ..
-        })
+        }))
     ));
     log.append(idempotent(5, 1, 0, 1), 0).unwrap();
     assert!(matches!(
         log.append(idempotent(5, 0, 5, 1), 0),
-        Err(AppendError::InvalidProducerEpoch {
+        Err(AppendError::Producer(ProducerError::InvalidProducerEpoch {
             current_epoch: 1,
             found_epoch: 0,
             ..
-        })
+        }))
     ));
     assert_eq!(log.log_end_offset(), 8);
     let entry = log.producer_state(5).unwrap();
@@ -402,10 +402,10 @@ fn check_duplicate_after_reopen(config: LogConfig, clean: bool, drop_snapshots: 
     assert_eq!(dup.base_offset, 50);
     assert!(matches!(
         log.append(idempotent(42, 3, 61, 1), 0),
-        Err(AppendError::OutOfOrderSequence {
+        Err(AppendError::Producer(ProducerError::OutOfOrderSequence {
             expected_seq: 60,
             ..
-        })
+        }))
     ));
     assert_eq!(
         log.append(idempotent(42, 3, 60, 1), 0).unwrap().base_offset,
