@@ -50,6 +50,33 @@ struct Tracker {
 
 impl ClientContext for Tracker {}
 
+/// A producer (linger `linger_ms`) whose deliveries `tracker` counts, connected to the
+/// leaders of `topic` before it is returned, so no run times the connection set-up.
+fn tracked_producer(
+    bootstrap: &str,
+    topic: &str,
+    acks: Acks,
+    linger_ms: u32,
+    latency: Option<Histogram<u64>>,
+) -> Result<ThreadedProducer<Tracker>> {
+    let tracker = Tracker {
+        start: Instant::now(),
+        acked: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        last_ack_ns: AtomicU64::new(0),
+        latency: latency.map(Mutex::new),
+        record_after_ns: AtomicU64::new(u64::MAX),
+    };
+    let producer: ThreadedProducer<Tracker> = producer_config(bootstrap, acks, linger_ms)
+        .create_with_context(tracker)
+        .context("creating producer")?;
+    producer
+        .client()
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .context("metadata before producing")?;
+    Ok(producer)
+}
+
 impl ProducerContext for Tracker {
     /// Nanoseconds after `start` at which the message was due to be sent.
     type DeliveryOpaque = usize;
@@ -151,22 +178,7 @@ pub fn produce_throughput(
     duration: Duration,
     max_records: u64,
 ) -> Result<Throughput> {
-    let tracker = Tracker {
-        start: Instant::now(),
-        acked: AtomicU64::new(0),
-        failed: AtomicU64::new(0),
-        last_ack_ns: AtomicU64::new(0),
-        latency: None,
-        record_after_ns: AtomicU64::new(u64::MAX),
-    };
-    let producer: ThreadedProducer<Tracker> = producer_config(bootstrap, acks, 5)
-        .create_with_context(tracker)
-        .context("creating producer")?;
-    // Connect and learn the partition leaders before the clock starts.
-    producer
-        .client()
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .context("metadata before producing")?;
+    let producer = tracked_producer(bootstrap, topic, acks, 5, None)?;
     let value = payload(record_size);
     let start = Instant::now();
     let mut sent: u64 = 0;
@@ -226,22 +238,14 @@ pub fn produce_latency(
     warmup: Duration,
     duration: Duration,
 ) -> Result<Latency> {
-    let start = Instant::now();
-    let tracker = Tracker {
-        start,
-        acked: AtomicU64::new(0),
-        failed: AtomicU64::new(0),
-        last_ack_ns: AtomicU64::new(0),
-        latency: Some(Mutex::new(Histogram::new_with_bounds(1, 120_000_000, 3)?)),
-        record_after_ns: AtomicU64::new(u64::MAX),
-    };
-    let producer: ThreadedProducer<Tracker> = producer_config(bootstrap, acks, 0)
-        .create_with_context(tracker)
-        .context("creating producer")?;
-    producer
-        .client()
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .context("metadata before producing")?;
+    let producer = tracked_producer(
+        bootstrap,
+        topic,
+        acks,
+        0,
+        Some(Histogram::new_with_bounds(1, 120_000_000, 3)?),
+    )?;
+    let start = producer.context().start;
     let value = payload(record_size);
     // The schedule starts now; the tracker's clock (and so the opaque) is relative to `start`.
     let base_ns = nanos_since(start);

@@ -20,24 +20,6 @@ pub struct EncodeError {
     pub message: String,
 }
 
-/// Encodes a whole response frame, length prefix included, as one buffer.
-pub fn encode_response(
-    api_key: ApiKey,
-    api_version: i16,
-    correlation_id: i32,
-    body: &ResponseKind,
-) -> Result<Bytes, EncodeError> {
-    let chunks = encode_response_chunks(api_key, api_version, correlation_id, body)?;
-    if let [one] = &chunks[..] {
-        return Ok(one.clone());
-    }
-    let mut all = BytesMut::with_capacity(chunks.iter().map(Bytes::len).sum());
-    for chunk in &chunks {
-        all.extend_from_slice(chunk);
-    }
-    Ok(all.freeze())
-}
-
 /// Encodes a whole response frame, length prefix included, as chunks to write in order
 /// (one vectored write). The record batches of a Fetch response are chunks of their own,
 /// the very buffers the log was read into: fetched data is never copied into the frame.
@@ -100,6 +82,24 @@ fn put_frame<B: ByteBufMut>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The whole frame as one buffer, to decode it back.
+    fn encode_response(
+        api_key: ApiKey,
+        api_version: i16,
+        correlation_id: i32,
+        body: &ResponseKind,
+    ) -> Result<Bytes, EncodeError> {
+        let chunks = encode_response_chunks(api_key, api_version, correlation_id, body)?;
+        if let [one] = &chunks[..] {
+            return Ok(one.clone());
+        }
+        let mut all = BytesMut::with_capacity(chunks.iter().map(Bytes::len).sum());
+        for chunk in &chunks {
+            all.extend_from_slice(chunk);
+        }
+        Ok(all.freeze())
+    }
     use kafka_protocol::messages::ApiVersionsResponse;
 
     #[test]

@@ -16,7 +16,8 @@
 //! fdatasyncs on io_uring), so a produce request touching many partitions does not pay one
 //! sync after another. [`PartitionLog::sync_async`] is the non-blocking form used by
 //! acks=all produce: the data directory's sync thread leads the syncs of every log requested
-//! since its previous round in one `sync_all`, and waiters watch `durable_offset`. Kafka's `flush.messages` and `flush.ms` make the log sync itself: the
+//! since its previous round in one `sync_all`, and waiters watch `durable_offset`. Kafka's
+//! `flush.messages` and `flush.ms` make the log sync itself: the
 //! appending caller syncs once enough records are unsynced, and the log manager's flusher
 //! thread calls [`PartitionLog::flush_if_due`]. A rolled segment's files
 //! are synced (with the directory entry of the new segment) by the next sync, which the
@@ -28,7 +29,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::syncer::SyncQueue;
@@ -150,7 +151,7 @@ pub fn sync_all(logs: &[&PartitionLog]) -> Vec<Result<(), StorageError>> {
     let mut led: Vec<(usize, SyncPlan)> = Vec::new();
     for (i, log) in logs.iter().enumerate() {
         let mut in_flight = log.sync_in_flight();
-        if log.failed.load(Ordering::Acquire) {
+        if log.is_failed() {
             results[i] = Some(Err(StorageError::LogFailed {
                 path: log.dir.clone(),
             }));
@@ -235,19 +236,20 @@ pub struct PartitionLog {
     oldest_unsynced_ms: AtomicI64,
     log_start: AtomicI64,
     log_end: AtomicI64,
-    durable_offset: AtomicI64,
-    failed: AtomicBool,
     end_tx: watch::Sender<i64>,
-    /// `durable_offset` and `failed`, for waiters that must not block a thread.
+    /// How far the log is known durable, and whether it failed; waiters that must not block
+    /// a thread watch it ([`PartitionLog::sync_async`]).
     durable_tx: watch::Sender<Durability>,
     /// The data directory's sync thread ([`PartitionLog::sync_async`]).
     sync_queue: Arc<SyncQueue>,
 }
 
-/// How far a log is known durable, as published to async waiters.
+/// How far a log is known durable, and whether it failed.
 #[derive(Debug, Clone, Copy)]
 struct Durability {
+    /// Offset below which every record is on stable storage.
     offset: i64,
+    /// A write or sync failed (see [`PartitionLog::fail`]).
     failed: bool,
 }
 
@@ -298,8 +300,6 @@ impl PartitionLog {
             oldest_unsynced_ms: AtomicI64::new(NONE_UNSYNCED),
             log_start: AtomicI64::new(log_start),
             log_end: AtomicI64::new(log_end),
-            durable_offset: AtomicI64::new(log_end),
-            failed: AtomicBool::new(false),
             end_tx,
             durable_tx,
             sync_queue,
@@ -313,7 +313,7 @@ impl PartitionLog {
     }
 
     fn check_usable(&self, inner: &Inner) -> Result<(), StorageError> {
-        if self.failed.load(Ordering::Acquire) {
+        if self.is_failed() {
             return Err(StorageError::LogFailed {
                 path: self.dir.clone(),
             });
@@ -328,7 +328,6 @@ impl PartitionLog {
 
     fn fail<T>(&self, error: StorageError) -> Result<T, StorageError> {
         tracing::error!(dir = %self.dir.display(), %error, "taking partition log offline");
-        self.failed.store(true, Ordering::Release);
         self.durable_tx.send_modify(|d| d.failed = true);
         Err(error)
     }
@@ -548,12 +547,12 @@ impl PartitionLog {
     fn begin_sync(&self, target: i64) -> SyncStep {
         let mut in_flight = self.sync_in_flight();
         loop {
-            if self.failed.load(Ordering::Acquire) {
+            if self.is_failed() {
                 return SyncStep::Done(Err(StorageError::LogFailed {
                     path: self.dir.clone(),
                 }));
             }
-            if self.durable_offset.load(Ordering::Acquire) >= target {
+            if self.durable_offset() >= target {
                 return SyncStep::Done(Ok(()));
             }
             if !*in_flight {
@@ -602,7 +601,6 @@ impl PartitionLog {
                 inner
                     .unsynced
                     .retain(|f| !plan.files.iter().any(|s| Arc::ptr_eq(s, f)));
-                self.durable_offset.fetch_max(plan.end, Ordering::AcqRel);
                 self.durable_tx
                     .send_modify(|d| d.offset = d.offset.max(plan.end));
                 // Under the append lock, so no append slips between the check and the store.
@@ -731,7 +729,12 @@ impl PartitionLog {
 
     /// Offset up to which the log is known to be on stable storage.
     pub fn durable_offset(&self) -> i64 {
-        self.durable_offset.load(Ordering::Acquire)
+        self.durable_tx.borrow().offset
+    }
+
+    /// A write or sync failed: the log refuses appends and never claims durability again.
+    fn is_failed(&self) -> bool {
+        self.durable_tx.borrow().failed
     }
 
     fn readers(&self) -> Vec<SegmentReader> {

@@ -452,23 +452,14 @@ impl Member {
     /// exit 0.
     pub fn stop(&mut self) {
         File::create(&self.stop_file).unwrap();
-        let mut child = self.child.take().expect("member running");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "{} did not close within 60 s:\n{}",
-                    self.name,
-                    self.diagnostics()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let child = self.child.take().expect("member running");
+        let status = wait_exit(child, Duration::from_secs(60), || {
+            format!(
+                "{} did not close within 60 s:\n{}",
+                self.name,
+                self.diagnostics()
+            )
+        });
         assert!(
             status.success() && self.events().last() == Some(&Event::Closed),
             "{} did not close cleanly ({status}):\n{}",
@@ -533,19 +524,10 @@ impl Producer {
     /// acknowledged record.
     pub fn stop(&mut self) -> Vec<(i32, i64, String)> {
         File::create(&self.stop_file).unwrap();
-        let mut child = self.child.take().expect("producer running");
-        let deadline = Instant::now() + Duration::from_secs(90);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("groups_producer.py did not stop within 90 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let child = self.child.take().expect("producer running");
+        let status = wait_exit(child, Duration::from_secs(90), || {
+            "groups_producer.py did not stop within 90 s".to_string()
+        });
         assert!(
             status.success(),
             "groups_producer.py failed ({status}):\n{}",
@@ -561,6 +543,47 @@ impl Drop for Producer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// The committed offset of each of `partitions` partitions of `topic` in `group` (`None`
+/// where nothing is committed), read with `groups_admin.py committed`.
+pub fn committed_offsets(
+    broker: &Broker,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> BTreeMap<i32, Option<i64>> {
+    let out = group_admin(&[
+        "committed",
+        &broker.bootstrap(),
+        group,
+        topic,
+        &partitions.to_string(),
+    ]);
+    let json: BTreeMap<String, Option<i64>> = serde_json::from_str(&out).unwrap();
+    json.into_iter()
+        .map(|(p, o)| (p.parse().unwrap(), o))
+        .collect()
+}
+
+/// Waits up to `timeout` for `child` to exit; kills it and panics with `what` otherwise.
+fn wait_exit(
+    mut child: Child,
+    timeout: Duration,
+    what: impl FnOnce() -> String,
+) -> std::process::ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{}", what());
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use floe_tests::groups::{
-    Client, Event, GroupWork, Member, MemberOpts, check_exactly_once, group_admin, high_watermarks,
+    Client, Event, GroupWork, Member, MemberOpts, check_exactly_once, committed_offsets,
+    high_watermarks,
 };
 use floe_tests::{Broker, wait_until};
 
@@ -71,20 +72,6 @@ fn wait_all_partitions_advance(
         (0..PARTITIONS)
             .all(|p| now.get(&p).copied().unwrap_or(0) > before.get(&p).copied().unwrap_or(0))
     });
-}
-
-fn committed_offsets(broker: &Broker, group: &str, topic: &str) -> BTreeMap<i32, Option<i64>> {
-    let out = group_admin(&[
-        "committed",
-        &broker.bootstrap(),
-        group,
-        topic,
-        &PARTITIONS.to_string(),
-    ]);
-    let json: BTreeMap<String, Option<i64>> = serde_json::from_str(&out).unwrap();
-    json.into_iter()
-        .map(|(p, o)| (p.parse().unwrap(), o))
-        .collect()
 }
 
 /// The scenario of this file with members of `clients` (a leaves, b is killed, c stays).
@@ -172,7 +159,7 @@ fn join_leave_kill(clients: [Client; 3], assignor: Option<&'static str>) {
     );
     c.stop();
 
-    let committed = committed_offsets(&broker, group, topic);
+    let committed = committed_offsets(&broker, group, topic, PARTITIONS);
     check_exactly_once(&acks, PARTITIONS, &[&a, &b, &c], &["b"], &committed);
 }
 

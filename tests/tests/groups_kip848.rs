@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use floe_tests::Broker;
 use floe_tests::groups::{
-    Client, GroupWork, Member, MemberOpts, check_exactly_once, group_admin, high_watermarks,
+    Client, GroupWork, Member, MemberOpts, check_exactly_once, committed_offsets, group_admin,
+    high_watermarks,
 };
 use serde_json::Value;
 
@@ -140,17 +141,6 @@ fn confluent_kafka_consumer_protocol_members_share_rebalance_and_commit() {
     );
     a.stop();
     c.stop();
-    let out = group_admin(&[
-        "committed",
-        &broker.bootstrap(),
-        group,
-        topic,
-        &PARTITIONS.to_string(),
-    ]);
-    let committed: BTreeMap<String, Option<i64>> = serde_json::from_str(&out).unwrap();
-    let committed = committed
-        .into_iter()
-        .map(|(p, o)| (p.parse().unwrap(), o))
-        .collect();
+    let committed = committed_offsets(&broker, group, topic, PARTITIONS);
     check_exactly_once(&acks, PARTITIONS, &[&a, &b, &c], &[], &committed);
 }

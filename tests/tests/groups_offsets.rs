@@ -12,7 +12,9 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use floe_tests::groups::{Client, GroupWork, MemberOpts, group_admin, high_watermarks};
+use floe_tests::groups::{
+    Client, GroupWork, MemberOpts, committed_offsets, group_admin, high_watermarks,
+};
 use floe_tests::{Broker, client_command, clients_dir, python, run_ok_with, wait_until};
 use serde_json::Value;
 
@@ -44,17 +46,6 @@ fn by_partition(v: &Value) -> BTreeMap<i32, Option<i64>> {
         .iter()
         .map(|(p, o)| (p.parse().unwrap(), o.as_i64()))
         .collect()
-}
-
-fn committed(broker: &Broker, group: &str, topic: &str) -> BTreeMap<i32, Option<i64>> {
-    let out = group_admin(&[
-        "committed",
-        &broker.bootstrap(),
-        group,
-        topic,
-        &PARTITIONS.to_string(),
-    ]);
-    by_partition(&serde_json::from_str(&out).unwrap())
 }
 
 /// `groups_offsets.py` (consume `count` records in `group`, commit, close): returns the
@@ -115,7 +106,7 @@ fn committed_offsets_survive_restart_and_kill9() {
     merge(&mut total, &first, &now);
     broker.stop();
     broker.restart();
-    let after_restart = committed(&broker, group, topic);
+    let after_restart = committed_offsets(&broker, group, topic, PARTITIONS);
     for (p, n) in &total {
         assert_eq!(
             after_restart.get(p),
@@ -152,7 +143,7 @@ fn committed_offsets_survive_restart_and_kill9() {
     merge(&mut total, &first, &now);
 
     broker.restart();
-    let after_kill = committed(&broker, group, topic);
+    let after_kill = committed_offsets(&broker, group, topic, PARTITIONS);
     for (p, n) in &total {
         assert_eq!(after_kill.get(p), Some(n), "partition {p} after kill -9");
     }
@@ -161,7 +152,7 @@ fn committed_offsets_survive_restart_and_kill9() {
     merge(&mut total, &first, &now);
     broker.kill9();
     broker.restart();
-    let after_second_kill = committed(&broker, group, topic);
+    let after_second_kill = committed_offsets(&broker, group, topic, PARTITIONS);
     for (p, n) in &total {
         assert_eq!(
             after_second_kill.get(p),
@@ -216,7 +207,7 @@ fn kcat_consumes_as_a_group_and_resumes_from_its_commits() {
     let hw = high_watermarks(&acks, PARTITIONS);
     let want: BTreeMap<i32, Option<i64>> = hw.iter().map(|(p, h)| (*p, Some(*h))).collect();
     assert_eq!(
-        committed(&broker, group, topic),
+        committed_offsets(&broker, group, topic, PARTITIONS),
         want,
         "kcat committed what it read"
     );
@@ -350,7 +341,7 @@ fn admin_lists_describes_and_deletes_groups_and_shows_lag() {
     );
     let none: BTreeMap<i32, Option<i64>> = (0..PARTITIONS).map(|p| (p, None)).collect();
     assert_eq!(
-        committed(&broker, "lagging", topic),
+        committed_offsets(&broker, "lagging", topic, PARTITIONS),
         none,
         "offsets of the deleted group"
     );

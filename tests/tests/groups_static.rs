@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use floe_tests::groups::{
-    Client, Event, GroupWork, Member, MemberOpts, check_exactly_once, group_admin, high_watermarks,
+    Client, Event, GroupWork, Member, MemberOpts, check_exactly_once, committed_offsets,
+    high_watermarks,
 };
 use floe_tests::{Broker, wait_until};
 
@@ -124,18 +125,7 @@ fn static_member_restart(client: Client) {
     });
     other.stop();
     second.stop();
-    let out = group_admin(&[
-        "committed",
-        &broker.bootstrap(),
-        group,
-        topic,
-        &PARTITIONS.to_string(),
-    ]);
-    let committed: BTreeMap<String, Option<i64>> = serde_json::from_str(&out).unwrap();
-    let committed = committed
-        .into_iter()
-        .map(|(p, o)| (p.parse().unwrap(), o))
-        .collect();
+    let committed = committed_offsets(&broker, group, topic, PARTITIONS);
     check_exactly_once(
         &acks,
         PARTITIONS,

@@ -7,13 +7,10 @@
 //! the fsync is deferred: it is requested from the storage sync thread at dispatch, so
 //! concurrent and pipelined acks=all requests share syncs (group commit).
 
-use std::future::Future;
-use std::pin::Pin;
-
 use bytes::BytesMut;
-use futures_util::future::join_all;
 use floe_protocol::record_batch::validate_batches;
-use floe_storage::{PartitionLog, StorageError};
+use floe_storage::PartitionLog;
+use futures_util::future::join_all;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
@@ -21,8 +18,6 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use super::{Handled, Reply, RequestContext, now_ms, str_bytes};
 use crate::errors::append_error;
 use crate::topics::is_internal;
-
-type SyncFuture = Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send>>;
 
 /// Handles Produce.
 pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
@@ -38,8 +33,9 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
     }
     let now = now_ms();
     let mut responses = Vec::with_capacity(req.topic_data.len());
-    // (topic index, partition index, durability future) of each acks=all append.
-    let mut to_sync: Vec<(usize, usize, SyncFuture)> = Vec::new();
+    // Where each acks=all append sits in the response, and the wait for its durability.
+    let mut to_sync: Vec<(usize, usize)> = Vec::new();
+    let mut waits = Vec::new();
     let mut any_error = false;
     for (ti, topic) in req.topic_data.into_iter().enumerate() {
         let name = topic.name.0.to_string();
@@ -64,7 +60,8 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
                     if acks == -1 {
                         // Requested now, while later requests are still being dispatched,
                         // so pipelined requests share syncs (group commit).
-                        to_sync.push((ti, pi, Box::pin(log.sync_async())));
+                        to_sync.push((ti, pi));
+                        waits.push(log.sync_async());
                     }
                     resp.with_base_offset(info.base_offset)
                         .with_log_append_time_ms(-1)
@@ -103,11 +100,7 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
         }
         _ => Handled::Reply(Reply::Later(Box::pin(async move {
             let mut responses = responses;
-            let (places, waits): (Vec<_>, Vec<_>) = to_sync
-                .into_iter()
-                .map(|(ti, pi, wait)| ((ti, pi), wait))
-                .unzip();
-            for ((ti, pi), result) in places.into_iter().zip(join_all(waits).await) {
+            for ((ti, pi), result) in to_sync.into_iter().zip(join_all(waits).await) {
                 if let Err(e) = result {
                     tracing::error!("fsync failed, produce not acknowledged: {e}");
                     fail(

@@ -141,61 +141,46 @@ impl GroupCoordinator {
         &self,
         group_ids: &[String],
     ) -> Vec<Result<ConsumerGroupDescription, GroupError>> {
-        if self.available().is_err() {
-            return group_ids
-                .iter()
-                .map(|_| Err(GroupError::CoordinatorNotAvailable))
-                .collect();
-        }
-        let groups = self.inner.lock();
-        group_ids
-            .iter()
-            .map(|id| {
-                if id.is_empty() {
-                    return Err(GroupError::InvalidGroupId);
-                }
-                let c = groups
-                    .get(id)
-                    .and_then(|g| g.consumer.as_ref())
-                    .ok_or(GroupError::GroupIdNotFound)?;
-                let named = |a: &Assignment| {
-                    a.iter()
-                        .map(|(t, ps)| {
-                            let name = c.topic_name(t).unwrap_or_default().to_string();
-                            (*t, name, ps.iter().copied().collect())
-                        })
-                        .collect()
-                };
-                Ok(ConsumerGroupDescription {
-                    group_id: id.clone(),
-                    state: c.state().name(),
-                    group_epoch: c.group_epoch,
-                    assignment_epoch: c.assignment_epoch,
-                    assignor: c
-                        .assignor
-                        .or_else(|| self.inner.config.consumer.assignors.first().copied())
-                        .map(|a| a.name().to_string())
-                        .unwrap_or_default(),
-                    members: c
-                        .members
-                        .values()
-                        .map(|m| ConsumerMemberDescription {
-                            member_id: m.id.clone(),
-                            instance_id: m.instance_id.clone(),
-                            rack_id: m.rack_id.clone(),
-                            member_epoch: m.current.member_epoch,
-                            client_id: m.client_id.clone(),
-                            client_host: m.client_host.clone(),
-                            subscribed_topic_names: m.subscribed_topics.clone(),
-                            assignment: named(&m.current.assigned),
-                            target_assignment: named(
-                                c.target.get(&m.id).unwrap_or(&Assignment::new()),
-                            ),
-                        })
-                        .collect(),
-                })
+        self.describe_each(group_ids, |groups, id| {
+            let c = groups
+                .get(id)
+                .and_then(|g| g.consumer.as_ref())
+                .ok_or(GroupError::GroupIdNotFound)?;
+            let named = |a: &Assignment| {
+                a.iter()
+                    .map(|(t, ps)| {
+                        let name = c.topic_name(t).unwrap_or_default().to_string();
+                        (*t, name, ps.iter().copied().collect())
+                    })
+                    .collect()
+            };
+            Ok(ConsumerGroupDescription {
+                group_id: id.clone(),
+                state: c.state().name(),
+                group_epoch: c.group_epoch,
+                assignment_epoch: c.assignment_epoch,
+                assignor: c
+                    .assignor
+                    .or_else(|| self.inner.config.consumer.assignors.first().copied())
+                    .map(|a| a.name().to_string())
+                    .unwrap_or_default(),
+                members: c
+                    .members
+                    .values()
+                    .map(|m| ConsumerMemberDescription {
+                        member_id: m.id.clone(),
+                        instance_id: m.instance_id.clone(),
+                        rack_id: m.rack_id.clone(),
+                        member_epoch: m.current.member_epoch,
+                        client_id: m.client_id.clone(),
+                        client_host: m.client_host.clone(),
+                        subscribed_topic_names: m.subscribed_topics.clone(),
+                        assignment: named(&m.current.assigned),
+                        target_assignment: named(c.target.get(&m.id).unwrap_or(&Assignment::new())),
+                    })
+                    .collect(),
             })
-            .collect()
+        })
     }
 
     /// OffsetFetch v9+ of a KIP-848 member: its id and epoch must be current
