@@ -6,6 +6,10 @@
 //! broker; it turns bytes into typed values and back, and reports malformed input as errors.
 
 pub mod frame;
+// Bodies of the fuzz targets and the mutation engine shared by the stable bounded runs and
+// the cargo-fuzz targets in `fuzz/`; not an API.
+#[doc(hidden)]
+pub mod fuzz;
 pub mod record_batch;
 pub mod request;
 pub mod response;
