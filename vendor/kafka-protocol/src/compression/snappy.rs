@@ -55,6 +55,22 @@ impl<B: ByteBufMut> Compressor<B> for Snappy {
     }
 }
 
+/// Floe patch: the uncompressed length a snappy block announces, refused when the block
+/// could not hold that much (see vendor/README.md). The length is read off the wire and the
+/// output buffer is zero-filled to it before decoding starts, so a 5-byte header claiming
+/// 4 GiB made the process allocate and zero 4 GiB per block. The densest snappy element is
+/// a 3-byte copy producing 64 bytes, so no block expands more than 22 times.
+fn checked_decompress_len(block: &[u8]) -> Result<usize> {
+    let len = decompress_len(block).context("failed to read snappy header")?;
+    if len > block.len().saturating_mul(22) {
+        anyhow::bail!(
+            "snappy block of {} bytes claims {len} uncompressed bytes",
+            block.len()
+        );
+    }
+    Ok(len)
+}
+
 const MAGIC_HEADER: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
 
 impl<B: ByteBuf> Decompressor<B> for Snappy {
@@ -80,7 +96,7 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
             .is_none_or(|magic| *magic != MAGIC_HEADER[..])
         {
             let compressed = compressed.copy_to_bytes(compressed.remaining());
-            let actual_len = decompress_len(&compressed).context("failed to read snappy header")?;
+            let actual_len = checked_decompress_len(&compressed)?;
             let mut tmp = BytesMut::zeroed(actual_len);
             Decoder::new()
                 .decompress(&compressed, &mut tmp)
@@ -102,8 +118,7 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
                 .try_get_bytes(compressed_block_size)
                 .context("not enough bytes for block")?;
 
-            let uncompressed_block_length = decompress_len(&compressed_block)
-                .context("failed to get snappy uncompressed length")?;
+            let uncompressed_block_length = checked_decompress_len(&compressed_block)?;
             let uncompressed_block_start = uncompressed.len();
             uncompressed.resize(
                 uncompressed_block_start.saturating_add(uncompressed_block_length),

@@ -1,0 +1,202 @@
+//! Record-batch fuzzing with an allocation bound: a counting global allocator records the
+//! largest single allocation each thread asks for, and every fuzz case must stay under
+//! [`LIMIT`]. A length or count read off the wire that reaches an allocation shows up here
+//! as a clean test failure instead of an out-of-memory abort of the whole process.
+//!
+//! A dedicated test binary, because the global allocator is process-wide.
+
+// The counting allocator must implement `GlobalAlloc`, an unsafe trait; it only forwards
+// to `System` and records sizes. Test-only: nothing in the shipped code is affected.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::{Cell, RefCell};
+
+use bytes::{Bytes, BytesMut};
+use floe_protocol::fuzz;
+use floe_protocol::kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+/// The largest single allocation a fuzz case may make. Mutated inputs of a few hundred
+/// bytes have no business asking for more; the known failures ask for gigabytes.
+const LIMIT: usize = 64 << 20;
+
+struct Counting;
+
+thread_local! {
+    static LARGEST: Cell<usize> = const { Cell::new(0) };
+    /// Where the first allocation over the limit was asked for.
+    static OFFENDER: RefCell<Option<String>> = const { RefCell::new(None) };
+    static CAPTURING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn note(size: usize) {
+    // `try_with`: the slots are gone while the thread is being torn down.
+    let _ = LARGEST.try_with(|l| l.set(l.get().max(size)));
+    if size > LIMIT && CAPTURING.try_with(|c| !c.replace(true)).unwrap_or(false) {
+        // Capturing allocates; the flag keeps those allocations from capturing again.
+        let trace = std::backtrace::Backtrace::force_capture().to_string();
+        let _ = OFFENDER.try_with(|o| {
+            o.borrow_mut().get_or_insert(trace);
+        });
+        let _ = CAPTURING.try_with(|c| c.set(false));
+    }
+}
+
+// SAFETY: every call is forwarded to `System` with the caller's arguments unchanged; the
+// bookkeeping touches only a const-initialised thread-local cell and never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        // SAFETY: forwarded as is; the caller upholds `GlobalAlloc::alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note(layout.size());
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by `System` with `layout` (every allocation is).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note(new_size);
+        // SAFETY: as for `dealloc`; the caller upholds `realloc`'s contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Runs `body` and returns the largest single allocation it made.
+fn largest_allocation(body: impl FnOnce()) -> usize {
+    LARGEST.with(|l| l.set(0));
+    OFFENDER.with(|o| o.borrow_mut().take());
+    body();
+    LARGEST.with(|l| l.get())
+}
+
+/// The frames of the first over-limit allocation's backtrace that are not the standard
+/// library's, innermost first.
+fn offender() -> String {
+    let trace = OFFENDER.with(|o| o.borrow_mut().take()).unwrap_or_default();
+    trace
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.contains(": ") && !l.contains(": std::") && !l.contains(": core::"))
+        .filter(|l| !l.contains(": alloc::") && !l.contains("__rust"))
+        .take(12)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn bounded(target: &'static str, body: fn(&[u8])) -> impl Fn(&[u8]) {
+    move |data: &[u8]| {
+        let largest = largest_allocation(|| body(data));
+        assert!(
+            largest <= LIMIT,
+            "{target}: one allocation of {largest} bytes for an input of {} bytes, at\n{}",
+            data.len(),
+            offender()
+        );
+    }
+}
+
+#[test]
+fn allocator_sees_large_allocations() {
+    let largest = largest_allocation(|| drop(std::hint::black_box(vec![0u8; LIMIT + 1])));
+    assert!(largest > LIMIT);
+    let trace = offender();
+    assert!(
+        trace.contains("allocator_sees_large_allocations"),
+        "{trace}"
+    );
+}
+
+/// Validation, iteration, timestamp search and decoding of mutated batches of every codec
+/// (CRCs fixed up) stay within the allocation bound.
+#[test]
+fn record_batch_bodies_allocate_boundedly() {
+    fuzz::run(
+        "record_batch",
+        fuzz::cases(50_000),
+        &fuzz::batch_corpus(),
+        fuzz::mutate_batch_input,
+        bounded("record_batch", fuzz::record_batch),
+    );
+}
+
+/// A snappy batch with `payload` as its (compressed) records, CRC and length fixed.
+fn snappy_batch(payload: &[u8], records: i32) -> Vec<u8> {
+    let mut batch = fuzz::sample_batch(Compression::Snappy, 1, false);
+    batch.truncate(61);
+    batch.extend_from_slice(payload);
+    let length = (batch.len() - 12) as i32;
+    batch[8..12].copy_from_slice(&length.to_be_bytes());
+    batch[57..61].copy_from_slice(&records.to_be_bytes());
+    batch[23..27].copy_from_slice(&(records - 1).to_be_bytes());
+    fuzz::fix_batch_crcs(&mut batch);
+    batch
+}
+
+/// Found by `record_batch_bodies_allocate_boundedly`: a snappy block announces its
+/// uncompressed length in a varint, and the decompressor zero-filled a buffer of that length
+/// before decoding, so six bytes could make the broker allocate 4 GiB (ListOffsets by
+/// timestamp and tableflow decompress stored batches).
+#[test]
+fn snappy_length_claims_are_refused_before_allocating() {
+    let claim = [0xff, 0xff, 0xff, 0xff, 0x0f, 0x00];
+    let mut xerial = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01".to_vec();
+    xerial.extend_from_slice(&(claim.len() as u32).to_be_bytes());
+    xerial.extend_from_slice(&claim);
+    for payload in [&claim[..], &xerial[..]] {
+        let batch = snappy_batch(payload, 1);
+        floe_protocol::record_batch::validate_batch(&batch).unwrap();
+        let mut result = None;
+        let largest = largest_allocation(|| {
+            result = Some(floe_protocol::record_batch::record_timestamps(&batch).is_err());
+        });
+        assert_eq!(result, Some(true));
+        assert!(
+            largest <= LIMIT,
+            "{largest} bytes allocated, at\n{}",
+            offender()
+        );
+    }
+}
+
+/// The snappy length check leaves room for the densest real blocks.
+#[test]
+fn dense_snappy_batches_still_decode() {
+    let records: Vec<Record> = (0..4)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i,
+            sequence: i as i32 - 1,
+            timestamp: 0,
+            key: None,
+            value: Some(Bytes::from(vec![0u8; 256 * 1024])),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::Snappy,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
+    let decoded = RecordBatchDecoder::decode(&mut buf.freeze()).unwrap();
+    assert_eq!(decoded.records.len(), 4);
+}
