@@ -9,6 +9,9 @@ pub mod config;
 pub mod connection;
 pub mod errors;
 pub mod fetch_session;
+// Bodies of the fuzz targets (`fuzz/`) and their bounded stable runs; not an API.
+#[doc(hidden)]
+pub mod fuzz;
 pub mod group;
 pub mod handlers;
 pub mod metadata_store;
