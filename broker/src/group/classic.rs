@@ -463,7 +463,10 @@ impl Group {
             }
             return self.add_member_and_rebalance(id, args, now, s, fx);
         }
-        if self.pending_members.remove(&args.member_id) {
+        // Ids handed out with MEMBER_ID_REQUIRED are for dynamic members; a join naming one
+        // with an instance id is validated like any other, or it would add a second member
+        // with an instance id that another member already has.
+        if args.instance_id.is_none() && self.pending_members.remove(&args.member_id) {
             let id = args.member_id.clone();
             return self.add_member_and_rebalance(id, args, now, s, fx);
         }

@@ -103,3 +103,58 @@ fn consumer_subscriptions_are_parsed_for_offset_delete() {
     let topics = g.subscribed_topics().unwrap();
     assert!(topics.contains("t1") && topics.len() == 1);
 }
+
+/// Found by the group_sequence fuzz target: a JoinGroup naming a member id handed out with
+/// MEMBER_ID_REQUIRED together with the instance id of an existing static member added a
+/// second member with that instance id. (Kafka refuses it too: pending members are never
+/// static.)
+#[test]
+fn a_pending_member_id_with_a_taken_instance_id_is_refused() {
+    let now = Now {
+        instant: Instant::now(),
+        ms: 0,
+    };
+    let settings = Settings {
+        initial_rebalance_delay: Duration::from_millis(3000),
+        min_session_timeout_ms: 1,
+        max_session_timeout_ms: 600_000,
+    };
+    let args = |member_id: &str, instance_id: Option<&str>| JoinArgs {
+        member_id: member_id.into(),
+        instance_id: instance_id.map(Into::into),
+        client_id: "c".into(),
+        client_host: "h".into(),
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 30_000,
+        protocol_type: "consumer".into(),
+        protocols: vec![("range".into(), Bytes::new())],
+        require_known_member_id: true,
+    };
+    let mut g = Group::new("g", 0);
+    let mut fx = Effects::default();
+    assert!(matches!(
+        g.join(args("", Some("i0")), now, &settings, &mut fx),
+        Pending::Wait(_)
+    ));
+    let Pending::Now(Err(GroupError::MemberIdRequired(pending))) =
+        g.join(args("", None), now, &settings, &mut fx)
+    else {
+        panic!("expected MEMBER_ID_REQUIRED");
+    };
+    assert!(matches!(
+        g.join(args(&pending, Some("i0")), now, &settings, &mut fx),
+        Pending::Now(Err(GroupError::FencedInstanceId))
+    ));
+    let with_i0 = g
+        .members
+        .iter()
+        .filter(|m| m.instance_id.as_deref() == Some("i0"))
+        .count();
+    assert_eq!(with_i0, 1);
+    // The pending id still works for the dynamic member it was handed to.
+    assert!(matches!(
+        g.join(args(&pending, None), now, &settings, &mut fx),
+        Pending::Wait(_)
+    ));
+    assert_eq!(g.members.len(), 2);
+}
