@@ -1,7 +1,7 @@
 //! The bounded stable runs of the broker's fuzz targets (`FLOE_FUZZ_CASES` scales them;
 //! see `docs/fuzzing.md`).
 
-use floe_protocol::fuzz::{cases, run};
+use floe_protocol::fuzz::{Rng, cases, mutate, run, seed};
 use floe_protocol::request::parse_request;
 
 use super::*;
@@ -72,5 +72,52 @@ fn fuzz_dispatch() {
         answered.get() >= cases / 8,
         "only {} of {cases} cases were answered",
         answered.get()
+    );
+}
+
+/// Random and mutated request sequences against the classic group state machine.
+#[test]
+fn fuzz_group_sequences() {
+    run(
+        "group_sequence",
+        cases(100_000),
+        &group_inputs(),
+        mutate,
+        group_sequence,
+    );
+}
+
+/// The inputs of `fuzz_group_sequences`: the seed programs and random ones.
+fn group_inputs() -> Vec<Vec<u8>> {
+    let mut rng = Rng::new(seed() ^ 0x67);
+    let mut corpus = group_corpus();
+    corpus.extend((0..8).map(|_| {
+        let n = group::STEP_BYTES * (2 + rng.below(40));
+        rng.bytes(n)
+    }));
+    corpus
+}
+
+/// The programs must walk the real paths, or mutating them finds little: every seed
+/// program reaches a Stable generation, and so do many of the mutated programs the fuzz
+/// run tries.
+#[test]
+fn group_programs_reach_stable_generations() {
+    for program in group_corpus() {
+        let (stable, generation) = group::run_program(&program);
+        assert!(stable > 0 && generation >= 1, "{program:?}");
+    }
+    let corpus = group_inputs();
+    let mut rng = Rng::new(3);
+    let reached = (0..1000)
+        .filter(|_| {
+            let (input, donor) = (rng.pick(&corpus).clone(), rng.pick(&corpus).clone());
+            group::run_program(&mutate(&mut rng, &input, &donor)).0 > 0
+        })
+        .count();
+    eprintln!("{reached} of 1000 mutated programs reached Stable");
+    assert!(
+        reached >= 100,
+        "only {reached} of 1000 mutated programs reached Stable"
     );
 }
