@@ -1,112 +1,20 @@
-//! Record-batch fuzzing with an allocation bound: a counting global allocator records the
-//! largest single allocation each thread asks for, and every fuzz case must stay under
-//! [`LIMIT`]. A length or count read off the wire that reaches an allocation shows up here
-//! as a clean test failure instead of an out-of-memory abort of the whole process.
+//! Record-batch fuzzing with an allocation bound: the counting global allocator of
+//! `support/counting_alloc.rs` records the largest single allocation each thread asks for,
+//! and every fuzz case must stay under its limit. A length or count read off the wire that
+//! reaches an allocation shows up here as a clean test failure instead of an out-of-memory
+//! abort of the whole process.
 //!
 //! A dedicated test binary, because the global allocator is process-wide.
 
-// The counting allocator must implement `GlobalAlloc`, an unsafe trait; it only forwards
-// to `System` and records sizes. Test-only: nothing in the shipped code is affected.
-#![allow(unsafe_code)]
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::{Cell, RefCell};
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
 
 use bytes::{Bytes, BytesMut};
+use counting_alloc::{LIMIT, bounded, largest_allocation, offender};
 use floe_protocol::fuzz;
 use floe_protocol::kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-
-/// The largest single allocation a fuzz case may make. Mutated inputs of a few hundred
-/// bytes have no business asking for more; the known failures ask for gigabytes.
-const LIMIT: usize = 64 << 20;
-
-struct Counting;
-
-thread_local! {
-    static LARGEST: Cell<usize> = const { Cell::new(0) };
-    /// Where the first allocation over the limit was asked for.
-    static OFFENDER: RefCell<Option<String>> = const { RefCell::new(None) };
-    static CAPTURING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn note(size: usize) {
-    // `try_with`: the slots are gone while the thread is being torn down.
-    let _ = LARGEST.try_with(|l| l.set(l.get().max(size)));
-    if size > LIMIT && CAPTURING.try_with(|c| !c.replace(true)).unwrap_or(false) {
-        // Capturing allocates; the flag keeps those allocations from capturing again.
-        let trace = std::backtrace::Backtrace::force_capture().to_string();
-        let _ = OFFENDER.try_with(|o| {
-            o.borrow_mut().get_or_insert(trace);
-        });
-        let _ = CAPTURING.try_with(|c| c.set(false));
-    }
-}
-
-// SAFETY: every call is forwarded to `System` with the caller's arguments unchanged; the
-// bookkeeping touches only a const-initialised thread-local cell and never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: forwarded as is; the caller upholds `GlobalAlloc::alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: as for `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `System` with `layout` (every allocation is).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
-        // SAFETY: as for `dealloc`; the caller upholds `realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// Runs `body` and returns the largest single allocation it made.
-fn largest_allocation(body: impl FnOnce()) -> usize {
-    LARGEST.with(|l| l.set(0));
-    OFFENDER.with(|o| o.borrow_mut().take());
-    body();
-    LARGEST.with(|l| l.get())
-}
-
-/// The frames of the first over-limit allocation's backtrace that are not the standard
-/// library's, innermost first.
-fn offender() -> String {
-    let trace = OFFENDER.with(|o| o.borrow_mut().take()).unwrap_or_default();
-    trace
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.contains(": ") && !l.contains(": std::") && !l.contains(": core::"))
-        .filter(|l| !l.contains(": alloc::") && !l.contains("__rust"))
-        .take(12)
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn bounded(target: &'static str, body: fn(&[u8])) -> impl Fn(&[u8]) {
-    move |data: &[u8]| {
-        let largest = largest_allocation(|| body(data));
-        assert!(
-            largest <= LIMIT,
-            "{target}: one allocation of {largest} bytes for an input of {} bytes, at\n{}",
-            data.len(),
-            offender()
-        );
-    }
-}
 
 #[test]
 fn allocator_sees_large_allocations() {
