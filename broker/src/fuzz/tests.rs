@@ -121,3 +121,35 @@ fn group_programs_reach_stable_generations() {
         "only {reached} of 1000 mutated programs reached Stable"
     );
 }
+
+/// With `FLOE_FUZZ_CORPUS_DIR` set, writes the seed corpora of the cargo-fuzz targets
+/// (`<dir>/<target>/seed-<n>`) for libFuzzer to start from; see `docs/fuzzing.md`.
+#[test]
+fn seed_corpora_for_cargo_fuzz() {
+    let record_batches: Vec<Vec<u8>> = floe_protocol::fuzz::batch_corpus()
+        .into_iter()
+        .map(|mut input| {
+            // libFuzzer cannot compute CRCs: an odd mode byte makes the body fix them.
+            input[0] = 1;
+            input
+        })
+        .collect();
+    let corpora = [
+        ("request_decode", request_corpus(uuid::Uuid::from_u128(1))),
+        ("record_batch", record_batches),
+        ("group_sequence", group_corpus()),
+    ];
+    for (_, corpus) in &corpora {
+        assert!(!corpus.is_empty());
+    }
+    let Some(dir) = std::env::var_os("FLOE_FUZZ_CORPUS_DIR") else {
+        return;
+    };
+    for (target, corpus) in corpora {
+        let dir = std::path::Path::new(&dir).join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, input) in corpus.iter().enumerate() {
+            std::fs::write(dir.join(format!("seed-{i}")), input).unwrap();
+        }
+    }
+}
