@@ -136,6 +136,11 @@ fn topic(name: &'static str) -> TopicName {
 
 /// A valid magic-2 record batch of `n` records.
 fn batch(n: i64) -> Bytes {
+    batch_compressed(n, Compression::None)
+}
+
+/// A valid magic-2 record batch of `n` records compressed with `compression`.
+fn batch_compressed(n: i64, compression: Compression) -> Bytes {
     let records: Vec<Record> = (0..n)
         .map(|i| Record {
             transactional: false,
@@ -159,7 +164,7 @@ fn batch(n: i64) -> Bytes {
         &records,
         &RecordEncodeOptions {
             version: 2,
-            compression: Compression::None,
+            compression,
         },
     )
     .unwrap();
@@ -290,6 +295,48 @@ fn bad_crc_is_rejected_and_not_appended(broker: &Broker) {
     assert_eq!(produce(&mut conn, "bad-crc", 0, -1, batch(1)), (NONE, 3));
 }
 
+/// Issue 9 item 1: a compressed batch whose `recordsCount` (and `lastOffsetDelta`, kept
+/// consistent with it, CRC fixed) claims more records than it holds is refused as Kafka's
+/// log validator refuses it, for every codec, whether it claims five or 2^31 - 1.
+fn compressed_count_mismatch_is_rejected(broker: &Broker) {
+    let mut conn = RawConn::open(broker, CLIENT_ID);
+    create_topic(&mut conn, "lying-count", 1);
+    for compression in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
+        for claim in [5i32, i32::MAX] {
+            let mut lying = BytesMut::from(&batch_compressed(1, compression)[..]);
+            lying[23..27].copy_from_slice(&(claim - 1).to_be_bytes());
+            lying[57..61].copy_from_slice(&claim.to_be_bytes());
+            let crc = crc32c::crc32c(&lying[21..]);
+            lying[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+            let (error, _) = produce(&mut conn, "lying-count", 0, -1, lying.freeze());
+            assert_eq!(
+                error, CORRUPT_MESSAGE,
+                "{compression:?} batch of one record claiming {claim}"
+            );
+        }
+    }
+    assert_eq!(
+        latest_offset(&mut conn, "lying-count", 0),
+        0,
+        "lying batches were appended"
+    );
+    assert_eq!(
+        produce(
+            &mut conn,
+            "lying-count",
+            0,
+            -1,
+            batch_compressed(3, Compression::Gzip)
+        ),
+        (NONE, 0)
+    );
+}
+
 fn unknown_partition_is_rejected(broker: &Broker) {
     let mut conn = RawConn::open(broker, CLIENT_ID);
     create_topic(&mut conn, "one-partition", 1);
@@ -381,6 +428,12 @@ fn bad_crc() {
 }
 
 #[test]
+fn compressed_count_mismatch() {
+    let broker = Broker::start();
+    compressed_count_mismatch_is_rejected(&broker);
+}
+
+#[test]
 fn unknown_partition() {
     let broker = Broker::start();
     unknown_partition_is_rejected(&broker);
@@ -405,6 +458,7 @@ fn broker_keeps_serving_real_clients_after_bad_input() {
     garbage_frame_closes_only_that_connection(&broker);
     huge_length_prefix_closes_without_allocating(&broker);
     bad_crc_is_rejected_and_not_appended(&broker);
+    compressed_count_mismatch_is_rejected(&broker);
     unknown_partition_is_rejected(&broker);
     invalid_acks_is_rejected(&broker);
     unsupported_api_versions_version_gets_v0_answer(&broker);

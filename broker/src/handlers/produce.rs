@@ -8,7 +8,7 @@
 //! concurrent and pipelined acks=all requests share syncs (group commit).
 
 use bytes::BytesMut;
-use floe_protocol::record_batch::validate_batches;
+use floe_protocol::record_batch::{iter_batches, validate_batches};
 use floe_storage::PartitionLog;
 use futures_util::future::join_all;
 use kafka_protocol::ResponseError;
@@ -127,9 +127,12 @@ fn append(
     now: i64,
 ) -> Result<floe_storage::AppendInfo, AppendFailure> {
     let max = log.config().max_message_bytes as usize;
-    let headers = validate_batches(records)
-        .map_err(|e| (ResponseError::CorruptMessage, Some(e.to_string())))?;
-    if let Some(h) = headers.iter().find(|h| h.total_size() > max) {
+    // The size limit is on the compressed batch and is checked first, so an oversized batch
+    // is never decompressed by the validation below.
+    let oversized = iter_batches(records)
+        .map_while(Result::ok)
+        .find(|(h, _)| h.total_size() > max);
+    if let Some((h, _)) = oversized {
         return Err((
             ResponseError::MessageTooLarge,
             Some(format!(
@@ -138,6 +141,7 @@ fn append(
             )),
         ));
     }
+    validate_batches(records).map_err(|e| (ResponseError::CorruptMessage, Some(e.to_string())))?;
     log.append(BytesMut::from(&records[..]), now)
         .map_err(|e| (append_error(&e), Some(e.to_string())))
 }
