@@ -1,4 +1,5 @@
-//! Test-only fault injection in front of either backend ([`super::Io::with_faults`]).
+//! Fault injection in front of either backend ([`super::Io::with_faults`]), compiled into
+//! storage's own tests and, with the `faults` cargo feature, into other crates' tests.
 //!
 //! - Failing syncs: every later `fdatasync` through the handle fails.
 //! - A crash model of the page cache: for every file opened through the handle the injector
@@ -26,7 +27,7 @@ struct Model {
 
 /// The fault injector of one [`super::Io`] handle.
 #[derive(Debug, Default)]
-pub(crate) struct Faults {
+pub struct Faults {
     fail_syncs: AtomicBool,
     /// Batches of fdatasyncs issued (one `sync_each` call each).
     sync_batches: AtomicU64,
@@ -63,12 +64,12 @@ impl Faults {
     }
 
     /// Makes every later sync fail.
-    pub(crate) fn fail_syncs(&self) {
+    pub fn fail_syncs(&self) {
         self.fail_syncs.store(true, Ordering::SeqCst);
     }
 
     /// How many batches of fdatasyncs went through the handle.
-    pub(crate) fn sync_batches(&self) -> u64 {
+    pub fn sync_batches(&self) -> u64 {
         self.sync_batches.load(Ordering::SeqCst)
     }
 
@@ -108,7 +109,7 @@ impl Faults {
     /// Simulates a machine crash (call it after the log manager is dropped, as the process
     /// would be gone): rewrites every file written since its last sync as described in the
     /// module docs. Afterwards the files on disk are the durable state, and tracking restarts.
-    pub(crate) fn crash(&self, seed: u64) {
+    pub fn crash(&self, seed: u64) {
         let mut rng = Rng(seed | 1);
         let mut files = self.files();
         let mut paths: Vec<PathBuf> = files.keys().cloned().collect();
