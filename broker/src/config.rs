@@ -60,6 +60,10 @@ pub struct Config {
     /// Partitions of an auto-created topic, and of CreateTopics asking for the default.
     #[serde(alias = "num.partitions")]
     pub num_partitions: i32,
+    /// Most partitions one topic may have (CreateTopics, CreatePartitions, auto-creation).
+    pub max_partitions_per_topic: i32,
+    /// Most partitions this broker hosts, all topics together (internal topics included).
+    pub max_partitions: i32,
     /// Default `segment.bytes` for topics that do not set it.
     #[serde(alias = "log.segment.bytes")]
     pub log_segment_bytes: u64,
@@ -150,6 +154,57 @@ pub struct StorageConfig {
     /// `uring` (fail to start without it) or `std`.
     #[serde(deserialize_with = "io_mode")]
     pub io: floe_storage::IoMode,
+    /// What recovery does with damage that is not a torn tail: `refuse` (the partition stays
+    /// offline, the rest of the broker serves) or `truncate` (cut the log at the damage).
+    /// Topics override it with their `storage.recovery` config.
+    #[serde(deserialize_with = "recovery_mode")]
+    pub recovery: RecoveryMode,
+}
+
+/// `storage.recovery`: Kafka has no such setting; the names say what happens to the data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RecoveryMode {
+    /// Damage before the tail keeps the partition offline.
+    #[default]
+    Refuse,
+    /// Damage is cut off like a torn tail (records after it are lost).
+    Truncate,
+}
+
+impl RecoveryMode {
+    /// Parses `refuse` or `truncate`.
+    pub fn parse(s: &str) -> Option<RecoveryMode> {
+        match s {
+            "refuse" => Some(RecoveryMode::Refuse),
+            "truncate" => Some(RecoveryMode::Truncate),
+            _ => None,
+        }
+    }
+
+    /// The config value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecoveryMode::Refuse => "refuse",
+            RecoveryMode::Truncate => "truncate",
+        }
+    }
+
+    /// Storage's policy.
+    pub fn policy(self) -> floe_storage::RecoveryPolicy {
+        match self {
+            RecoveryMode::Refuse => floe_storage::RecoveryPolicy::TolerateTailCorruption,
+            RecoveryMode::Truncate => floe_storage::RecoveryPolicy::TruncateCorruption,
+        }
+    }
+}
+
+fn recovery_mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<RecoveryMode, D::Error> {
+    let s = String::deserialize(d)?;
+    RecoveryMode::parse(&s).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "storage.recovery must be refuse or truncate, not {s:?}"
+        ))
+    })
 }
 
 fn io_mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<floe_storage::IoMode, D::Error> {
@@ -182,6 +237,8 @@ impl Default for Config {
             socket_request_max_bytes: floe_protocol::frame::DEFAULT_MAX_REQUEST_SIZE,
             auto_create_topics_enable: true,
             num_partitions: 1,
+            max_partitions_per_topic: 1000,
+            max_partitions: 10_000,
             log_segment_bytes: 1024 * 1024 * 1024,
             log_roll_ms: 7 * 24 * 3600 * 1000,
             message_max_bytes: 1_048_588,
@@ -297,6 +354,7 @@ impl Config {
     fn is_key(key: &str) -> bool {
         const KEYS: &[&str] = &[
             "storage_io",
+            "storage_recovery",
             "node_id",
             "listen",
             "advertised_listener",
@@ -304,6 +362,8 @@ impl Config {
             "socket_request_max_bytes",
             "auto_create_topics_enable",
             "num_partitions",
+            "max_partitions_per_topic",
+            "max_partitions",
             "log_segment_bytes",
             "log_roll_ms",
             "message_max_bytes",
@@ -401,6 +461,12 @@ impl Config {
                 self.socket_request_max_bytes
             ));
         }
+        if self.max_partitions_per_topic < 1 || self.max_partitions < 1 {
+            return bad(format!(
+                "max_partitions_per_topic and max_partitions must be at least 1, not {} and {}",
+                self.max_partitions_per_topic, self.max_partitions
+            ));
+        }
         if self.log_segment_bytes < 14 || self.log_segment_bytes > i32::MAX as u64 {
             return bad(format!(
                 "log_segment_bytes must be between 14 and {}, not {}",
@@ -431,7 +497,13 @@ pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
 }
 
 /// Keys whose values are always strings, even when they look like numbers.
-const STRING_KEYS: &[&str] = &["listen", "advertised_listener", "data_dir", "storage_io"];
+const STRING_KEYS: &[&str] = &[
+    "listen",
+    "advertised_listener",
+    "data_dir",
+    "storage_io",
+    "storage_recovery",
+];
 
 fn value_for(key: &str, raw: &str) -> toml::Value {
     if STRING_KEYS.contains(&key) {

@@ -16,6 +16,7 @@ use crate::topics::Topics;
 /// shutdown signal arrives.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
+    let open_file_limit = raise_open_file_limit();
     let data_dir = config.data_dir.clone();
     let io = floe_storage::Io::from_mode(config.storage.io)
         .with_context(|| format!("cannot start storage I/O backend {}", config.storage.io))?;
@@ -45,6 +46,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         host,
         port: i32::from(port),
     };
+    // Three files per partition, plus sockets, the catalog and the runtime's own.
+    let hosted: i64 = topics
+        .list()
+        .iter()
+        .map(|t| i64::from(t.record.partitions))
+        .sum();
+    let needed = u64::try_from(hosted).unwrap_or(0) * 3 + 1024;
+    match open_file_limit {
+        Some(limit) if limit < needed => tracing::warn!(
+            open_file_limit = limit,
+            partitions = hosted,
+            "the open-file limit is low for the partitions hosted; raise it (ulimit -n) or new partitions may fail to open"
+        ),
+        _ => {
+            tracing::info!(open_file_limit = ?open_file_limit, partitions = hosted, "open-file limit")
+        }
+    }
     tracing::info!(
         listen = %local,
         advertised = %format!("{}:{}", endpoint.host, endpoint.port),
@@ -92,6 +110,27 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("clean shutdown failed")?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// Raises the soft open-file limit to the hard limit (every partition keeps three files
+/// open; the common soft default of 1,024 ran out at ~340 partitions). Returns the limit.
+fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current == limit.maximum {
+        return limit.current;
+    }
+    let raised = Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => limit.maximum,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+            limit.current
+        }
+    }
 }
 
 async fn shutdown_signal() {

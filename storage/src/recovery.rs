@@ -323,7 +323,8 @@ fn scan(
                         reason = %kind,
                         "corrupt record batch before the end of the log (not a torn tail); \
                          refusing to open the partition. Restore the file, or set the recovery \
-                         policy to truncate to discard everything from this position"
+                         policy to truncate (the broker's or topic's storage.recovery) to \
+                         discard everything from this position"
                     );
                     return Err(StorageError::Corrupt {
                         path,

@@ -192,6 +192,13 @@ impl Broker {
         }
     }
 
+    /// Start the broker again on the same port and data directory with other extra
+    /// `floe serve` flags (they stay for later restarts).
+    pub fn restart_with(&mut self, extra_args: &[&str]) {
+        self.extra_args = extra_args.iter().map(|s| s.to_string()).collect();
+        self.restart();
+    }
+
     /// Start the broker again on the same port and data directory.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop or kill the broker first");

@@ -42,18 +42,18 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for (pi, data) in topic.partition_data.into_iter().enumerate() {
             let resp = PartitionProduceResponse::default().with_index(data.index);
-            let log = ctx.broker.topics.partition(&name, data.index);
+            let log = ctx.broker.topics.lookup(&name, data.index);
             let result = match (log, data.records) {
-                (Some(_), _) if is_internal(&name) => Err((
+                (Ok(_), _) if is_internal(&name) => Err((
                     ResponseError::InvalidTopicException,
                     Some(format!("Cannot append to internal topic {name}")),
                 )),
-                (None, _) => Err((ResponseError::UnknownTopicOrPartition, None)),
-                (Some(_), None) => Err((
+                (Err(e), _) => Err((crate::errors::unavailable(&e), offline_message(&e))),
+                (Ok(_), None) => Err((
                     ResponseError::CorruptMessage,
                     Some("null records".to_string()),
                 )),
-                (Some(log), Some(records)) => append(&log, &records, now).map(|info| (log, info)),
+                (Ok(log), Some(records)) => append(&log, &records, now).map(|info| (log, info)),
             };
             let resp = match result {
                 Ok((log, info)) => {
@@ -111,6 +111,13 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
             }
             ResponseKind::Produce(ProduceResponse::default().with_responses(responses))
         }))),
+    }
+}
+
+fn offline_message(e: &crate::topics::Unavailable) -> Option<String> {
+    match e {
+        crate::topics::Unavailable::Offline(reason) => Some(format!("partition is offline: {reason}")),
+        crate::topics::Unavailable::Unknown => None,
     }
 }
 
