@@ -450,8 +450,12 @@ impl PartitionLog {
             }
             .into());
         };
-        if let Err(e) = active.append(records, &assigned, &config, now_ms) {
-            return Err(self.fail(e)?);
+        match active.append(records, &assigned, &config, now_ms) {
+            Ok(()) => {}
+            // A full disk: nothing was appended and the log stays usable, so the partition
+            // serves again by itself once space is freed.
+            Err(e @ StorageError::WriteRefused { .. }) => return Err(e.into()),
+            Err(e) => return Err(self.fail(e)?),
         }
         inner.producers.commit(pending);
         self.log_end.store(next, Ordering::Release);
@@ -830,8 +834,14 @@ impl PartitionLog {
     }
 
     /// Marks the log closed without syncing (it is about to be deleted).
+    /// Closes its files too: an unlinked file that stays open keeps its space, and deleting
+    /// a topic is how an operator frees a full disk. A read in flight keeps its segment's
+    /// file until it is done.
     pub(crate) fn mark_deleted(&self) {
-        self.lock().closed = true;
+        let mut inner = self.lock();
+        inner.closed = true;
+        inner.segments.clear();
+        inner.unsynced.clear();
     }
 }
 

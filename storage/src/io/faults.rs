@@ -2,6 +2,7 @@
 //! storage's own tests and, with the `faults` cargo feature, into other crates' tests.
 //!
 //! - Failing syncs: every later `fdatasync` through the handle fails.
+//! - A full disk: writes fail with ENOSPC until it is cleared.
 //! - A crash model of the page cache: for every file opened through the handle the injector
 //!   keeps the content it knows to be durable (what the file held when its last successful
 //!   sync started, or its content when first opened). [`Faults::crash`] turns each file that
@@ -29,6 +30,7 @@ struct Model {
 #[derive(Debug, Default)]
 pub struct Faults {
     fail_syncs: AtomicBool,
+    disk_full: AtomicBool,
     /// Batches of fdatasyncs issued (one `sync_each` call each).
     sync_batches: AtomicU64,
     files: Mutex<HashMap<PathBuf, Model>>,
@@ -66,6 +68,15 @@ impl Faults {
     /// Makes every later sync fail.
     pub fn fail_syncs(&self) {
         self.fail_syncs.store(true, Ordering::SeqCst);
+    }
+
+    /// Makes every later write fail with ENOSPC (`full`), or succeed again.
+    pub fn set_disk_full(&self, full: bool) {
+        self.disk_full.store(full, Ordering::SeqCst);
+    }
+
+    pub(super) fn disk_full(&self) -> bool {
+        self.disk_full.load(Ordering::SeqCst)
     }
 
     /// How many batches of fdatasyncs went through the handle.

@@ -343,6 +343,7 @@ impl File {
     }
 
     fn write_bytes(&self, position: u64, buf: Bytes, sync: bool) -> Result<()> {
+        self.check_write_fault()?;
         self.fault_written();
         if sync {
             self.check_sync_fault()?;
@@ -436,6 +437,20 @@ impl File {
         if let Some(faults) = &self.io.faults {
             faults.written(&self.path);
         }
+    }
+
+    fn check_write_fault(&self) -> Result<()> {
+        #[cfg(any(test, feature = "faults"))]
+        if let Some(faults) = &self.io.faults
+            && faults.disk_full()
+        {
+            return Err(StorageError::io(
+                IoOp::Write,
+                &self.path,
+                io::Error::from(io::ErrorKind::StorageFull),
+            ));
+        }
+        Ok(())
     }
 
     fn check_sync_fault(&self) -> Result<()> {

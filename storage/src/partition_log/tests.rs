@@ -513,6 +513,57 @@ fn failed_fdatasync_takes_the_log_offline() {
     assert_eq!(log.log_end_offset(), 2);
 }
 
+fn full_disk_refuses_appends_without_taking_the_log_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (io, faults) = crate::test_util::backend().with_faults();
+    let config = LogConfig {
+        segment_bytes: 400,
+        ..LogConfig::default()
+    };
+    let manager = LogManager::open_with(dir.path(), io.clone()).unwrap();
+    let log = manager.open_partition(&tp(), config.clone()).unwrap();
+    for i in 0..3 {
+        log.append(batch(&format!("a{i}"), 2, 0), 0).unwrap();
+    }
+    log.sync().unwrap();
+    faults.set_disk_full(true);
+    for _ in 0..5 {
+        assert!(matches!(
+            log.append(batch("refused", 2, 0), 0),
+            Err(AppendError::Storage(StorageError::WriteRefused { .. }))
+        ));
+    }
+    assert_eq!(log.log_end_offset(), 6);
+    // Reads and syncs keep working while full.
+    assert_eq!(decode(&log.read(0, 1 << 20).unwrap().records).len(), 6);
+    log.sync().unwrap();
+    // Space is back: the same log takes appends again, right after the last good one,
+    // across segment rolls.
+    faults.set_disk_full(false);
+    for i in 0..6 {
+        let info = log.append(batch(&format!("b{i}"), 2, 0), 0).unwrap();
+        assert_eq!(info.base_offset, 6 + 2 * i);
+    }
+    log.sync().unwrap();
+    drop(log);
+    drop(manager);
+    // Nothing of the refused writes is in the log after a restart.
+    let manager = LogManager::open_with(dir.path(), io).unwrap();
+    let log = manager.open_partition(&tp(), config).unwrap();
+    let mut values = Vec::new();
+    let mut offset = 0;
+    while offset < log.log_end_offset() {
+        let records = decode(&log.read(offset, 1 << 20).unwrap().records);
+        offset = records.last().map_or(offset + 1, |r| r.0 + 1);
+        values.extend(records.into_iter().map(|(_, v)| v));
+    }
+    assert_eq!(values.len(), 18);
+    assert!(
+        values.iter().all(|v| !v.starts_with("refused")),
+        "{values:?}"
+    );
+}
+
 fn concurrent_appends_and_group_commit() {
     let dir = tempfile::tempdir().unwrap();
     let (_manager, log) = open(dir.path(), small());
@@ -762,5 +813,6 @@ crate::test_util::on_both_backends!(
     offset_for_timestamp_and_max_timestamp,
     timestamps_survive_clean_and_unclean_reopen,
     failed_fdatasync_takes_the_log_offline,
+    full_disk_refuses_appends_without_taking_the_log_offline,
     concurrent_appends_and_group_commit,
 );
