@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::io::IoSlice;
 
 use bytes::{Buf, Bytes, BytesMut};
-use floe_protocol::frame::decode_frame;
+use floe_protocol::frame::{decode_frame, grow_to, next_capacity};
 use floe_protocol::request::parse_request;
 use floe_protocol::response::encode_response_chunks;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
@@ -32,11 +32,13 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, "set_nodelay failed: {e}");
     }
-    let (mut reader, writer) = stream.into_split();
+    let (reader, writer) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Outgoing>(MAX_IN_FLIGHT);
     let writer = tokio::spawn(write_responses(writer, rx, peer));
     let max = broker.config.socket_request_max_bytes;
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    // Holds at most the start of one frame between reads (complete frames are split off
+    // first), and grows only as that frame's bytes arrive (`next_capacity`).
+    let mut buf = BytesMut::new();
     'conn: loop {
         loop {
             let frame = match decode_frame(&mut buf, max) {
@@ -72,9 +74,30 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
                 }
             }
         }
-        match reader.read_buf(&mut buf).await {
+        if buf.is_empty() {
+            // Every request read was handled: give the buffer back, so an idle connection
+            // holds no receive buffer at all.
+            buf = BytesMut::new();
+        }
+        // Wait for bytes before allocating for them.
+        if let Err(e) = reader.readable().await {
+            tracing::debug!(%peer, "read failed: {e}");
+            break;
+        }
+        let grow = match next_capacity(&buf, max) {
+            Ok(grow) => grow,
+            Err(e) => {
+                tracing::warn!(%peer, "closing connection: {e}");
+                break;
+            }
+        };
+        if let Some(target) = grow {
+            grow_to(&mut buf, target);
+        }
+        match reader.try_read_buf(&mut buf) {
             Ok(0) => break,
             Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) => {
                 tracing::debug!(%peer, "read failed: {e}");
                 break;
