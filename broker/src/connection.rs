@@ -22,7 +22,12 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 
 use crate::handlers::{self, Outgoing, Reply, RequestContext};
+use crate::log_limit::LogLimit;
 use crate::state::Broker;
+
+/// Warnings about connections closed for what their client sent: any client can cause as
+/// many as it likes, so they are rate limited across all connections.
+static CLOSED_BAD_INPUT: LogLimit = LogLimit::new("connection closed for bad input", 10);
 
 /// Responses that may be pending (encoded or awaited) per connection before reading pauses.
 const MAX_IN_FLIGHT: usize = 64;
@@ -45,14 +50,18 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
                 Ok(Some(frame)) => frame.freeze(),
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::warn!(%peer, "closing connection: {e}");
+                    crate::warn_limited!(CLOSED_BAD_INPUT, %peer, "closing connection: {e}");
                     break 'conn;
                 }
             };
             let request = match parse_request(frame) {
                 Ok(r) => r,
                 Err(e) => {
-                    tracing::warn!(%peer, "closing connection: unparseable request: {e}");
+                    crate::warn_limited!(
+                        CLOSED_BAD_INPUT,
+                        %peer,
+                        "closing connection: unparseable request: {e}"
+                    );
                     break 'conn;
                 }
             };
@@ -69,7 +78,13 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
                 }
                 Ok(None) => {}
                 Err(reason) => {
-                    tracing::warn!(%peer, api = ?request.api_key, version = request.api_version(), "closing connection: {reason}");
+                    crate::warn_limited!(
+                        CLOSED_BAD_INPUT,
+                        %peer,
+                        api = ?request.api_key,
+                        version = request.api_version(),
+                        "closing connection: {reason}"
+                    );
                     break 'conn;
                 }
             }
@@ -87,7 +102,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
         let grow = match next_capacity(&buf, max) {
             Ok(grow) => grow,
             Err(e) => {
-                tracing::warn!(%peer, "closing connection: {e}");
+                crate::warn_limited!(CLOSED_BAD_INPUT, %peer, "closing connection: {e}");
                 break;
             }
         };

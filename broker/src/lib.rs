@@ -11,6 +11,7 @@ pub mod errors;
 pub mod fetch_session;
 pub mod group;
 pub mod handlers;
+pub mod log_limit;
 pub mod metadata_store;
 pub mod server;
 pub mod state;

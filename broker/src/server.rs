@@ -8,9 +8,13 @@ use floe_storage::LogManager;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, parse_host_port};
+use crate::log_limit::LogLimit;
 use crate::metadata_store::FileMetadataStore;
 use crate::state::{Broker, Endpoint};
 use crate::topics::Topics;
+
+/// Accept errors repeat every 50 ms while they last (out of file descriptors).
+static ACCEPT_FAILED: LogLimit = LogLimit::new("accept failed", 1);
 
 /// Opens the data directory, recovers every log, binds the listener and serves until a
 /// shutdown signal arrives.
@@ -74,7 +78,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: keep serving existing clients.
-                    tracing::warn!("accept failed: {e}");
+                    crate::warn_limited!(ACCEPT_FAILED, "accept failed: {e}");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             },
