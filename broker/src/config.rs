@@ -54,6 +54,11 @@ pub struct Config {
     /// Largest request accepted, checked before any buffer is allocated.
     #[serde(alias = "socket.request.max.bytes")]
     pub socket_request_max_bytes: usize,
+    /// Bytes of requests being received, across all connections, beyond which connections
+    /// stop reading until memory is given back (Kafka's `queued.max.request.bytes`); -1 for
+    /// unbounded. See `request_budget.rs`.
+    #[serde(alias = "queued.max.request.bytes")]
+    pub queued_max_request_bytes: i64,
     /// Create a topic when a client asks for its metadata (or fetches it) and it is missing.
     #[serde(alias = "auto.create.topics.enable")]
     pub auto_create_topics_enable: bool,
@@ -172,6 +177,14 @@ fn insert_key(table: &mut toml::Table, key: String, value: toml::Value) {
     table.insert(key, value);
 }
 
+/// Default `queued_max_request_bytes`: Kafka's default (-1, unbounded) lets stalled
+/// requests take all memory; 512 MiB holds five maximum-size requests at once.
+pub const DEFAULT_QUEUED_MAX_REQUEST_BYTES: i64 = 512 * 1024 * 1024;
+/// Smallest `queued_max_request_bytes`: one read step.
+const MIN_QUEUED_MAX_REQUEST_BYTES: i64 = floe_protocol::frame::READ_STEP as i64;
+/// Largest `queued_max_request_bytes` (1 TiB; larger means unbounded, say -1).
+const MAX_QUEUED_MAX_REQUEST_BYTES: i64 = 1 << 40;
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -180,6 +193,7 @@ impl Default for Config {
             advertised_listener: None,
             data_dir: PathBuf::from("floe-data"),
             socket_request_max_bytes: floe_protocol::frame::DEFAULT_MAX_REQUEST_SIZE,
+            queued_max_request_bytes: DEFAULT_QUEUED_MAX_REQUEST_BYTES,
             auto_create_topics_enable: true,
             num_partitions: 1,
             log_segment_bytes: 1024 * 1024 * 1024,
@@ -294,6 +308,11 @@ impl Config {
         s
     }
 
+    /// The request budget in bytes, `None` when unbounded.
+    pub fn request_budget_bytes(&self) -> Option<usize> {
+        usize::try_from(self.queued_max_request_bytes).ok()
+    }
+
     fn is_key(key: &str) -> bool {
         const KEYS: &[&str] = &[
             "storage_io",
@@ -302,6 +321,7 @@ impl Config {
             "advertised_listener",
             "data_dir",
             "socket_request_max_bytes",
+            "queued_max_request_bytes",
             "auto_create_topics_enable",
             "num_partitions",
             "log_segment_bytes",
@@ -399,6 +419,17 @@ impl Config {
                 "socket_request_max_bytes must be between 1024 and {}, not {}",
                 i32::MAX,
                 self.socket_request_max_bytes
+            ));
+        }
+        if self.queued_max_request_bytes != -1
+            && !(MIN_QUEUED_MAX_REQUEST_BYTES..=MAX_QUEUED_MAX_REQUEST_BYTES)
+                .contains(&self.queued_max_request_bytes)
+        {
+            return bad(format!(
+                "queued_max_request_bytes must be -1 (unbounded) or between {} and {}, not {}",
+                MIN_QUEUED_MAX_REQUEST_BYTES,
+                MAX_QUEUED_MAX_REQUEST_BYTES,
+                self.queued_max_request_bytes
             ));
         }
         if self.log_segment_bytes < 14 || self.log_segment_bytes > i32::MAX as u64 {
@@ -520,5 +551,34 @@ mod tests {
             &[("advertised_listener".into(), "nohost".into())],
         );
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn queued_max_request_bytes() {
+        let c = Config::load(None, vec![], &[]).unwrap();
+        assert_eq!(c.request_budget_bytes(), Some(512 * 1024 * 1024));
+        let set = |v: &str| {
+            Config::load(
+                None,
+                vec![],
+                &[("queued.max.request.bytes".into(), v.into())],
+            )
+        };
+        assert_eq!(set("-1").unwrap().request_budget_bytes(), None);
+        assert_eq!(
+            set("1048576").unwrap().request_budget_bytes(),
+            Some(1_048_576)
+        );
+        let env = vec![(
+            "FLOE_QUEUED_MAX_REQUEST_BYTES".to_string(),
+            "65536".to_string(),
+        )];
+        let c = Config::load(None, env, &[]).unwrap();
+        assert_eq!(c.request_budget_bytes(), Some(65536));
+        for bad in ["0", "-2", "1000", "2000000000000"] {
+            let err = set(bad).unwrap_err().to_string();
+            assert!(err.contains("queued_max_request_bytes"), "{bad}: {err}");
+        }
+        assert!(set("lots").is_err());
     }
 }

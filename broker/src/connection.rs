@@ -44,6 +44,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
     // Holds at most the start of one frame between reads (complete frames are split off
     // first), and grows only as that frame's bytes arrive (`next_capacity`).
     let mut buf = BytesMut::new();
+    // The part of `buf`'s allocation counted in the broker-wide request budget.
+    let mut budget = broker.request_budget.hold();
     'conn: loop {
         loop {
             let frame = match decode_frame(&mut buf, max) {
@@ -93,6 +95,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
             // Every request read was handled: give the buffer back, so an idle connection
             // holds no receive buffer at all.
             buf = BytesMut::new();
+            budget.release();
         }
         // Wait for bytes before allocating for them.
         if let Err(e) = reader.readable().await {
@@ -107,6 +110,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
             }
         };
         if let Some(target) = grow {
+            // Waits while the budget is spent: this connection stops reading meanwhile.
+            budget.cover(target).await;
             grow_to(&mut buf, target);
         }
         match reader.try_read_buf(&mut buf) {

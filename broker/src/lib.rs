@@ -13,6 +13,7 @@ pub mod group;
 pub mod handlers;
 pub mod log_limit;
 pub mod metadata_store;
+pub mod request_budget;
 pub mod server;
 pub mod state;
 pub mod topic_config;
