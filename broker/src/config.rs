@@ -59,6 +59,10 @@ pub struct Config {
     /// unbounded. See `request_budget.rs`.
     #[serde(alias = "queued.max.request.bytes")]
     pub queued_max_request_bytes: i64,
+    /// A connection with no response pending that has read and written nothing for this
+    /// long is closed (Kafka's `connections.max.idle.ms`); -1 for never.
+    #[serde(alias = "connections.max.idle.ms")]
+    pub connections_max_idle_ms: i64,
     /// Create a topic when a client asks for its metadata (or fetches it) and it is missing.
     #[serde(alias = "auto.create.topics.enable")]
     pub auto_create_topics_enable: bool,
@@ -194,6 +198,7 @@ impl Default for Config {
             data_dir: PathBuf::from("floe-data"),
             socket_request_max_bytes: floe_protocol::frame::DEFAULT_MAX_REQUEST_SIZE,
             queued_max_request_bytes: DEFAULT_QUEUED_MAX_REQUEST_BYTES,
+            connections_max_idle_ms: 600_000,
             auto_create_topics_enable: true,
             num_partitions: 1,
             log_segment_bytes: 1024 * 1024 * 1024,
@@ -313,6 +318,13 @@ impl Config {
         usize::try_from(self.queued_max_request_bytes).ok()
     }
 
+    /// How long a connection may stay idle, `None` for ever.
+    pub fn max_idle(&self) -> Option<std::time::Duration> {
+        u64::try_from(self.connections_max_idle_ms)
+            .ok()
+            .map(std::time::Duration::from_millis)
+    }
+
     fn is_key(key: &str) -> bool {
         const KEYS: &[&str] = &[
             "storage_io",
@@ -322,6 +334,7 @@ impl Config {
             "data_dir",
             "socket_request_max_bytes",
             "queued_max_request_bytes",
+            "connections_max_idle_ms",
             "auto_create_topics_enable",
             "num_partitions",
             "log_segment_bytes",
@@ -430,6 +443,12 @@ impl Config {
                 MIN_QUEUED_MAX_REQUEST_BYTES,
                 MAX_QUEUED_MAX_REQUEST_BYTES,
                 self.queued_max_request_bytes
+            ));
+        }
+        if self.connections_max_idle_ms != -1 && self.connections_max_idle_ms < 1 {
+            return bad(format!(
+                "connections_max_idle_ms must be -1 (never) or positive, not {}",
+                self.connections_max_idle_ms
             ));
         }
         if self.log_segment_bytes < 14 || self.log_segment_bytes > i32::MAX as u64 {
@@ -580,5 +599,28 @@ mod tests {
             assert!(err.contains("queued_max_request_bytes"), "{bad}: {err}");
         }
         assert!(set("lots").is_err());
+    }
+
+    #[test]
+    fn connections_max_idle_ms() {
+        use std::time::Duration;
+        let c = Config::load(None, vec![], &[]).unwrap();
+        assert_eq!(c.max_idle(), Some(Duration::from_secs(600)));
+        let set = |v: &str| {
+            Config::load(
+                None,
+                vec![],
+                &[("connections.max.idle.ms".into(), v.into())],
+            )
+        };
+        assert_eq!(set("-1").unwrap().max_idle(), None);
+        assert_eq!(
+            set("500").unwrap().max_idle(),
+            Some(Duration::from_millis(500))
+        );
+        for bad in ["0", "-5"] {
+            let err = set(bad).unwrap_err().to_string();
+            assert!(err.contains("connections_max_idle_ms"), "{bad}: {err}");
+        }
     }
 }

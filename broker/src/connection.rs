@@ -6,9 +6,16 @@
 //! handler that must wait (an acks=all produce for its fsync, a fetch for data) returns a
 //! future instead of a response; the writing side awaits those futures in request order,
 //! so waiting never blocks the dispatch of the next request.
+//!
+//! A connection with no response pending that has read and written nothing for
+//! `connections.max.idle.ms` is closed, also while it waits for the request budget
+//! (`request_budget.rs`): that is what frees the memory of clients that stall halfway
+//! through a request.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use std::io::IoSlice;
 
@@ -32,14 +39,66 @@ static CLOSED_BAD_INPUT: LogLimit = LogLimit::new("connection closed for bad inp
 /// Responses that may be pending (encoded or awaited) per connection before reading pauses.
 const MAX_IN_FLIGHT: usize = 64;
 
-/// Serves one connection until the client closes it or sends something unparseable.
+/// What `connections.max.idle.ms` looks at, shared by the reading and the writing side.
+#[derive(Debug)]
+struct Activity {
+    start: Instant,
+    /// Milliseconds after `start` of the last read or written response.
+    last_ms: AtomicU64,
+    /// Requests dispatched whose response is not written yet.
+    in_flight: AtomicUsize,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long the connection has been idle, `None` while a response is pending.
+    fn idle_for(&self) -> Option<Duration> {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let last = self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        Some(Instant::now().saturating_duration_since(last))
+    }
+
+    /// Completes once the connection has been idle for `max_idle` (never if `None`).
+    async fn idle_timeout(&self, max_idle: Option<Duration>) {
+        let Some(max_idle) = max_idle else {
+            return std::future::pending().await;
+        };
+        loop {
+            let wait = match self.idle_for() {
+                Some(idle) if idle >= max_idle => return,
+                Some(idle) => max_idle - idle,
+                None => max_idle,
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// Serves one connection until the client closes it, sends something unparseable, or
+/// stays idle for `connections.max.idle.ms`.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, "set_nodelay failed: {e}");
     }
     let (reader, writer) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Outgoing>(MAX_IN_FLIGHT);
-    let writer = tokio::spawn(write_responses(writer, rx, peer));
+    let activity = Arc::new(Activity::new());
+    let max_idle = broker.config.max_idle();
+    let writer = tokio::spawn(write_responses(writer, rx, peer, activity.clone()));
     let max = broker.config.socket_request_max_bytes;
     // Holds at most the start of one frame between reads (complete frames are split off
     // first), and grows only as that frame's bytes arrive (`next_capacity`).
@@ -74,6 +133,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
             };
             match handlers::dispatch(&ctx, &request).await {
                 Ok(Some(out)) => {
+                    activity.in_flight.fetch_add(1, Ordering::Relaxed);
                     if tx.send(out).await.is_err() {
                         break 'conn; // the writer failed; the socket is gone
                     }
@@ -98,9 +158,15 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
             budget.release();
         }
         // Wait for bytes before allocating for them.
-        if let Err(e) = reader.readable().await {
-            tracing::debug!(%peer, "read failed: {e}");
-            break;
+        tokio::select! {
+            ready = reader.readable() => if let Err(e) = ready {
+                tracing::debug!(%peer, "read failed: {e}");
+                break;
+            },
+            () = activity.idle_timeout(max_idle) => {
+                tracing::debug!(%peer, "closing idle connection");
+                break;
+            }
         }
         let grow = match next_capacity(&buf, max) {
             Ok(grow) => grow,
@@ -111,12 +177,18 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
         };
         if let Some(target) = grow {
             // Waits while the budget is spent: this connection stops reading meanwhile.
-            budget.cover(target).await;
+            tokio::select! {
+                () = budget.cover(target) => {}
+                () = activity.idle_timeout(max_idle) => {
+                    tracing::debug!(%peer, "closing connection idle while waiting for the request budget");
+                    break;
+                }
+            }
             grow_to(&mut buf, target);
         }
         match reader.try_read_buf(&mut buf) {
             Ok(0) => break,
-            Ok(_) => {}
+            Ok(_) => activity.touch(),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) => {
                 tracing::debug!(%peer, "read failed: {e}");
@@ -135,6 +207,7 @@ async fn write_responses(
     mut writer: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Outgoing>,
     peer: SocketAddr,
+    activity: Arc<Activity>,
 ) {
     while let Some(out) = rx.recv().await {
         let body = match out.reply {
@@ -152,7 +225,10 @@ async fn write_responses(
                 }
             };
         drop(body);
-        if let Err(e) = write_chunks(&mut writer, chunks).await {
+        let written = write_chunks(&mut writer, chunks).await;
+        activity.touch();
+        activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Err(e) = written {
             tracing::debug!(%peer, "write failed: {e}");
             return;
         }

@@ -118,7 +118,18 @@ mod tests {
             .collect();
         assert_eq!(
             logged,
-            [Some(0), Some(0), Some(0), None, None, None, None, None, None, None]
+            [
+                Some(0),
+                Some(0),
+                Some(0),
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None
+            ]
         );
         // The next window: the first line carries the count of the seven dropped.
         let t1 = t0 + WINDOW + Duration::from_millis(1);
@@ -155,7 +166,10 @@ mod tests {
             let handles: Vec<_> = (0..4)
                 .map(|_| s.spawn(|| (0..100).filter(|_| LIMIT.check().is_some()).count()))
                 .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or(0) as u32).sum()
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(0) as u32)
+                .sum()
         });
         // 400 lines within a second or two: at most a few windows' worth get through.
         assert!((5..=15).contains(&logged), "{logged} lines logged");
