@@ -63,6 +63,14 @@ pub struct Config {
     /// long is closed (Kafka's `connections.max.idle.ms`); -1 for never.
     #[serde(alias = "connections.max.idle.ms")]
     pub connections_max_idle_ms: i64,
+    /// Most connections served at once; more are closed when accepted (Kafka's
+    /// `max.connections`).
+    #[serde(alias = "max.connections")]
+    pub max_connections: i32,
+    /// Most connections served at once from one client address (Kafka's
+    /// `max.connections.per.ip`).
+    #[serde(alias = "max.connections.per.ip")]
+    pub max_connections_per_ip: i32,
     /// Create a topic when a client asks for its metadata (or fetches it) and it is missing.
     #[serde(alias = "auto.create.topics.enable")]
     pub auto_create_topics_enable: bool,
@@ -199,6 +207,8 @@ impl Default for Config {
             socket_request_max_bytes: floe_protocol::frame::DEFAULT_MAX_REQUEST_SIZE,
             queued_max_request_bytes: DEFAULT_QUEUED_MAX_REQUEST_BYTES,
             connections_max_idle_ms: 600_000,
+            max_connections: 10_000,
+            max_connections_per_ip: i32::MAX,
             auto_create_topics_enable: true,
             num_partitions: 1,
             log_segment_bytes: 1024 * 1024 * 1024,
@@ -325,6 +335,15 @@ impl Config {
             .map(std::time::Duration::from_millis)
     }
 
+    /// The connection limits (`max_connections`, `max_connections_per_ip`).
+    pub fn connection_limits(&self) -> crate::connection_limits::ConnectionLimits {
+        let count = |v: i32| usize::try_from(v).unwrap_or(0);
+        crate::connection_limits::ConnectionLimits::new(
+            count(self.max_connections),
+            count(self.max_connections_per_ip),
+        )
+    }
+
     fn is_key(key: &str) -> bool {
         const KEYS: &[&str] = &[
             "storage_io",
@@ -335,6 +354,8 @@ impl Config {
             "socket_request_max_bytes",
             "queued_max_request_bytes",
             "connections_max_idle_ms",
+            "max_connections",
+            "max_connections_per_ip",
             "auto_create_topics_enable",
             "num_partitions",
             "log_segment_bytes",
@@ -450,6 +471,14 @@ impl Config {
                 "connections_max_idle_ms must be -1 (never) or positive, not {}",
                 self.connections_max_idle_ms
             ));
+        }
+        for (key, value) in [
+            ("max_connections", self.max_connections),
+            ("max_connections_per_ip", self.max_connections_per_ip),
+        ] {
+            if value < 1 {
+                return bad(format!("{key} must be at least 1, not {value}"));
+            }
         }
         if self.log_segment_bytes < 14 || self.log_segment_bytes > i32::MAX as u64 {
             return bad(format!(
@@ -599,6 +628,29 @@ mod tests {
             assert!(err.contains("queued_max_request_bytes"), "{bad}: {err}");
         }
         assert!(set("lots").is_err());
+    }
+
+    #[test]
+    fn connection_limits() {
+        let c = Config::load(None, vec![], &[]).unwrap();
+        assert_eq!(
+            (c.max_connections, c.max_connections_per_ip),
+            (10_000, i32::MAX)
+        );
+        let c = Config::load(
+            None,
+            vec![("FLOE_MAX_CONNECTIONS_PER_IP".to_string(), "3".to_string())],
+            &[("max.connections".into(), "50".into())],
+        )
+        .unwrap();
+        assert_eq!((c.max_connections, c.max_connections_per_ip), (50, 3));
+        for key in ["max.connections", "max_connections_per_ip"] {
+            let err = Config::load(None, vec![], &[(key.into(), "0".into())]).unwrap_err();
+            assert!(
+                err.to_string().contains(&key.replace('.', "_")),
+                "{key}: {err}"
+            );
+        }
     }
 
     #[test]

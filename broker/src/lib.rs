@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod connection;
+pub mod connection_limits;
 pub mod errors;
 pub mod fetch_session;
 pub mod group;
