@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 use std::io::IoSlice;
 
 use bytes::{Buf, Bytes, BytesMut};
-use floe_protocol::frame::{decode_frame, grow_to, next_capacity};
+use floe_protocol::frame::{
+    PREFIX_SIZE, READ_STEP, decode_frame, grow_to, next_capacity, peek_frame_size,
+};
 use floe_protocol::request::parse_request;
 use floe_protocol::response::encode_response_chunks;
 use tokio::io::AsyncWriteExt;
@@ -177,8 +179,14 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
         };
         if let Some(target) = grow {
             // Waits while the budget is spent: this connection stops reading meanwhile.
+            // A buffer past the read step is for a request whose prefix is in: its whole
+            // size is taken from the budget at once (see `request_budget.rs`).
+            let size = match peek_frame_size(&buf, max) {
+                Ok(Some(size)) if target > READ_STEP => PREFIX_SIZE + size,
+                _ => target,
+            };
             tokio::select! {
-                () = budget.cover(target) => {}
+                () = budget.cover(size) => {}
                 () = activity.idle_timeout(max_idle) => {
                     tracing::debug!(%peer, "closing connection idle while waiting for the request budget");
                     break;

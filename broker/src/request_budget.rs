@@ -1,19 +1,24 @@
 //! The broker-wide budget of request bytes being read (Kafka's `queued.max.request.bytes`).
 //!
-//! Every connection's receive buffer is accounted here: the part of its capacity beyond one
-//! read step ([`READ_STEP`], which every connection may use freely so that small requests
-//! never wait), capped at the whole budget so that one request larger than the budget can
-//! still be read (up to `socket.request.max.bytes`). A connection that needs to grow its
-//! buffer while the budget is spent waits: it stops reading its socket until other
-//! connections finish their requests or close, and TCP flow control pushes back on the
-//! client. Memory held by receive buffers is thus at most the budget plus one read step
-//! per connection that is in the middle of receiving a request.
+//! Every connection may use one read step ([`READ_STEP`]) of receive buffer freely, so
+//! small requests never wait. A request larger than that takes its size beyond the read
+//! step out of the budget, in one piece, before its buffer grows past the read step; the
+//! piece is capped at the whole budget, so one request larger than the budget can still be
+//! read (up to `socket.request.max.bytes`). A connection that cannot get its piece waits:
+//! it stops reading its socket (TCP flow control pushes back on the client) until other
+//! connections finish their requests or close. The buffer itself still grows only with the
+//! bytes that arrive (`floe_protocol::frame`), so a prefix announcing 100 MiB followed by a
+//! few bytes costs one read step and no budget.
 //!
-//! Connections grow their buffers with the bytes that arrive (`floe_protocol::frame`), so
-//! a prefix announcing 100 MiB followed by a few bytes costs one read step, not budget.
-//! A connection paused for the budget counts as idle: if it stays paused for
-//! `connections.max.idle.ms` it is closed, which frees what it held (several big requests
-//! received halfway can otherwise wait on each other for good).
+//! Taking a request's whole piece at once, after giving back anything held, means no
+//! connection ever waits for the budget while holding part of it: a connection that has
+//! its piece needs nothing more to finish its request, so requests cannot wait on one
+//! another for good (growing piecemeal with the buffer let several half-received large
+//! requests hold the whole budget between them, each waiting for more). A connection paused
+//! for the budget counts as idle, and `connections.max.idle.ms` closes it.
+//!
+//! Memory held by receive buffers is thus at most the larger of the budget and one
+//! maximum-size request, plus one read step per connection in the middle of a request.
 
 use std::sync::Arc;
 
@@ -82,15 +87,17 @@ impl BudgetHold {
         self.held
     }
 
-    /// Bytes of the budget that a receive buffer of `capacity` bytes takes.
-    fn needed(&self, capacity: usize) -> usize {
-        capacity.saturating_sub(READ_STEP).min(self.budget.total)
+    /// Bytes of the budget that a request of `size` bytes (prefix included) takes.
+    fn needed(&self, size: usize) -> usize {
+        size.saturating_sub(READ_STEP).min(self.budget.total)
     }
 
-    /// Makes this hold cover a receive buffer of `capacity` bytes, waiting while the budget
-    /// is spent. Gives back the difference when the buffer shrinks.
-    pub async fn cover(&mut self, capacity: usize) {
-        let needed = self.needed(capacity);
+    /// Makes this hold cover a receive buffer for a request of `size` bytes (prefix
+    /// included; a buffer of at most [`READ_STEP`] needs nothing), waiting while the budget
+    /// is spent. Gives back what it no longer needs; to take more, it first gives back
+    /// everything, so it never waits while holding part of the budget.
+    pub async fn cover(&mut self, size: usize) {
+        let needed = self.needed(size);
         let Some(permits) = self.budget.permits.clone() else {
             return;
         };
@@ -98,30 +105,29 @@ impl BudgetHold {
             self.shrink_to(needed);
             return;
         }
-        while self.held < needed {
-            // One acquisition takes at most u32::MAX permits; an increment is at most a
-            // request (2 GiB), so this loops only in theory.
-            let step = u32::try_from(needed - self.held).unwrap_or(u32::MAX);
-            let permit = match permits.try_acquire_many(step) {
-                Ok(permit) => permit,
-                Err(_) => {
-                    crate::warn_limited!(
-                        PAUSED,
-                        budget = self.budget.total,
-                        available = permits.available_permits(),
-                        wanted = step,
-                        "reading paused: queued.max.request.bytes is in use by requests being received"
-                    );
-                    match permits.acquire_many(step).await {
-                        Ok(permit) => permit,
-                        // The semaphore is never closed.
-                        Err(_) => return,
-                    }
+        self.release();
+        // One acquisition takes at most u32::MAX permits; `needed` is at most one request
+        // (below 2 GiB, see socket_request_max_bytes), so the fallback never happens.
+        let want = u32::try_from(needed).unwrap_or(u32::MAX);
+        let permit = match permits.try_acquire_many(want) {
+            Ok(permit) => permit,
+            Err(_) => {
+                crate::warn_limited!(
+                    PAUSED,
+                    budget = self.budget.total,
+                    available = permits.available_permits(),
+                    wanted = want,
+                    "reading paused: queued.max.request.bytes is in use by requests being received"
+                );
+                match permits.acquire_many(want).await {
+                    Ok(permit) => permit,
+                    // The semaphore is never closed.
+                    Err(_) => return,
                 }
-            };
-            permit.forget();
-            self.held += step as usize;
-        }
+            }
+        };
+        permit.forget();
+        self.held = want as usize;
     }
 
     /// Gives back everything (the receive buffer was freed).
@@ -162,6 +168,7 @@ mod tests {
         hold.cover(READ_STEP + MIB).await;
         assert_eq!(hold.held(), MIB);
         assert_eq!(budget.available(), 3 * MIB);
+        // A smaller next request gives back the difference.
         hold.cover(READ_STEP + 100).await;
         assert_eq!(budget.available(), 4 * MIB - 100);
         hold.release();
@@ -183,7 +190,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn growing_waits_until_another_connection_gives_back() {
+    async fn a_request_waits_until_another_gives_back() {
         let budget = RequestBudget::new(Some(2 * MIB));
         let mut first = budget.hold();
         first.cover(READ_STEP + 2 * MIB).await;
@@ -196,13 +203,51 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiting.is_finished(), "the budget is spent: it must wait");
-        first.cover(READ_STEP + MIB).await; // gives back 1 MiB
+        first.cover(READ_STEP + MIB).await; // its next request is smaller: gives back 1 MiB
         let second = tokio::time::timeout(Duration::from_secs(5), waiting)
             .await
             .expect("woken when memory is given back")
             .expect("task");
         assert_eq!(second.held(), MIB);
         assert_eq!(budget.available(), 0);
+    }
+
+    /// Two connections each holding part of the budget and both wanting more for a larger
+    /// request: each gives back what it holds before waiting, so one of them gets its whole
+    /// piece and neither waits for ever.
+    #[tokio::test]
+    async fn holders_wanting_more_do_not_wait_on_each_other() {
+        let budget = RequestBudget::new(Some(4 * MIB));
+        let mut a = budget.hold();
+        let mut b = budget.hold();
+        a.cover(READ_STEP + 2 * MIB).await;
+        b.cover(READ_STEP + 2 * MIB).await;
+        assert_eq!(budget.available(), 0);
+        let mut a = tokio::spawn(async move {
+            a.cover(READ_STEP + 3 * MIB).await;
+            a
+        });
+        let mut b = tokio::spawn(async move {
+            b.cover(READ_STEP + 3 * MIB).await;
+            b
+        });
+        // One of them gets 3 MiB; the other waits until the first is done with it.
+        let first = tokio::time::timeout(Duration::from_secs(5), async {
+            tokio::select! {
+                done = &mut a => (done.expect("task"), b),
+                done = &mut b => (done.expect("task"), a),
+            }
+        })
+        .await
+        .expect("one of the two gets its piece");
+        let (mut done, other) = first;
+        assert_eq!(done.held(), 3 * MIB);
+        done.release();
+        let other = tokio::time::timeout(Duration::from_secs(5), other)
+            .await
+            .expect("the other gets its piece once the first gives it back")
+            .expect("task");
+        assert_eq!(other.held(), 3 * MIB);
     }
 
     #[tokio::test]
