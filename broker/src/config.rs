@@ -192,8 +192,8 @@ fn insert_key(table: &mut toml::Table, key: String, value: toml::Value) {
 /// Default `queued_max_request_bytes`: Kafka's default (-1, unbounded) lets stalled
 /// requests take all memory; 512 MiB holds five maximum-size requests at once.
 pub const DEFAULT_QUEUED_MAX_REQUEST_BYTES: i64 = 512 * 1024 * 1024;
-/// Smallest `queued_max_request_bytes`: one read step.
-const MIN_QUEUED_MAX_REQUEST_BYTES: i64 = floe_protocol::frame::READ_STEP as i64;
+/// Smallest `queued_max_request_bytes`: the receive buffer a connection uses freely.
+const MIN_QUEUED_MAX_REQUEST_BYTES: i64 = crate::request_budget::FREE_BYTES as i64;
 /// Largest `queued_max_request_bytes` (1 TiB; larger means unbounded, say -1).
 const MAX_QUEUED_MAX_REQUEST_BYTES: i64 = 1 << 40;
 

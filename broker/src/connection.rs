@@ -20,9 +20,7 @@ use std::time::{Duration, Instant};
 use std::io::IoSlice;
 
 use bytes::{Buf, Bytes, BytesMut};
-use floe_protocol::frame::{
-    PREFIX_SIZE, READ_STEP, decode_frame, grow_to, next_capacity, peek_frame_size,
-};
+use floe_protocol::frame::{PREFIX_SIZE, decode_frame, grow_to, next_capacity, peek_frame_size};
 use floe_protocol::request::parse_request;
 use floe_protocol::response::encode_response_chunks;
 use tokio::io::AsyncWriteExt;
@@ -32,6 +30,7 @@ use tokio::sync::mpsc;
 
 use crate::handlers::{self, Outgoing, Reply, RequestContext};
 use crate::log_limit::LogLimit;
+use crate::request_budget::FREE_BYTES;
 use crate::state::Broker;
 
 /// Warnings about connections closed for what their client sent: any client can cause as
@@ -179,10 +178,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
         };
         if let Some(target) = grow {
             // Waits while the budget is spent: this connection stops reading meanwhile.
-            // A buffer past the read step is for a request whose prefix is in: its whole
+            // A buffer past the free bytes is for a request whose prefix is in: its whole
             // size is taken from the budget at once (see `request_budget.rs`).
             let size = match peek_frame_size(&buf, max) {
-                Ok(Some(size)) if target > READ_STEP => PREFIX_SIZE + size,
+                Ok(Some(size)) if target > FREE_BYTES => PREFIX_SIZE + size,
                 _ => target,
             };
             tokio::select! {

@@ -1,14 +1,14 @@
 //! The broker-wide budget of request bytes being read (Kafka's `queued.max.request.bytes`).
 //!
-//! Every connection may use one read step ([`READ_STEP`]) of receive buffer freely, so
-//! small requests never wait. A request larger than that takes its size beyond the read
-//! step out of the budget, in one piece, before its buffer grows past the read step; the
+//! Every connection may use [`FREE_BYTES`] (64 KiB) of receive buffer freely, so small
+//! requests never wait. A request larger than that takes its size beyond those 64 KiB out
+//! of the budget, in one piece, before its buffer grows past them; the
 //! piece is capped at the whole budget, so one request larger than the budget can still be
 //! read (up to `socket.request.max.bytes`). A connection that cannot get its piece waits:
 //! it stops reading its socket (TCP flow control pushes back on the client) until other
 //! connections finish their requests or close. The buffer itself still grows only with the
 //! bytes that arrive (`floe_protocol::frame`), so a prefix announcing 100 MiB followed by a
-//! few bytes costs one read step and no budget.
+//! few bytes costs a 4 KiB buffer and no budget.
 //!
 //! Taking a request's whole piece at once, after giving back anything held, means no
 //! connection ever waits for the budget while holding part of it: a connection that has
@@ -18,14 +18,17 @@
 //! for the budget counts as idle, and `connections.max.idle.ms` closes it.
 //!
 //! Memory held by receive buffers is thus at most the larger of the budget and one
-//! maximum-size request, plus one read step per connection in the middle of a request.
+//! maximum-size request, plus 64 KiB per connection in the middle of a request.
 
 use std::sync::Arc;
 
-use floe_protocol::frame::READ_STEP;
 use tokio::sync::Semaphore;
 
 use crate::log_limit::LogLimit;
+
+/// Receive buffer a connection may use without the budget: requests up to this size
+/// (Metadata, heartbeats, fetches, modest produce requests) never wait for it.
+pub const FREE_BYTES: usize = 64 * 1024;
 
 /// "reading paused" lines: the first of a burst says why; more add nothing.
 static PAUSED: LogLimit = LogLimit::new("reading paused for queued.max.request.bytes", 1);
@@ -89,11 +92,11 @@ impl BudgetHold {
 
     /// Bytes of the budget that a request of `size` bytes (prefix included) takes.
     fn needed(&self, size: usize) -> usize {
-        size.saturating_sub(READ_STEP).min(self.budget.total)
+        size.saturating_sub(FREE_BYTES).min(self.budget.total)
     }
 
     /// Makes this hold cover a receive buffer for a request of `size` bytes (prefix
-    /// included; a buffer of at most [`READ_STEP`] needs nothing), waiting while the budget
+    /// included; a buffer of at most [`FREE_BYTES`] needs nothing), waiting while the budget
     /// is spent. Gives back what it no longer needs; to take more, it first gives back
     /// everything, so it never waits while holding part of the budget.
     pub async fn cover(&mut self, size: usize) {
@@ -163,13 +166,13 @@ mod tests {
     async fn the_first_read_step_is_free_and_the_rest_is_counted() {
         let budget = RequestBudget::new(Some(4 * MIB));
         let mut hold = budget.hold();
-        hold.cover(READ_STEP).await;
+        hold.cover(FREE_BYTES).await;
         assert_eq!(hold.held(), 0);
-        hold.cover(READ_STEP + MIB).await;
+        hold.cover(FREE_BYTES + MIB).await;
         assert_eq!(hold.held(), MIB);
         assert_eq!(budget.available(), 3 * MIB);
         // A smaller next request gives back the difference.
-        hold.cover(READ_STEP + 100).await;
+        hold.cover(FREE_BYTES + 100).await;
         assert_eq!(budget.available(), 4 * MIB - 100);
         hold.release();
         assert_eq!(budget.available(), 4 * MIB);
@@ -193,17 +196,17 @@ mod tests {
     async fn a_request_waits_until_another_gives_back() {
         let budget = RequestBudget::new(Some(2 * MIB));
         let mut first = budget.hold();
-        first.cover(READ_STEP + 2 * MIB).await;
+        first.cover(FREE_BYTES + 2 * MIB).await;
         let mut second = budget.hold();
-        // Within the free read step: no wait even with the budget spent.
-        second.cover(READ_STEP).await;
+        // Within the free bytes: no wait even with the budget spent.
+        second.cover(FREE_BYTES).await;
         let waiting = tokio::spawn(async move {
-            second.cover(READ_STEP + MIB).await;
+            second.cover(FREE_BYTES + MIB).await;
             second
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!waiting.is_finished(), "the budget is spent: it must wait");
-        first.cover(READ_STEP + MIB).await; // its next request is smaller: gives back 1 MiB
+        first.cover(FREE_BYTES + MIB).await; // its next request is smaller: gives back 1 MiB
         let second = tokio::time::timeout(Duration::from_secs(5), waiting)
             .await
             .expect("woken when memory is given back")
@@ -220,15 +223,15 @@ mod tests {
         let budget = RequestBudget::new(Some(4 * MIB));
         let mut a = budget.hold();
         let mut b = budget.hold();
-        a.cover(READ_STEP + 2 * MIB).await;
-        b.cover(READ_STEP + 2 * MIB).await;
+        a.cover(FREE_BYTES + 2 * MIB).await;
+        b.cover(FREE_BYTES + 2 * MIB).await;
         assert_eq!(budget.available(), 0);
         let mut a = tokio::spawn(async move {
-            a.cover(READ_STEP + 3 * MIB).await;
+            a.cover(FREE_BYTES + 3 * MIB).await;
             a
         });
         let mut b = tokio::spawn(async move {
-            b.cover(READ_STEP + 3 * MIB).await;
+            b.cover(FREE_BYTES + 3 * MIB).await;
             b
         });
         // One of them gets 3 MiB; the other waits until the first is done with it.

@@ -4,8 +4,8 @@
 //!
 //! A receive buffer grows as the bytes of a frame arrive, never to the size its prefix
 //! announces: [`next_capacity`] allows at most twice what has arrived of the frame (and at
-//! least [`READ_STEP`]), so a connection that announces 100 MiB and sends ten bytes pins
-//! one read step, not 100 MiB.
+//! least [`MIN_BUFFER`]), so a connection that announces 100 MiB and sends ten bytes pins
+//! 4 KiB, not 100 MiB.
 
 use bytes::{Buf, BytesMut};
 
@@ -16,8 +16,9 @@ pub const DEFAULT_MAX_REQUEST_SIZE: usize = 100 * 1024 * 1024;
 pub const PREFIX_SIZE: usize = 4;
 
 /// Smallest receive buffer, and the most a buffer may hold beyond twice the bytes received
-/// of the frame in it. Requests up to this size are read with one buffer and no copy.
-pub const READ_STEP: usize = 64 * 1024;
+/// of the frame in it. A fresh buffer starts at this size and doubles from there, so small
+/// requests are read with one small buffer and large ones with a few copies.
+pub const MIN_BUFFER: usize = 4 * 1024;
 
 /// Why a frame cannot be accepted.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -72,7 +73,7 @@ pub fn decode_frame(buf: &mut BytesMut, max: usize) -> Result<Option<BytesMut>, 
 /// The capacity to grow `buf` to before the next read, or `None` while it still has room.
 ///
 /// `buf` holds at most the start of one frame (complete frames were split off first). A
-/// full buffer grows to at least [`READ_STEP`], and otherwise to room for the rest of the
+/// full buffer grows to at least [`MIN_BUFFER`], and otherwise to room for the rest of the
 /// frame but never more than twice what has arrived of it: doubling keeps the copies of a
 /// large request linear in its size while memory follows the bytes actually received. The
 /// announced size is checked against `max` first. A returned capacity is always more than
@@ -88,7 +89,7 @@ pub fn next_capacity(buf: &BytesMut, max: usize) -> Result<Option<usize>, FrameE
         // No complete prefix yet, or a complete frame the caller has not split off.
         _ => len.saturating_add(1),
     };
-    Ok(Some(wanted.max(READ_STEP)))
+    Ok(Some(wanted.max(MIN_BUFFER)))
 }
 
 /// Makes `buf` able to hold `capacity` bytes without further allocation, moving its bytes
@@ -137,29 +138,29 @@ mod tests {
     }
 
     #[test]
-    fn huge_prefix_with_few_bytes_allocates_one_read_step() {
+    fn huge_prefix_with_few_bytes_allocates_the_smallest_buffer() {
         let mut buf = BytesMut::new();
         buf.extend_from_slice(&(DEFAULT_MAX_REQUEST_SIZE as u32).to_be_bytes());
         buf.extend_from_slice(&[7u8; 10]);
         assert_eq!(decode_frame(&mut buf, DEFAULT_MAX_REQUEST_SIZE), Ok(None));
         assert!(buf.capacity() < 1024, "decode reserved {}", buf.capacity());
         let target = next_capacity(&buf, DEFAULT_MAX_REQUEST_SIZE).unwrap();
-        // A buffer with room grows later; a full one by one read step.
-        let target = target.unwrap_or(READ_STEP);
-        assert!(target <= READ_STEP);
+        // A buffer with room grows later; a full one to the smallest buffer.
+        let target = target.unwrap_or(MIN_BUFFER);
+        assert!(target <= MIN_BUFFER);
         let mut full = BytesMut::with_capacity(14);
         full.extend_from_slice(&buf);
         assert_eq!(
             next_capacity(&full, DEFAULT_MAX_REQUEST_SIZE),
-            Ok(Some(READ_STEP))
+            Ok(Some(MIN_BUFFER))
         );
         grow_to(&mut buf, target);
-        assert_eq!(buf.capacity(), READ_STEP);
+        assert_eq!(buf.capacity(), MIN_BUFFER);
         assert_eq!(buf.len(), 14);
     }
 
     /// Feeds a 100 MiB frame in uneven pieces, growing the buffer the way a connection does:
-    /// the capacity never exceeds twice the bytes received (or one read step), and the
+    /// the capacity never exceeds twice the bytes received (or the smallest buffer), and the
     /// frame comes out whole.
     #[test]
     fn buffer_grows_with_the_bytes_received() {
@@ -175,7 +176,7 @@ mod tests {
             if let Some(target) = next_capacity(&buf, size).unwrap() {
                 assert!(target > buf.len());
                 assert!(
-                    target <= READ_STEP.max(2 * buf.len()),
+                    target <= MIN_BUFFER.max(2 * buf.len()),
                     "{target} for {}",
                     buf.len()
                 );
@@ -191,12 +192,12 @@ mod tests {
             let n = room.min(size - sent);
             buf.extend_from_slice(&vec![(sent % 251) as u8; n]);
             sent += n;
-            assert!(buf.capacity() <= READ_STEP.max(2 * buf.len()));
+            assert!(buf.capacity() <= MIN_BUFFER.max(2 * buf.len()));
         };
         assert_eq!(frame.len(), size);
         assert!(buf.is_empty());
-        // Doubling from one read step: 1 + log2(64 MiB / 64 KiB) + 1 allocations.
-        assert!(grows <= 12, "{grows} reallocations");
+        // Doubling from the smallest buffer: 1 + log2(64 MiB / 4 KiB) + 1 allocations.
+        assert!(grows <= 17, "{grows} reallocations");
     }
 
     #[test]
@@ -213,12 +214,12 @@ mod tests {
             ),
             Err(FrameError::TooLarge { .. })
         ));
-        assert_eq!(next_capacity(&BytesMut::new(), 100), Ok(Some(READ_STEP)));
-        assert_eq!(next_capacity(&full(&[0, 0]), 100), Ok(Some(READ_STEP)));
-        // A small frame: one read step also takes in the next requests.
+        assert_eq!(next_capacity(&BytesMut::new(), 100), Ok(Some(MIN_BUFFER)));
+        assert_eq!(next_capacity(&full(&[0, 0]), 100), Ok(Some(MIN_BUFFER)));
+        // A small frame: the smallest buffer also takes in the next requests.
         assert_eq!(
             next_capacity(&full(&[0, 0, 0, 9, 1]), 100),
-            Ok(Some(READ_STEP))
+            Ok(Some(MIN_BUFFER))
         );
         // Room left: no growth.
         assert_eq!(next_capacity(&BytesMut::with_capacity(8), 100), Ok(None));
