@@ -158,8 +158,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
             buf = BytesMut::new();
             budget.release();
         }
-        // Wait for bytes before allocating for them.
+        // Wait for bytes before allocating for them. Biased: when bytes are already there the
+        // idle timer is never polled, so it costs nothing on a busy connection.
         tokio::select! {
+            biased;
             ready = reader.readable() => if let Err(e) = ready {
                 tracing::debug!(%peer, "read failed: {e}");
                 break;
@@ -185,6 +187,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
                 _ => target,
             };
             tokio::select! {
+                biased;
                 () = budget.cover(size) => {}
                 () = activity.idle_timeout(max_idle) => {
                     tracing::debug!(%peer, "closing connection idle while waiting for the request budget");
