@@ -412,3 +412,43 @@ fn idle_connections_are_closed_and_active_ones_stay() {
     }
     api_versions(&mut active);
 }
+
+/// Warnings about connections closed for bad input are rate limited: 300 connections that
+/// each send a negative length prefix get at most a few lines per second, and a later line
+/// says how many were suppressed.
+#[test]
+fn warnings_about_bad_connections_are_rate_limited() {
+    let broker = Broker::start();
+    let start = Instant::now();
+    let bad = |count: usize| {
+        for _ in 0..count {
+            let mut conn = stalled_request(&broker, 0x8000_0000, 0);
+            wait_closed(&mut conn, "a connection with a negative length prefix");
+        }
+    };
+    bad(300);
+    let elapsed = start.elapsed();
+    let closing = |log: &str| log.matches("closing connection").count();
+    let logged = closing(&broker.log());
+    // Ten per second, per window of one second started by the first line of a burst.
+    let allowed = 10 * (elapsed.as_secs() as usize + 2);
+    assert!(
+        (1..=allowed).contains(&logged),
+        "{logged} warnings for 300 bad connections in {elapsed:?} (at most {allowed})"
+    );
+    // Once a new window starts, the next warning comes with the count of those dropped.
+    wait_until(
+        Duration::from_secs(10),
+        "the log reports suppressed warnings",
+        || {
+            bad(1);
+            broker.log().contains("suppressed")
+        },
+    );
+    let log = broker.log();
+    eprintln!(
+        "{logged} of 300 warnings logged in {elapsed:?}; summary: {:?}",
+        log.lines().find(|l| l.contains("suppressed"))
+    );
+    assert!(log.contains("similar messages"), "{log}");
+}
