@@ -54,6 +54,23 @@ pub struct Config {
     /// Largest request accepted, checked before any buffer is allocated.
     #[serde(alias = "socket.request.max.bytes")]
     pub socket_request_max_bytes: usize,
+    /// Bytes of requests being received, across all connections, beyond which connections
+    /// stop reading until memory is given back (Kafka's `queued.max.request.bytes`); -1 for
+    /// unbounded. See `request_budget.rs`.
+    #[serde(alias = "queued.max.request.bytes")]
+    pub queued_max_request_bytes: i64,
+    /// A connection with no response pending that has read and written nothing for this
+    /// long is closed (Kafka's `connections.max.idle.ms`); -1 for never.
+    #[serde(alias = "connections.max.idle.ms")]
+    pub connections_max_idle_ms: i64,
+    /// Most connections served at once; more are closed when accepted (Kafka's
+    /// `max.connections`).
+    #[serde(alias = "max.connections")]
+    pub max_connections: i32,
+    /// Most connections served at once from one client address (Kafka's
+    /// `max.connections.per.ip`).
+    #[serde(alias = "max.connections.per.ip")]
+    pub max_connections_per_ip: i32,
     /// Create a topic when a client asks for its metadata (or fetches it) and it is missing.
     #[serde(alias = "auto.create.topics.enable")]
     pub auto_create_topics_enable: bool,
@@ -227,6 +244,14 @@ fn insert_key(table: &mut toml::Table, key: String, value: toml::Value) {
     table.insert(key, value);
 }
 
+/// Default `queued_max_request_bytes`: Kafka's default (-1, unbounded) lets stalled
+/// requests take all memory; 512 MiB holds five maximum-size requests at once.
+pub const DEFAULT_QUEUED_MAX_REQUEST_BYTES: i64 = 512 * 1024 * 1024;
+/// Smallest `queued_max_request_bytes`: the receive buffer a connection uses freely.
+const MIN_QUEUED_MAX_REQUEST_BYTES: i64 = crate::request_budget::FREE_BYTES as i64;
+/// Largest `queued_max_request_bytes` (1 TiB; larger means unbounded, say -1).
+const MAX_QUEUED_MAX_REQUEST_BYTES: i64 = 1 << 40;
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -235,6 +260,10 @@ impl Default for Config {
             advertised_listener: None,
             data_dir: PathBuf::from("floe-data"),
             socket_request_max_bytes: floe_protocol::frame::DEFAULT_MAX_REQUEST_SIZE,
+            queued_max_request_bytes: DEFAULT_QUEUED_MAX_REQUEST_BYTES,
+            connections_max_idle_ms: 600_000,
+            max_connections: 10_000,
+            max_connections_per_ip: i32::MAX,
             auto_create_topics_enable: true,
             num_partitions: 1,
             max_partitions_per_topic: 1000,
@@ -351,6 +380,27 @@ impl Config {
         s
     }
 
+    /// The request budget in bytes, `None` when unbounded.
+    pub fn request_budget_bytes(&self) -> Option<usize> {
+        usize::try_from(self.queued_max_request_bytes).ok()
+    }
+
+    /// How long a connection may stay idle, `None` for ever.
+    pub fn max_idle(&self) -> Option<std::time::Duration> {
+        u64::try_from(self.connections_max_idle_ms)
+            .ok()
+            .map(std::time::Duration::from_millis)
+    }
+
+    /// The connection limits (`max_connections`, `max_connections_per_ip`).
+    pub fn connection_limits(&self) -> crate::connection_limits::ConnectionLimits {
+        let count = |v: i32| usize::try_from(v).unwrap_or(0);
+        crate::connection_limits::ConnectionLimits::new(
+            count(self.max_connections),
+            count(self.max_connections_per_ip),
+        )
+    }
+
     fn is_key(key: &str) -> bool {
         const KEYS: &[&str] = &[
             "storage_io",
@@ -360,6 +410,10 @@ impl Config {
             "advertised_listener",
             "data_dir",
             "socket_request_max_bytes",
+            "queued_max_request_bytes",
+            "connections_max_idle_ms",
+            "max_connections",
+            "max_connections_per_ip",
             "auto_create_topics_enable",
             "num_partitions",
             "max_partitions_per_topic",
@@ -466,6 +520,31 @@ impl Config {
                 "max_partitions_per_topic and max_partitions must be at least 1, not {} and {}",
                 self.max_partitions_per_topic, self.max_partitions
             ));
+        }
+        if self.queued_max_request_bytes != -1
+            && !(MIN_QUEUED_MAX_REQUEST_BYTES..=MAX_QUEUED_MAX_REQUEST_BYTES)
+                .contains(&self.queued_max_request_bytes)
+        {
+            return bad(format!(
+                "queued_max_request_bytes must be -1 (unbounded) or between {} and {}, not {}",
+                MIN_QUEUED_MAX_REQUEST_BYTES,
+                MAX_QUEUED_MAX_REQUEST_BYTES,
+                self.queued_max_request_bytes
+            ));
+        }
+        if self.connections_max_idle_ms != -1 && self.connections_max_idle_ms < 1 {
+            return bad(format!(
+                "connections_max_idle_ms must be -1 (never) or positive, not {}",
+                self.connections_max_idle_ms
+            ));
+        }
+        for (key, value) in [
+            ("max_connections", self.max_connections),
+            ("max_connections_per_ip", self.max_connections_per_ip),
+        ] {
+            if value < 1 {
+                return bad(format!("{key} must be at least 1, not {value}"));
+            }
         }
         if self.log_segment_bytes < 14 || self.log_segment_bytes > i32::MAX as u64 {
             return bad(format!(
@@ -592,5 +671,80 @@ mod tests {
             &[("advertised_listener".into(), "nohost".into())],
         );
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn queued_max_request_bytes() {
+        let c = Config::load(None, vec![], &[]).unwrap();
+        assert_eq!(c.request_budget_bytes(), Some(512 * 1024 * 1024));
+        let set = |v: &str| {
+            Config::load(
+                None,
+                vec![],
+                &[("queued.max.request.bytes".into(), v.into())],
+            )
+        };
+        assert_eq!(set("-1").unwrap().request_budget_bytes(), None);
+        assert_eq!(
+            set("1048576").unwrap().request_budget_bytes(),
+            Some(1_048_576)
+        );
+        let env = vec![(
+            "FLOE_QUEUED_MAX_REQUEST_BYTES".to_string(),
+            "65536".to_string(),
+        )];
+        let c = Config::load(None, env, &[]).unwrap();
+        assert_eq!(c.request_budget_bytes(), Some(65536));
+        for bad in ["0", "-2", "1000", "2000000000000"] {
+            let err = set(bad).unwrap_err().to_string();
+            assert!(err.contains("queued_max_request_bytes"), "{bad}: {err}");
+        }
+        assert!(set("lots").is_err());
+    }
+
+    #[test]
+    fn connection_limits() {
+        let c = Config::load(None, vec![], &[]).unwrap();
+        assert_eq!(
+            (c.max_connections, c.max_connections_per_ip),
+            (10_000, i32::MAX)
+        );
+        let c = Config::load(
+            None,
+            vec![("FLOE_MAX_CONNECTIONS_PER_IP".to_string(), "3".to_string())],
+            &[("max.connections".into(), "50".into())],
+        )
+        .unwrap();
+        assert_eq!((c.max_connections, c.max_connections_per_ip), (50, 3));
+        for key in ["max.connections", "max_connections_per_ip"] {
+            let err = Config::load(None, vec![], &[(key.into(), "0".into())]).unwrap_err();
+            assert!(
+                err.to_string().contains(&key.replace('.', "_")),
+                "{key}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn connections_max_idle_ms() {
+        use std::time::Duration;
+        let c = Config::load(None, vec![], &[]).unwrap();
+        assert_eq!(c.max_idle(), Some(Duration::from_secs(600)));
+        let set = |v: &str| {
+            Config::load(
+                None,
+                vec![],
+                &[("connections.max.idle.ms".into(), v.into())],
+            )
+        };
+        assert_eq!(set("-1").unwrap().max_idle(), None);
+        assert_eq!(
+            set("500").unwrap().max_idle(),
+            Some(Duration::from_millis(500))
+        );
+        for bad in ["0", "-5"] {
+            let err = set(bad).unwrap_err().to_string();
+            assert!(err.contains("connections_max_idle_ms"), "{bad}: {err}");
+        }
     }
 }

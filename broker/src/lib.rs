@@ -7,11 +7,14 @@
 
 pub mod config;
 pub mod connection;
+pub mod connection_limits;
 pub mod errors;
 pub mod fetch_session;
 pub mod group;
 pub mod handlers;
+pub mod log_limit;
 pub mod metadata_store;
+pub mod request_budget;
 pub mod server;
 pub mod state;
 pub mod topic_config;

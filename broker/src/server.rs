@@ -8,9 +8,17 @@ use floe_storage::LogManager;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, parse_host_port};
+use crate::log_limit::LogLimit;
 use crate::metadata_store::FileMetadataStore;
 use crate::state::{Broker, Endpoint};
 use crate::topics::Topics;
+
+/// Accept errors repeat every 50 ms while they last (out of file descriptors).
+static ACCEPT_FAILED: LogLimit = LogLimit::new("accept failed", 1);
+
+/// Connections refused for `max.connections` or `max.connections.per.ip`: a client that
+/// retries in a loop would otherwise fill the log.
+static REFUSED: LogLimit = LogLimit::new("connection refused by a connection limit", 10);
 
 /// Opens the data directory, recovers every log, binds the listener and serves until a
 /// shutdown signal arrives.
@@ -82,17 +90,29 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ..Broker::new(config, endpoint, topics)
     });
 
+    let limits = broker.config.connection_limits();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    tokio::spawn(crate::connection::serve(stream, peer, broker.clone()));
-                }
+                Ok((stream, peer)) => match limits.try_open(peer.ip()) {
+                    Ok(slot) => {
+                        let broker = broker.clone();
+                        tokio::spawn(async move {
+                            crate::connection::serve(stream, peer, broker).await;
+                            drop(slot);
+                        });
+                    }
+                    Err(refused) => {
+                        // Kafka closes it at once too; nothing was read from it.
+                        crate::warn_limited!(REFUSED, %peer, "closing connection: {refused}");
+                        drop(stream);
+                    }
+                },
                 Err(e) => {
                     // Out of file descriptors and the like: keep serving existing clients.
-                    tracing::warn!("accept failed: {e}");
+                    crate::warn_limited!(ACCEPT_FAILED, "accept failed: {e}");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             },
