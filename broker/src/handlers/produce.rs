@@ -9,6 +9,8 @@
 
 use bytes::BytesMut;
 use floe_protocol::record_batch::{iter_batches, validate_batches};
+
+use crate::log_limit::LogLimit;
 use floe_storage::PartitionLog;
 use futures_util::future::join_all;
 use kafka_protocol::ResponseError;
@@ -69,7 +71,10 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
                 }
                 Err((code, message)) => {
                     any_error = true;
-                    tracing::warn!(
+                    // A client (or a full disk) can make every request fail: rate limited.
+                    static REJECTED: LogLimit = LogLimit::new("produce rejected", 10);
+                    crate::warn_limited!(
+                        REJECTED,
                         peer = %ctx.peer,
                         topic = %name,
                         partition = data.index,
