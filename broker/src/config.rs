@@ -164,7 +164,7 @@ pub struct Config {
 }
 
 /// The `[storage]` table.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
     /// File I/O backend: `auto` (io_uring where available, else std, with a log line),
@@ -176,6 +176,33 @@ pub struct StorageConfig {
     /// Topics override it with their `storage.recovery` config.
     #[serde(deserialize_with = "recovery_mode")]
     pub recovery: RecoveryMode,
+    /// Average read rate of the scrubber that re-checks the CRCs of closed segments; 0 turns
+    /// it off.
+    pub scrub_bytes_per_second: u64,
+    /// Time from the start of one scrubber pass over every closed segment to the next.
+    pub scrub_interval_ms: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        let scrub = floe_storage::ScrubConfig::default();
+        StorageConfig {
+            io: floe_storage::IoMode::default(),
+            recovery: RecoveryMode::default(),
+            scrub_bytes_per_second: scrub.bytes_per_second,
+            scrub_interval_ms: u64::try_from(scrub.interval.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The scrubber's settings.
+    pub fn scrub(&self) -> floe_storage::ScrubConfig {
+        floe_storage::ScrubConfig {
+            bytes_per_second: self.scrub_bytes_per_second,
+            interval: std::time::Duration::from_millis(self.scrub_interval_ms),
+        }
+    }
 }
 
 /// `storage.recovery`: Kafka has no such setting; the names say what happens to the data.
@@ -405,6 +432,8 @@ impl Config {
         const KEYS: &[&str] = &[
             "storage_io",
             "storage_recovery",
+            "storage_scrub_bytes_per_second",
+            "storage_scrub_interval_ms",
             "node_id",
             "listen",
             "advertised_listener",

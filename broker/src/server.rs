@@ -41,6 +41,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .context("recovery task failed")?
             .context("cannot load topics")?
     };
+    logs.start_scrubber(config.storage.scrub())
+        .context("cannot start the segment scrubber")?;
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -267,7 +267,10 @@ impl Topics {
     /// The log of one partition, or why it cannot be served.
     pub fn lookup(&self, topic: &str, partition: i32) -> Result<Arc<PartitionLog>, Unavailable> {
         if let Some(log) = self.partition(topic, partition) {
-            return Ok(log);
+            return match log.offline_reason() {
+                Some(reason) => Err(Unavailable::Offline(reason)),
+                None => Ok(log),
+            };
         }
         match self.offline_reason(topic, partition) {
             Some(reason) => Err(Unavailable::Offline(reason)),
@@ -275,8 +278,12 @@ impl Topics {
         }
     }
 
-    /// Why a partition is offline, if it is.
+    /// Why a partition is offline, if it is: its log could not be opened at start, or it
+    /// was taken offline since (the scrubber found damage).
     pub fn offline_reason(&self, topic: &str, partition: i32) -> Option<String> {
+        if let Some(log) = self.partition(topic, partition) {
+            return log.offline_reason();
+        }
         self.offline
             .read()
             .unwrap_or_else(|p| p.into_inner())

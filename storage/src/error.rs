@@ -116,6 +116,14 @@ pub enum StorageError {
         #[source]
         source: io::Error,
     },
+    /// The log was taken offline because its data is damaged (found by the scrubber).
+    #[error("log {path} is offline: {reason}")]
+    Offline {
+        /// The partition directory.
+        path: PathBuf,
+        /// What was found.
+        reason: String,
+    },
     /// The log was deleted or shut down.
     #[error("log {path} is closed")]
     Closed {

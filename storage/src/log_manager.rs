@@ -28,6 +28,7 @@ use crate::config::LogConfig;
 use crate::error::{IoOp, StorageError};
 use crate::io::{self, Io};
 use crate::partition_log::PartitionLog;
+use crate::scrubber::{ScrubConfig, Scrubber};
 use crate::syncer::Syncer;
 use crate::topic_partition::TopicPartition;
 
@@ -57,6 +58,8 @@ pub struct LogManager {
     _flusher: Flusher,
     /// The sync thread behind [`PartitionLog::sync_async`]; stopped on drop.
     syncer: Syncer,
+    /// The scrubber thread, once started ([`LogManager::start_scrubber`]); stopped on drop.
+    scrubber: Mutex<Option<Scrubber>>,
 }
 
 /// The `flush.ms` thread; stopped and joined on drop.
@@ -171,9 +174,19 @@ impl LogManager {
             clean_at_start: Mutex::new(clean),
             _flusher: Flusher::start(Arc::clone(&logs))?,
             syncer: Syncer::start()?,
+            scrubber: Mutex::new(None),
             logs,
             delete_counter: AtomicU64::new(0),
         })
+    }
+
+    /// Starts (or restarts with new settings) the background scrubber that checks the CRCs
+    /// of closed segments ([`crate::scrubber`]); a rate of 0 stops it.
+    pub fn start_scrubber(&self, config: ScrubConfig) -> Result<(), StorageError> {
+        let mut scrubber = lock(&self.scrubber);
+        *scrubber = None; // stops the old thread first
+        *scrubber = Some(Scrubber::start(Arc::clone(&self.logs), config)?);
+        Ok(())
     }
 
     /// The data directory.

@@ -212,6 +212,8 @@ struct Inner {
     /// A segment file was created since the last sync of the partition directory.
     dir_dirty: bool,
     closed: bool,
+    /// Why the log was taken offline (damaged data), if it was.
+    offline: Option<String>,
 }
 
 impl Inner {
@@ -293,6 +295,7 @@ impl PartitionLog {
                 unsynced: Vec::new(),
                 dir_dirty: false,
                 closed: false,
+                offline: None,
             }),
             io,
             sync_in_flight: Mutex::new(false),
@@ -318,12 +321,45 @@ impl PartitionLog {
                 path: self.dir.clone(),
             });
         }
+        self.check_usable_for_reads(inner)
+    }
+
+    fn check_usable_for_reads(&self, inner: &Inner) -> Result<(), StorageError> {
         if inner.closed {
             return Err(StorageError::Closed {
                 path: self.dir.clone(),
             });
         }
+        if let Some(reason) = &inner.offline {
+            return Err(StorageError::Offline {
+                path: self.dir.clone(),
+                reason: reason.clone(),
+            });
+        }
         Ok(())
+    }
+
+    /// Takes the log offline because its data is damaged: appends and reads are refused
+    /// with `reason` from now on (the files stay as they are for the operator).
+    pub fn take_offline(&self, reason: String) {
+        self.lock().offline = Some(reason);
+    }
+
+    /// Why the log is offline, if it is.
+    pub fn offline_reason(&self) -> Option<String> {
+        self.lock().offline.clone()
+    }
+
+    /// Readers of every segment but the active one (for the scrubber).
+    pub(crate) fn closed_segments(&self) -> Vec<SegmentReader> {
+        let inner = self.lock();
+        let n = inner.segments.len().saturating_sub(1);
+        inner
+            .segments
+            .values()
+            .take(n)
+            .map(Segment::reader)
+            .collect()
     }
 
     fn fail<T>(&self, error: StorageError) -> Result<T, StorageError> {
@@ -664,12 +700,7 @@ impl PartitionLog {
         loop {
             let (segment, next_base, log_start, log_end) = {
                 let inner = self.lock();
-                if inner.closed {
-                    return Err(StorageError::Closed {
-                        path: self.dir.clone(),
-                    }
-                    .into());
-                }
+                self.check_usable_for_reads(&inner)?;
                 let log_start = self.log_start.load(Ordering::Acquire);
                 let log_end = self.log_end.load(Ordering::Acquire);
                 if fetch_offset < log_start || fetch_offset > log_end {

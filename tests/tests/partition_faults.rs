@@ -274,3 +274,55 @@ fn partition_caps_are_enforced() {
         ["a", "b", "d"].iter().map(|s| s.to_string()).collect()
     );
 }
+
+/// Item 8: a byte flipped in a closed segment while the broker runs is found by the
+/// scrubber, which takes that partition offline (KAFKA_STORAGE_ERROR, no leader) instead of
+/// letting a consumer read wrong data; the other partitions keep serving.
+#[test]
+fn scrubber_takes_a_damaged_partition_offline() {
+    let broker = Broker::start_with(&[
+        "--set",
+        "log_segment_bytes=4096",
+        "--set",
+        "storage.scrub_interval_ms=100",
+    ]);
+    let mut conn = RawConn::open(&broker, CLIENT_ID);
+    assert_eq!(conn.create_topic("rotting", 2), NONE);
+    for _ in 0..20 {
+        for p in 0..2 {
+            assert_eq!(
+                conn.produce("rotting", p, -1, raw::batch(20, Compression::None))
+                    .0,
+                NONE
+            );
+        }
+    }
+    let segment = broker
+        .data_dir
+        .join("rotting-0")
+        .join("00000000000000000000.log");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[200] ^= 0x04;
+    std::fs::write(&segment, &bytes).unwrap();
+    floe_tests::wait_until(
+        Duration::from_secs(30),
+        "the scrubber finds the damage",
+        || conn.latest_offset("rotting", 0).0 == KAFKA_STORAGE_ERROR,
+    );
+    assert!(
+        broker.log().contains("scrubber found damage"),
+        "{}",
+        broker.log()
+    );
+    let meta = metadata(&mut conn);
+    let rotting = meta
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "rotting"))
+        .unwrap();
+    assert_eq!(rotting.partitions[0].error_code, LEADER_NOT_AVAILABLE);
+    assert_eq!(rotting.partitions[1].error_code, NONE);
+    assert_eq!(conn.latest_offset("rotting", 1), (NONE, 400));
+    drop(conn);
+    real_client_round_trip(&broker, "rotting", 1, 20);
+}
