@@ -20,6 +20,7 @@ mod offset_index;
 pub mod partition_log;
 pub mod producer_state;
 mod recovery;
+pub mod recovery_point;
 pub mod scrubber;
 pub mod segment;
 mod syncer;

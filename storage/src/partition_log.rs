@@ -265,8 +265,9 @@ impl PartitionLog {
         dir: PathBuf,
         config: LogConfig,
         clean: bool,
+        durable_hint: Option<i64>,
     ) -> Result<PartitionLog, StorageError> {
-        let recovered = recovery::recover(&io, &dir, &config, clean)?;
+        let recovered = recovery::recover(&io, &dir, &config, clean, durable_hint)?;
         let log_start = recovered.segments.keys().next().copied().unwrap_or(0);
         let log_end = recovered
             .segments

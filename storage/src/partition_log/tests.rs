@@ -199,6 +199,90 @@ fn corrupt_last_batch_is_cut_at_its_start() {
     );
 }
 
+/// With the recovery point checkpointed after the sync, damage to the only batch of the
+/// active segment is damage to acknowledged data: refused, not cut as a torn tail.
+fn damage_below_the_recovery_point_is_refused_not_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir
+        .path()
+        .join("orders-eu-3")
+        .join(format!("{:020}.log", 0));
+    {
+        let (manager, log) = open(dir.path(), LogConfig::default());
+        append_batches(&log, 1, 0);
+        log.sync().unwrap();
+        manager.checkpoint_recovery_points().unwrap();
+        // Dropped without shutdown: a crash.
+    }
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 5;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let manager = open_manager(dir.path());
+    assert!(matches!(
+        manager.open_partition(&tp(), LogConfig::default()),
+        Err(StorageError::Corrupt { .. })
+    ));
+    drop(manager);
+    // The operator's choice: truncate (the acknowledged batch is lost, with an error log).
+    let (_manager, log) = open(
+        dir.path(),
+        LogConfig {
+            recovery: crate::RecoveryPolicy::TruncateCorruption,
+            ..LogConfig::default()
+        },
+    );
+    assert_eq!(log.log_end_offset(), 0);
+}
+
+/// Above the recovery point a damaged last batch is still a torn tail, cut as before.
+fn torn_tail_above_the_recovery_point_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir
+        .path()
+        .join("orders-eu-3")
+        .join(format!("{:020}.log", 0));
+    {
+        let (manager, log) = open(dir.path(), LogConfig::default());
+        append_batches(&log, 2, 0);
+        log.sync().unwrap();
+        manager.checkpoint_recovery_points().unwrap();
+        append_batches(&log, 1, 0);
+    }
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 5;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let (_manager, log) = open(dir.path(), LogConfig::default());
+    assert_eq!(log.log_end_offset(), 6);
+}
+
+/// A partition deleted and created again does not inherit the old recovery point: a torn
+/// tail of the new one is cut, not refused.
+fn recreated_partition_does_not_inherit_the_recovery_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir
+        .path()
+        .join("orders-eu-3")
+        .join(format!("{:020}.log", 0));
+    {
+        let (manager, log) = open(dir.path(), LogConfig::default());
+        append_batches(&log, 5, 0);
+        log.sync().unwrap();
+        manager.checkpoint_recovery_points().unwrap();
+        drop(log);
+        manager.delete_partition(&tp()).unwrap();
+        let log = manager.open_partition(&tp(), LogConfig::default()).unwrap();
+        append_batches(&log, 2, 0);
+    }
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 5;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let (_manager, log) = open(dir.path(), LogConfig::default());
+    assert_eq!(log.log_end_offset(), 3);
+}
+
 fn missing_and_garbage_indexes_are_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let part_dir = dir.path().join("orders-eu-3");
@@ -802,6 +886,9 @@ crate::test_util::on_both_backends!(
     offsets_continue_after_clean_and_unclean_reopen,
     torn_tail_is_cut_and_appends_continue,
     corrupt_last_batch_is_cut_at_its_start,
+    damage_below_the_recovery_point_is_refused_not_cut,
+    torn_tail_above_the_recovery_point_is_cut,
+    recreated_partition_does_not_inherit_the_recovery_point,
     missing_and_garbage_indexes_are_rebuilt,
     stale_index_entry_falls_back_to_a_scan,
     segment_ms_rolls_by_age,
