@@ -181,6 +181,9 @@ pub struct StorageConfig {
     pub scrub_bytes_per_second: u64,
     /// Time from the start of one scrubber pass over every closed segment to the next.
     pub scrub_interval_ms: u64,
+    /// Injected storage faults (builds with the `faults` feature only; see
+    /// `docs/fault-injection.md`): rules like `sync_eio@victim-0;slow_sync_ms=2000@slow-0`.
+    pub faults: String,
 }
 
 impl Default for StorageConfig {
@@ -191,6 +194,7 @@ impl Default for StorageConfig {
             recovery: RecoveryMode::default(),
             scrub_bytes_per_second: scrub.bytes_per_second,
             scrub_interval_ms: u64::try_from(scrub.interval.as_millis()).unwrap_or(u64::MAX),
+            faults: String::new(),
         }
     }
 }
@@ -434,6 +438,7 @@ impl Config {
             "storage_recovery",
             "storage_scrub_bytes_per_second",
             "storage_scrub_interval_ms",
+            "storage_faults",
             "node_id",
             "listen",
             "advertised_listener",
@@ -544,6 +549,15 @@ impl Config {
                 self.socket_request_max_bytes
             ));
         }
+        if !self.storage.faults.trim().is_empty() {
+            #[cfg(feature = "faults")]
+            floe_storage::io::faults::Faults::from_spec(&self.storage.faults, None)
+                .map_err(|e| ConfigError::Invalid(format!("storage.faults: {e}")))?;
+            #[cfg(not(feature = "faults"))]
+            return bad(
+                "storage.faults needs a floe built with the `faults` cargo feature".to_string(),
+            );
+        }
         if self.max_partitions_per_topic < 1 || self.max_partitions < 1 {
             return bad(format!(
                 "max_partitions_per_topic and max_partitions must be at least 1, not {} and {}",
@@ -611,6 +625,7 @@ const STRING_KEYS: &[&str] = &[
     "data_dir",
     "storage_io",
     "storage_recovery",
+    "storage_faults",
 ];
 
 fn value_for(key: &str, raw: &str) -> toml::Value {

@@ -29,6 +29,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let io = floe_storage::Io::from_mode(config.storage.io)
         .with_context(|| format!("cannot start storage I/O backend {}", config.storage.io))?;
     tracing::info!(configured = %config.storage.io, backend = ?io.kind(), "storage I/O backend");
+    #[cfg(feature = "faults")]
+    let io = if config.storage.faults.trim().is_empty() {
+        io
+    } else {
+        // Suspended while `<data_dir>/faults.off` exists (tests "free the disk" with it).
+        let off = data_dir.join("faults.off");
+        let faults = floe_storage::io::faults::Faults::from_spec(&config.storage.faults, Some(off))
+            .map_err(anyhow::Error::msg)?;
+        tracing::warn!(faults = %config.storage.faults, "storage fault injection is on");
+        io.with_fault_set(faults)
+    };
     let logs = Arc::new(
         LogManager::open_with(&data_dir, io)
             .with_context(|| format!("cannot open data directory {}", data_dir.display()))?,

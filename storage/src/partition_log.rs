@@ -346,9 +346,16 @@ impl PartitionLog {
         self.lock().offline = Some(reason);
     }
 
-    /// Why the log is offline, if it is.
+    /// Why the log is offline, if it is: damaged data, or a failed write or sync (its
+    /// durable state is unknown until the broker restarts and recovers it).
     pub fn offline_reason(&self) -> Option<String> {
-        self.lock().offline.clone()
+        if let Some(reason) = self.lock().offline.clone() {
+            return Some(reason);
+        }
+        self.is_failed().then(|| {
+            "a write or fdatasync failed; the log is offline until the broker restarts and recovers it"
+                .to_string()
+        })
     }
 
     /// Readers of every segment but the active one (for the scrubber).

@@ -176,12 +176,21 @@ impl Io {
     /// This backend with a fault injector in front (tests).
     #[cfg(any(test, feature = "faults"))]
     pub fn with_faults(&self) -> (Io, Arc<faults::Faults>) {
-        let faults = Arc::new(faults::Faults::default());
+        let faults = Arc::new(faults::Faults::modelling_crashes());
         let io = Io {
             backend: Arc::clone(&self.backend),
             faults: Some(Arc::clone(&faults)),
         };
         (io, faults)
+    }
+
+    /// This backend with a fault set in front (see [`faults::Faults::from_spec`]).
+    #[cfg(any(test, feature = "faults"))]
+    pub fn with_fault_set(&self, faults: faults::Faults) -> Io {
+        Io {
+            backend: Arc::clone(&self.backend),
+            faults: Some(Arc::new(faults)),
+        }
     }
 
     /// Replaces `path` with `contents` atomically and durably: writes `<path>.tmp` and
@@ -343,7 +352,7 @@ impl File {
     }
 
     fn write_bytes(&self, position: u64, buf: Bytes, sync: bool) -> Result<()> {
-        self.check_write_fault()?;
+        self.check_write_fault(position, &buf)?;
         self.fault_written();
         if sync {
             self.check_sync_fault()?;
@@ -439,24 +448,31 @@ impl File {
         }
     }
 
-    fn check_write_fault(&self) -> Result<()> {
+    fn check_write_fault(&self, position: u64, buf: &[u8]) -> Result<()> {
         #[cfg(any(test, feature = "faults"))]
         if let Some(faults) = &self.io.faults
-            && faults.disk_full()
+            && let Some(written) = faults.write_fault(&self.path, buf.len())
         {
+            if written > 0 {
+                self.file
+                    .write_all_at(&buf[..written], position)
+                    .map_err(|e| StorageError::io(IoOp::Write, &self.path, e))?;
+            }
             return Err(StorageError::io(
                 IoOp::Write,
                 &self.path,
                 io::Error::from(io::ErrorKind::StorageFull),
             ));
         }
+        #[cfg(not(any(test, feature = "faults")))]
+        let _ = (position, buf);
         Ok(())
     }
 
     fn check_sync_fault(&self) -> Result<()> {
         #[cfg(any(test, feature = "faults"))]
         if let Some(faults) = &self.io.faults
-            && faults.sync_fails()
+            && faults.sync_fault(&self.path)
         {
             return Err(StorageError::io(
                 IoOp::Sync,
@@ -474,6 +490,7 @@ impl File {
         self.io
             .faults
             .as_ref()
+            .filter(|f| f.models_crashes())
             .map(|_| fs::read(&self.path).unwrap_or_default())
     }
 
