@@ -755,6 +755,11 @@ impl PartitionLog {
         }
     }
 
+    /// Bytes of the log's segment files (`.log` only), as DescribeLogDirs reports them.
+    pub fn size_bytes(&self) -> u64 {
+        self.lock().segments.values().map(|s| s.size).sum()
+    }
+
     /// First offset in the log.
     pub fn log_start_offset(&self) -> i64 {
         self.log_start.load(Ordering::Acquire)

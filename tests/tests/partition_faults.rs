@@ -18,6 +18,8 @@ use std::time::Duration;
 use floe_tests::Broker;
 use floe_tests::raw::{self, RawConn};
 use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::describe_log_dirs_request::DescribeLogDirsRequest;
+use kafka_protocol::messages::describe_log_dirs_response::DescribeLogDirsResponse;
 use kafka_protocol::messages::metadata_request::MetadataRequest;
 use kafka_protocol::messages::metadata_response::MetadataResponse;
 use kafka_protocol::records::Compression;
@@ -174,6 +176,50 @@ fn damaged_partition_is_offline_and_the_rest_serves() {
     );
     assert_eq!(conn.latest_offset("damaged", 0).0, KAFKA_STORAGE_ERROR);
     assert_eq!(conn.latest_offset("damaged", 1), (NONE, 5));
+    // DescribeLogDirs: the data directory with the healthy partitions' sizes, and the
+    // offline partition as a failed directory of its own.
+    let dirs: DescribeLogDirsResponse = conn.call(
+        ApiKey::DescribeLogDirs,
+        4,
+        &DescribeLogDirsRequest::default().with_topics(None),
+    );
+    let main = &dirs.results[0];
+    assert_eq!(main.error_code, NONE);
+    assert!(main.total_bytes > 0 && main.usable_bytes > 0, "{main:?}");
+    let sizes: BTreeSet<(String, i32, bool)> = main
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                (
+                    t.name.0.to_string(),
+                    p.partition_index,
+                    p.partition_size > 0,
+                )
+            })
+        })
+        .collect();
+    assert!(
+        sizes.contains(&("damaged".to_string(), 1, true)),
+        "{sizes:?}"
+    );
+    assert!(
+        sizes.contains(&("healthy".to_string(), 0, true)),
+        "{sizes:?}"
+    );
+    assert!(!sizes.iter().any(|(t, p, _)| t == "damaged" && *p == 0));
+    let failed: Vec<_> = dirs
+        .results
+        .iter()
+        .filter(|r| r.error_code != NONE)
+        .collect();
+    assert_eq!(failed.len(), 1, "{dirs:?}");
+    assert_eq!(failed[0].error_code, KAFKA_STORAGE_ERROR);
+    assert!(
+        failed[0].log_dir.ends_with("damaged-0"),
+        "{:?}",
+        failed[0].log_dir
+    );
     drop(conn);
     real_client_round_trip(&broker, "healthy", 0, 100);
     real_client_round_trip(&broker, "damaged", 1, 100);
