@@ -54,12 +54,33 @@ pub struct Config {
     /// Largest request accepted, checked before any buffer is allocated.
     #[serde(alias = "socket.request.max.bytes")]
     pub socket_request_max_bytes: usize,
+    /// Bytes of requests being received, across all connections, beyond which connections
+    /// stop reading until memory is given back (Kafka's `queued.max.request.bytes`); -1 for
+    /// unbounded. See `request_budget.rs`.
+    #[serde(alias = "queued.max.request.bytes")]
+    pub queued_max_request_bytes: i64,
+    /// A connection with no response pending that has read and written nothing for this
+    /// long is closed (Kafka's `connections.max.idle.ms`); -1 for never.
+    #[serde(alias = "connections.max.idle.ms")]
+    pub connections_max_idle_ms: i64,
+    /// Most connections served at once; more are closed when accepted (Kafka's
+    /// `max.connections`).
+    #[serde(alias = "max.connections")]
+    pub max_connections: i32,
+    /// Most connections served at once from one client address (Kafka's
+    /// `max.connections.per.ip`).
+    #[serde(alias = "max.connections.per.ip")]
+    pub max_connections_per_ip: i32,
     /// Create a topic when a client asks for its metadata (or fetches it) and it is missing.
     #[serde(alias = "auto.create.topics.enable")]
     pub auto_create_topics_enable: bool,
     /// Partitions of an auto-created topic, and of CreateTopics asking for the default.
     #[serde(alias = "num.partitions")]
     pub num_partitions: i32,
+    /// Most partitions one topic may have (CreateTopics, CreatePartitions, auto-creation).
+    pub max_partitions_per_topic: i32,
+    /// Most partitions this broker hosts, all topics together (internal topics included).
+    pub max_partitions: i32,
     /// Default `segment.bytes` for topics that do not set it.
     #[serde(alias = "log.segment.bytes")]
     pub log_segment_bytes: u64,
@@ -143,13 +164,95 @@ pub struct Config {
 }
 
 /// The `[storage]` table.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
     /// File I/O backend: `auto` (io_uring where available, else std, with a log line),
     /// `uring` (fail to start without it) or `std`.
     #[serde(deserialize_with = "io_mode")]
     pub io: floe_storage::IoMode,
+    /// What recovery does with damage that is not a torn tail: `refuse` (the partition stays
+    /// offline, the rest of the broker serves) or `truncate` (cut the log at the damage).
+    /// Topics override it with their `storage.recovery` config.
+    #[serde(deserialize_with = "recovery_mode")]
+    pub recovery: RecoveryMode,
+    /// Average read rate of the scrubber that re-checks the CRCs of closed segments; 0 turns
+    /// it off.
+    pub scrub_bytes_per_second: u64,
+    /// Time from the start of one scrubber pass over every closed segment to the next.
+    pub scrub_interval_ms: u64,
+    /// Injected storage faults (builds with the `faults` feature only; see
+    /// `docs/fault-injection.md`): rules like `sync_eio@victim-0;slow_sync_ms=2000@slow-0`.
+    pub faults: String,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        let scrub = floe_storage::ScrubConfig::default();
+        StorageConfig {
+            io: floe_storage::IoMode::default(),
+            recovery: RecoveryMode::default(),
+            scrub_bytes_per_second: scrub.bytes_per_second,
+            scrub_interval_ms: u64::try_from(scrub.interval.as_millis()).unwrap_or(u64::MAX),
+            faults: String::new(),
+        }
+    }
+}
+
+impl StorageConfig {
+    /// The scrubber's settings.
+    pub fn scrub(&self) -> floe_storage::ScrubConfig {
+        floe_storage::ScrubConfig {
+            bytes_per_second: self.scrub_bytes_per_second,
+            interval: std::time::Duration::from_millis(self.scrub_interval_ms),
+        }
+    }
+}
+
+/// `storage.recovery`: Kafka has no such setting; the names say what happens to the data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RecoveryMode {
+    /// Damage before the tail keeps the partition offline.
+    #[default]
+    Refuse,
+    /// Damage is cut off like a torn tail (records after it are lost).
+    Truncate,
+}
+
+impl RecoveryMode {
+    /// Parses `refuse` or `truncate`.
+    pub fn parse(s: &str) -> Option<RecoveryMode> {
+        match s {
+            "refuse" => Some(RecoveryMode::Refuse),
+            "truncate" => Some(RecoveryMode::Truncate),
+            _ => None,
+        }
+    }
+
+    /// The config value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecoveryMode::Refuse => "refuse",
+            RecoveryMode::Truncate => "truncate",
+        }
+    }
+
+    /// Storage's policy.
+    pub fn policy(self) -> floe_storage::RecoveryPolicy {
+        match self {
+            RecoveryMode::Refuse => floe_storage::RecoveryPolicy::TolerateTailCorruption,
+            RecoveryMode::Truncate => floe_storage::RecoveryPolicy::TruncateCorruption,
+        }
+    }
+}
+
+fn recovery_mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<RecoveryMode, D::Error> {
+    let s = String::deserialize(d)?;
+    RecoveryMode::parse(&s).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "storage.recovery must be refuse or truncate, not {s:?}"
+        ))
+    })
 }
 
 fn io_mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<floe_storage::IoMode, D::Error> {
@@ -172,6 +275,14 @@ fn insert_key(table: &mut toml::Table, key: String, value: toml::Value) {
     table.insert(key, value);
 }
 
+/// Default `queued_max_request_bytes`: Kafka's default (-1, unbounded) lets stalled
+/// requests take all memory; 512 MiB holds five maximum-size requests at once.
+pub const DEFAULT_QUEUED_MAX_REQUEST_BYTES: i64 = 512 * 1024 * 1024;
+/// Smallest `queued_max_request_bytes`: the receive buffer a connection uses freely.
+const MIN_QUEUED_MAX_REQUEST_BYTES: i64 = crate::request_budget::FREE_BYTES as i64;
+/// Largest `queued_max_request_bytes` (1 TiB; larger means unbounded, say -1).
+const MAX_QUEUED_MAX_REQUEST_BYTES: i64 = 1 << 40;
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -180,8 +291,14 @@ impl Default for Config {
             advertised_listener: None,
             data_dir: PathBuf::from("floe-data"),
             socket_request_max_bytes: floe_protocol::frame::DEFAULT_MAX_REQUEST_SIZE,
+            queued_max_request_bytes: DEFAULT_QUEUED_MAX_REQUEST_BYTES,
+            connections_max_idle_ms: 600_000,
+            max_connections: 10_000,
+            max_connections_per_ip: i32::MAX,
             auto_create_topics_enable: true,
             num_partitions: 1,
+            max_partitions_per_topic: 1000,
+            max_partitions: 10_000,
             log_segment_bytes: 1024 * 1024 * 1024,
             log_roll_ms: 7 * 24 * 3600 * 1000,
             message_max_bytes: 1_048_588,
@@ -294,16 +411,47 @@ impl Config {
         s
     }
 
+    /// The request budget in bytes, `None` when unbounded.
+    pub fn request_budget_bytes(&self) -> Option<usize> {
+        usize::try_from(self.queued_max_request_bytes).ok()
+    }
+
+    /// How long a connection may stay idle, `None` for ever.
+    pub fn max_idle(&self) -> Option<std::time::Duration> {
+        u64::try_from(self.connections_max_idle_ms)
+            .ok()
+            .map(std::time::Duration::from_millis)
+    }
+
+    /// The connection limits (`max_connections`, `max_connections_per_ip`).
+    pub fn connection_limits(&self) -> crate::connection_limits::ConnectionLimits {
+        let count = |v: i32| usize::try_from(v).unwrap_or(0);
+        crate::connection_limits::ConnectionLimits::new(
+            count(self.max_connections),
+            count(self.max_connections_per_ip),
+        )
+    }
+
     fn is_key(key: &str) -> bool {
         const KEYS: &[&str] = &[
             "storage_io",
+            "storage_recovery",
+            "storage_scrub_bytes_per_second",
+            "storage_scrub_interval_ms",
+            "storage_faults",
             "node_id",
             "listen",
             "advertised_listener",
             "data_dir",
             "socket_request_max_bytes",
+            "queued_max_request_bytes",
+            "connections_max_idle_ms",
+            "max_connections",
+            "max_connections_per_ip",
             "auto_create_topics_enable",
             "num_partitions",
+            "max_partitions_per_topic",
+            "max_partitions",
             "log_segment_bytes",
             "log_roll_ms",
             "message_max_bytes",
@@ -401,6 +549,46 @@ impl Config {
                 self.socket_request_max_bytes
             ));
         }
+        if !self.storage.faults.trim().is_empty() {
+            #[cfg(feature = "faults")]
+            floe_storage::io::faults::Faults::from_spec(&self.storage.faults, None)
+                .map_err(|e| ConfigError::Invalid(format!("storage.faults: {e}")))?;
+            #[cfg(not(feature = "faults"))]
+            return bad(
+                "storage.faults needs a floe built with the `faults` cargo feature".to_string(),
+            );
+        }
+        if self.max_partitions_per_topic < 1 || self.max_partitions < 1 {
+            return bad(format!(
+                "max_partitions_per_topic and max_partitions must be at least 1, not {} and {}",
+                self.max_partitions_per_topic, self.max_partitions
+            ));
+        }
+        if self.queued_max_request_bytes != -1
+            && !(MIN_QUEUED_MAX_REQUEST_BYTES..=MAX_QUEUED_MAX_REQUEST_BYTES)
+                .contains(&self.queued_max_request_bytes)
+        {
+            return bad(format!(
+                "queued_max_request_bytes must be -1 (unbounded) or between {} and {}, not {}",
+                MIN_QUEUED_MAX_REQUEST_BYTES,
+                MAX_QUEUED_MAX_REQUEST_BYTES,
+                self.queued_max_request_bytes
+            ));
+        }
+        if self.connections_max_idle_ms != -1 && self.connections_max_idle_ms < 1 {
+            return bad(format!(
+                "connections_max_idle_ms must be -1 (never) or positive, not {}",
+                self.connections_max_idle_ms
+            ));
+        }
+        for (key, value) in [
+            ("max_connections", self.max_connections),
+            ("max_connections_per_ip", self.max_connections_per_ip),
+        ] {
+            if value < 1 {
+                return bad(format!("{key} must be at least 1, not {value}"));
+            }
+        }
         if self.log_segment_bytes < 14 || self.log_segment_bytes > i32::MAX as u64 {
             return bad(format!(
                 "log_segment_bytes must be between 14 and {}, not {}",
@@ -431,7 +619,14 @@ pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
 }
 
 /// Keys whose values are always strings, even when they look like numbers.
-const STRING_KEYS: &[&str] = &["listen", "advertised_listener", "data_dir", "storage_io"];
+const STRING_KEYS: &[&str] = &[
+    "listen",
+    "advertised_listener",
+    "data_dir",
+    "storage_io",
+    "storage_recovery",
+    "storage_faults",
+];
 
 fn value_for(key: &str, raw: &str) -> toml::Value {
     if STRING_KEYS.contains(&key) {
@@ -520,5 +715,80 @@ mod tests {
             &[("advertised_listener".into(), "nohost".into())],
         );
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn queued_max_request_bytes() {
+        let c = Config::load(None, vec![], &[]).unwrap();
+        assert_eq!(c.request_budget_bytes(), Some(512 * 1024 * 1024));
+        let set = |v: &str| {
+            Config::load(
+                None,
+                vec![],
+                &[("queued.max.request.bytes".into(), v.into())],
+            )
+        };
+        assert_eq!(set("-1").unwrap().request_budget_bytes(), None);
+        assert_eq!(
+            set("1048576").unwrap().request_budget_bytes(),
+            Some(1_048_576)
+        );
+        let env = vec![(
+            "FLOE_QUEUED_MAX_REQUEST_BYTES".to_string(),
+            "65536".to_string(),
+        )];
+        let c = Config::load(None, env, &[]).unwrap();
+        assert_eq!(c.request_budget_bytes(), Some(65536));
+        for bad in ["0", "-2", "1000", "2000000000000"] {
+            let err = set(bad).unwrap_err().to_string();
+            assert!(err.contains("queued_max_request_bytes"), "{bad}: {err}");
+        }
+        assert!(set("lots").is_err());
+    }
+
+    #[test]
+    fn connection_limits() {
+        let c = Config::load(None, vec![], &[]).unwrap();
+        assert_eq!(
+            (c.max_connections, c.max_connections_per_ip),
+            (10_000, i32::MAX)
+        );
+        let c = Config::load(
+            None,
+            vec![("FLOE_MAX_CONNECTIONS_PER_IP".to_string(), "3".to_string())],
+            &[("max.connections".into(), "50".into())],
+        )
+        .unwrap();
+        assert_eq!((c.max_connections, c.max_connections_per_ip), (50, 3));
+        for key in ["max.connections", "max_connections_per_ip"] {
+            let err = Config::load(None, vec![], &[(key.into(), "0".into())]).unwrap_err();
+            assert!(
+                err.to_string().contains(&key.replace('.', "_")),
+                "{key}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn connections_max_idle_ms() {
+        use std::time::Duration;
+        let c = Config::load(None, vec![], &[]).unwrap();
+        assert_eq!(c.max_idle(), Some(Duration::from_secs(600)));
+        let set = |v: &str| {
+            Config::load(
+                None,
+                vec![],
+                &[("connections.max.idle.ms".into(), v.into())],
+            )
+        };
+        assert_eq!(set("-1").unwrap().max_idle(), None);
+        assert_eq!(
+            set("500").unwrap().max_idle(),
+            Some(Duration::from_millis(500))
+        );
+        for bad in ["0", "-5"] {
+            let err = set(bad).unwrap_err().to_string();
+            assert!(err.contains("connections_max_idle_ms"), "{bad}: {err}");
+        }
     }
 }

@@ -6,51 +6,124 @@
 //! handler that must wait (an acks=all produce for its fsync, a fetch for data) returns a
 //! future instead of a response; the writing side awaits those futures in request order,
 //! so waiting never blocks the dispatch of the next request.
+//!
+//! A connection with no response pending that has read and written nothing for
+//! `connections.max.idle.ms` is closed, also while it waits for the request budget
+//! (`request_budget.rs`): that is what frees the memory of clients that stall halfway
+//! through a request.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use std::io::IoSlice;
 
 use bytes::{Buf, Bytes, BytesMut};
-use floe_protocol::frame::decode_frame;
+use floe_protocol::frame::{PREFIX_SIZE, decode_frame, grow_to, next_capacity, peek_frame_size};
 use floe_protocol::request::parse_request;
 use floe_protocol::response::encode_response_chunks;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 
 use crate::handlers::{self, Outgoing, Reply, RequestContext};
+use crate::log_limit::LogLimit;
+use crate::request_budget::FREE_BYTES;
 use crate::state::Broker;
+
+/// Warnings about connections closed for what their client sent: any client can cause as
+/// many as it likes, so they are rate limited across all connections.
+static CLOSED_BAD_INPUT: LogLimit = LogLimit::new("connection closed for bad input", 10);
 
 /// Responses that may be pending (encoded or awaited) per connection before reading pauses.
 const MAX_IN_FLIGHT: usize = 64;
 
-/// Serves one connection until the client closes it or sends something unparseable.
+/// What `connections.max.idle.ms` looks at, shared by the reading and the writing side.
+#[derive(Debug)]
+struct Activity {
+    start: Instant,
+    /// Milliseconds after `start` of the last read or written response.
+    last_ms: AtomicU64,
+    /// Requests dispatched whose response is not written yet.
+    in_flight: AtomicUsize,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long the connection has been idle, `None` while a response is pending.
+    fn idle_for(&self) -> Option<Duration> {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let last = self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        Some(Instant::now().saturating_duration_since(last))
+    }
+
+    /// Completes once the connection has been idle for `max_idle` (never if `None`).
+    async fn idle_timeout(&self, max_idle: Option<Duration>) {
+        let Some(max_idle) = max_idle else {
+            return std::future::pending().await;
+        };
+        loop {
+            let wait = match self.idle_for() {
+                Some(idle) if idle >= max_idle => return,
+                Some(idle) => max_idle - idle,
+                None => max_idle,
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// Serves one connection until the client closes it, sends something unparseable, or
+/// stays idle for `connections.max.idle.ms`.
 pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, "set_nodelay failed: {e}");
     }
-    let (mut reader, writer) = stream.into_split();
+    let (reader, writer) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Outgoing>(MAX_IN_FLIGHT);
-    let writer = tokio::spawn(write_responses(writer, rx, peer));
+    let activity = Arc::new(Activity::new());
+    let max_idle = broker.config.max_idle();
+    let writer = tokio::spawn(write_responses(writer, rx, peer, activity.clone()));
     let max = broker.config.socket_request_max_bytes;
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    // Holds at most the start of one frame between reads (complete frames are split off
+    // first), and grows only as that frame's bytes arrive (`next_capacity`).
+    let mut buf = BytesMut::new();
+    // The part of `buf`'s allocation counted in the broker-wide request budget.
+    let mut budget = broker.request_budget.hold();
     'conn: loop {
         loop {
             let frame = match decode_frame(&mut buf, max) {
                 Ok(Some(frame)) => frame.freeze(),
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::warn!(%peer, "closing connection: {e}");
+                    crate::warn_limited!(CLOSED_BAD_INPUT, %peer, "closing connection: {e}");
                     break 'conn;
                 }
             };
             let request = match parse_request(frame) {
                 Ok(r) => r,
                 Err(e) => {
-                    tracing::warn!(%peer, "closing connection: unparseable request: {e}");
+                    crate::warn_limited!(
+                        CLOSED_BAD_INPUT,
+                        %peer,
+                        "closing connection: unparseable request: {e}"
+                    );
                     break 'conn;
                 }
             };
@@ -61,20 +134,72 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
             };
             match handlers::dispatch(&ctx, &request).await {
                 Ok(Some(out)) => {
+                    activity.in_flight.fetch_add(1, Ordering::Relaxed);
                     if tx.send(out).await.is_err() {
                         break 'conn; // the writer failed; the socket is gone
                     }
                 }
                 Ok(None) => {}
                 Err(reason) => {
-                    tracing::warn!(%peer, api = ?request.api_key, version = request.api_version(), "closing connection: {reason}");
+                    crate::warn_limited!(
+                        CLOSED_BAD_INPUT,
+                        %peer,
+                        api = ?request.api_key,
+                        version = request.api_version(),
+                        "closing connection: {reason}"
+                    );
                     break 'conn;
                 }
             }
         }
-        match reader.read_buf(&mut buf).await {
+        if buf.is_empty() {
+            // Every request read was handled: give the buffer back, so an idle connection
+            // holds no receive buffer at all.
+            buf = BytesMut::new();
+            budget.release();
+        }
+        // Wait for bytes before allocating for them. Biased: when bytes are already there the
+        // idle timer is never polled, so it costs nothing on a busy connection.
+        tokio::select! {
+            biased;
+            ready = reader.readable() => if let Err(e) = ready {
+                tracing::debug!(%peer, "read failed: {e}");
+                break;
+            },
+            () = activity.idle_timeout(max_idle) => {
+                tracing::debug!(%peer, "closing idle connection");
+                break;
+            }
+        }
+        let grow = match next_capacity(&buf, max) {
+            Ok(grow) => grow,
+            Err(e) => {
+                crate::warn_limited!(CLOSED_BAD_INPUT, %peer, "closing connection: {e}");
+                break;
+            }
+        };
+        if let Some(target) = grow {
+            // Waits while the budget is spent: this connection stops reading meanwhile.
+            // A buffer past the free bytes is for a request whose prefix is in: its whole
+            // size is taken from the budget at once (see `request_budget.rs`).
+            let size = match peek_frame_size(&buf, max) {
+                Ok(Some(size)) if target > FREE_BYTES => PREFIX_SIZE + size,
+                _ => target,
+            };
+            tokio::select! {
+                biased;
+                () = budget.cover(size) => {}
+                () = activity.idle_timeout(max_idle) => {
+                    tracing::debug!(%peer, "closing connection idle while waiting for the request budget");
+                    break;
+                }
+            }
+            grow_to(&mut buf, target);
+        }
+        match reader.try_read_buf(&mut buf) {
             Ok(0) => break,
-            Ok(_) => {}
+            Ok(_) => activity.touch(),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) => {
                 tracing::debug!(%peer, "read failed: {e}");
                 break;
@@ -92,6 +217,7 @@ async fn write_responses(
     mut writer: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Outgoing>,
     peer: SocketAddr,
+    activity: Arc<Activity>,
 ) {
     while let Some(out) = rx.recv().await {
         let body = match out.reply {
@@ -109,7 +235,10 @@ async fn write_responses(
                 }
             };
         drop(body);
-        if let Err(e) = write_chunks(&mut writer, chunks).await {
+        let written = write_chunks(&mut writer, chunks).await;
+        activity.touch();
+        activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Err(e) = written {
             tracing::debug!(%peer, "write failed: {e}");
             return;
         }

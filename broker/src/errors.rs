@@ -4,7 +4,7 @@ use floe_storage::producer_state::ProducerError;
 use floe_storage::{AppendError, ReadError, StorageError};
 use kafka_protocol::ResponseError;
 
-use crate::topics::TopicError;
+use crate::topics::{TopicError, Unavailable};
 
 /// Kafka error code for a topic operation failure.
 pub fn topic_error(e: &TopicError) -> ResponseError {
@@ -17,6 +17,15 @@ pub fn topic_error(e: &TopicError) -> ResponseError {
         TopicError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
         TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
         TopicError::Metadata(_) | TopicError::Storage(_) => ResponseError::KafkaStorageError,
+    }
+}
+
+/// Kafka error code for a partition that cannot be served: unknown, or offline (its log
+/// could not be opened), which Kafka reports as KAFKA_STORAGE_ERROR.
+pub fn unavailable(e: &Unavailable) -> ResponseError {
+    match e {
+        Unavailable::Unknown => ResponseError::UnknownTopicOrPartition,
+        Unavailable::Offline(_) => ResponseError::KafkaStorageError,
     }
 }
 
@@ -73,5 +82,7 @@ mod tests {
         assert_eq!(ResponseError::OutOfOrderSequenceNumber.code(), 45);
         assert_eq!(ResponseError::InvalidProducerEpoch.code(), 47);
         assert_eq!(ResponseError::KafkaStorageError.code(), 56);
+        assert_eq!(unavailable(&Unavailable::Unknown).code(), 3);
+        assert_eq!(unavailable(&Unavailable::Offline(String::new())).code(), 56);
     }
 }

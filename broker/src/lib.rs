@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod connection;
+pub mod connection_limits;
 pub mod errors;
 pub mod fetch_session;
 // Bodies of the fuzz targets (`fuzz/`) and their bounded stable runs; not an API.
@@ -14,7 +15,9 @@ pub mod fetch_session;
 pub mod fuzz;
 pub mod group;
 pub mod handlers;
+pub mod log_limit;
 pub mod metadata_store;
+pub mod request_budget;
 pub mod server;
 pub mod state;
 pub mod topic_config;

@@ -99,6 +99,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     // Paths and addresses must stay strings even when they look like TOML literals.
     let config = Config::load(args.config.as_deref(), std::env::vars(), &overrides)?;
+    floe_broker::connection_limits::check_open_file_limit(
+        usize::try_from(config.max_connections).unwrap_or(0),
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("floe")

@@ -106,15 +106,49 @@ pub trait MetadataStore: Send + Sync {
 }
 
 /// Metadata in a JSON file inside the data directory.
+///
+/// A full disk must not stop the operator from freeing space through Kafka (DeleteTopics
+/// persists the removal before it deletes the files), so the store keeps a space reserve
+/// (`meta/space.reserve`, 1 MiB) that it gives up to save the metadata when the file system
+/// is full, and takes again once a save finds room.
 pub struct FileMetadataStore {
     path: PathBuf,
+    reserve: PathBuf,
+}
+
+/// Size of the space reserve: far more than the metadata file of any broker.
+const RESERVE_BYTES: usize = 1024 * 1024;
+
+fn is_out_of_space(e: &floe_storage::StorageError) -> bool {
+    matches!(e, floe_storage::StorageError::Io { source, .. }
+        if matches!(source.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded))
 }
 
 impl FileMetadataStore {
     /// A store at `<data_dir>/meta/cluster.json`.
     pub fn new(data_dir: &std::path::Path) -> FileMetadataStore {
+        let meta = data_dir.join("meta");
         FileMetadataStore {
-            path: data_dir.join("meta").join("cluster.json"),
+            path: meta.join("cluster.json"),
+            reserve: meta.join("space.reserve"),
+        }
+    }
+
+    /// Writes the space reserve if it is missing (best effort: a full disk leaves it
+    /// missing until a later save).
+    fn keep_reserve(&self) {
+        if floe_storage::io::exists(&self.reserve) {
+            return;
+        }
+        match floe_storage::io::write_atomic(&self.reserve, &vec![0u8; RESERVE_BYTES]) {
+            Ok(()) => {
+                tracing::debug!(path = %self.reserve.display(), "metadata space reserve in place")
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot write the metadata space reserve yet");
+                // A partial reserve would count as present; never leave one.
+                let _ = floe_storage::io::remove_file(&self.reserve);
+            }
         }
     }
 }
@@ -149,7 +183,18 @@ impl MetadataStore for FileMetadataStore {
         if let Some(dir) = self.path.parent() {
             floe_storage::io::create_dir_all(dir).map_err(io)?;
         }
-        floe_storage::io::write_atomic(&self.path, &bytes).map_err(io)
+        match floe_storage::io::write_atomic(&self.path, &bytes) {
+            Ok(()) => {}
+            Err(e) if is_out_of_space(&e) && floe_storage::io::exists(&self.reserve) => {
+                tracing::warn!(path = %self.path.display(), "file system full: giving up the metadata space reserve to save the cluster metadata");
+                floe_storage::io::remove_file(&self.reserve).map_err(io)?;
+                floe_storage::io::write_atomic(&self.path, &bytes).map_err(io)?;
+                return Ok(());
+            }
+            Err(e) => return Err(io(e)),
+        }
+        self.keep_reserve();
+        Ok(())
     }
 }
 

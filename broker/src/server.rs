@@ -8,18 +8,38 @@ use floe_storage::LogManager;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, parse_host_port};
+use crate::log_limit::LogLimit;
 use crate::metadata_store::FileMetadataStore;
 use crate::state::{Broker, Endpoint};
 use crate::topics::Topics;
+
+/// Accept errors repeat every 50 ms while they last (out of file descriptors).
+static ACCEPT_FAILED: LogLimit = LogLimit::new("accept failed", 1);
+
+/// Connections refused for `max.connections` or `max.connections.per.ip`: a client that
+/// retries in a loop would otherwise fill the log.
+static REFUSED: LogLimit = LogLimit::new("connection refused by a connection limit", 10);
 
 /// Opens the data directory, recovers every log, binds the listener and serves until a
 /// shutdown signal arrives.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
+    let open_file_limit = raise_open_file_limit();
     let data_dir = config.data_dir.clone();
     let io = floe_storage::Io::from_mode(config.storage.io)
         .with_context(|| format!("cannot start storage I/O backend {}", config.storage.io))?;
     tracing::info!(configured = %config.storage.io, backend = ?io.kind(), "storage I/O backend");
+    #[cfg(feature = "faults")]
+    let io = if config.storage.faults.trim().is_empty() {
+        io
+    } else {
+        // Suspended while `<data_dir>/faults.off` exists (tests "free the disk" with it).
+        let off = data_dir.join("faults.off");
+        let faults = floe_storage::io::faults::Faults::from_spec(&config.storage.faults, Some(off))
+            .map_err(anyhow::Error::msg)?;
+        tracing::warn!(faults = %config.storage.faults, "storage fault injection is on");
+        io.with_fault_set(faults)
+    };
     let logs = Arc::new(
         LogManager::open_with(&data_dir, io)
             .with_context(|| format!("cannot open data directory {}", data_dir.display()))?,
@@ -32,6 +52,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .context("recovery task failed")?
             .context("cannot load topics")?
     };
+    logs.start_scrubber(config.storage.scrub())
+        .context("cannot start the segment scrubber")?;
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -45,6 +67,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         host,
         port: i32::from(port),
     };
+    // Three files per partition, plus sockets, the catalog and the runtime's own.
+    let hosted: i64 = topics
+        .list()
+        .iter()
+        .map(|t| i64::from(t.record.partitions))
+        .sum();
+    let needed = u64::try_from(hosted).unwrap_or(0) * 3 + 1024;
+    match open_file_limit {
+        Some(limit) if limit < needed => tracing::warn!(
+            open_file_limit = limit,
+            partitions = hosted,
+            "the open-file limit is low for the partitions hosted; raise it (ulimit -n) or new partitions may fail to open"
+        ),
+        _ => {
+            tracing::info!(open_file_limit = ?open_file_limit, partitions = hosted, "open-file limit")
+        }
+    }
     tracing::info!(
         listen = %local,
         advertised = %format!("{}:{}", endpoint.host, endpoint.port),
@@ -64,17 +103,29 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ..Broker::new(config, endpoint, topics)
     });
 
+    let limits = broker.config.connection_limits();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    tokio::spawn(crate::connection::serve(stream, peer, broker.clone()));
-                }
+                Ok((stream, peer)) => match limits.try_open(peer.ip()) {
+                    Ok(slot) => {
+                        let broker = broker.clone();
+                        tokio::spawn(async move {
+                            crate::connection::serve(stream, peer, broker).await;
+                            drop(slot);
+                        });
+                    }
+                    Err(refused) => {
+                        // Kafka closes it at once too; nothing was read from it.
+                        crate::warn_limited!(REFUSED, %peer, "closing connection: {refused}");
+                        drop(stream);
+                    }
+                },
                 Err(e) => {
                     // Out of file descriptors and the like: keep serving existing clients.
-                    tracing::warn!("accept failed: {e}");
+                    crate::warn_limited!(ACCEPT_FAILED, "accept failed: {e}");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             },
@@ -92,6 +143,27 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("clean shutdown failed")?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// Raises the soft open-file limit to the hard limit (every partition keeps three files
+/// open; the common soft default of 1,024 ran out at ~340 partitions). Returns the limit.
+fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current == limit.maximum {
+        return limit.current;
+    }
+    let raised = Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => limit.maximum,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+            limit.current
+        }
+    }
 }
 
 async fn shutdown_signal() {

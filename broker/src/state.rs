@@ -5,6 +5,7 @@ use std::sync::Mutex;
 
 use crate::config::Config;
 use crate::fetch_session::FetchSessions;
+use crate::request_budget::RequestBudget;
 use crate::topics::{TopicError, Topics};
 
 /// How clients reach this broker (the advertised listener).
@@ -62,6 +63,8 @@ pub struct Broker {
     pub groups: crate::group::GroupCoordinator,
     /// Topics materialized as Iceberg tables (disabled until the server starts it).
     pub tableflow: floe_tableflow::Tableflow,
+    /// Bytes of requests being received, across connections (`queued.max.request.bytes`).
+    pub request_budget: RequestBudget,
 }
 
 /// Tableflow hears about topic changes through the registry's listener hook.
@@ -84,6 +87,7 @@ impl Broker {
     /// Assembles the shared state.
     pub fn new(config: Arc<Config>, endpoint: Endpoint, topics: Topics) -> Broker {
         Broker {
+            request_budget: RequestBudget::new(config.request_budget_bytes()),
             groups: crate::group::GroupCoordinator::open(&config, &topics),
             fetch_sessions: FetchSessions::new(config.fetch_session_cache_slots),
             config,

@@ -194,6 +194,13 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = {
             &[],
             "Age at which the active segment is rolled.",
         ),
+        def(
+            "storage.recovery",
+            String,
+            0,
+            &["refuse", "truncate"],
+            "Damage found at start-up before the log's tail: refuse (the partition stays offline) or truncate (cut the log there).",
+        ),
         // Tableflow (validated by floe_tableflow::validate, documented in docs/tableflow.md).
         def(
             "table.commit.interval.ms",
@@ -344,6 +351,7 @@ pub fn default_value(name: &str, config: &Config) -> String {
         "segment.bytes" => config.log_segment_bytes.to_string(),
         "segment.index.bytes" => "10485760".into(),
         "segment.ms" => config.log_roll_ms.to_string(),
+        "storage.recovery" => config.storage.recovery.as_str().into(),
         "table.commit.interval.ms" => "5000".into(),
         "table.enable" => "false".into(),
         "table.mode" => "key_value".into(),
@@ -398,6 +406,11 @@ pub fn log_config(overrides: &BTreeMap<String, String>, config: &Config) -> LogC
     if let Some(v) = num("flush.ms") {
         log.flush_ms = never_at_max(v);
     }
+    if let Some(mode) =
+        crate::config::RecoveryMode::parse(&effective("storage.recovery", overrides, config))
+    {
+        log.recovery = mode.policy();
+    }
     log
 }
 
@@ -442,6 +455,22 @@ mod tests {
         assert_eq!(
             log_config(&BTreeMap::new(), &config).max_message_bytes,
             config.message_max_bytes
+        );
+        let truncating = [("storage.recovery".to_string(), "truncate".to_string())].into();
+        assert_eq!(
+            log_config(&truncating, &config).recovery,
+            floe_storage::RecoveryPolicy::TruncateCorruption
+        );
+        assert_eq!(
+            defaults.recovery,
+            floe_storage::RecoveryPolicy::TolerateTailCorruption
+        );
+        assert!(validate("storage.recovery", "ignore").is_err());
+        let mut broker_truncates = Config::default();
+        broker_truncates.storage.recovery = crate::config::RecoveryMode::Truncate;
+        assert_eq!(
+            log_config(&BTreeMap::new(), &broker_truncates).recovery,
+            floe_storage::RecoveryPolicy::TruncateCorruption
         );
         for d in TOPIC_CONFIGS {
             assert!(

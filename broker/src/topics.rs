@@ -2,10 +2,15 @@
 //! open partition logs. Every change is persisted through the [`MetadataStore`] before it is
 //! acknowledged; partition directories are created or removed in the storage layer.
 //!
-//! Order of a create: persist the topic, then open its partition logs (a crash in between
-//! leaves a topic whose missing directories are created at the next start). Order of a
-//! delete: persist the removal, then delete the directories (a crash in between leaves
-//! stray directories, removed at the next start).
+//! Order of a create: open (create) its partition logs, then persist the topic; if either
+//! fails, the partitions created are deleted again and nothing was persisted, so a topic
+//! answered as failed never exists (a crash in between leaves stray directories, removed at
+//! the next start). Order of a delete: persist the removal, then delete the directories (a
+//! crash in between leaves stray directories, removed at the next start).
+//!
+//! A partition whose log cannot be opened at start-up (damage the recovery policy refuses,
+//! no file descriptors left, a full disk) is offline: the broker starts and serves every
+//! other partition, and requests for the offline one get `KAFKA_STORAGE_ERROR`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -47,6 +52,15 @@ pub enum TopicError {
     /// A partition log could not be opened or removed.
     #[error(transparent)]
     Storage(#[from] floe_storage::StorageError),
+}
+
+/// Why a partition cannot be served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unavailable {
+    /// No such topic or partition.
+    Unknown,
+    /// The partition exists but its log is offline, for this reason.
+    Offline(String),
 }
 
 /// Topics the broker itself writes (consumer offsets, and later transaction state);
@@ -121,6 +135,8 @@ pub struct Topics {
     logs: Arc<LogManager>,
     metadata: RwLock<ClusterMetadata>,
     by_id: RwLock<HashMap<Uuid, String>>,
+    /// Partitions whose log could not be opened, with the reason.
+    offline: RwLock<BTreeMap<(String, i32), String>>,
     /// Serialises changes so persisted and in-memory metadata move together.
     change: Mutex<()>,
     listener: std::sync::OnceLock<Arc<dyn TopicListener>>,
@@ -136,22 +152,41 @@ impl Topics {
     ) -> Result<Topics, TopicError> {
         let metadata = store.load_or_init()?;
         let mut by_id = HashMap::new();
+        let mut offline = BTreeMap::new();
         for (name, record) in &metadata.topics {
             by_id.insert(record.topic_id, name.clone());
             let log_config = topic_config::log_config(&record.configs, &config);
             for partition in 0..record.partitions {
-                logs.open_partition(&TopicPartition::new(name, partition), log_config.clone())?;
+                let tp = TopicPartition::new(name, partition);
+                if let Err(e) = logs.open_partition(&tp, log_config.clone()) {
+                    let reason = error_chain(&e);
+                    tracing::error!(topic = %name, partition, error = %reason, "partition is offline: its log cannot be opened; the broker serves the other partitions");
+                    metrics::gauge!("floe_partition_offline", "topic" => name.clone(), "partition" => partition.to_string()).set(1.0);
+                    offline.insert((name.clone(), partition), reason);
+                }
             }
         }
-        for tp in logs.partition_dirs()? {
+        let dirs = logs.partition_dirs().unwrap_or_else(|e| {
+            tracing::warn!(error = %error_chain(&e), "cannot list partition directories; stray ones stay until the next start");
+            Vec::new()
+        });
+        for tp in dirs {
             let known = metadata
                 .topics
                 .get(&tp.topic)
                 .is_some_and(|t| tp.partition < t.partitions);
             if !known {
-                tracing::warn!(topic = %tp.topic, partition = tp.partition, "removing partition directory of a deleted topic");
-                logs.delete_partition(&tp)?;
+                tracing::warn!(topic = %tp.topic, partition = tp.partition, "removing partition directory of a deleted (or never created) topic");
+                if let Err(e) = logs.delete_partition(&tp) {
+                    tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %error_chain(&e), "cannot remove a stray partition directory");
+                }
             }
+        }
+        if !offline.is_empty() {
+            tracing::error!(
+                count = offline.len(),
+                "started with offline partitions; see the errors above"
+            );
         }
         Ok(Topics {
             config,
@@ -159,6 +194,7 @@ impl Topics {
             logs,
             metadata: RwLock::new(metadata),
             by_id: RwLock::new(by_id),
+            offline: RwLock::new(offline),
             change: Mutex::new(()),
             listener: std::sync::OnceLock::new(),
         })
@@ -223,9 +259,111 @@ impl Topics {
             .collect()
     }
 
-    /// The log of one partition, if the topic and partition exist.
+    /// The log of one partition, if the topic and partition exist and are online.
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
         self.logs.get(&TopicPartition::new(topic, partition))
+    }
+
+    /// The log of one partition, or why it cannot be served.
+    pub fn lookup(&self, topic: &str, partition: i32) -> Result<Arc<PartitionLog>, Unavailable> {
+        if let Some(log) = self.partition(topic, partition) {
+            return match log.offline_reason() {
+                Some(reason) => Err(Unavailable::Offline(reason)),
+                None => Ok(log),
+            };
+        }
+        match self.offline_reason(topic, partition) {
+            Some(reason) => Err(Unavailable::Offline(reason)),
+            None => Err(Unavailable::Unknown),
+        }
+    }
+
+    /// Why a partition is offline, if it is: its log could not be opened at start, or it
+    /// was taken offline since (the scrubber found damage).
+    pub fn offline_reason(&self, topic: &str, partition: i32) -> Option<String> {
+        if let Some(log) = self.partition(topic, partition) {
+            return log.offline_reason();
+        }
+        self.offline
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(topic.to_string(), partition))
+            .cloned()
+    }
+
+    /// Every offline partition with its reason.
+    pub fn offline_partitions(&self) -> Vec<(String, i32, String)> {
+        self.offline
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|((t, p), r)| (t.clone(), *p, r.clone()))
+            .collect()
+    }
+
+    fn forget_offline(&self, topic: &str) {
+        self.offline
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(t, _), _| t != topic);
+    }
+
+    /// Partitions hosted now, all topics together.
+    fn partition_total(&self) -> i64 {
+        self.read()
+            .topics
+            .values()
+            .map(|t| i64::from(t.partitions))
+            .sum()
+    }
+
+    /// Checks `added` more partitions against `max_partitions` and a topic's new count
+    /// against `max_partitions_per_topic`.
+    fn check_partition_caps(&self, count: i32, added: i32) -> Result<(), TopicError> {
+        let per_topic = self.config.max_partitions_per_topic;
+        if count > per_topic {
+            return Err(TopicError::InvalidPartitions(format!(
+                "Number of partitions {count} is more than a topic may have on this broker (max_partitions_per_topic = {per_topic})."
+            )));
+        }
+        let total = self.partition_total();
+        let max = i64::from(self.config.max_partitions);
+        if total + i64::from(added) > max {
+            return Err(TopicError::InvalidPartitions(format!(
+                "Adding {added} partitions to the {total} this broker hosts would exceed max_partitions = {max}."
+            )));
+        }
+        Ok(())
+    }
+
+    /// Opens (creating) the logs of partitions `from..to` of a topic; on failure deletes
+    /// the ones it created and returns the error.
+    fn create_partition_logs(
+        &self,
+        name: &str,
+        from: i32,
+        to: i32,
+        log_config: &floe_storage::LogConfig,
+    ) -> Result<(), TopicError> {
+        for partition in from..to {
+            let tp = TopicPartition::new(name, partition);
+            if let Err(e) = self.logs.open_partition(&tp, log_config.clone()) {
+                self.remove_partition_logs(name, from, partition + 1);
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the logs of partitions `from..to` (undoing a failed create), logging what
+    /// it cannot remove (the next start removes stray directories).
+    fn remove_partition_logs(&self, name: &str, from: i32, to: i32) {
+        for partition in from..to {
+            let tp = TopicPartition::new(name, partition);
+            if let Err(e) = self.logs.delete_partition(&tp) {
+                tracing::warn!(topic = %name, partition, error = %error_chain(&e), "cannot remove the directory of a partition whose creation failed; removed at the next start");
+            }
+        }
     }
 
     /// The broker configuration.
@@ -242,9 +380,10 @@ impl Topics {
                 "Number of partitions must be larger than 0.".into(),
             ));
         }
-        if partitions > 100_000 {
+        if partitions > self.config.max_partitions_per_topic {
             return Err(TopicError::InvalidPartitions(format!(
-                "Number of partitions {partitions} is more than this broker serves (100000)."
+                "Number of partitions {partitions} is more than a topic may have on this broker (max_partitions_per_topic = {}).",
+                self.config.max_partitions_per_topic
             )));
         }
         if let Some(rf) = topic.replication_factor
@@ -266,10 +405,12 @@ impl Topics {
         if self.read().topics.contains_key(&topic.name) {
             return Err(TopicError::AlreadyExists(topic.name.clone()));
         }
+        self.check_partition_caps(partitions, partitions)?;
         Ok(partitions)
     }
 
-    /// Creates a topic: persists it, then opens its partition logs.
+    /// Creates a topic: creates its partition logs, then persists it; a failure of either
+    /// undoes the other, so a topic answered as failed does not exist.
     pub fn create(&self, topic: NewTopic) -> Result<TopicInfo, TopicError> {
         let _guard = self.lock_change();
         let partitions = self.validate_new_topic(&topic)?;
@@ -278,21 +419,19 @@ impl Topics {
             partitions,
             configs: topic.configs,
         };
+        let log_config = topic_config::log_config(&record.configs, &self.config);
+        self.create_partition_logs(&topic.name, 0, partitions, &log_config)?;
         let mut next = self.read().clone();
         next.topics.insert(topic.name.clone(), record.clone());
-        self.store.save(&next)?;
+        if let Err(e) = self.store.save(&next) {
+            self.remove_partition_logs(&topic.name, 0, partitions);
+            return Err(e.into());
+        }
         *self.write() = next;
         self.by_id
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(record.topic_id, topic.name.clone());
-        let log_config = topic_config::log_config(&record.configs, &self.config);
-        for partition in 0..partitions {
-            self.logs.open_partition(
-                &TopicPartition::new(&topic.name, partition),
-                log_config.clone(),
-            )?;
-        }
         tracing::info!(topic = %topic.name, partitions, "created topic");
         self.notify_changed(&topic.name);
         Ok(TopicInfo {
@@ -338,6 +477,7 @@ impl Topics {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&record.topic_id);
+        self.forget_offline(name);
         for partition in 0..record.partitions {
             self.logs
                 .delete_partition(&TopicPartition::new(name, partition))?;
@@ -369,22 +509,18 @@ impl Topics {
                 )
             }));
         }
-        if count > 100_000 {
-            return Err(TopicError::InvalidPartitions(format!(
-                "Number of partitions {count} is more than this broker serves (100000)."
-            )));
-        }
+        self.check_partition_caps(count, count - current)?;
         if validate_only {
             return Ok(());
         }
         record.partitions = count;
         let log_config = topic_config::log_config(&record.configs, &self.config);
-        self.store.save(&next)?;
-        *self.write() = next;
-        for partition in current..count {
-            self.logs
-                .open_partition(&TopicPartition::new(name, partition), log_config.clone())?;
+        self.create_partition_logs(name, current, count, &log_config)?;
+        if let Err(e) = self.store.save(&next) {
+            self.remove_partition_logs(name, current, count);
+            return Err(e.into());
         }
+        *self.write() = next;
         tracing::info!(topic = %name, from = current, to = count, "added partitions");
         self.notify_changed(name);
         Ok(())
@@ -442,4 +578,16 @@ impl Topics {
         self.logs.shutdown()?;
         Ok(())
     }
+}
+
+/// An error and its sources, one line (`a: b: c`), for logs and offline reasons.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }

@@ -5,6 +5,7 @@
 //! Architecture invariant: this crate does no I/O and knows nothing about storage or the
 //! broker; it turns bytes into typed values and back, and reports malformed input as errors.
 
+pub mod compression;
 pub mod frame;
 // Bodies of the fuzz targets and the mutation engine shared by the stable bounded runs and
 // the cargo-fuzz targets in `fuzz/`; not an API.

@@ -24,10 +24,10 @@
 //! Nothing here panics on any input: every length read from the bytes is checked against the
 //! buffer before it is used, and nothing is preallocated from a length read off the wire.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
-use bytes::Bytes;
-use kafka_protocol::compression::Decompressor;
+use crate::compression::{self, DecompressError};
 
 /// Size of a magic-2 batch header, up to and including `recordsCount`.
 pub const HEADER_SIZE: usize = 61;
@@ -106,14 +106,15 @@ pub enum BatchError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// A compressed batch could not be decompressed.
+    /// A compressed batch could not be decompressed, or would decompress past the limit of
+    /// [`compression::decompressed_limit`].
     #[error("failed to decompress {codec:?} record batch")]
     Decompress {
         /// Codec of the batch.
         codec: Compression,
         /// Error reported by the decompressor.
         #[source]
-        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+        source: DecompressError,
     },
 }
 
@@ -367,8 +368,9 @@ fn with_position(error: BatchError, base: usize) -> BatchError {
 
 /// The produce-path check of a partition's `records` bytes: one or more concatenated batches,
 /// each with consistent lengths, magic 2, a matching CRC32C, `recordsCount >= 1` and equal to
-/// `lastOffsetDelta + 1`, a known codec, and (for uncompressed batches) exactly `recordsCount`
-/// well-formed records filling the batch. Returns the headers in order.
+/// `lastOffsetDelta + 1`, a known codec, and exactly `recordsCount` well-formed records
+/// filling the batch (compressed batches are decompressed, bounded, to count them). Returns
+/// the headers in order.
 pub fn validate_batches(buf: &[u8]) -> Result<Vec<BatchHeader>, BatchError> {
     if buf.is_empty() {
         return Err(BatchError::Empty);
@@ -386,6 +388,48 @@ pub fn validate_batches(buf: &[u8]) -> Result<Vec<BatchHeader>, BatchError> {
 /// [`iter_batches`]). See [`validate_batches`] for what is checked.
 pub fn validate_batch(batch: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse(batch)?;
+    check_crc(batch, &header)?;
+    if header.records_count < 1
+        || header.last_offset_delta < 0
+        || i64::from(header.records_count) != i64::from(header.last_offset_delta) + 1
+    {
+        return Err(BatchError::BadRecordCount {
+            records_count: header.records_count,
+            last_offset_delta: header.last_offset_delta,
+        });
+    }
+    // Compressed batches are decompressed (bounded) and counted too, as Kafka's log
+    // validator does: a batch whose recordsCount disagrees with its content would otherwise
+    // be acknowledged, and everything reading it later (fetching clients, tableflow) would
+    // trust a count that is not true.
+    let records = decompressed_records(batch, &header)?;
+    let mut count = 0usize;
+    for record in RecordIter::new(&records) {
+        let record = record?;
+        if i64::from(record.offset_delta) != count as i64 {
+            return Err(BatchError::MalformedRecord {
+                index: count,
+                reason: "offset delta out of order",
+            });
+        }
+        count += 1;
+        if count > header.records_count as usize {
+            break;
+        }
+    }
+    if count != header.records_count as usize {
+        return Err(BatchError::MalformedRecord {
+            index: count,
+            reason: "record count differs from recordsCount",
+        });
+    }
+    Ok(header)
+}
+
+/// Checks only what protects a stored batch against damage: magic 2 and the CRC32C of its
+/// contents (`batch` must be exactly the batch's bytes). Cheaper than [`validate_batch`],
+/// which also decompresses; used by the storage scrubber on data at rest.
+pub fn check_crc(batch: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
     if header.total_size() != batch.len() {
         return Err(BatchError::Truncated {
             position: 0,
@@ -403,35 +447,7 @@ pub fn validate_batch(batch: &[u8]) -> Result<BatchHeader, BatchError> {
             actual,
         });
     }
-    if header.records_count < 1
-        || header.last_offset_delta < 0
-        || i64::from(header.records_count) != i64::from(header.last_offset_delta) + 1
-    {
-        return Err(BatchError::BadRecordCount {
-            records_count: header.records_count,
-            last_offset_delta: header.last_offset_delta,
-        });
-    }
-    if header.compression()? == Compression::None {
-        let mut count = 0usize;
-        for record in RecordIter::new(&batch[HEADER_SIZE..]) {
-            let record = record?;
-            if i64::from(record.offset_delta) != count as i64 {
-                return Err(BatchError::MalformedRecord {
-                    index: count,
-                    reason: "offset delta out of order",
-                });
-            }
-            count += 1;
-        }
-        if count != header.records_count as usize {
-            return Err(BatchError::MalformedRecord {
-                index: count,
-                reason: "record count differs from recordsCount",
-            });
-        }
-    }
-    Ok(header)
+    Ok(())
 }
 
 fn put_at(batch: &mut [u8], at: usize, bytes: &[u8]) -> Result<(), BatchError> {
@@ -603,11 +619,34 @@ impl<'a> Cursor<'a> {
 /// Offset and timestamp of every record in one batch, decompressing if needed. For
 /// log-append-time batches every record carries the batch's `maxTimestamp`, as in Kafka.
 ///
-/// Decompression uses the codecs of the `kafka-protocol` crate; records are then walked by
-/// this module's own parser rather than `RecordBatchDecoder`, because the decoder reserves
-/// `recordsCount` records up front and a hostile count would abort the process.
+/// Decompression is bounded ([`decompressed_records`]); records are then walked by this
+/// module's own parser rather than `RecordBatchDecoder`, which trusts `recordsCount`.
 pub fn record_timestamps(batch: &[u8]) -> Result<Vec<(i64, i64)>, BatchError> {
     let header = BatchHeader::parse(batch)?;
+    let records = decompressed_records(batch, &header)?;
+    let mut out = Vec::new();
+    for record in RecordIter::new(&records) {
+        let record = record?;
+        let offset = header
+            .base_offset
+            .wrapping_add(i64::from(record.offset_delta));
+        let timestamp = if header.is_log_append_time() {
+            header.max_timestamp
+        } else {
+            header.base_timestamp.wrapping_add(record.timestamp_delta)
+        };
+        out.push((offset, timestamp));
+    }
+    Ok(out)
+}
+
+/// The records section of one whole batch (`header` parsed from it), decompressed if the
+/// batch is compressed; the output is bounded by [`compression::decompressed_limit`] of the
+/// compressed size, so a decompression bomb is an error, not an allocation.
+pub fn decompressed_records<'a>(
+    batch: &'a [u8],
+    header: &BatchHeader,
+) -> Result<Cow<'a, [u8]>, BatchError> {
     let end = header.total_size();
     let Some(records) = batch.get(HEADER_SIZE..end) else {
         return Err(BatchError::Truncated {
@@ -616,43 +655,17 @@ pub fn record_timestamps(batch: &[u8]) -> Result<Vec<(i64, i64)>, BatchError> {
             available: batch.len(),
         });
     };
-    let collect = |buf: &[u8]| -> Result<Vec<(i64, i64)>, BatchError> {
-        let mut out = Vec::new();
-        for record in RecordIter::new(buf) {
-            let record = record?;
-            let offset = header
-                .base_offset
-                .wrapping_add(i64::from(record.offset_delta));
-            let timestamp = if header.is_log_append_time() {
-                header.max_timestamp
-            } else {
-                header.base_timestamp.wrapping_add(record.timestamp_delta)
-            };
-            out.push((offset, timestamp));
-        }
-        Ok(out)
-    };
     let codec = header.compression()?;
-    let mut compressed = Bytes::copy_from_slice(records);
-    // Each codec hands the decompressed bytes to the closure; its own errors (anyhow) become a
-    // typed `Decompress` error here.
-    macro_rules! decompress {
-        ($codec:ty) => {
-            <$codec>::decompress(&mut compressed, |b: &mut Bytes| Ok(collect(&b[..]))).map_err(
-                |source| BatchError::Decompress {
-                    codec,
-                    source: source.into(),
-                },
-            )?
-        };
+    if codec == Compression::None {
+        return Ok(Cow::Borrowed(records));
     }
-    match codec {
-        Compression::None => collect(records),
-        Compression::Gzip => decompress!(kafka_protocol::compression::Gzip),
-        Compression::Snappy => decompress!(kafka_protocol::compression::Snappy),
-        Compression::Lz4 => decompress!(kafka_protocol::compression::Lz4),
-        Compression::Zstd => decompress!(kafka_protocol::compression::Zstd),
-    }
+    compression::decompress(
+        codec,
+        records,
+        compression::decompressed_limit(records.len()),
+    )
+    .map(Cow::Owned)
+    .map_err(|source| BatchError::Decompress { codec, source })
 }
 
 /// The first record of `batch` whose timestamp is `>= target`, as `(offset, timestamp)`
@@ -679,7 +692,7 @@ pub fn max_timestamp_record(batch: &[u8]) -> Result<Option<(i64, i64)>, BatchErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::BytesMut;
+    use bytes::{Bytes, BytesMut};
     use kafka_protocol::indexmap::IndexMap;
     use kafka_protocol::records::{
         Compression as Codec, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
@@ -801,6 +814,61 @@ mod tests {
         let crc = crc32c::crc32c(&buf[CRC_START..]);
         buf[17..21].copy_from_slice(&crc.to_be_bytes());
         buf
+    }
+
+    #[test]
+    fn compressed_batch_claiming_more_records_than_it_holds_is_refused() {
+        // recordsCount and lastOffsetDelta agree with each other but not with the content:
+        // one gzip record claiming five, and one claiming 2^31 - 1.
+        for codec in CODECS {
+            for claim in [5i32, i32::MAX] {
+                let buf = batch(codec, &[7]);
+                let buf = with_field(buf, 23, &(claim - 1).to_be_bytes());
+                let buf = with_field(buf, 57, &claim.to_be_bytes());
+                assert!(
+                    matches!(
+                        validate_batches(&buf),
+                        Err(BatchError::MalformedRecord {
+                            index: 1,
+                            reason: "record count differs from recordsCount"
+                        })
+                    ),
+                    "{codec:?} claiming {claim}: {:?}",
+                    validate_batches(&buf)
+                );
+            }
+            // Fewer claimed than held is refused as well.
+            let buf = batch(codec, &[1, 2, 3]);
+            let buf = with_field(buf, 23, &1i32.to_be_bytes());
+            let buf = with_field(buf, 57, &2i32.to_be_bytes());
+            assert!(validate_batches(&buf).is_err(), "{codec:?} claiming fewer");
+        }
+    }
+
+    #[test]
+    fn decompression_bomb_is_refused_without_expanding_it() {
+        // One record whose 100 MiB value of zeros gzips to ~100 KiB: more than 16x the
+        // compressed size and more than 64 MiB.
+        let mut records = vec![record(0, 1)];
+        records[0].value = Some(Bytes::from(vec![0u8; 100 << 20]));
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Codec::Gzip,
+            },
+        )
+        .unwrap();
+        assert!(buf.len() < 1 << 20);
+        assert!(matches!(
+            validate_batches(&buf),
+            Err(BatchError::Decompress {
+                source: DecompressError::TooLarge { .. },
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -43,12 +43,9 @@ fn record_batch_bodies_allocate_boundedly() {
 /// If `validate_batch` accepts a batch, the batch holds exactly `recordsCount` records and
 /// `RecordBatchDecoder` decodes it to that many within the allocation bound.
 ///
-/// FIXME: fails today: `validate_batch` counts the records of uncompressed batches only, so
-/// a compressed batch whose `recordsCount` and `lastOffsetDelta` claim more records than it
-/// holds is accepted, and with a claim near 2^31 `RecordBatchDecoder` reserves that many
-/// records (hundreds of GiB) and the process aborts. The property is checked with Floe's
-/// own record walker before the batch is decoded, so today this fails cleanly on that
-/// check. It passes once validation counts compressed records too.
+/// This failed before validation counted the records of compressed batches: a compressed
+/// batch whose `recordsCount` and `lastOffsetDelta` claimed more records than it held was
+/// accepted, and with a claim near 2^31 `RecordBatchDecoder` reserved that many records.
 #[test]
 fn accepted_batches_hold_their_record_count() {
     fuzz::run(
@@ -85,7 +82,14 @@ fn snappy_length_claims_are_refused_before_allocating() {
     xerial.extend_from_slice(&claim);
     for payload in [&claim[..], &xerial[..]] {
         let batch = snappy_batch(payload, 1);
-        floe_protocol::record_batch::validate_batch(&batch).unwrap();
+        // Produce validation decompresses (bounded) and refuses it; a batch like it already
+        // in a log is refused by every later read without the allocation.
+        let mut validated = None;
+        let largest = largest_allocation(|| {
+            validated = Some(floe_protocol::record_batch::validate_batch(&batch).is_err());
+        });
+        assert_eq!(validated, Some(true));
+        assert!(largest <= LIMIT, "validation allocated {largest} bytes");
         let mut result = None;
         let largest = largest_allocation(|| {
             result = Some(floe_protocol::record_batch::record_timestamps(&batch).is_err());

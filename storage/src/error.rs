@@ -104,6 +104,26 @@ pub enum StorageError {
         /// The partition directory.
         path: PathBuf,
     },
+    /// An append's write failed (a full disk: ENOSPC, EDQUOT) before anything became part
+    /// of the log: the bytes that may have reached the file lie beyond the segment's end
+    /// (cut off, or overwritten by the next append), so the log stays usable and the next
+    /// append tries again.
+    #[error("append to {path} was refused by the file system; nothing was appended")]
+    WriteRefused {
+        /// The segment file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The log was taken offline because its data is damaged (found by the scrubber).
+    #[error("log {path} is offline: {reason}")]
+    Offline {
+        /// The partition directory.
+        path: PathBuf,
+        /// What was found.
+        reason: String,
+    },
     /// The log was deleted or shut down.
     #[error("log {path} is closed")]
     Closed {

@@ -20,6 +20,8 @@ mod offset_index;
 pub mod partition_log;
 pub mod producer_state;
 mod recovery;
+pub mod recovery_point;
+pub mod scrubber;
 pub mod segment;
 mod syncer;
 #[cfg(test)]
@@ -33,4 +35,5 @@ pub use io::{Io, IoKind, IoMode};
 pub use log_manager::LogManager;
 pub use partition_log::{AppendError, AppendInfo, PartitionLog, ReadError, ReadResult, sync_all};
 pub use producer_state::{BatchMetadata, ProducerEntry};
+pub use scrubber::ScrubConfig;
 pub use topic_partition::TopicPartition;

@@ -17,17 +17,19 @@
 //! - A flusher thread enforces `flush.ms`: it wakes every [`FLUSH_TICK`] (or sooner for a
 //!   smaller `flush.ms`) and syncs each log whose oldest unsynced record is that old.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::LogConfig;
 use crate::error::{IoOp, StorageError};
 use crate::io::{self, Io};
 use crate::partition_log::PartitionLog;
+use crate::recovery_point;
+use crate::scrubber::{ScrubConfig, Scrubber};
 use crate::syncer::Syncer;
 use crate::topic_partition::TopicPartition;
 
@@ -43,6 +45,45 @@ pub const FLUSH_TICK: Duration = Duration::from_millis(100);
 
 type Logs = Arc<Mutex<HashMap<TopicPartition, Arc<PartitionLog>>>>;
 
+/// The recovery-point checkpoint of a data directory: what was read at start (for the
+/// partitions not opened since) and what was last written.
+#[derive(Debug)]
+struct Checkpoint {
+    data_dir: PathBuf,
+    /// Points read at start, by directory name, until the partition is opened or deleted.
+    at_start: Mutex<BTreeMap<String, i64>>,
+    last_written: Mutex<Option<BTreeMap<TopicPartition, i64>>>,
+}
+
+impl Checkpoint {
+    /// The points to write now: every open log's durable offset, plus the start-up points
+    /// of partitions that exist but are not open (offline ones keep theirs).
+    fn current(&self, logs: &Logs) -> BTreeMap<TopicPartition, i64> {
+        let mut points: BTreeMap<TopicPartition, i64> = lock(logs)
+            .iter()
+            .map(|(tp, log)| (tp.clone(), log.durable_offset()))
+            .collect();
+        for (name, offset) in lock(&self.at_start).iter() {
+            if let Some(tp) = TopicPartition::from_dir_name(name) {
+                points.entry(tp).or_insert(*offset);
+            }
+        }
+        points
+    }
+
+    /// Writes the file if a point moved since the last write (or `force`).
+    fn write(&self, logs: &Logs, force: bool) -> Result<(), StorageError> {
+        let points = self.current(logs);
+        let mut last = lock(&self.last_written);
+        if !force && last.as_ref() == Some(&points) {
+            return Ok(());
+        }
+        recovery_point::write(&self.data_dir, &points)?;
+        *last = Some(points);
+        Ok(())
+    }
+}
+
 /// All partition logs of one data directory.
 #[derive(Debug)]
 pub struct LogManager {
@@ -53,10 +94,14 @@ pub struct LogManager {
     clean_at_start: Mutex<BTreeSet<String>>,
     logs: Logs,
     delete_counter: AtomicU64,
+    /// The recovery-point checkpoint ([`crate::recovery_point`]).
+    checkpoint: Arc<Checkpoint>,
     /// Held for its `Drop`, which stops the thread.
     _flusher: Flusher,
     /// The sync thread behind [`PartitionLog::sync_async`]; stopped on drop.
     syncer: Syncer,
+    /// The scrubber thread, once started ([`LogManager::start_scrubber`]); stopped on drop.
+    scrubber: Mutex<Option<Scrubber>>,
 }
 
 /// The `flush.ms` thread; stopped and joined on drop.
@@ -67,13 +112,13 @@ struct Flusher {
 }
 
 impl Flusher {
-    fn start(logs: Logs) -> Result<Flusher, StorageError> {
+    fn start(logs: Logs, checkpoint: Arc<Checkpoint>) -> Result<Flusher, StorageError> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let thread = {
             let stop = Arc::clone(&stop);
             thread::Builder::new()
                 .name("floe-log-flusher".into())
-                .spawn(move || flusher_loop(&logs, &stop))
+                .spawn(move || flusher_loop(&logs, &checkpoint, &stop))
                 .map_err(|e| StorageError::io(IoOp::Open, "floe-log-flusher thread", e))?
         };
         Ok(Flusher {
@@ -95,9 +140,18 @@ impl Drop for Flusher {
     }
 }
 
-fn flusher_loop(logs: &Logs, stop: &(Mutex<bool>, Condvar)) {
+fn flusher_loop(logs: &Logs, checkpoint: &Checkpoint, stop: &(Mutex<bool>, Condvar)) {
     let mut stopped = lock(&stop.0);
+    let mut last_checkpoint = Instant::now();
     loop {
+        if last_checkpoint.elapsed() >= recovery_point::CHECKPOINT_INTERVAL {
+            drop(stopped);
+            if let Err(error) = checkpoint.write(logs, false) {
+                tracing::warn!(%error, "cannot write the recovery-point checkpoint");
+            }
+            last_checkpoint = Instant::now();
+            stopped = lock(&stop.0);
+        }
         let open: Vec<Arc<PartitionLog>> = lock(logs).values().cloned().collect();
         let mut tick = FLUSH_TICK;
         if !open.is_empty() {
@@ -164,16 +218,38 @@ impl LogManager {
             None => BTreeSet::new(),
         };
         let logs: Logs = Arc::new(Mutex::new(HashMap::new()));
+        let checkpoint = Arc::new(Checkpoint {
+            data_dir: data_dir.to_owned(),
+            at_start: Mutex::new(recovery_point::read(data_dir)),
+            last_written: Mutex::new(None),
+        });
         Ok(LogManager {
             data_dir: data_dir.to_owned(),
             _lock: dir_lock,
             io,
             clean_at_start: Mutex::new(clean),
-            _flusher: Flusher::start(Arc::clone(&logs))?,
+            _flusher: Flusher::start(Arc::clone(&logs), Arc::clone(&checkpoint))?,
+            checkpoint,
             syncer: Syncer::start()?,
+            scrubber: Mutex::new(None),
             logs,
             delete_counter: AtomicU64::new(0),
         })
+    }
+
+    /// Writes the recovery-point checkpoint now (the flusher thread does it every
+    /// [`recovery_point::CHECKPOINT_INTERVAL`] when a point moved).
+    pub fn checkpoint_recovery_points(&self) -> Result<(), StorageError> {
+        self.checkpoint.write(&self.logs, true)
+    }
+
+    /// Starts (or restarts with new settings) the background scrubber that checks the CRCs
+    /// of closed segments ([`crate::scrubber`]); a rate of 0 stops it.
+    pub fn start_scrubber(&self, config: ScrubConfig) -> Result<(), StorageError> {
+        let mut scrubber = lock(&self.scrubber);
+        *scrubber = None; // stops the old thread first
+        *scrubber = Some(Scrubber::start(Arc::clone(&self.logs), config)?);
+        Ok(())
     }
 
     /// The data directory.
@@ -199,10 +275,15 @@ impl LogManager {
         }
         let name = tp.dir_name();
         let dir = self.data_dir.join(&name);
-        if !io::exists(&dir) {
+        // A recovery point only says something about the directory it was written for.
+        let durable_hint = lock(&self.checkpoint.at_start).remove(&name);
+        let durable_hint = if io::exists(&dir) {
+            durable_hint
+        } else {
             io::create_dir_all(&dir)?;
             io::sync_dir(&self.data_dir)?;
-        }
+            None
+        };
         let clean = lock(&self.clean_at_start).remove(&name);
         let log = Arc::new(PartitionLog::open(
             self.io.clone(),
@@ -211,6 +292,7 @@ impl LogManager {
             dir,
             config,
             clean,
+            durable_hint,
         )?);
         logs.insert(tp.clone(), Arc::clone(&log));
         Ok(log)
@@ -228,6 +310,11 @@ impl LogManager {
         }
         let name = tp.dir_name();
         lock(&self.clean_at_start).remove(&name);
+        lock(&self.checkpoint.at_start).remove(&name);
+        // A partition created again under this name must not inherit the old point.
+        if let Err(error) = self.checkpoint.write(&self.logs, false) {
+            tracing::warn!(%error, "cannot write the recovery-point checkpoint");
+        }
         let dir = self.data_dir.join(&name);
         if !io::exists(&dir) {
             return Ok(());
@@ -289,6 +376,10 @@ impl LogManager {
         }
         if let Some(e) = first_error {
             return Err(e);
+        }
+        // Everything is synced now; a later crash starts from these points.
+        if let Err(error) = self.checkpoint.write(&self.logs, true) {
+            tracing::warn!(%error, "cannot write the recovery-point checkpoint");
         }
         let mut contents = String::new();
         for name in &clean {

@@ -212,6 +212,8 @@ struct Inner {
     /// A segment file was created since the last sync of the partition directory.
     dir_dirty: bool,
     closed: bool,
+    /// Why the log was taken offline (damaged data), if it was.
+    offline: Option<String>,
 }
 
 impl Inner {
@@ -263,8 +265,9 @@ impl PartitionLog {
         dir: PathBuf,
         config: LogConfig,
         clean: bool,
+        durable_hint: Option<i64>,
     ) -> Result<PartitionLog, StorageError> {
-        let recovered = recovery::recover(&io, &dir, &config, clean)?;
+        let recovered = recovery::recover(&io, &dir, &config, clean, durable_hint)?;
         let log_start = recovered.segments.keys().next().copied().unwrap_or(0);
         let log_end = recovered
             .segments
@@ -293,6 +296,7 @@ impl PartitionLog {
                 unsynced: Vec::new(),
                 dir_dirty: false,
                 closed: false,
+                offline: None,
             }),
             io,
             sync_in_flight: Mutex::new(false),
@@ -318,12 +322,52 @@ impl PartitionLog {
                 path: self.dir.clone(),
             });
         }
+        self.check_usable_for_reads(inner)
+    }
+
+    fn check_usable_for_reads(&self, inner: &Inner) -> Result<(), StorageError> {
         if inner.closed {
             return Err(StorageError::Closed {
                 path: self.dir.clone(),
             });
         }
+        if let Some(reason) = &inner.offline {
+            return Err(StorageError::Offline {
+                path: self.dir.clone(),
+                reason: reason.clone(),
+            });
+        }
         Ok(())
+    }
+
+    /// Takes the log offline because its data is damaged: appends and reads are refused
+    /// with `reason` from now on (the files stay as they are for the operator).
+    pub fn take_offline(&self, reason: String) {
+        self.lock().offline = Some(reason);
+    }
+
+    /// Why the log is offline, if it is: damaged data, or a failed write or sync (its
+    /// durable state is unknown until the broker restarts and recovers it).
+    pub fn offline_reason(&self) -> Option<String> {
+        if let Some(reason) = self.lock().offline.clone() {
+            return Some(reason);
+        }
+        self.is_failed().then(|| {
+            "a write or fdatasync failed; the log is offline until the broker restarts and recovers it"
+                .to_string()
+        })
+    }
+
+    /// Readers of every segment but the active one (for the scrubber).
+    pub(crate) fn closed_segments(&self) -> Vec<SegmentReader> {
+        let inner = self.lock();
+        let n = inner.segments.len().saturating_sub(1);
+        inner
+            .segments
+            .values()
+            .take(n)
+            .map(Segment::reader)
+            .collect()
     }
 
     fn fail<T>(&self, error: StorageError) -> Result<T, StorageError> {
@@ -450,8 +494,12 @@ impl PartitionLog {
             }
             .into());
         };
-        if let Err(e) = active.append(records, &assigned, &config, now_ms) {
-            return Err(self.fail(e)?);
+        match active.append(records, &assigned, &config, now_ms) {
+            Ok(()) => {}
+            // A full disk: nothing was appended and the log stays usable, so the partition
+            // serves again by itself once space is freed.
+            Err(e @ StorageError::WriteRefused { .. }) => return Err(e.into()),
+            Err(e) => return Err(self.fail(e)?),
         }
         inner.producers.commit(pending);
         self.log_end.store(next, Ordering::Release);
@@ -660,12 +708,7 @@ impl PartitionLog {
         loop {
             let (segment, next_base, log_start, log_end) = {
                 let inner = self.lock();
-                if inner.closed {
-                    return Err(StorageError::Closed {
-                        path: self.dir.clone(),
-                    }
-                    .into());
-                }
+                self.check_usable_for_reads(&inner)?;
                 let log_start = self.log_start.load(Ordering::Acquire);
                 let log_end = self.log_end.load(Ordering::Acquire);
                 if fetch_offset < log_start || fetch_offset > log_end {
@@ -710,6 +753,11 @@ impl PartitionLog {
                 None => return Ok(empty),
             }
         }
+    }
+
+    /// Bytes of the log's segment files (`.log` only), as DescribeLogDirs reports them.
+    pub fn size_bytes(&self) -> u64 {
+        self.lock().segments.values().map(|s| s.size).sum()
     }
 
     /// First offset in the log.
@@ -830,8 +878,14 @@ impl PartitionLog {
     }
 
     /// Marks the log closed without syncing (it is about to be deleted).
+    /// Closes its files too: an unlinked file that stays open keeps its space, and deleting
+    /// a topic is how an operator frees a full disk. A read in flight keeps its segment's
+    /// file until it is done.
     pub(crate) fn mark_deleted(&self) {
-        self.lock().closed = true;
+        let mut inner = self.lock();
+        inner.closed = true;
+        inner.segments.clear();
+        inner.unsynced.clear();
     }
 }
 

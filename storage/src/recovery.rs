@@ -13,7 +13,8 @@
 //!   batches after the last offset-index entry of the last segment are validated (they set the
 //!   log end offset).
 //! - The first invalid or incomplete batch is a **torn tail** (what a crash leaves) when it
-//!   holds offsets at or above the last known-synced offset (the recovery point) and no valid
+//!   holds offsets at or above the last known-synced offset (the recovery point: the newer of
+//!   the newest producer snapshot and the partition's recovery-point checkpoint) and no valid
 //!   batch follows it in its segment. A torn tail is cut:
 //!   the `.log` is truncated there (a warning names the file and position), later segments
 //!   are deleted, and the segment's indexes are rebuilt. Any other damage is **interior**: with
@@ -49,12 +50,14 @@ pub(crate) struct RecoveredLog {
 }
 
 /// Recovers the partition directory `dir` (which must exist). `clean` says whether the last
-/// shutdown was clean.
+/// shutdown was clean; `durable_hint` is the partition's point from the recovery-point
+/// checkpoint ([`crate::recovery_point`]): everything below it was synced.
 pub(crate) fn recover(
     io: &io::Io,
     dir: &Path,
     config: &LogConfig,
     clean: bool,
+    durable_hint: Option<i64>,
 ) -> Result<RecoveredLog, StorageError> {
     let entries = io::list_dir(dir)?;
     let mut bases = Vec::new();
@@ -91,12 +94,11 @@ pub(crate) fn recover(
     let recovery_point = if clean {
         None
     } else {
-        Some(
-            producer_state::list_snapshots(dir)?
-                .last()
-                .copied()
-                .unwrap_or(i64::MIN),
-        )
+        let snapshot = producer_state::list_snapshots(dir)?
+            .last()
+            .copied()
+            .unwrap_or(i64::MIN);
+        Some(snapshot.max(durable_hint.unwrap_or(i64::MIN)))
     };
     let scan = Scan {
         config,
@@ -323,7 +325,8 @@ fn scan(
                         reason = %kind,
                         "corrupt record batch before the end of the log (not a torn tail); \
                          refusing to open the partition. Restore the file, or set the recovery \
-                         policy to truncate to discard everything from this position"
+                         policy to truncate (the broker's or topic's storage.recovery) to \
+                         discard everything from this position"
                     );
                     return Err(StorageError::Corrupt {
                         path,

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use floe_protocol::record_batch::{self, BatchHeader, HEADER_SIZE};
 
 use crate::config::LogConfig;
-use crate::error::{Corruption, StorageError};
+use crate::error::{Corruption, IoOp, StorageError};
 use crate::index_file::IndexEntry;
 use crate::io;
 use crate::offset_index::{OffsetEntry, OffsetIndex, OffsetIndexReader};
@@ -179,7 +179,24 @@ impl Segment {
         now_ms: i64,
     ) -> Result<(), StorageError> {
         let len = bytes.len() as u64;
-        self.log.write_owned_at(self.size, bytes)?;
+        if let Err(e) = self.log.write_owned_at(self.size, bytes) {
+            return Err(match e {
+                StorageError::Io {
+                    op: IoOp::Write,
+                    path,
+                    source,
+                } if is_out_of_space(&source) => {
+                    // Cut what part of the write reached the file; if even that fails, the
+                    // bytes beyond `size` are overwritten by the next append or cut as a
+                    // torn tail by recovery, and never served (readers stop at `size`).
+                    if let Err(cut) = self.log.set_len(self.size) {
+                        tracing::debug!(%cut, "cannot cut a refused write");
+                    }
+                    StorageError::WriteRefused { path, source }
+                }
+                other => other,
+            });
+        }
         let start = self.size;
         for (header, range) in batches {
             self.index_batch(
@@ -437,4 +454,10 @@ impl SegmentReader {
             kind: e.into(),
         })
     }
+}
+
+/// A write refused for lack of space (the file system is full, or a quota is reached):
+/// nothing about the file's durable state is in doubt, unlike an I/O error.
+fn is_out_of_space(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull || e.kind() == std::io::ErrorKind::QuotaExceeded
 }

@@ -48,6 +48,17 @@ pub enum TableflowError {
         #[source]
         source: floe_storage::ReadError,
     },
+    /// The log could not be made durable up to what a commit would record.
+    #[error("failed to sync {topic}-{partition} before a table commit")]
+    Sync {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// Storage's error.
+        #[source]
+        source: floe_storage::StorageError,
+    },
     /// A batch in the log could not be decoded.
     #[error("undecodable record batch at {topic}-{partition} offset {offset}: {reason}")]
     Decode {
@@ -68,6 +79,29 @@ pub enum TableflowError {
         /// Why.
         #[source]
         source: std::io::Error,
+    },
+    /// The catalog answered a commit as done, but the table does not hold its snapshot.
+    #[error("commit to {table} was not applied by the catalog")]
+    CommitNotApplied {
+        /// The table.
+        table: String,
+    },
+    /// The table's offsets are past the end of its log: the log lost records the table
+    /// holds, or the topic was deleted and created again under the table's name.
+    #[error(
+        "table {table} is ahead of {topic}-{partition}: it holds records up to offset {table_next}, the log ends at {log_end}"
+    )]
+    TableAheadOfLog {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// The table.
+        table: String,
+        /// The next offset the table records.
+        table_next: i64,
+        /// The log's end offset.
+        log_end: i64,
     },
     /// A broken internal expectation.
     #[error("internal error: {0}")]

@@ -117,3 +117,74 @@ mod tests {
         assert!(r.snapshot().is_empty());
     }
 }
+
+/// Health of one table writer: failed commits so far, and why it stopped if it did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TableStatus {
+    /// Topic.
+    pub topic: String,
+    /// Table (`namespace.name`).
+    pub table: String,
+    /// Catalog commits that failed (each was retried; none advanced the table's offsets).
+    pub commit_failures: u64,
+    /// Set when the writer stopped for good and needs an operator (see `docs/tableflow.md`).
+    pub stopped: Option<String>,
+}
+
+/// Status of every table writer, published as `floe_tableflow_commit_failures_total`
+/// (counter) and `floe_tableflow_stopped` (gauge, 1 while stopped), labels `table`.
+#[derive(Debug, Default)]
+pub struct StatusRegistry {
+    tables: Mutex<BTreeMap<String, TableStatus>>,
+}
+
+impl StatusRegistry {
+    fn update(&self, topic: &str, table: &str, f: impl FnOnce(&mut TableStatus)) {
+        let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let status = tables
+            .entry(topic.to_string())
+            .or_insert_with(|| TableStatus {
+                topic: topic.to_string(),
+                table: table.to_string(),
+                ..TableStatus::default()
+            });
+        f(status);
+    }
+
+    /// A commit to `table` failed.
+    pub fn commit_failed(&self, topic: &str, table: &str) {
+        metrics::counter!("floe_tableflow_commit_failures_total", "table" => table.to_string())
+            .increment(1);
+        self.update(topic, table, |s| s.commit_failures += 1);
+    }
+
+    /// The writer of `table` stopped for good, for `reason`.
+    pub fn stopped(&self, topic: &str, table: &str, reason: String) {
+        metrics::gauge!("floe_tableflow_stopped", "table" => table.to_string()).set(1.0);
+        self.update(topic, table, |s| s.stopped = Some(reason));
+    }
+
+    /// The writer of `table` is running (again).
+    pub fn running(&self, topic: &str, table: &str) {
+        metrics::gauge!("floe_tableflow_stopped", "table" => table.to_string()).set(0.0);
+        self.update(topic, table, |s| s.stopped = None);
+    }
+
+    /// Forgets a topic (tables off or topic deleted).
+    pub fn remove_topic(&self, topic: &str) {
+        self.tables
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(topic);
+    }
+
+    /// Every table writer's status.
+    pub fn snapshot(&self) -> Vec<TableStatus> {
+        self.tables
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+}

@@ -34,7 +34,7 @@ pub use config::{
     validate_topic_configs,
 };
 pub use error::TableflowError;
-pub use lag::PartitionLag;
+pub use lag::{PartitionLag, TableStatus};
 
 enum Event {
     Changed {
@@ -53,6 +53,7 @@ enum Event {
 pub struct Tableflow {
     tx: Option<mpsc::UnboundedSender<Event>>,
     lag: Arc<lag::LagRegistry>,
+    status: Arc<lag::StatusRegistry>,
     task: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
@@ -70,6 +71,7 @@ impl Tableflow {
         Tableflow {
             tx: None,
             lag: Arc::default(),
+            status: Arc::default(),
             task: Arc::default(),
         }
     }
@@ -82,10 +84,12 @@ impl Tableflow {
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let lag = Arc::new(lag::LagRegistry::default());
+        let status = Arc::new(lag::StatusRegistry::default());
         let manager = Manager {
             settings,
             logs,
             lag: lag.clone(),
+            status: status.clone(),
             catalog: None,
             workers: HashMap::new(),
         };
@@ -93,6 +97,7 @@ impl Tableflow {
         Tableflow {
             tx: Some(tx),
             lag,
+            status,
             task: Arc::new(Mutex::new(Some(task))),
         }
     }
@@ -135,6 +140,11 @@ impl Tableflow {
     pub fn lag(&self) -> Vec<PartitionLag> {
         self.lag.snapshot()
     }
+
+    /// Health of every table writer: failed commits, and why a writer stopped if it did.
+    pub fn status(&self) -> Vec<TableStatus> {
+        self.status.snapshot()
+    }
 }
 
 struct WorkerHandle {
@@ -155,6 +165,7 @@ struct Manager {
     settings: TableflowSettings,
     logs: Arc<LogManager>,
     lag: Arc<lag::LagRegistry>,
+    status: Arc<lag::StatusRegistry>,
     catalog: Option<Arc<dyn Catalog>>,
     workers: HashMap<String, WorkerHandle>,
 }
@@ -192,6 +203,7 @@ impl Manager {
                         w.stop().await;
                     }
                     self.lag.remove_topic(&topic);
+                    self.status.remove_topic(&topic);
                 }
                 Some(Event::Shutdown(done)) => {
                     for (_, w) in self.workers.drain() {
@@ -233,6 +245,7 @@ impl Manager {
         if let Some(w) = self.workers.remove(&topic) {
             w.stop().await;
             self.lag.remove_topic(&topic);
+            self.status.remove_topic(&topic);
         }
         let Some(cfg) = cfg else { return };
         let catalog = match &self.catalog {
@@ -260,6 +273,7 @@ impl Manager {
             catalog,
             settings: self.settings.clone(),
             lag: self.lag.clone(),
+            status: self.status.clone(),
             stop: stop_rx,
         };
         let task = tokio::spawn(worker.run());

@@ -67,6 +67,9 @@ pub struct TableSink {
     pub pending_rows: usize,
     /// Approximate bytes written since the last commit.
     pub pending_bytes: usize,
+    /// Closed files whose commit failed, committed with the next attempt.
+    staged: Vec<DataFile>,
+    staged_rows: usize,
 }
 
 fn err(what: impl Into<String>) -> impl FnOnce(iceberg::Error) -> TableflowError {
@@ -172,6 +175,8 @@ impl TableSink {
             target_file_size,
             pending_rows: 0,
             pending_bytes: 0,
+            staged: Vec::new(),
+            staged_rows: 0,
         }))
     }
 
@@ -257,23 +262,30 @@ impl TableSink {
 
     /// Closes the open files and appends them in one snapshot that also records
     /// `next_offsets`. Nothing pending: nothing happens.
+    ///
+    /// A failed commit changes nothing the table or a reader sees, and keeps the closed
+    /// files staged: the next call commits them (with whatever was written since), so the
+    /// caller retries by calling again and never skips the failed commit's records. The
+    /// table's offsets advance only when a commit has verifiably landed.
     pub async fn commit(
         &mut self,
         catalog: &dyn Catalog,
         next_offsets: &BTreeMap<i32, i64>,
     ) -> Result<(), TableflowError> {
-        let Some(writer) = self.writer.take() else {
-            return Ok(());
-        };
-        let files: Vec<DataFile> = match writer {
-            OpenWriter::Unpartitioned(mut w) => w.close().await.map_err(err("close data file"))?,
-            OpenWriter::Partitioned { writer, .. } => {
-                writer.close().await.map_err(err("close data files"))?
-            }
-        };
-        let rows = std::mem::take(&mut self.pending_rows);
-        self.pending_bytes = 0;
-        if files.is_empty() {
+        if let Some(writer) = self.writer.take() {
+            let files: Vec<DataFile> = match writer {
+                OpenWriter::Unpartitioned(mut w) => {
+                    w.close().await.map_err(err("close data file"))?
+                }
+                OpenWriter::Partitioned { writer, .. } => {
+                    writer.close().await.map_err(err("close data files"))?
+                }
+            };
+            self.staged_rows += std::mem::take(&mut self.pending_rows);
+            self.pending_bytes = 0;
+            self.staged.extend(files);
+        }
+        if self.staged.is_empty() {
             return Ok(());
         }
         let mut offsets = self.committed.clone();
@@ -284,32 +296,60 @@ impl TableSink {
             NEXT_OFFSETS_PROPERTY.to_string(),
             serde_json::to_string(&text).unwrap_or_default(),
         )]);
-        let n_files = files.len();
+        let n_files = self.staged.len();
         let tx = Transaction::new(&self.table);
         let tx = tx
             .fast_append()
             // Names are unique per writer, so the duplicate check (which reads every
             // manifest of the table on each commit) buys nothing.
             .with_check_duplicate(false)
-            .add_data_files(files)
+            .add_data_files(self.staged.clone())
             .set_snapshot_properties(summary)
             .apply(tx)
             .map_err(err(format!("append to {}", self.ident)))?;
-        self.table = tx
+        let table = tx
             .commit(catalog)
             .await
             .map_err(err(format!("commit to {}", self.ident)))?;
+        verify_landed(catalog, &self.ident, &table).await?;
+        self.table = table;
         self.committed = offsets;
+        self.staged.clear();
+        let rows = std::mem::take(&mut self.staged_rows);
         tracing::debug!(table = %self.ident, rows, files = n_files, "committed");
         Ok(())
     }
 
-    /// Drops the open files without committing (their rows are re-read after a restart).
-    pub fn abandon(&mut self) {
-        self.writer = None;
-        self.pending_rows = 0;
-        self.pending_bytes = 0;
+    /// Rows closed into files that a failed commit left staged for the next one.
+    pub fn staged_rows(&self) -> usize {
+        self.staged_rows
     }
+}
+
+/// Checks that the snapshot a commit produced is in the catalog's current table. The
+/// SQL catalog answers a commit whose database transaction failed to commit (SQLite
+/// busy while a reader holds its lock) as a success; trusting that advanced the offsets
+/// past records no snapshot held.
+async fn verify_landed(
+    catalog: &dyn Catalog,
+    ident: &TableIdent,
+    table: &Table,
+) -> Result<(), TableflowError> {
+    let Some(snapshot) = table.metadata().current_snapshot_id() else {
+        return Err(TableflowError::CommitNotApplied {
+            table: ident.to_string(),
+        });
+    };
+    let current = catalog
+        .load_table(ident)
+        .await
+        .map_err(err(format!("reload {} after commit", ident)))?;
+    if current.metadata().snapshot_by_id(snapshot).is_none() {
+        return Err(TableflowError::CommitNotApplied {
+            table: ident.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Opens the catalog named in `settings`.

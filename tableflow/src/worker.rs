@@ -13,16 +13,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use floe_protocol::compression;
+use floe_protocol::record_batch::Compression;
 use floe_storage::{LogManager, PartitionLog, ReadError, TopicPartition};
 use iceberg::Catalog;
-use kafka_protocol::records::RecordBatchDecoder;
+use kafka_protocol::records::{Compression as KafkaCompression, RecordBatchDecoder};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use crate::config::{TableConfig, TableMode, TableflowSettings};
 use crate::convert::{self, KafkaRecord, Rejected};
 use crate::error::TableflowError;
-use crate::lag::{EndOffsetClock, LagRegistry, PartitionLag};
+use crate::lag::{EndOffsetClock, LagRegistry, PartitionLag, StatusRegistry};
 use crate::schema::TableLayout;
 use crate::sink::{TableSink, table_ident};
 
@@ -40,6 +42,7 @@ pub(crate) struct TopicWorker {
     pub catalog: Arc<dyn Catalog>,
     pub settings: TableflowSettings,
     pub lag: Arc<LagRegistry>,
+    pub status: Arc<StatusRegistry>,
     pub stop: watch::Receiver<bool>,
 }
 
@@ -51,12 +54,73 @@ struct PartitionState {
     clock: EndOffsetClock,
 }
 
+/// What one log read decodes to: the records, and the batches that could not be decoded
+/// (each becomes one dead-letter row holding the batch's bytes, so it never stalls the table).
+#[derive(Default)]
+struct Decoded {
+    records: Vec<KafkaRecord>,
+    undecodable: Vec<Rejected>,
+}
+
+/// Bounded decompression for `RecordBatchDecoder` (its own codecs allocate whatever a batch
+/// announces).
+fn decompress(buf: &mut Bytes, codec: KafkaCompression) -> anyhow::Result<Bytes> {
+    let codec = match codec {
+        KafkaCompression::None => Compression::None,
+        KafkaCompression::Gzip => Compression::Gzip,
+        KafkaCompression::Snappy => Compression::Snappy,
+        KafkaCompression::Lz4 => Compression::Lz4,
+        KafkaCompression::Zstd => Compression::Zstd,
+    };
+    if codec == Compression::None {
+        return Ok(std::mem::take(buf));
+    }
+    let limit = compression::decompressed_limit(buf.len());
+    Ok(Bytes::from(compression::decompress(
+        codec,
+        &buf[..],
+        limit,
+    )?))
+}
+
+/// Decodes one batch (its exact bytes) into records at or after `from`.
+fn decode_batch(
+    partition: i32,
+    mut batch: Bytes,
+    from: i64,
+    out: &mut Vec<KafkaRecord>,
+) -> anyhow::Result<()> {
+    let set = RecordBatchDecoder::decode_with_custom_compression(&mut batch, Some(decompress))?;
+    for r in set.records {
+        if r.offset < from || r.control {
+            continue;
+        }
+        out.push(KafkaRecord {
+            partition,
+            offset: r.offset,
+            timestamp_ms: r.timestamp,
+            key: r.key,
+            value: r.value,
+            headers: r
+                .headers
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        });
+    }
+    Ok(())
+}
+
+/// Decodes the batches of one read from `from` on and returns the offset after the last
+/// batch. A batch that does not decode (a damaged or hostile batch written before the
+/// produce path checked compressed batches, or a codec failure) goes to the dead-letter
+/// table whole; only a read whose framing is broken fails.
 fn decode_batches(
     topic: &str,
     partition: i32,
     records: &Bytes,
     from: i64,
-    out: &mut Vec<KafkaRecord>,
+    out: &mut Decoded,
 ) -> Result<i64, TableflowError> {
     let mut next = from;
     for item in floe_protocol::record_batch::iter_batches(records) {
@@ -73,28 +137,26 @@ fn decode_batches(
         if header.is_control() {
             continue;
         }
-        let mut buf = records.slice(range);
-        let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| TableflowError::Decode {
-            topic: topic.to_string(),
-            partition,
-            offset: header.base_offset,
-            reason: e.to_string(),
-        })?;
-        for r in set.records {
-            if r.offset < from || r.control {
-                continue;
-            }
-            out.push(KafkaRecord {
-                partition,
-                offset: r.offset,
-                timestamp_ms: r.timestamp,
-                key: r.key,
-                value: r.value,
-                headers: r
-                    .headers
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .collect(),
+        let batch = records.slice(range);
+        let before = out.records.len();
+        if let Err(e) = decode_batch(partition, batch.clone(), from, &mut out.records) {
+            out.records.truncate(before);
+            let first = header.base_offset.max(from);
+            tracing::warn!(%topic, partition, offset = first, last = header.last_offset(), error = %e, "record batch does not decode; it goes to the dead-letter table whole");
+            metrics::counter!("floe_tableflow_undecodable_batches_total", "topic" => topic.to_string()).increment(1);
+            out.undecodable.push(Rejected {
+                record: KafkaRecord {
+                    partition,
+                    offset: first,
+                    timestamp_ms: header.max_timestamp,
+                    key: None,
+                    value: Some(batch),
+                    headers: Vec::new(),
+                },
+                error: format!(
+                    "undecodable record batch (offsets {first}..={}): {e:#}",
+                    header.last_offset()
+                ),
             });
         }
     }
@@ -102,24 +164,96 @@ fn decode_batches(
 }
 
 impl TopicWorker {
-    /// Runs until stopped; errors restart the loop from the tables' committed offsets.
+    /// Runs until stopped; errors restart the loop from the tables' committed offsets,
+    /// except a table found ahead of its log, which stops the writer until an operator acts
+    /// (refilling it from the log start would double every row it holds).
     pub async fn run(mut self) {
         let mut backoff = Duration::from_millis(500);
+        let table = format!("{}.{}", self.cfg.namespace, self.cfg.name);
+        self.status.running(&self.topic, &table);
         loop {
             match self.run_once().await {
                 Ok(()) => return,
+                Err(e @ TableflowError::TableAheadOfLog { .. }) => {
+                    tracing::error!(topic = %self.topic, %table, error = %e, "tableflow stopped for this table: see docs/tableflow.md, 'A table ahead of its log'");
+                    self.status.stopped(&self.topic, &table, e.to_string());
+                    // Until the topic's table configs change (a new writer) or shutdown.
+                    while !*self.stop.borrow() {
+                        if self.stop.changed().await.is_err() {
+                            return;
+                        }
+                    }
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(topic = %self.topic, error = %e, source = ?std::error::Error::source(&e), "tableflow worker failed; restarting from the committed offsets");
                 }
             }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = self.stop.changed() => return,
-            }
-            if *self.stop.borrow() {
+            if !self.sleep_or_stop(backoff).await {
                 return;
             }
             backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    /// Sleeps for `d`; false if the worker was told to stop meanwhile.
+    async fn sleep_or_stop(&mut self, d: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = self.stop.changed() => {}
+        }
+        !*self.stop.borrow()
+    }
+
+    /// Commits the DLQ then the main table with `offsets`, after making every record below
+    /// them durable in the log (a table never holds what a machine crash could take back
+    /// from the log). A failed commit is retried with backoff until it lands, keeping its
+    /// files staged and the positions where the last successful commit put them; false if
+    /// the worker was stopped before it landed.
+    async fn commit_tables(
+        &mut self,
+        main: &mut TableSink,
+        dlq: &mut Option<TableSink>,
+        parts: &BTreeMap<i32, PartitionState>,
+    ) -> Result<bool, TableflowError> {
+        let offsets: BTreeMap<i32, i64> = parts.iter().map(|(p, s)| (*p, s.position)).collect();
+        let syncs: Vec<_> = parts
+            .iter()
+            .filter(|(_, s)| s.position > s.log.durable_offset())
+            .map(|(p, s)| {
+                let sync = s.log.sync_async();
+                async move { (*p, sync.await) }
+            })
+            .collect();
+        for (p, result) in futures_util::future::join_all(syncs).await {
+            result.map_err(|source| TableflowError::Sync {
+                topic: self.topic.clone(),
+                partition: p,
+                source,
+            })?;
+        }
+        let table = main.ident().to_string();
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let result = match dlq.as_mut() {
+                Some(d) => d.commit(self.catalog.as_ref(), &offsets).await,
+                None => Ok(()),
+            };
+            let result = match result {
+                Ok(()) => main.commit(self.catalog.as_ref(), &offsets).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => return Ok(true),
+                Err(e) => {
+                    self.status.commit_failed(&self.topic, &table);
+                    tracing::warn!(topic = %self.topic, %table, error = %e, source = ?std::error::Error::source(&e), staged_rows = main.staged_rows(), retry_in_ms = backoff.as_millis() as u64, "table commit failed; the table's offsets stay where the last commit put them, retrying");
+                }
+            }
+            if !self.sleep_or_stop(backoff).await {
+                return Ok(false);
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(10));
         }
     }
 
@@ -153,11 +287,16 @@ impl TopicWorker {
             let (start, end) = (log.log_start_offset(), log.log_end_offset());
             let committed = main.committed(p);
             let mut position = committed.unwrap_or(start);
-            if position < start {
+            if position > end {
+                return Err(TableflowError::TableAheadOfLog {
+                    topic: self.topic.clone(),
+                    partition: p,
+                    table: table_name.clone(),
+                    table_next: position,
+                    log_end: end,
+                });
+            } else if position < start {
                 tracing::warn!(topic = %self.topic, partition = p, committed = position, log_start = start, "records before the log start were deleted before they were materialized");
-                position = start;
-            } else if position > end {
-                tracing::warn!(topic = %self.topic, partition = p, committed = position, log_end = end, "table is ahead of the log (topic recreated?); materializing from the log start");
                 position = start;
             }
             if committed.is_none() && end > start {
@@ -186,7 +325,7 @@ impl TopicWorker {
         let interval = Duration::from_millis(self.cfg.commit_interval_ms);
         let mut first_pending: Option<Instant> = None;
         let mut last_log = Instant::now();
-        let mut records = Vec::new();
+        let mut decoded = Decoded::default();
         loop {
             let stopping = *self.stop.borrow();
             // Read what is committed in the logs now.
@@ -217,15 +356,16 @@ impl TopicWorker {
                         break;
                     }
                     round += read.records.len();
-                    records.clear();
+                    decoded.records.clear();
+                    decoded.undecodable.clear();
                     let next =
-                        decode_batches(&self.topic, *p, &read.records, st.position, &mut records)?;
+                        decode_batches(&self.topic, *p, &read.records, st.position, &mut decoded)?;
                     if next <= st.position {
                         break;
                     }
                     st.position = next;
                     progressed = true;
-                    self.write_records(&dlq_layout, &dlq_ident, &mut main, &mut dlq, st, &records)
+                    self.write_records(&dlq_layout, &dlq_ident, &mut main, &mut dlq, st, &decoded)
                         .await?;
                 }
             }
@@ -237,12 +377,9 @@ impl TopicWorker {
             let due = first_pending.is_some_and(|t| t.elapsed() >= interval)
                 || main.pending_bytes >= target;
             if (pending || moved) && (due || stopping) {
-                let offsets: BTreeMap<i32, i64> =
-                    parts.iter().map(|(p, s)| (*p, s.position)).collect();
-                if let Some(d) = dlq.as_mut() {
-                    d.commit(catalog.as_ref(), &offsets).await?;
+                if !self.commit_tables(&mut main, &mut dlq, &parts).await? {
+                    return Ok(()); // stopped while retrying: restart resumes from the table
                 }
-                main.commit(catalog.as_ref(), &offsets).await?;
                 for s in parts.values_mut() {
                     s.committed = s.position;
                 }
@@ -297,8 +434,9 @@ impl TopicWorker {
         main: &mut TableSink,
         dlq: &mut Option<TableSink>,
         st: &PartitionState,
-        records: &[KafkaRecord],
+        decoded: &Decoded,
     ) -> Result<(), TableflowError> {
+        let records = &decoded.records;
         let arrow_err = |table: &str| {
             let table = table.to_string();
             move |source| TableflowError::Arrow { table, source }
@@ -321,6 +459,7 @@ impl TopicWorker {
         }
         let rejected: Vec<Rejected> = rejected
             .into_iter()
+            .chain(decoded.undecodable.iter().cloned())
             .filter(|r| r.record.offset >= st.dlq_skip)
             .collect();
         if !rejected.is_empty() {
@@ -402,7 +541,7 @@ mod tests {
                 continue;
             }
             let from = rng.below(4) as i64;
-            let mut out = Vec::new();
+            let mut out = Decoded::default();
             let records = Bytes::from(data.clone());
             let result = std::panic::catch_unwind(|| {
                 let next = decode_batches("t", 0, &records, from, &mut out);
@@ -418,8 +557,15 @@ mod tests {
             if let Ok(next) = next {
                 decoded += 1;
                 assert!(next >= from);
-                assert!(out.iter().all(|r| r.offset >= from && r.offset < next));
-                assert!(out.windows(2).all(|w| w[0].offset < w[1].offset));
+                let records = &out.records;
+                assert!(records.iter().all(|r| r.offset >= from && r.offset < next));
+                assert!(records.windows(2).all(|w| w[0].offset < w[1].offset));
+                // A batch that does not decode goes to the dead-letter table whole.
+                assert!(
+                    out.undecodable
+                        .iter()
+                        .all(|r| r.record.offset >= from && r.record.offset < next)
+                );
             }
         }
         assert!(decoded > 100, "only {decoded} mutated buffers decoded");
@@ -427,13 +573,13 @@ mod tests {
 
     /// Found by `fuzz_decode_batches`: a record whose header key is not UTF-8 passes produce
     /// validation (Kafka accepts it too: its clients decode keys lossily), but
-    /// `RecordBatchDecoder` refuses the whole batch, so the worker fails on it and restarts
-    /// from the committed offsets forever: the table stops at that batch.
+    /// `RecordBatchDecoder` refuses the whole batch. It used to stop the table for good (the
+    /// worker restarted from the committed offsets forever); now the batch goes to the
+    /// dead-letter table whole and the table moves on.
     ///
-    /// FIXME: decode header keys lossily (or route the batch's records to the `_dlq` table)
-    /// so one bad header cannot stop a table; then this asserts the records come out.
+    /// FIXME: decode header keys lossily so such records reach the table itself.
     #[test]
-    fn a_non_utf8_header_key_stops_the_batch_today() {
+    fn a_non_utf8_header_key_sends_the_batch_to_the_dead_letter_table() {
         use kafka_protocol::records::Compression;
         let mut batch = fuzz::sample_batch(Compression::None, 1, false);
         // The record's one header is key "h" (length varint 2), value "v".
@@ -444,8 +590,11 @@ mod tests {
         batch[at + 1] = 0xff;
         fuzz::fix_batch_crcs(&mut batch);
         assert!(validate_batches(&batch).is_ok());
-        let mut out = Vec::new();
-        let result = decode_batches("t", 0, &Bytes::from(batch), 0, &mut out);
-        assert!(matches!(result, Err(TableflowError::Decode { .. })));
+        let mut out = Decoded::default();
+        let next = decode_batches("t", 0, &Bytes::from(batch), 0, &mut out).unwrap();
+        assert_eq!(next, 1);
+        assert!(out.records.is_empty());
+        assert_eq!(out.undecodable.len(), 1);
+        assert_eq!(out.undecodable[0].record.offset, 0);
     }
 }

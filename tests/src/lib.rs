@@ -159,6 +159,11 @@ impl Broker {
         self.child.as_ref().expect("broker running").id()
     }
 
+    /// Resident set size of the running broker in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        rss_bytes_of(self.pid())
+    }
+
     /// SIGKILL the broker and reap it (no chance to flush anything).
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -192,6 +197,13 @@ impl Broker {
         }
     }
 
+    /// Start the broker again on the same port and data directory with other extra
+    /// `floe serve` flags (they stay for later restarts).
+    pub fn restart_with(&mut self, extra_args: &[&str]) {
+        self.extra_args = extra_args.iter().map(|s| s.to_string()).collect();
+        self.restart();
+    }
+
     /// Start the broker again on the same port and data directory.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop or kill the broker first");
@@ -209,6 +221,18 @@ impl Drop for Broker {
             eprintln!("---- broker log ----\n{}", self.log());
         }
     }
+}
+
+/// Resident set size of process `pid` in bytes (`VmRSS` in `/proc/<pid>/status`).
+pub fn rss_bytes_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS line in:\n{status}"));
+    kib * 1024
 }
 
 /// Python interpreter of the test venv (has confluent-kafka, kafka-python).

@@ -9,13 +9,69 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
 use kafka_protocol::messages::api_versions_response::ApiVersionsResponse;
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
+use kafka_protocol::messages::create_topics_response::CreateTopicsResponse;
+use kafka_protocol::messages::list_offsets_request::{
+    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
+};
+use kafka_protocol::messages::list_offsets_response::ListOffsetsResponse;
+use kafka_protocol::messages::produce_request::{
+    PartitionProduceData, ProduceRequest, TopicProduceData,
+};
+use kafka_protocol::messages::produce_response::ProduceResponse;
+use kafka_protocol::messages::{ApiKey, BrokerId, RequestHeader, ResponseHeader, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 
 use crate::Broker;
 
 /// ApiVersions version `open` asks with (the newest `kafka-protocol` 0.18 knows).
 const API_VERSIONS_VERSION: i16 = 3;
+
+/// Highest versions the helpers below build requests for: Produce v13 names topics by id,
+/// so stay at v12; the others are the newest `kafka-protocol` 0.18 knows.
+pub const PRODUCE_MAX: i16 = 12;
+const LIST_OFFSETS_MAX: i16 = 10;
+const CREATE_TOPICS_MAX: i16 = 7;
+
+fn topic(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+/// A valid magic-2 record batch of `n` records (keys `key-<i>`, values `value-<i>`)
+/// compressed with `compression`.
+pub fn batch(n: i64, compression: Compression) -> Bytes {
+    let records: Vec<Record> = (0..n)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i,
+            sequence: -1,
+            timestamp: 1_700_000_000_000 + i,
+            key: Some(Bytes::from(format!("key-{i}"))),
+            value: Some(Bytes::from(format!("value-{i}"))),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
 
 /// One client connection speaking raw frames. Reads time out after 30 s.
 pub struct RawConn {
@@ -136,6 +192,78 @@ impl RawConn {
     {
         let version = self.version(key, ours);
         self.call_at(key, version, req)
+    }
+
+    /// CreateTopics of one topic (replication factor 1); returns the topic's error code.
+    pub fn create_topic(&mut self, name: &str, partitions: i32) -> i16 {
+        let version = self.version(ApiKey::CreateTopics, CREATE_TOPICS_MAX);
+        let req = CreateTopicsRequest::default()
+            .with_timeout_ms(30_000)
+            .with_topics(vec![
+                CreatableTopic::default()
+                    .with_name(topic(name))
+                    .with_num_partitions(partitions)
+                    .with_replication_factor(1),
+            ]);
+        let resp: CreateTopicsResponse = self.call_at(ApiKey::CreateTopics, version, &req);
+        assert_eq!(resp.topics.len(), 1, "CreateTopics({name}) v{version}");
+        resp.topics[0].error_code
+    }
+
+    /// Produce one batch at the newest version both sides speak (up to [`PRODUCE_MAX`]);
+    /// returns (error code, base offset) of the only partition response.
+    pub fn produce(&mut self, name: &str, partition: i32, acks: i16, batch: Bytes) -> (i16, i64) {
+        let version = self.version(ApiKey::Produce, PRODUCE_MAX);
+        self.produce_at(version, name, partition, acks, batch)
+    }
+
+    /// [`RawConn::produce`] at a given Produce version.
+    pub fn produce_at(
+        &mut self,
+        version: i16,
+        name: &str,
+        partition: i32,
+        acks: i16,
+        batch: Bytes,
+    ) -> (i16, i64) {
+        let req = ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(topic(name))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(partition)
+                            .with_records(Some(batch)),
+                    ]),
+            ]);
+        let resp: ProduceResponse = self.call_at(ApiKey::Produce, version, &req);
+        assert_eq!(resp.responses.len(), 1, "Produce v{version}: {resp:?}");
+        let parts = &resp.responses[0].partition_responses;
+        assert_eq!(parts.len(), 1, "Produce v{version}: {resp:?}");
+        assert_eq!(parts[0].index, partition, "Produce v{version}: {resp:?}");
+        (parts[0].error_code, parts[0].base_offset)
+    }
+
+    /// ListOffsets latest (timestamp -1) of one partition: (error code, offset).
+    pub fn latest_offset(&mut self, name: &str, partition: i32) -> (i16, i64) {
+        let version = self.version(ApiKey::ListOffsets, LIST_OFFSETS_MAX);
+        let req = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_timeout_ms(30_000)
+            .with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(topic(name))
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default()
+                            .with_partition_index(partition)
+                            .with_timestamp(-1),
+                    ]),
+            ]);
+        let resp: ListOffsetsResponse = self.call_at(ApiKey::ListOffsets, version, &req);
+        let p = &resp.topics[0].partitions[0];
+        (p.error_code, p.offset)
     }
 
     /// The broker closed this connection: a read returns end of stream or a reset, not data

@@ -13,25 +13,13 @@ use std::process::Command;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use floe_tests::raw::RawConn;
+use floe_tests::raw::{self, PRODUCE_MAX, RawConn};
 use floe_tests::{Broker, clients_dir, python, run_ok_with, wait_until};
 use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
 use kafka_protocol::messages::api_versions_response::ApiVersionsResponse;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
-use kafka_protocol::messages::create_topics_response::CreateTopicsResponse;
-use kafka_protocol::messages::list_offsets_request::{
-    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
-};
-use kafka_protocol::messages::list_offsets_response::ListOffsetsResponse;
-use kafka_protocol::messages::produce_request::{
-    PartitionProduceData, ProduceRequest, TopicProduceData,
-};
-use kafka_protocol::messages::produce_response::ProduceResponse;
-use kafka_protocol::messages::{ApiKey, BrokerId, RequestHeader, TopicName};
+use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
 
 // Kafka error codes checked here (see Kafka's `Errors` class).
 const NONE: i16 = 0;
@@ -40,130 +28,43 @@ const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const INVALID_REQUIRED_ACKS: i16 = 21;
 const UNSUPPORTED_VERSION: i16 = 35;
 
-/// Highest versions this file knows how to build requests for: Produce v13 names topics by
-/// id, so stay at v12; the others are the newest `kafka-protocol` 0.18 knows.
-const PRODUCE_MAX: i16 = 12;
-const LIST_OFFSETS_MAX: i16 = 10;
-const CREATE_TOPICS_MAX: i16 = 7;
-
 /// Client id in the request headers of this file's connections.
 const CLIENT_ID: &str = "floe-bad-input";
 
 /// CreateTopics of one topic (replication factor 1); asserts it succeeded.
-fn create_topic(conn: &mut RawConn, name: &'static str, partitions: i32) {
-    let version = conn.version(ApiKey::CreateTopics, CREATE_TOPICS_MAX);
-    let req = CreateTopicsRequest::default()
-        .with_timeout_ms(30_000)
-        .with_topics(vec![
-            CreatableTopic::default()
-                .with_name(topic(name))
-                .with_num_partitions(partitions)
-                .with_replication_factor(1),
-        ]);
-    let resp: CreateTopicsResponse = conn.call_at(ApiKey::CreateTopics, version, &req);
-    assert_eq!(resp.topics.len(), 1);
+fn create_topic(conn: &mut RawConn, name: &str, partitions: i32) {
     assert_eq!(
-        resp.topics[0].error_code, NONE,
-        "CreateTopics({name}) v{version}"
+        conn.create_topic(name, partitions),
+        NONE,
+        "CreateTopics({name})"
     );
 }
 
-/// Produce one batch; returns (error code, base offset) of the only partition response.
-fn produce(
-    conn: &mut RawConn,
-    name: &'static str,
-    partition: i32,
-    acks: i16,
-    batch: Bytes,
-) -> (i16, i64) {
-    let version = conn.version(ApiKey::Produce, PRODUCE_MAX);
-    produce_v(conn, version, name, partition, acks, batch)
+fn produce(conn: &mut RawConn, name: &str, partition: i32, acks: i16, batch: Bytes) -> (i16, i64) {
+    conn.produce(name, partition, acks, batch)
 }
 
-/// [`produce`] at a given Produce version.
 fn produce_v(
     conn: &mut RawConn,
     version: i16,
-    name: &'static str,
+    name: &str,
     partition: i32,
     acks: i16,
     batch: Bytes,
 ) -> (i16, i64) {
-    let req = ProduceRequest::default()
-        .with_acks(acks)
-        .with_timeout_ms(30_000)
-        .with_topic_data(vec![
-            TopicProduceData::default()
-                .with_name(topic(name))
-                .with_partition_data(vec![
-                    PartitionProduceData::default()
-                        .with_index(partition)
-                        .with_records(Some(batch)),
-                ]),
-        ]);
-    let resp: ProduceResponse = conn.call_at(ApiKey::Produce, version, &req);
-    assert_eq!(resp.responses.len(), 1, "Produce v{version}: {resp:?}");
-    let parts = &resp.responses[0].partition_responses;
-    assert_eq!(parts.len(), 1, "Produce v{version}: {resp:?}");
-    assert_eq!(parts[0].index, partition, "Produce v{version}: {resp:?}");
-    (parts[0].error_code, parts[0].base_offset)
+    conn.produce_at(version, name, partition, acks, batch)
 }
 
-/// ListOffsets latest (timestamp -1) of one partition.
-fn latest_offset(conn: &mut RawConn, name: &'static str, partition: i32) -> i64 {
-    let version = conn.version(ApiKey::ListOffsets, LIST_OFFSETS_MAX);
-    let req = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_timeout_ms(30_000)
-        .with_topics(vec![
-            ListOffsetsTopic::default()
-                .with_name(topic(name))
-                .with_partitions(vec![
-                    ListOffsetsPartition::default()
-                        .with_partition_index(partition)
-                        .with_timestamp(-1),
-                ]),
-        ]);
-    let resp: ListOffsetsResponse = conn.call_at(ApiKey::ListOffsets, version, &req);
-    let p = &resp.topics[0].partitions[0];
-    assert_eq!(p.error_code, NONE, "ListOffsets v{version}: {resp:?}");
-    p.offset
-}
-
-fn topic(name: &'static str) -> TopicName {
-    TopicName(StrBytes::from_static_str(name))
+/// ListOffsets latest of one partition; asserts it succeeded.
+fn latest_offset(conn: &mut RawConn, name: &str, partition: i32) -> i64 {
+    let (error, offset) = conn.latest_offset(name, partition);
+    assert_eq!(error, NONE, "ListOffsets({name}-{partition})");
+    offset
 }
 
 /// A valid magic-2 record batch of `n` records.
 fn batch(n: i64) -> Bytes {
-    let records: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i,
-            sequence: -1,
-            timestamp: 1_700_000_000_000 + i,
-            key: Some(Bytes::from(format!("key-{i}"))),
-            value: Some(Bytes::from(format!("value-{i}"))),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    raw::batch(n, Compression::None)
 }
 
 /// Byte offset of the CRC in a magic-2 batch header (after baseOffset, batchLength,
@@ -290,6 +191,48 @@ fn bad_crc_is_rejected_and_not_appended(broker: &Broker) {
     assert_eq!(produce(&mut conn, "bad-crc", 0, -1, batch(1)), (NONE, 3));
 }
 
+/// Issue 9 item 1: a compressed batch whose `recordsCount` (and `lastOffsetDelta`, kept
+/// consistent with it, CRC fixed) claims more records than it holds is refused as Kafka's
+/// log validator refuses it, for every codec, whether it claims five or 2^31 - 1.
+fn compressed_count_mismatch_is_rejected(broker: &Broker) {
+    let mut conn = RawConn::open(broker, CLIENT_ID);
+    create_topic(&mut conn, "lying-count", 1);
+    for compression in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
+        for claim in [5i32, i32::MAX] {
+            let mut lying = BytesMut::from(&raw::batch(1, compression)[..]);
+            lying[23..27].copy_from_slice(&(claim - 1).to_be_bytes());
+            lying[57..61].copy_from_slice(&claim.to_be_bytes());
+            let crc = crc32c::crc32c(&lying[21..]);
+            lying[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+            let (error, _) = produce(&mut conn, "lying-count", 0, -1, lying.freeze());
+            assert_eq!(
+                error, CORRUPT_MESSAGE,
+                "{compression:?} batch of one record claiming {claim}"
+            );
+        }
+    }
+    assert_eq!(
+        latest_offset(&mut conn, "lying-count", 0),
+        0,
+        "lying batches were appended"
+    );
+    assert_eq!(
+        produce(
+            &mut conn,
+            "lying-count",
+            0,
+            -1,
+            raw::batch(3, Compression::Gzip)
+        ),
+        (NONE, 0)
+    );
+}
+
 fn unknown_partition_is_rejected(broker: &Broker) {
     let mut conn = RawConn::open(broker, CLIENT_ID);
     create_topic(&mut conn, "one-partition", 1);
@@ -381,6 +324,12 @@ fn bad_crc() {
 }
 
 #[test]
+fn compressed_count_mismatch() {
+    let broker = Broker::start();
+    compressed_count_mismatch_is_rejected(&broker);
+}
+
+#[test]
 fn unknown_partition() {
     let broker = Broker::start();
     unknown_partition_is_rejected(&broker);
@@ -405,6 +354,7 @@ fn broker_keeps_serving_real_clients_after_bad_input() {
     garbage_frame_closes_only_that_connection(&broker);
     huge_length_prefix_closes_without_allocating(&broker);
     bad_crc_is_rejected_and_not_appended(&broker);
+    compressed_count_mismatch_is_rejected(&broker);
     unknown_partition_is_rejected(&broker);
     invalid_acks_is_rejected(&broker);
     unsupported_api_versions_version_gets_v0_answer(&broker);

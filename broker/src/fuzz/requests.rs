@@ -338,6 +338,13 @@ fn default_request(key: ApiKey) -> Option<RequestKind> {
         ApiKey::AlterConfigs => RequestKind::AlterConfigs(Default::default()),
         ApiKey::IncrementalAlterConfigs => RequestKind::IncrementalAlterConfigs(Default::default()),
         ApiKey::DescribeCluster => RequestKind::DescribeCluster(Default::default()),
+        ApiKey::DescribeLogDirs => {
+            RequestKind::DescribeLogDirs(DescribeLogDirsRequest::default().with_topics(Some(vec![
+                describe_log_dirs_request::DescribableLogDirTopic::default()
+                    .with_topic(TopicName(StrBytes::from_static_str("fuzz")))
+                    .with_partitions(vec![0]),
+            ])))
+        }
         ApiKey::FindCoordinator => RequestKind::FindCoordinator(Default::default()),
         ApiKey::JoinGroup => RequestKind::JoinGroup(Default::default()),
         ApiKey::SyncGroup => RequestKind::SyncGroup(Default::default()),

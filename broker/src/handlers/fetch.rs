@@ -154,8 +154,9 @@ fn read_all(broker: &Broker, targets: &[FetchTarget], max_bytes: usize) -> Vec<P
             if t.topic.is_empty() {
                 return error(ResponseError::UnknownTopicId);
             }
-            let Some(log) = broker.topics.partition(&t.topic, t.partition) else {
-                return error(ResponseError::UnknownTopicOrPartition);
+            let log = match broker.topics.lookup(&t.topic, t.partition) {
+                Ok(log) => log,
+                Err(e) => return error(crate::errors::unavailable(&e)),
             };
             let limit = (t.max_bytes.max(0) as usize).min(remaining);
             if limit == 0 && !first_with_data {

@@ -28,11 +28,14 @@ pub async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> Handled {
                 .map(|p| {
                     let resp = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    let Some(log) = ctx.broker.topics.partition(&name, p.partition_index) else {
-                        return resp
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                            .with_timestamp(-1)
-                            .with_offset(-1);
+                    let log = match ctx.broker.topics.lookup(&name, p.partition_index) {
+                        Ok(log) => log,
+                        Err(e) => {
+                            return resp
+                                .with_error_code(crate::errors::unavailable(&e).code())
+                                .with_timestamp(-1)
+                                .with_offset(-1);
+                        }
                     };
                     if p.current_leader_epoch > 0 {
                         return resp

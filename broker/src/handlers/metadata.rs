@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{Handled, RequestContext, str_bytes};
 use crate::errors::topic_error;
-use crate::topics::{TopicInfo, is_internal, validate_topic_name};
+use crate::topics::{TopicInfo, Topics, is_internal, validate_topic_name};
 
 /// "Authorized operations not requested" in Kafka's encoding.
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
@@ -35,7 +35,7 @@ pub async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Handled {
     match requested {
         None => {
             for t in broker.topics.list() {
-                topics.push(topic_entry(&t, node));
+                topics.push(topic_entry(&broker.topics, &t, node));
             }
         }
         Some(list) => {
@@ -108,20 +108,30 @@ fn lookup(
         topics.get(name)
     };
     match found {
-        Some(t) => topic_entry(&t, node),
+        Some(t) => topic_entry(topics, &t, node),
         None => error_entry(ResponseError::UnknownTopicOrPartition),
     }
 }
 
-fn topic_entry(t: &TopicInfo, node: BrokerId) -> MetadataResponseTopic {
+/// A topic's entry. An offline partition (its log could not be opened) is listed as Kafka
+/// lists one whose only replica is offline: no leader, LEADER_NOT_AVAILABLE, the replica in
+/// `offline_replicas`; clients route around it and the other partitions keep working.
+fn topic_entry(topics: &Topics, t: &TopicInfo, node: BrokerId) -> MetadataResponseTopic {
     let partitions = (0..t.record.partitions)
         .map(|p| {
-            MetadataResponsePartition::default()
+            let entry = MetadataResponsePartition::default()
                 .with_partition_index(p)
-                .with_leader_id(node)
                 .with_leader_epoch(0)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_replica_nodes(vec![node]);
+            if topics.offline_reason(&t.name, p).is_some() {
+                entry
+                    .with_error_code(ResponseError::LeaderNotAvailable.code())
+                    .with_leader_id(BrokerId(-1))
+                    .with_isr_nodes(vec![])
+                    .with_offline_replicas(vec![node])
+            } else {
+                entry.with_leader_id(node).with_isr_nodes(vec![node])
+            }
         })
         .collect();
     MetadataResponseTopic::default()

@@ -114,6 +114,7 @@ handlers! {
     AlterConfigs 0..=2 => alter_configs;
     IncrementalAlterConfigs 0..=1 => incremental_alter_configs;
     DescribeCluster 0..=1 => describe_cluster;
+    DescribeLogDirs 1..=4 => describe_log_dirs;
     FindCoordinator 0..=5 => find_coordinator;
     JoinGroup 0..=9 => join_group;
     SyncGroup 0..=5 => sync_group;

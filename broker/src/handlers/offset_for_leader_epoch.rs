@@ -21,8 +21,11 @@ pub async fn handle(ctx: &RequestContext, req: OffsetForLeaderEpochRequest) -> H
                 .iter()
                 .map(|p| {
                     let resp = EpochEndOffset::default().with_partition(p.partition);
-                    let Some(log) = ctx.broker.topics.partition(&name, p.partition) else {
-                        return resp.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let log = match ctx.broker.topics.lookup(&name, p.partition) {
+                        Ok(log) => log,
+                        Err(e) => {
+                            return resp.with_error_code(crate::errors::unavailable(&e).code());
+                        }
                     };
                     if p.current_leader_epoch > 0 {
                         return resp.with_error_code(ResponseError::UnknownLeaderEpoch.code());

@@ -8,7 +8,9 @@
 //! concurrent and pipelined acks=all requests share syncs (group commit).
 
 use bytes::BytesMut;
-use floe_protocol::record_batch::validate_batches;
+use floe_protocol::record_batch::{iter_batches, validate_batches};
+
+use crate::log_limit::LogLimit;
 use floe_storage::PartitionLog;
 use futures_util::future::join_all;
 use kafka_protocol::ResponseError;
@@ -42,18 +44,18 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for (pi, data) in topic.partition_data.into_iter().enumerate() {
             let resp = PartitionProduceResponse::default().with_index(data.index);
-            let log = ctx.broker.topics.partition(&name, data.index);
+            let log = ctx.broker.topics.lookup(&name, data.index);
             let result = match (log, data.records) {
-                (Some(_), _) if is_internal(&name) => Err((
+                (Ok(_), _) if is_internal(&name) => Err((
                     ResponseError::InvalidTopicException,
                     Some(format!("Cannot append to internal topic {name}")),
                 )),
-                (None, _) => Err((ResponseError::UnknownTopicOrPartition, None)),
-                (Some(_), None) => Err((
+                (Err(e), _) => Err((crate::errors::unavailable(&e), offline_message(&e))),
+                (Ok(_), None) => Err((
                     ResponseError::CorruptMessage,
                     Some("null records".to_string()),
                 )),
-                (Some(log), Some(records)) => append(&log, &records, now).map(|info| (log, info)),
+                (Ok(log), Some(records)) => append(&log, &records, now).map(|info| (log, info)),
             };
             let resp = match result {
                 Ok((log, info)) => {
@@ -69,7 +71,10 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
                 }
                 Err((code, message)) => {
                     any_error = true;
-                    tracing::warn!(
+                    // A client (or a full disk) can make every request fail: rate limited.
+                    static REJECTED: LogLimit = LogLimit::new("produce rejected", 10);
+                    crate::warn_limited!(
+                        REJECTED,
                         peer = %ctx.peer,
                         topic = %name,
                         partition = data.index,
@@ -114,6 +119,13 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
     }
 }
 
+fn offline_message(e: &crate::topics::Unavailable) -> Option<String> {
+    match e {
+        crate::topics::Unavailable::Offline(reason) => Some(format!("partition is offline: {reason}")),
+        crate::topics::Unavailable::Unknown => None,
+    }
+}
+
 fn fail(p: &mut PartitionProduceResponse, code: ResponseError) {
     p.error_code = code.code();
     p.base_offset = -1;
@@ -127,9 +139,12 @@ fn append(
     now: i64,
 ) -> Result<floe_storage::AppendInfo, AppendFailure> {
     let max = log.config().max_message_bytes as usize;
-    let headers = validate_batches(records)
-        .map_err(|e| (ResponseError::CorruptMessage, Some(e.to_string())))?;
-    if let Some(h) = headers.iter().find(|h| h.total_size() > max) {
+    // The size limit is on the compressed batch and is checked first, so an oversized batch
+    // is never decompressed by the validation below.
+    let oversized = iter_batches(records)
+        .map_while(Result::ok)
+        .find(|(h, _)| h.total_size() > max);
+    if let Some((h, _)) = oversized {
         return Err((
             ResponseError::MessageTooLarge,
             Some(format!(
@@ -138,6 +153,7 @@ fn append(
             )),
         ));
     }
+    validate_batches(records).map_err(|e| (ResponseError::CorruptMessage, Some(e.to_string())))?;
     log.append(BytesMut::from(&records[..]), now)
         .map_err(|e| (append_error(&e), Some(e.to_string())))
 }

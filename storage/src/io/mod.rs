@@ -27,8 +27,8 @@
 //! `unsafe` is allowed only in this module, and only in [`uring`] (the kernel reads and
 //! writes caller memory asynchronously there); every block carries a `// SAFETY:` note.
 
-#[cfg(test)]
-pub(crate) mod faults;
+#[cfg(any(test, feature = "faults"))]
+pub mod faults;
 // The workspace denies `unsafe_code`; io_uring needs it to hand the kernel pointers to
 // buffers it uses after the call returns. The driver keeps ownership of those buffers until
 // their completions arrive; each unsafe block states why it is sound.
@@ -109,7 +109,7 @@ enum Backend {
 #[derive(Debug, Clone)]
 pub struct Io {
     backend: Arc<Backend>,
-    #[cfg(test)]
+    #[cfg(any(test, feature = "faults"))]
     faults: Option<Arc<faults::Faults>>,
 }
 
@@ -123,7 +123,7 @@ impl Io {
     fn with_backend(backend: Backend) -> Io {
         Io {
             backend: Arc::new(backend),
-            #[cfg(test)]
+            #[cfg(any(test, feature = "faults"))]
             faults: None,
         }
     }
@@ -174,14 +174,23 @@ impl Io {
     }
 
     /// This backend with a fault injector in front (tests).
-    #[cfg(test)]
-    pub(crate) fn with_faults(&self) -> (Io, Arc<faults::Faults>) {
-        let faults = Arc::new(faults::Faults::default());
+    #[cfg(any(test, feature = "faults"))]
+    pub fn with_faults(&self) -> (Io, Arc<faults::Faults>) {
+        let faults = Arc::new(faults::Faults::modelling_crashes());
         let io = Io {
             backend: Arc::clone(&self.backend),
             faults: Some(Arc::clone(&faults)),
         };
         (io, faults)
+    }
+
+    /// This backend with a fault set in front (see [`faults::Faults::from_spec`]).
+    #[cfg(any(test, feature = "faults"))]
+    pub fn with_fault_set(&self, faults: faults::Faults) -> Io {
+        Io {
+            backend: Arc::clone(&self.backend),
+            faults: Some(Arc::new(faults)),
+        }
     }
 
     /// Replaces `path` with `contents` atomically and durably: writes `<path>.tmp` and
@@ -209,9 +218,9 @@ impl Io {
 
     /// `fdatasync`s several files (on io_uring in one submission) and reports each result.
     pub fn sync_each(&self, files: &[&File]) -> Vec<Result<()>> {
-        #[cfg(test)]
+        #[cfg(any(test, feature = "faults"))]
         let before: Vec<_> = files.iter().map(|f| f.fault_snapshot()).collect();
-        #[cfg(test)]
+        #[cfg(any(test, feature = "faults"))]
         if let Some(faults) = &self.faults {
             faults.count_sync_batch();
         }
@@ -249,7 +258,7 @@ impl Io {
                 })
                 .collect(),
         };
-        #[cfg(test)]
+        #[cfg(any(test, feature = "faults"))]
         for ((file, snapshot), result) in files.iter().zip(before).zip(&results) {
             if result.is_ok() {
                 file.fault_synced(snapshot);
@@ -275,7 +284,7 @@ pub struct File {
 
 impl File {
     fn open_with(io: &Io, path: &Path, create: bool) -> Result<File> {
-        #[cfg(test)]
+        #[cfg(any(test, feature = "faults"))]
         let existed = exists(path);
         let file = fs::OpenOptions::new()
             .read(true)
@@ -284,7 +293,7 @@ impl File {
             .truncate(false)
             .open(path)
             .map_err(|e| StorageError::io(IoOp::Open, path, e))?;
-        #[cfg(test)]
+        #[cfg(any(test, feature = "faults"))]
         if let Some(faults) = &io.faults {
             faults.opened(path, existed);
         }
@@ -343,6 +352,7 @@ impl File {
     }
 
     fn write_bytes(&self, position: u64, buf: Bytes, sync: bool) -> Result<()> {
+        self.check_write_fault(position, &buf)?;
         self.fault_written();
         if sync {
             self.check_sync_fault()?;
@@ -353,18 +363,18 @@ impl File {
                     .write_all_at(&buf, position)
                     .map_err(|e| StorageError::io(IoOp::Write, &self.path, e))?;
                 if sync {
-                    #[cfg(test)]
+                    #[cfg(any(test, feature = "faults"))]
                     let before = self.fault_snapshot();
                     self.file
                         .sync_data()
                         .map_err(|e| StorageError::io(IoOp::Sync, &self.path, e))?;
-                    #[cfg(test)]
+                    #[cfg(any(test, feature = "faults"))]
                     self.fault_synced(before);
                 }
                 Ok(())
             }
             Backend::Uring(driver) => {
-                #[cfg(test)]
+                #[cfg(any(test, feature = "faults"))]
                 let before = sync.then(|| self.fault_snapshot_after(position, &buf));
                 driver
                     .run(uring::Op::Write {
@@ -374,7 +384,7 @@ impl File {
                         sync,
                     })
                     .map_err(|(op, e)| StorageError::io(op, &self.path, e))?;
-                #[cfg(test)]
+                #[cfg(any(test, feature = "faults"))]
                 if let Some(before) = before {
                     self.fault_synced(before);
                 }
@@ -432,16 +442,37 @@ impl File {
     }
 
     fn fault_written(&self) {
-        #[cfg(test)]
+        #[cfg(any(test, feature = "faults"))]
         if let Some(faults) = &self.io.faults {
             faults.written(&self.path);
         }
     }
 
-    fn check_sync_fault(&self) -> Result<()> {
-        #[cfg(test)]
+    fn check_write_fault(&self, position: u64, buf: &[u8]) -> Result<()> {
+        #[cfg(any(test, feature = "faults"))]
         if let Some(faults) = &self.io.faults
-            && faults.sync_fails()
+            && let Some(written) = faults.write_fault(&self.path, buf.len())
+        {
+            if written > 0 {
+                self.file
+                    .write_all_at(&buf[..written], position)
+                    .map_err(|e| StorageError::io(IoOp::Write, &self.path, e))?;
+            }
+            return Err(StorageError::io(
+                IoOp::Write,
+                &self.path,
+                io::Error::from(io::ErrorKind::StorageFull),
+            ));
+        }
+        #[cfg(not(any(test, feature = "faults")))]
+        let _ = (position, buf);
+        Ok(())
+    }
+
+    fn check_sync_fault(&self) -> Result<()> {
+        #[cfg(any(test, feature = "faults"))]
+        if let Some(faults) = &self.io.faults
+            && faults.sync_fault(&self.path)
         {
             return Err(StorageError::io(
                 IoOp::Sync,
@@ -454,16 +485,17 @@ impl File {
 
     /// What a sync starting now makes durable (the model reads the file before the sync, so
     /// a concurrent later write is never counted as durable).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "faults"))]
     fn fault_snapshot(&self) -> Option<Vec<u8>> {
         self.io
             .faults
             .as_ref()
+            .filter(|f| f.models_crashes())
             .map(|_| fs::read(&self.path).unwrap_or_default())
     }
 
     /// Like [`File::fault_snapshot`], for a write-and-sync whose write has not happened yet.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "faults"))]
     fn fault_snapshot_after(&self, position: u64, buf: &[u8]) -> Option<Vec<u8>> {
         let mut bytes = self.fault_snapshot()?;
         let start = usize::try_from(position).unwrap_or(usize::MAX);
@@ -474,7 +506,7 @@ impl File {
         Some(bytes)
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "faults"))]
     fn fault_synced(&self, snapshot: Option<Vec<u8>>) {
         if let (Some(faults), Some(snapshot)) = (&self.io.faults, snapshot) {
             faults.synced(&self.path, snapshot);

@@ -199,6 +199,90 @@ fn corrupt_last_batch_is_cut_at_its_start() {
     );
 }
 
+/// With the recovery point checkpointed after the sync, damage to the only batch of the
+/// active segment is damage to acknowledged data: refused, not cut as a torn tail.
+fn damage_below_the_recovery_point_is_refused_not_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir
+        .path()
+        .join("orders-eu-3")
+        .join(format!("{:020}.log", 0));
+    {
+        let (manager, log) = open(dir.path(), LogConfig::default());
+        append_batches(&log, 1, 0);
+        log.sync().unwrap();
+        manager.checkpoint_recovery_points().unwrap();
+        // Dropped without shutdown: a crash.
+    }
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 5;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let manager = open_manager(dir.path());
+    assert!(matches!(
+        manager.open_partition(&tp(), LogConfig::default()),
+        Err(StorageError::Corrupt { .. })
+    ));
+    drop(manager);
+    // The operator's choice: truncate (the acknowledged batch is lost, with an error log).
+    let (_manager, log) = open(
+        dir.path(),
+        LogConfig {
+            recovery: crate::RecoveryPolicy::TruncateCorruption,
+            ..LogConfig::default()
+        },
+    );
+    assert_eq!(log.log_end_offset(), 0);
+}
+
+/// Above the recovery point a damaged last batch is still a torn tail, cut as before.
+fn torn_tail_above_the_recovery_point_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir
+        .path()
+        .join("orders-eu-3")
+        .join(format!("{:020}.log", 0));
+    {
+        let (manager, log) = open(dir.path(), LogConfig::default());
+        append_batches(&log, 2, 0);
+        log.sync().unwrap();
+        manager.checkpoint_recovery_points().unwrap();
+        append_batches(&log, 1, 0);
+    }
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 5;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let (_manager, log) = open(dir.path(), LogConfig::default());
+    assert_eq!(log.log_end_offset(), 6);
+}
+
+/// A partition deleted and created again does not inherit the old recovery point: a torn
+/// tail of the new one is cut, not refused.
+fn recreated_partition_does_not_inherit_the_recovery_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir
+        .path()
+        .join("orders-eu-3")
+        .join(format!("{:020}.log", 0));
+    {
+        let (manager, log) = open(dir.path(), LogConfig::default());
+        append_batches(&log, 5, 0);
+        log.sync().unwrap();
+        manager.checkpoint_recovery_points().unwrap();
+        drop(log);
+        manager.delete_partition(&tp()).unwrap();
+        let log = manager.open_partition(&tp(), LogConfig::default()).unwrap();
+        append_batches(&log, 2, 0);
+    }
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 5;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let (_manager, log) = open(dir.path(), LogConfig::default());
+    assert_eq!(log.log_end_offset(), 3);
+}
+
 fn missing_and_garbage_indexes_are_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let part_dir = dir.path().join("orders-eu-3");
@@ -513,6 +597,57 @@ fn failed_fdatasync_takes_the_log_offline() {
     assert_eq!(log.log_end_offset(), 2);
 }
 
+fn full_disk_refuses_appends_without_taking_the_log_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (io, faults) = crate::test_util::backend().with_faults();
+    let config = LogConfig {
+        segment_bytes: 400,
+        ..LogConfig::default()
+    };
+    let manager = LogManager::open_with(dir.path(), io.clone()).unwrap();
+    let log = manager.open_partition(&tp(), config.clone()).unwrap();
+    for i in 0..3 {
+        log.append(batch(&format!("a{i}"), 2, 0), 0).unwrap();
+    }
+    log.sync().unwrap();
+    faults.set_disk_full(true);
+    for _ in 0..5 {
+        assert!(matches!(
+            log.append(batch("refused", 2, 0), 0),
+            Err(AppendError::Storage(StorageError::WriteRefused { .. }))
+        ));
+    }
+    assert_eq!(log.log_end_offset(), 6);
+    // Reads and syncs keep working while full.
+    assert_eq!(decode(&log.read(0, 1 << 20).unwrap().records).len(), 6);
+    log.sync().unwrap();
+    // Space is back: the same log takes appends again, right after the last good one,
+    // across segment rolls.
+    faults.set_disk_full(false);
+    for i in 0..6 {
+        let info = log.append(batch(&format!("b{i}"), 2, 0), 0).unwrap();
+        assert_eq!(info.base_offset, 6 + 2 * i);
+    }
+    log.sync().unwrap();
+    drop(log);
+    drop(manager);
+    // Nothing of the refused writes is in the log after a restart.
+    let manager = LogManager::open_with(dir.path(), io).unwrap();
+    let log = manager.open_partition(&tp(), config).unwrap();
+    let mut values = Vec::new();
+    let mut offset = 0;
+    while offset < log.log_end_offset() {
+        let records = decode(&log.read(offset, 1 << 20).unwrap().records);
+        offset = records.last().map_or(offset + 1, |r| r.0 + 1);
+        values.extend(records.into_iter().map(|(_, v)| v));
+    }
+    assert_eq!(values.len(), 18);
+    assert!(
+        values.iter().all(|v| !v.starts_with("refused")),
+        "{values:?}"
+    );
+}
+
 fn concurrent_appends_and_group_commit() {
     let dir = tempfile::tempdir().unwrap();
     let (_manager, log) = open(dir.path(), small());
@@ -751,6 +886,9 @@ crate::test_util::on_both_backends!(
     offsets_continue_after_clean_and_unclean_reopen,
     torn_tail_is_cut_and_appends_continue,
     corrupt_last_batch_is_cut_at_its_start,
+    damage_below_the_recovery_point_is_refused_not_cut,
+    torn_tail_above_the_recovery_point_is_cut,
+    recreated_partition_does_not_inherit_the_recovery_point,
     missing_and_garbage_indexes_are_rebuilt,
     stale_index_entry_falls_back_to_a_scan,
     segment_ms_rolls_by_age,
@@ -762,5 +900,6 @@ crate::test_util::on_both_backends!(
     offset_for_timestamp_and_max_timestamp,
     timestamps_survive_clean_and_unclean_reopen,
     failed_fdatasync_takes_the_log_offline,
+    full_disk_refuses_appends_without_taking_the_log_offline,
     concurrent_appends_and_group_commit,
 );

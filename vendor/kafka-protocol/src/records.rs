@@ -514,7 +514,10 @@ impl RecordBatchDecoder {
         version: i8,
         records: &mut Vec<Record>,
     ) -> Result<()> {
-        records.reserve(batch_decode_info.record_count as usize);
+        // Floe patch: never trust a wire count for preallocation (see vendor/README.md); a
+        // record takes at least one byte, and a negative count reserves nothing.
+        let claimed = usize::try_from(batch_decode_info.record_count).unwrap_or(0);
+        records.reserve(claimed.min(bytes::Buf::remaining(buf)));
         for _ in 0..batch_decode_info.record_count {
             records.push(Record::decode_new(buf, batch_decode_info, version)?);
         }
