@@ -281,6 +281,16 @@ impl PartitionLog {
             io.sync_all(&files)?;
             io::sync_dir(&dir)?;
         }
+        // Closed segments are synced (their logs above, or before a clean shutdown): their
+        // handles may be closed while idle, so a partition keeps only its active segment's
+        // files open. (Indexes rebuilt by recovery are a cache: a lost write of one is
+        // found and rebuilt at the next recovery.)
+        let closed = recovered.segments.len().saturating_sub(1);
+        for segment in recovered.segments.values().take(closed) {
+            for file in segment.all_files() {
+                file.make_cold();
+            }
+        }
         let (end_tx, _) = watch::channel(log_end);
         let (durable_tx, _) = watch::channel(Durability {
             offset: log_end,
@@ -646,9 +656,15 @@ impl PartitionLog {
         let result = match result {
             Ok(()) => {
                 let mut inner = self.lock();
-                inner
-                    .unsynced
-                    .retain(|f| !plan.files.iter().any(|s| Arc::ptr_eq(s, f)));
+                // Rolled segments' files are sealed and now synced: they go cold (their
+                // handles may be closed while idle).
+                inner.unsynced.retain(|f| {
+                    let synced = plan.files.iter().any(|s| Arc::ptr_eq(s, f));
+                    if synced {
+                        f.make_cold();
+                    }
+                    !synced
+                });
                 self.durable_tx
                     .send_modify(|d| d.offset = d.offset.max(plan.end));
                 // Under the append lock, so no append slips between the check and the store.

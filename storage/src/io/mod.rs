@@ -35,13 +35,15 @@ pub mod faults;
 #[allow(unsafe_code)]
 mod uring;
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::fs;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use bytes::Bytes;
 
@@ -109,8 +111,79 @@ enum Backend {
 #[derive(Debug, Clone)]
 pub struct Io {
     backend: Arc<Backend>,
+    /// Handles of cold files (sealed, synced segments) kept open, closed beyond a limit.
+    handles: Arc<HandleCache>,
     #[cfg(any(test, feature = "faults"))]
     faults: Option<Arc<faults::Faults>>,
+}
+
+/// Most handles of cold files one [`Io`] keeps open (three files per closed segment; the
+/// active segments' files are always open). Reads of a closed cold file reopen it.
+pub const COLD_HANDLE_LIMIT: usize = 512;
+
+/// The open handles of cold files, oldest first; beyond the limit the oldest is closed (a
+/// read or sync in flight keeps its own reference, so closing never breaks one).
+#[derive(Debug)]
+struct HandleCache {
+    limit: usize,
+    open: Mutex<VecDeque<Weak<HandleSlot>>>,
+}
+
+impl HandleCache {
+    fn new(limit: usize) -> HandleCache {
+        HandleCache {
+            limit,
+            open: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// A cold file's handle was (re)opened: remember it, and close the oldest beyond the
+    /// limit.
+    fn opened(&self, slot: &Arc<HandleSlot>) {
+        let evicted: Vec<Arc<HandleSlot>> = {
+            let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+            open.push_back(Arc::downgrade(slot));
+            let mut evicted = Vec::new();
+            while open.len() > self.limit {
+                if let Some(old) = open.pop_front().and_then(|w| w.upgrade()) {
+                    evicted.push(old);
+                }
+            }
+            evicted
+        };
+        for slot in evicted {
+            // Dropping the handle outside the cache lock: close() may take a moment.
+            let handle = slot
+                .handle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            drop(handle);
+        }
+    }
+
+    fn count_open(&self) -> usize {
+        let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut seen = std::collections::HashSet::new();
+        open.iter()
+            .filter_map(Weak::upgrade)
+            .filter(|slot| {
+                seen.insert(Arc::as_ptr(slot))
+                    && slot
+                        .handle
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .is_some()
+            })
+            .count()
+    }
+}
+
+/// A file's handle, which the [`HandleCache`] may close while the file is cold.
+#[derive(Debug)]
+struct HandleSlot {
+    handle: Mutex<Option<Arc<fs::File>>>,
+    cold: AtomicBool,
 }
 
 impl Default for Io {
@@ -123,6 +196,7 @@ impl Io {
     fn with_backend(backend: Backend) -> Io {
         Io {
             backend: Arc::new(backend),
+            handles: Arc::new(HandleCache::new(COLD_HANDLE_LIMIT)),
             #[cfg(any(test, feature = "faults"))]
             faults: None,
         }
@@ -179,6 +253,7 @@ impl Io {
         let faults = Arc::new(faults::Faults::modelling_crashes());
         let io = Io {
             backend: Arc::clone(&self.backend),
+            handles: Arc::clone(&self.handles),
             faults: Some(Arc::clone(&faults)),
         };
         (io, faults)
@@ -189,8 +264,22 @@ impl Io {
     pub fn with_fault_set(&self, faults: faults::Faults) -> Io {
         Io {
             backend: Arc::clone(&self.backend),
+            handles: Arc::clone(&self.handles),
             faults: Some(Arc::new(faults)),
         }
+    }
+
+    /// This backend with its own cold-handle cache of `limit` handles (tests).
+    pub fn with_cold_handle_limit(&self, limit: usize) -> Io {
+        Io {
+            handles: Arc::new(HandleCache::new(limit)),
+            ..self.clone()
+        }
+    }
+
+    /// Handles of cold files open now.
+    pub fn cold_handles_open(&self) -> usize {
+        self.handles.count_open()
     }
 
     /// Replaces `path` with `contents` atomically and durably: writes `<path>.tmp` and
@@ -231,16 +320,29 @@ impl Io {
             // all completed (writes return after their completion), so the sync covers them.
             // Several files go to io_uring together, where their syncs run in parallel.
             Backend::Uring(driver) if files.len() > 1 => {
-                let ops = files
+                let handles: Vec<Result<Arc<fs::File>>> =
+                    files.iter().map(|f| f.handle()).collect();
+                let ops = handles
                     .iter()
-                    .map(|f| uring::Op::Sync {
-                        file: Arc::clone(&f.file),
+                    .filter_map(|h| h.as_ref().ok())
+                    .map(|h| uring::Op::Sync {
+                        file: Arc::clone(h),
                     })
                     .collect();
+                // One outcome per file whose handle could be had, in order.
+                let mut outcomes = driver.run_all(ops).into_iter();
                 files
                     .iter()
-                    .zip(driver.run_all(ops))
-                    .map(|(file, outcome)| {
+                    .zip(handles)
+                    .map(|(file, handle)| {
+                        handle?;
+                        let outcome = outcomes.next().ok_or_else(|| {
+                            StorageError::io(
+                                IoOp::Sync,
+                                &file.path,
+                                io::Error::other("io_uring returned too few completions"),
+                            )
+                        })?;
                         file.check_sync_fault()?;
                         outcome
                             .map(|_| ())
@@ -252,7 +354,7 @@ impl Io {
                 .iter()
                 .map(|file| {
                     file.check_sync_fault()?;
-                    file.file
+                    file.handle()?
                         .sync_data()
                         .map_err(|e| StorageError::io(IoOp::Sync, &file.path, e))
                 })
@@ -274,10 +376,12 @@ fn tmp_path(path: &Path) -> PathBuf {
     PathBuf::from(tmp)
 }
 
-/// An open file, readable and writable at explicit positions, bound to its backend.
+/// A file, readable and writable at explicit positions, bound to its backend. Open until
+/// it is made cold ([`File::make_cold`]); then the backend's handle cache may close it while
+/// idle, and the next operation reopens it.
 #[derive(Debug)]
 pub struct File {
-    file: Arc<fs::File>,
+    slot: Arc<HandleSlot>,
     path: PathBuf,
     io: Io,
 }
@@ -298,10 +402,54 @@ impl File {
             faults.opened(path, existed);
         }
         Ok(File {
-            file: Arc::new(file),
+            slot: Arc::new(HandleSlot {
+                handle: Mutex::new(Some(Arc::new(file))),
+                cold: AtomicBool::new(false),
+            }),
             path: path.to_owned(),
             io: io.clone(),
         })
+    }
+
+    /// The open handle, reopening a cold file the cache closed.
+    fn handle(&self) -> Result<Arc<fs::File>> {
+        let mut slot = self
+            .slot
+            .handle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(handle) = slot.as_ref() {
+            return Ok(Arc::clone(handle));
+        }
+        let handle = Arc::new(
+            fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&self.path)
+                .map_err(|e| StorageError::io(IoOp::Open, &self.path, e))?,
+        );
+        *slot = Some(Arc::clone(&handle));
+        drop(slot);
+        self.io.handles.opened(&self.slot);
+        Ok(handle)
+    }
+
+    /// Marks the file cold: sealed and synced, so nothing unsynced can be lost with its
+    /// handle (a write error is reported to the descriptors open when it happens). From now
+    /// on the backend's cache may close the handle while it is idle.
+    pub fn make_cold(&self) {
+        if self.slot.cold.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let open = self
+            .slot
+            .handle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some();
+        if open {
+            self.io.handles.opened(&self.slot);
+        }
     }
 
     /// Opens an existing file for reading and writing.
@@ -321,7 +469,7 @@ impl File {
 
     /// Current length of the file.
     pub fn size(&self) -> Result<u64> {
-        self.file
+        self.handle()?
             .metadata()
             .map(|m| m.len())
             .map_err(|e| StorageError::io(IoOp::Metadata, &self.path, e))
@@ -332,7 +480,7 @@ impl File {
         match &*self.io.backend {
             Backend::Std => {
                 self.fault_written();
-                self.file
+                self.handle()?
                     .write_all_at(buf, position)
                     .map_err(|e| StorageError::io(IoOp::Write, &self.path, e))
             }
@@ -359,13 +507,14 @@ impl File {
         }
         match &*self.io.backend {
             Backend::Std => {
-                self.file
+                let handle = self.handle()?;
+                handle
                     .write_all_at(&buf, position)
                     .map_err(|e| StorageError::io(IoOp::Write, &self.path, e))?;
                 if sync {
                     #[cfg(any(test, feature = "faults"))]
                     let before = self.fault_snapshot();
-                    self.file
+                    handle
                         .sync_data()
                         .map_err(|e| StorageError::io(IoOp::Sync, &self.path, e))?;
                     #[cfg(any(test, feature = "faults"))]
@@ -378,7 +527,7 @@ impl File {
                 let before = sync.then(|| self.fault_snapshot_after(position, &buf));
                 driver
                     .run(uring::Op::Write {
-                        file: Arc::clone(&self.file),
+                        file: self.handle()?,
                         offset: position,
                         buf,
                         sync,
@@ -396,7 +545,7 @@ impl File {
     /// Fills `buf` from `position` with `pread` on the calling thread (both backends: used
     /// for small reads); reading past the end of the file is an error.
     pub fn read_exact_at(&self, position: u64, buf: &mut [u8]) -> Result<()> {
-        self.file
+        self.handle()?
             .read_exact_at(buf, position)
             .map_err(|e| StorageError::io(IoOp::Read, &self.path, e))
     }
@@ -407,7 +556,7 @@ impl File {
         match &*self.io.backend {
             Backend::Uring(driver) if len >= RING_READ_MIN => {
                 match driver.run(uring::Op::Read {
-                    file: Arc::clone(&self.file),
+                    file: self.handle()?,
                     offset: position,
                     len,
                 }) {
@@ -436,7 +585,7 @@ impl File {
     /// Truncates or extends the file to `len` bytes.
     pub fn set_len(&self, len: u64) -> Result<()> {
         self.fault_written();
-        self.file
+        self.handle()?
             .set_len(len)
             .map_err(|e| StorageError::io(IoOp::Truncate, &self.path, e))
     }
@@ -454,7 +603,7 @@ impl File {
             && let Some(written) = faults.write_fault(&self.path, buf.len())
         {
             if written > 0 {
-                self.file
+                self.handle()?
                     .write_all_at(&buf[..written], position)
                     .map_err(|e| StorageError::io(IoOp::Write, &self.path, e))?;
             }

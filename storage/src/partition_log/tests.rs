@@ -648,6 +648,50 @@ fn full_disk_refuses_appends_without_taking_the_log_offline() {
     );
 }
 
+/// Closed segments' files are cold: beyond the backend's handle limit their handles are
+/// closed, and reads, timestamp lookups and a reopen still find everything.
+fn closed_segments_keep_a_bounded_number_of_handles_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let io = crate::test_util::backend().with_cold_handle_limit(6);
+    let config = LogConfig {
+        segment_bytes: 400,
+        index_interval_bytes: 100,
+        ..LogConfig::default()
+    };
+    let expected = {
+        let manager = LogManager::open_with(dir.path(), io.clone()).unwrap();
+        let log = manager.open_partition(&tp(), config.clone()).unwrap();
+        let expected = append_batches(&log, 120, 0);
+        log.sync().unwrap();
+        assert!(log.closed_segments().len() > 30, "expected many segments");
+        assert!(
+            io.cold_handles_open() <= 6,
+            "{} open",
+            io.cold_handles_open()
+        );
+        assert_eq!(read_all(&log, 0), expected);
+        // Reading every segment reopened their files, up to the limit and no further.
+        assert_eq!(io.cold_handles_open(), 6);
+        assert_eq!(log.offset_for_timestamp(1_050).unwrap(), Some((150, 1_050)));
+        manager.shutdown().unwrap();
+        expected
+    };
+    // After a clean and after an unclean reopen.
+    for clean in [true, false] {
+        let manager = LogManager::open_with(dir.path(), io.clone()).unwrap();
+        let log = manager.open_partition(&tp(), config.clone()).unwrap();
+        assert!(
+            io.cold_handles_open() <= 6,
+            "{} open",
+            io.cold_handles_open()
+        );
+        assert_eq!(read_all(&log, 0), expected);
+        if clean {
+            manager.shutdown().unwrap();
+        }
+    }
+}
+
 fn concurrent_appends_and_group_commit() {
     let dir = tempfile::tempdir().unwrap();
     let (_manager, log) = open(dir.path(), small());
@@ -901,5 +945,6 @@ crate::test_util::on_both_backends!(
     timestamps_survive_clean_and_unclean_reopen,
     failed_fdatasync_takes_the_log_offline,
     full_disk_refuses_appends_without_taking_the_log_offline,
+    closed_segments_keep_a_bounded_number_of_handles_open,
     concurrent_appends_and_group_commit,
 );
