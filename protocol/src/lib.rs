@@ -14,6 +14,9 @@ pub mod fuzz;
 pub mod record_batch;
 pub mod request;
 pub mod response;
+// Record batches for tests and benches; not used by the broker.
+#[doc(hidden)]
+pub mod test_kit;
 // `bytes::BufMut` is an unsafe trait to implement; the rope's implementation only delegates
 // to `BytesMut` (see the SAFETY notes there).
 #[allow(unsafe_code)]

@@ -849,18 +849,9 @@ mod tests {
     fn decompression_bomb_is_refused_without_expanding_it() {
         // One record whose 100 MiB value of zeros gzips to ~100 KiB: more than 16x the
         // compressed size and more than 64 MiB.
-        let mut records = vec![record(0, 1)];
-        records[0].value = Some(Bytes::from(vec![0u8; 100 << 20]));
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Codec::Gzip,
-            },
-        )
-        .unwrap();
+        let zeros = Some(Bytes::from(vec![0u8; 100 << 20]));
+        let buf =
+            crate::test_kit::encode(&[crate::test_kit::record(0, 1, None, zeros)], Codec::Gzip);
         assert!(buf.len() < 1 << 20);
         assert!(matches!(
             validate_batches(&buf),

@@ -2,9 +2,7 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, TimestampType};
 
 /// Idempotent producer fields of a test batch.
 #[derive(Debug, Clone, Copy)]
@@ -42,17 +40,7 @@ pub(crate) fn batch_with(
             headers: IndexMap::new(),
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .unwrap();
-    buf
+    floe_protocol::test_kit::encode(&records, compression)
 }
 
 /// An uncompressed batch of `n` records, all with timestamp `ts`.

@@ -23,10 +23,7 @@ use floe_tableflow::sink::{NEXT_OFFSETS_PROPERTY, open_catalog};
 use floe_tableflow::{Tableflow, TableflowSettings};
 use futures_util::TryStreamExt;
 use iceberg::{Catalog, NamespaceIdent, TableIdent};
-use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
 
 const TOPIC: &str = "events";
 
@@ -39,34 +36,7 @@ fn configs() -> BTreeMap<String, String> {
 
 /// One batch of `n` records with values `v<first>`..`v<first + n - 1>`.
 fn batch(first: i64, n: usize, compression: Compression) -> BytesMut {
-    let records: Vec<Record> = (0..n as i64)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i,
-            sequence: i as i32 - 1,
-            timestamp: 1_700_000_000_000 + first + i,
-            key: Some(Bytes::from(format!("k{}", first + i))),
-            value: Some(Bytes::from(format!("v{}", first + i))),
-            headers: IndexMap::new(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .unwrap();
-    buf
+    floe_protocol::test_kit::numbered_batch(first, n, "k", "v", compression)
 }
 
 /// Rewrites `recordsCount` and `lastOffsetDelta` (consistently with each other) and fixes

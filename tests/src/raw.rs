@@ -15,15 +15,15 @@ use kafka_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
 };
 use kafka_protocol::messages::list_offsets_response::ListOffsetsResponse;
+use kafka_protocol::messages::metadata_request::MetadataRequest;
+use kafka_protocol::messages::metadata_response::MetadataResponse;
 use kafka_protocol::messages::produce_request::{
     PartitionProduceData, ProduceRequest, TopicProduceData,
 };
 use kafka_protocol::messages::produce_response::ProduceResponse;
 use kafka_protocol::messages::{ApiKey, BrokerId, RequestHeader, ResponseHeader, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
 
 use crate::Broker;
 
@@ -43,34 +43,7 @@ fn topic(name: &str) -> TopicName {
 /// A valid magic-2 record batch of `n` records (keys `key-<i>`, values `value-<i>`)
 /// compressed with `compression`.
 pub fn batch(n: i64, compression: Compression) -> Bytes {
-    let records: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i,
-            sequence: -1,
-            timestamp: 1_700_000_000_000 + i,
-            key: Some(Bytes::from(format!("key-{i}"))),
-            value: Some(Bytes::from(format!("value-{i}"))),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    floe_protocol::test_kit::numbered_batch(0, n as usize, "key-", "value-", compression).freeze()
 }
 
 /// One client connection speaking raw frames. Reads time out after 30 s.
@@ -264,6 +237,26 @@ impl RawConn {
         let resp: ListOffsetsResponse = self.call_at(ApiKey::ListOffsets, version, &req);
         let p = &resp.topics[0].partitions[0];
         (p.error_code, p.offset)
+    }
+
+    /// Metadata of every topic (v12).
+    pub fn metadata(&mut self) -> MetadataResponse {
+        self.call(
+            ApiKey::Metadata,
+            12,
+            &MetadataRequest::default().with_topics(None),
+        )
+    }
+
+    /// The error code Metadata gives one partition (panics if the topic is not listed).
+    pub fn partition_error(&mut self, topic: &str, partition: i32) -> i16 {
+        let meta = self.metadata();
+        let t = meta
+            .topics
+            .iter()
+            .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+            .unwrap_or_else(|| panic!("{topic} not in Metadata"));
+        t.partitions[partition as usize].error_code
     }
 
     /// The broker closed this connection: a read returns end of stream or a reset, not data

@@ -20,8 +20,6 @@ use floe_tests::raw::{self, RawConn};
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::describe_log_dirs_request::DescribeLogDirsRequest;
 use kafka_protocol::messages::describe_log_dirs_response::DescribeLogDirsResponse;
-use kafka_protocol::messages::metadata_request::MetadataRequest;
-use kafka_protocol::messages::metadata_response::MetadataResponse;
 use kafka_protocol::records::Compression;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -35,17 +33,8 @@ const LEADER_NOT_AVAILABLE: i16 = 5;
 const INVALID_PARTITIONS: i16 = 37;
 const KAFKA_STORAGE_ERROR: i16 = 56;
 
-/// Every topic in Metadata: name -> per partition (index, error code, leader).
-fn metadata(conn: &mut RawConn) -> MetadataResponse {
-    conn.call(
-        ApiKey::Metadata,
-        12,
-        &MetadataRequest::default().with_topics(None),
-    )
-}
-
 fn topic_names(conn: &mut RawConn) -> BTreeSet<String> {
-    metadata(conn)
+    conn.metadata()
         .topics
         .iter()
         .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
@@ -159,7 +148,7 @@ fn damaged_partition_is_offline_and_the_rest_serves() {
         "{log}"
     );
     let mut conn = RawConn::open(&broker, CLIENT_ID);
-    let meta = metadata(&mut conn);
+    let meta = conn.metadata();
     let damaged = meta
         .topics
         .iter()
@@ -360,14 +349,8 @@ fn scrubber_takes_a_damaged_partition_offline() {
         "{}",
         broker.log()
     );
-    let meta = metadata(&mut conn);
-    let rotting = meta
-        .topics
-        .iter()
-        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "rotting"))
-        .unwrap();
-    assert_eq!(rotting.partitions[0].error_code, LEADER_NOT_AVAILABLE);
-    assert_eq!(rotting.partitions[1].error_code, NONE);
+    assert_eq!(conn.partition_error("rotting", 0), LEADER_NOT_AVAILABLE);
+    assert_eq!(conn.partition_error("rotting", 1), NONE);
     assert_eq!(conn.latest_offset("rotting", 1), (NONE, 400));
     drop(conn);
     real_client_round_trip(&broker, "rotting", 1, 20);

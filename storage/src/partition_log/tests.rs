@@ -199,14 +199,24 @@ fn corrupt_last_batch_is_cut_at_its_start() {
     );
 }
 
+/// The first segment file of the test partition in `dir`.
+fn first_segment(dir: &Path) -> std::path::PathBuf {
+    dir.join("orders-eu-3").join(format!("{:020}.log", 0))
+}
+
+/// Flips a byte inside the last batch's records of `path` (a CRC mismatch).
+fn damage_last_batch(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let last = bytes.len() - 5;
+    bytes[last] ^= 0xff;
+    std::fs::write(path, &bytes).unwrap();
+}
+
 /// With the recovery point checkpointed after the sync, damage to the only batch of the
 /// active segment is damage to acknowledged data: refused, not cut as a torn tail.
 fn damage_below_the_recovery_point_is_refused_not_cut() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir
-        .path()
-        .join("orders-eu-3")
-        .join(format!("{:020}.log", 0));
+    let path = first_segment(dir.path());
     {
         let (manager, log) = open(dir.path(), LogConfig::default());
         append_batches(&log, 1, 0);
@@ -214,10 +224,7 @@ fn damage_below_the_recovery_point_is_refused_not_cut() {
         manager.checkpoint_recovery_points().unwrap();
         // Dropped without shutdown: a crash.
     }
-    let mut bytes = std::fs::read(&path).unwrap();
-    let last = bytes.len() - 5;
-    bytes[last] ^= 0xff;
-    std::fs::write(&path, &bytes).unwrap();
+    damage_last_batch(&path);
     let manager = open_manager(dir.path());
     assert!(matches!(
         manager.open_partition(&tp(), LogConfig::default()),
@@ -238,10 +245,7 @@ fn damage_below_the_recovery_point_is_refused_not_cut() {
 /// Above the recovery point a damaged last batch is still a torn tail, cut as before.
 fn torn_tail_above_the_recovery_point_is_cut() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir
-        .path()
-        .join("orders-eu-3")
-        .join(format!("{:020}.log", 0));
+    let path = first_segment(dir.path());
     {
         let (manager, log) = open(dir.path(), LogConfig::default());
         append_batches(&log, 2, 0);
@@ -249,10 +253,7 @@ fn torn_tail_above_the_recovery_point_is_cut() {
         manager.checkpoint_recovery_points().unwrap();
         append_batches(&log, 1, 0);
     }
-    let mut bytes = std::fs::read(&path).unwrap();
-    let last = bytes.len() - 5;
-    bytes[last] ^= 0xff;
-    std::fs::write(&path, &bytes).unwrap();
+    damage_last_batch(&path);
     let (_manager, log) = open(dir.path(), LogConfig::default());
     assert_eq!(log.log_end_offset(), 6);
 }
@@ -261,10 +262,7 @@ fn torn_tail_above_the_recovery_point_is_cut() {
 /// tail of the new one is cut, not refused.
 fn recreated_partition_does_not_inherit_the_recovery_point() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir
-        .path()
-        .join("orders-eu-3")
-        .join(format!("{:020}.log", 0));
+    let path = first_segment(dir.path());
     {
         let (manager, log) = open(dir.path(), LogConfig::default());
         append_batches(&log, 5, 0);
@@ -275,10 +273,7 @@ fn recreated_partition_does_not_inherit_the_recovery_point() {
         let log = manager.open_partition(&tp(), LogConfig::default()).unwrap();
         append_batches(&log, 2, 0);
     }
-    let mut bytes = std::fs::read(&path).unwrap();
-    let last = bytes.len() - 5;
-    bytes[last] ^= 0xff;
-    std::fs::write(&path, &bytes).unwrap();
+    damage_last_batch(&path);
     let (_manager, log) = open(dir.path(), LogConfig::default());
     assert_eq!(log.log_end_offset(), 3);
 }
