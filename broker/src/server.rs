@@ -38,6 +38,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let faults = floe_storage::io::faults::Faults::from_spec(&config.storage.faults, Some(off))
             .map_err(anyhow::Error::msg)?;
         tracing::warn!(faults = %config.storage.faults, "storage fault injection is on");
+        let faults = Arc::new(faults);
+        floe_storage::io::install_process_faults(Arc::clone(&faults));
         io.with_fault_set(faults)
     };
     let logs = Arc::new(

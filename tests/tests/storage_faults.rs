@@ -5,7 +5,9 @@
 //! - short writes on a full disk are refused without damage, and the partition takes writes
 //!   again by itself once the "disk" has room (item 6);
 //! - one partition whose fdatasync takes 2 s does not delay ApiVersions, Metadata or fetches
-//!   of other partitions (issue 10, acceptance 2).
+//!   of other partitions (issue 10, acceptance 2);
+//! - a failing rename (the metadata store cannot persist) leaves no half-created topic, and a
+//!   failing directory fsync takes only its partition offline.
 
 // Test code: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -19,8 +21,6 @@ use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
 use kafka_protocol::messages::api_versions_response::ApiVersionsResponse;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
 use kafka_protocol::messages::fetch_response::FetchResponse;
-use kafka_protocol::messages::metadata_request::MetadataRequest;
-use kafka_protocol::messages::metadata_response::MetadataResponse;
 use kafka_protocol::messages::{ApiKey, BrokerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
@@ -29,24 +29,6 @@ const CLIENT_ID: &str = "floe-storage-faults";
 const NONE: i16 = 0;
 const LEADER_NOT_AVAILABLE: i16 = 5;
 const KAFKA_STORAGE_ERROR: i16 = 56;
-
-fn metadata(conn: &mut RawConn) -> MetadataResponse {
-    conn.call(
-        ApiKey::Metadata,
-        12,
-        &MetadataRequest::default().with_topics(None),
-    )
-}
-
-fn partition_error(conn: &mut RawConn, topic: &str, partition: i32) -> i16 {
-    let meta = metadata(conn);
-    let t = meta
-        .topics
-        .iter()
-        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
-        .unwrap();
-    t.partitions[partition as usize].error_code
-}
 
 /// Item 4 through the seam: fdatasync of `victim-0` fails. Its acks=all produce gets
 /// KAFKA_STORAGE_ERROR and it goes offline; `victim-1` and `other-0` keep serving; after a
@@ -66,10 +48,7 @@ fn failing_fdatasync_takes_only_its_partition_offline() {
     assert_eq!(conn.produce("victim", 0, -1, b()).0, KAFKA_STORAGE_ERROR);
     assert_eq!(conn.produce("victim", 0, 1, b()).0, KAFKA_STORAGE_ERROR);
     assert_eq!(conn.latest_offset("victim", 0).0, KAFKA_STORAGE_ERROR);
-    assert_eq!(
-        partition_error(&mut conn, "victim", 0),
-        LEADER_NOT_AVAILABLE
-    );
+    assert_eq!(conn.partition_error("victim", 0), LEADER_NOT_AVAILABLE);
     for _ in 0..3 {
         assert_eq!(conn.produce("victim", 1, -1, b()).0, NONE);
         assert_eq!(conn.produce("other", 0, -1, b()).0, NONE);
@@ -79,10 +58,7 @@ fn failing_fdatasync_takes_only_its_partition_offline() {
     broker.kill9();
     broker.restart();
     let mut conn = RawConn::open(&broker, CLIENT_ID);
-    assert_eq!(
-        partition_error(&mut conn, "victim", 0),
-        LEADER_NOT_AVAILABLE
-    );
+    assert_eq!(conn.partition_error("victim", 0), LEADER_NOT_AVAILABLE);
     assert_eq!(conn.latest_offset("victim", 1), (NONE, 15));
     assert_eq!(conn.produce("other", 0, -1, b()), (NONE, 15));
     assert!(
@@ -184,7 +160,7 @@ fn slow_sync_of_one_partition_does_not_delay_the_others() {
             assert_eq!(v.error_code, NONE);
             versions.push(t.elapsed());
             let t = Instant::now();
-            assert!(!metadata(&mut conn).topics.is_empty());
+            assert!(!conn.metadata().topics.is_empty());
             metas.push(t.elapsed());
             let t = Instant::now();
             let req = FetchRequest::default()
@@ -223,4 +199,81 @@ fn slow_sync_of_one_partition_does_not_delay_the_others() {
             );
         }
     });
+}
+
+/// Items 4 and 5 through the seam: every rename under `meta/` fails, so the metadata store
+/// cannot persist anything. CreateTopics is answered KAFKA_STORAGE_ERROR and leaves nothing
+/// behind (no topic, no partition directory, before or after a restart), while existing
+/// topics keep serving.
+#[test]
+fn failing_metadata_rename_leaves_no_half_created_topic() {
+    // The metadata exists before the fault is on (a broker cannot start without it).
+    let mut broker = Broker::start();
+    let mut conn = RawConn::open(&broker, CLIENT_ID);
+    assert_eq!(conn.create_topic("before", 1), NONE);
+    drop(conn);
+    broker.stop();
+    broker.restart_with(&["--set", "storage.faults=rename_eio@meta"]);
+    let mut conn = RawConn::open(&broker, CLIENT_ID);
+    assert_eq!(conn.create_topic("doomed", 3), KAFKA_STORAGE_ERROR);
+    assert_eq!(
+        conn.produce("before", 0, -1, raw::batch(3, Compression::None)),
+        (NONE, 0)
+    );
+    let listed = |conn: &mut RawConn| -> Vec<String> {
+        conn.metadata()
+            .topics
+            .iter()
+            .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+            .collect()
+    };
+    assert_eq!(listed(&mut conn), vec!["before".to_string()]);
+    for p in 0..3 {
+        assert!(!broker.data_dir.join(format!("doomed-{p}")).exists());
+    }
+    drop(conn);
+    broker.kill9();
+    broker.restart();
+    let mut conn = RawConn::open(&broker, CLIENT_ID);
+    assert_eq!(listed(&mut conn), vec!["before".to_string()]);
+    assert_eq!(conn.latest_offset("before", 0), (NONE, 3));
+}
+
+/// Item 4 through the seam: the partition directory of `victim-0` cannot be fsynced, which
+/// a segment roll needs (the new segment's directory entry must be durable); the roll's sync
+/// fails, `victim-0` goes offline and `victim-1` keeps rolling and serving.
+#[test]
+fn failing_directory_fsync_takes_only_its_partition_offline() {
+    let broker = Broker::start_with(&[
+        "--set",
+        "storage.faults=dir_sync_eio@victim-0",
+        "--set",
+        "log_segment_bytes=4096",
+    ]);
+    let off = broker.data_dir.join("faults.off");
+    std::fs::write(&off, b"").unwrap();
+    let mut conn = RawConn::open(&broker, CLIENT_ID);
+    assert_eq!(conn.create_topic("victim", 2), NONE);
+    std::fs::remove_file(&off).unwrap();
+    let mut failed = false;
+    for _ in 0..20 {
+        if conn
+            .produce("victim", 0, -1, raw::batch(40, Compression::None))
+            .0
+            == KAFKA_STORAGE_ERROR
+        {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "no roll of victim-0 failed");
+    assert_eq!(conn.partition_error("victim", 0), LEADER_NOT_AVAILABLE);
+    for _ in 0..20 {
+        assert_eq!(
+            conn.produce("victim", 1, -1, raw::batch(40, Compression::None))
+                .0,
+            NONE
+        );
+    }
+    assert_eq!(conn.latest_offset("victim", 1), (NONE, 800));
 }

@@ -22,7 +22,13 @@
 //! - `sync_eio`: every fdatasync fails with an I/O error (the log goes offline);
 //! - `disk_full`: every write fails with ENOSPC before writing anything;
 //! - `short_write`: every write writes the first half of its bytes, then fails with ENOSPC;
-//! - `slow_sync_ms=N`: every fdatasync first sleeps N milliseconds.
+//! - `slow_sync_ms=N`: every fdatasync first sleeps N milliseconds;
+//! - `rename_eio`: every rename (of the source path) fails with an I/O error;
+//! - `dir_sync_eio`: every fsync of a directory fails with an I/O error.
+//!
+//! Renames and directory syncs go through free functions of `io` with no handle; they see
+//! the fault set installed for the whole process with [`super::install_process_faults`]
+//! (the broker does that with the set it gives its handle).
 //!
 //! Rules built from a spec do not model crashes, and are suspended while the file named by
 //! [`Faults::from_spec`]'s `off_switch` exists (tests create it to "free the disk").
@@ -50,6 +56,10 @@ pub enum FaultKind {
     ShortWrite,
     /// fdatasync sleeps this many milliseconds first.
     SlowSyncMs(u64),
+    /// Renames fail with EIO.
+    RenameEio,
+    /// Directory fsyncs fail with EIO.
+    DirSyncEio,
 }
 
 /// One rule: a fault for the files whose path contains `path` (all files if empty).
@@ -118,6 +128,8 @@ impl Faults {
                 "sync_eio" => FaultKind::SyncEio,
                 "disk_full" => FaultKind::DiskFull,
                 "short_write" => FaultKind::ShortWrite,
+                "rename_eio" => FaultKind::RenameEio,
+                "dir_sync_eio" => FaultKind::DirSyncEio,
                 other => match other.strip_prefix("slow_sync_ms=") {
                     Some(ms) => FaultKind::SlowSyncMs(
                         ms.parse()
@@ -125,7 +137,7 @@ impl Faults {
                     ),
                     None => {
                         return Err(format!(
-                            "unknown fault {other:?} (sync_eio, disk_full, short_write, slow_sync_ms=N)"
+                            "unknown fault {other:?} (sync_eio, disk_full, short_write, slow_sync_ms=N, rename_eio, dir_sync_eio)"
                         ));
                     }
                 },
@@ -182,6 +194,16 @@ impl Faults {
             }
         }
         fail
+    }
+
+    /// Whether a rename of `from` must fail.
+    pub(super) fn rename_fails(&self, from: &Path) -> bool {
+        self.rules_for(from).any(|k| k == FaultKind::RenameEio)
+    }
+
+    /// Whether an fsync of directory `dir` must fail.
+    pub(super) fn dir_sync_fails(&self, dir: &Path) -> bool {
+        self.rules_for(dir).any(|k| k == FaultKind::DirSyncEio)
     }
 
     /// Whether files are tracked for [`Faults::crash`].

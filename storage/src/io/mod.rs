@@ -261,11 +261,11 @@ impl Io {
 
     /// This backend with a fault set in front (see [`faults::Faults::from_spec`]).
     #[cfg(any(test, feature = "faults"))]
-    pub fn with_fault_set(&self, faults: faults::Faults) -> Io {
+    pub fn with_fault_set(&self, faults: Arc<faults::Faults>) -> Io {
         Io {
             backend: Arc::clone(&self.backend),
             handles: Arc::clone(&self.handles),
-            faults: Some(Arc::new(faults)),
+            faults: Some(faults),
         }
     }
 
@@ -663,6 +663,17 @@ impl File {
     }
 }
 
+/// The fault set the free functions (rename, directory fsync) consult; installed once.
+#[cfg(any(test, feature = "faults"))]
+static PROCESS_FAULTS: std::sync::OnceLock<Arc<faults::Faults>> = std::sync::OnceLock::new();
+
+/// Makes `faults` the process-wide set for operations without a handle (rename, directory
+/// fsync). Only the first call counts.
+#[cfg(any(test, feature = "faults"))]
+pub fn install_process_faults(faults: Arc<faults::Faults>) {
+    let _ = PROCESS_FAULTS.set(faults);
+}
+
 /// Creates a directory and its parents.
 pub fn create_dir_all(path: &Path) -> Result<()> {
     fs::create_dir_all(path).map_err(|e| StorageError::io(IoOp::CreateDir, path, e))
@@ -670,6 +681,14 @@ pub fn create_dir_all(path: &Path) -> Result<()> {
 
 /// fsyncs a directory, making creations, renames and removals of its entries durable.
 pub fn sync_dir(path: &Path) -> Result<()> {
+    #[cfg(any(test, feature = "faults"))]
+    if PROCESS_FAULTS.get().is_some_and(|f| f.dir_sync_fails(path)) {
+        return Err(StorageError::io(
+            IoOp::Sync,
+            path,
+            io::Error::other("injected directory fsync failure"),
+        ));
+    }
     let dir = fs::File::open(path).map_err(|e| StorageError::io(IoOp::Open, path, e))?;
     dir.sync_all()
         .map_err(|e| StorageError::io(IoOp::Sync, path, e))
@@ -735,6 +754,14 @@ pub fn remove_dir_all(path: &Path) -> Result<()> {
 
 /// Renames `from` to `to` (not durable until the parent directory is synced).
 pub fn rename(from: &Path, to: &Path) -> Result<()> {
+    #[cfg(any(test, feature = "faults"))]
+    if PROCESS_FAULTS.get().is_some_and(|f| f.rename_fails(from)) {
+        return Err(StorageError::io(
+            IoOp::Rename,
+            from,
+            io::Error::other("injected rename failure"),
+        ));
+    }
     fs::rename(from, to).map_err(|e| StorageError::io(IoOp::Rename, from, e))
 }
 
