@@ -356,16 +356,16 @@ fn scrubber_takes_a_damaged_partition_offline() {
     real_client_round_trip(&broker, "rotting", 1, 20);
 }
 
-/// Item 5: closed segments do not hold file descriptors: a partition of ~700 segments
-/// (2,100 segment files) is produced and read back while the broker keeps far fewer
+/// Item 5: closed segments do not hold file descriptors: a partition of ~800 segments
+/// (2,400 segment files: each batch of 40 records is ~900 bytes, so each rolls a segment) is produced and read back while the broker keeps far fewer
 /// descriptors open than that (the cold-handle cache keeps at most 512 closed-segment files
 /// open).
 #[test]
 fn closed_segments_do_not_pin_file_descriptors() {
-    let broker = Broker::start_with(&["--set", "log_segment_bytes=4096"]);
+    let broker = Broker::start_with(&["--set", "log_segment_bytes=1024"]);
     let mut conn = RawConn::open(&broker, CLIENT_ID);
     assert_eq!(conn.create_topic("long", 1), NONE);
-    for _ in 0..1500 {
+    for _ in 0..800 {
         assert_eq!(
             conn.produce("long", 0, 1, raw::batch(40, Compression::None))
                 .0,
