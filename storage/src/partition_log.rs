@@ -354,6 +354,18 @@ impl PartitionLog {
     /// with `reason` from now on (the files stay as they are for the operator).
     pub fn take_offline(&self, reason: String) {
         self.lock().offline = Some(reason);
+        self.report_offline();
+    }
+
+    /// `floe_partition_offline{topic, partition}` = 1: the gauge the broker also sets for a
+    /// partition that could not be opened at start-up.
+    fn report_offline(&self) {
+        metrics::gauge!(
+            "floe_partition_offline",
+            "topic" => self.tp.topic.clone(),
+            "partition" => self.tp.partition.to_string()
+        )
+        .set(1.0);
     }
 
     /// Why the log is offline, if it is: damaged data, or a failed write or sync (its
@@ -383,6 +395,7 @@ impl PartitionLog {
     fn fail<T>(&self, error: StorageError) -> Result<T, StorageError> {
         tracing::error!(dir = %self.dir.display(), %error, "taking partition log offline");
         self.durable_tx.send_modify(|d| d.failed = true);
+        self.report_offline();
         Err(error)
     }
 
