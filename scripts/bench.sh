@@ -8,8 +8,10 @@
 #
 # Builds Floe and the load generator (release), builds tansu once into a cache outside the
 # repository (FLOE_BENCH_CACHE, default ~/.cache/floe-bench; about 20 minutes the first time)
-# and reuses it after that, then runs `floe-bench run`: machine ceilings, Floe alone, tansu
-# alone. Prints the table and writes bench/results/<timestamp>.{json,txt}.
+# and reuses it after that, then runs `floe-bench run`: machine ceilings, Floe alone (and
+# Floe on the std backend for the small-request runs), tansu alone. Prints the table, writes
+# bench/results/<timestamp>.{json,txt} and draws each small-request scenario's latency CDF
+# as bench/results/<timestamp>-small-acks<1|all>-p<N>.png (matplotlib, in its own venv).
 # docs/benchmarks.md explains every number.
 set -euo pipefail
 
@@ -27,7 +29,7 @@ while [ $# -gt 0 ]; do
         --no-peer) peer=0 ;;
         --restart-log-gb) extra+=(--restart-log-gb "$2"); shift ;;
         --) shift; extra+=("$@"); break ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -53,10 +55,24 @@ if [ "$peer" = 1 ]; then
     peer_args=(--tansu "$TANSU_BIN")
 fi
 
+# matplotlib draws the latency CDFs; it lives in a virtualenv beside the tansu build.
+PLOT_VENV="$CACHE/plot-venv"
+if [ ! -x "$PLOT_VENV/bin/python" ] || ! "$PLOT_VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then
+    echo "[bench.sh] installing matplotlib into $PLOT_VENV" >&2
+    python3 -m venv "$PLOT_VENV"
+    "$PLOT_VENV/bin/pip" install --quiet 'matplotlib>=3.8,<4' >&2
+fi
+
 TARGET="${CARGO_TARGET_DIR:-target}"
-exec "$TARGET/release/floe-bench" run \
+out="$(mktemp)"
+trap 'rm -f "$out"' EXIT
+"$TARGET/release/floe-bench" run \
     --floe "$TARGET/release/floe" \
     "${peer_args[@]}" \
     --work-dir "$CACHE/work" \
     --results-dir bench/results \
-    "${extra[@]}"
+    "${extra[@]}" | tee "$out"
+report="$(sed -n 's/^report: //p' "$out" | tail -1)"
+if [ -n "$report" ]; then
+    "$PLOT_VENV/bin/python" bench/plot_cdf.py "$report"
+fi

@@ -36,6 +36,8 @@ pub struct BrokerSpec {
     pub binary: PathBuf,
     pub data_dir: PathBuf,
     pub port: u16,
+    /// Extra environment of the process (Floe: `FLOE_STORAGE_IO=std` for the std backend).
+    pub env: Vec<(String, String)>,
 }
 
 /// A running broker process.
@@ -77,6 +79,7 @@ impl BrokerSpec {
         match self.kind {
             Kind::Floe => {
                 let mut cmd = Command::new(&self.binary);
+                cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
                 cmd.arg("serve")
                     .arg("--data-dir")
                     .arg(&self.data_dir)

@@ -13,6 +13,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
@@ -46,9 +47,22 @@ struct Tracker {
     /// Acknowledgements of records scheduled before this many ns after `start` (the
     /// warm-up) are not recorded.
     record_after_ns: AtomicU64,
+    /// Produce requests sent to all brokers, from librdkafka's latest statistics (only when
+    /// `statistics.interval.ms` is set, as latency runs do).
+    produce_requests: AtomicU64,
 }
 
-impl ClientContext for Tracker {}
+impl ClientContext for Tracker {
+    fn stats(&self, statistics: Statistics) {
+        let sent: i64 = statistics
+            .brokers
+            .values()
+            .filter_map(|b| b.req.get("Produce"))
+            .sum();
+        self.produce_requests
+            .fetch_max(u64::try_from(sent).unwrap_or(0), Ordering::Relaxed);
+    }
+}
 
 /// A producer (linger `linger_ms`) whose deliveries `tracker` counts, connected to the
 /// leaders of `topic` before it is returned, so no run times the connection set-up.
@@ -66,8 +80,13 @@ fn tracked_producer(
         last_ack_ns: AtomicU64::new(0),
         latency: latency.map(Mutex::new),
         record_after_ns: AtomicU64::new(u64::MAX),
+        produce_requests: AtomicU64::new(0),
     };
-    let producer: ThreadedProducer<Tracker> = producer_config(bootstrap, acks, linger_ms)
+    let mut config = producer_config(bootstrap, acks, linger_ms);
+    if tracker.latency.is_some() {
+        config.set("statistics.interval.ms", "250");
+    }
+    let producer: ThreadedProducer<Tracker> = config
         .create_with_context(tracker)
         .context("creating producer")?;
     producer
@@ -216,7 +235,12 @@ pub fn produce_throughput(
 #[derive(Debug, Clone, Serialize)]
 pub struct Latency {
     pub rate_per_sec: u32,
+    pub partitions: i32,
+    /// Records per second the generator sent (the offered rate, if it kept up).
     pub achieved_per_sec: f64,
+    /// Records per second acknowledged, over the measured part of the run (from the first
+    /// scheduled send after the warm-up to the last acknowledgement).
+    pub sustained_per_sec: f64,
     pub samples: u64,
     pub failed: u64,
     pub p50_us: u64,
@@ -224,19 +248,47 @@ pub struct Latency {
     pub p999_us: u64,
     pub max_us: u64,
     pub mean_us: f64,
+    /// Produce requests the client sent over the whole run (warm-up included), from
+    /// librdkafka's statistics; 0 if none arrived.
+    pub produce_requests: u64,
+    /// Records acknowledged over the whole run (warm-up included).
+    pub records: u64,
+    /// CPU seconds (user + system) the broker used over the whole run, when its pid is known.
+    pub broker_cpu_seconds: Option<f64>,
+    /// `broker_cpu_seconds` per produce request, in microseconds.
+    pub broker_cpu_us_per_request: Option<f64>,
+    /// CPU seconds the load generator used over the whole run.
+    pub client_cpu_seconds: Option<f64>,
+    /// The latency distribution: `(quantile, microseconds)` pairs, for plotting the CDF.
+    pub cdf: Vec<(f64, u64)>,
 }
 
-/// Sends `rate` records per second for `warmup + duration` with `linger.ms=0` and records,
-/// for those scheduled after the warm-up, the time from the scheduled send to the
-/// acknowledgement (so a broker that falls behind is charged for the queueing it causes).
+/// Quantiles at which the CDF is sampled: dense in the tail, where brokers differ.
+fn cdf_points(hist: &Histogram<u64>) -> Vec<(f64, u64)> {
+    let mut qs: Vec<f64> = (0..=90).map(|i| f64::from(i) / 100.0).collect();
+    qs.extend((1..=90).map(|i| 0.90 + f64::from(i) / 1000.0));
+    qs.extend((1..=9).map(|i| 0.99 + f64::from(i) / 1000.0));
+    qs.extend([0.9995, 0.9999, 1.0]);
+    qs.into_iter()
+        .map(|q| (q, hist.value_at_quantile(q)))
+        .collect()
+}
+
+/// Sends `rate` records per second for `warmup + duration` with `linger.ms=0`, round robin
+/// over `partitions`, and records, for those scheduled after the warm-up, the time from the
+/// scheduled send to the acknowledgement (so a broker that falls behind is charged for the
+/// queueing it causes). With `broker_pid`, also the broker's CPU per produce request.
+#[allow(clippy::too_many_arguments)]
 pub fn produce_latency(
     bootstrap: &str,
     topic: &str,
+    partitions: i32,
     acks: Acks,
     record_size: usize,
     rate: u32,
     warmup: Duration,
     duration: Duration,
+    broker_pid: Option<u32>,
 ) -> Result<Latency> {
     let producer = tracked_producer(
         bootstrap,
@@ -247,6 +299,9 @@ pub fn produce_latency(
     )?;
     let start = producer.context().start;
     let value = payload(record_size);
+    let broker_pid = broker_pid.map(|p| p.to_string());
+    let broker_cpu0 = broker_pid.as_deref().and_then(cpu_seconds);
+    let client_cpu0 = cpu_seconds("self");
     // The schedule starts now; the tracker's clock (and so the opaque) is relative to `start`.
     let base_ns = nanos_since(start);
     let warmup_ns = u64::try_from(warmup.as_nanos())?;
@@ -263,10 +318,11 @@ pub fn produce_latency(
         if due_ns > now_ns {
             std::thread::sleep(Duration::from_nanos(due_ns - now_ns));
         }
+        let partition = (i % partitions.max(1) as u64) as i32;
         let mut record =
             BaseRecord::<(), [u8], usize>::with_opaque_to(topic, usize::try_from(due_ns)?)
                 .payload(&value)
-                .partition(0);
+                .partition(partition);
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -282,7 +338,22 @@ pub fn produce_latency(
     producer
         .flush(Duration::from_secs(300))
         .context("flushing the producer")?;
+    let broker_cpu = broker_pid
+        .as_deref()
+        .and_then(cpu_seconds)
+        .zip(broker_cpu0)
+        .map(|(b, a)| b - a);
+    let client_cpu = cpu_seconds("self").zip(client_cpu0).map(|(b, a)| b - a);
+    // One more statistics interval, so the request count covers the whole run.
+    std::thread::sleep(Duration::from_millis(600));
     let ctx = producer.context();
+    let requests = ctx.produce_requests.load(Ordering::Relaxed);
+    let measured_from_ns = base_ns + warmup_ns;
+    let measured_seconds = ctx
+        .last_ack_ns
+        .load(Ordering::Relaxed)
+        .saturating_sub(measured_from_ns) as f64
+        / 1e9;
     let hist = ctx
         .latency
         .as_ref()
@@ -291,7 +362,9 @@ pub fn produce_latency(
         .map_err(|_| anyhow::anyhow!("histogram lock poisoned"))?;
     Ok(Latency {
         rate_per_sec: rate,
+        partitions,
         achieved_per_sec: total as f64 / send_seconds.max(1e-9),
+        sustained_per_sec: hist.len() as f64 / measured_seconds.max(1e-9),
         samples: hist.len(),
         failed: ctx.failed.load(Ordering::Relaxed),
         p50_us: hist.value_at_quantile(0.50),
@@ -299,6 +372,14 @@ pub fn produce_latency(
         p999_us: hist.value_at_quantile(0.999),
         max_us: hist.max(),
         mean_us: hist.mean(),
+        produce_requests: requests,
+        records: ctx.acked.load(Ordering::Relaxed),
+        broker_cpu_seconds: broker_cpu,
+        broker_cpu_us_per_request: broker_cpu
+            .filter(|_| requests > 0)
+            .map(|cpu| cpu * 1e6 / requests as f64),
+        client_cpu_seconds: client_cpu,
+        cdf: cdf_points(&hist),
     })
 }
 

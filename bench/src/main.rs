@@ -61,16 +61,22 @@ enum Cmd {
         consume_only: Option<u64>,
     },
     /// One fixed-rate latency run against a broker that is already running (the topic is
-    /// auto-created or must exist with partition 0), printed as JSON. For investigating.
+    /// auto-created or must exist with `--partitions` partitions), printed as JSON. For
+    /// investigating.
     Latency {
         #[arg(long, default_value = "127.0.0.1:9092")]
         bootstrap: String,
         #[arg(long, default_value = "latency")]
         topic: String,
+        #[arg(long, default_value_t = 1)]
+        partitions: i32,
+        /// The broker's pid, to report its CPU per request.
+        #[arg(long)]
+        broker_pid: Option<u32>,
         /// `1` or `all`.
         #[arg(long, default_value = "all")]
         acks: String,
-        #[arg(long, default_value_t = 5000)]
+        #[arg(long, default_value_t = 10_000)]
         rate: u32,
         #[arg(long, default_value_t = 1024)]
         record_size: usize,
@@ -106,8 +112,9 @@ struct RunArgs {
     /// Upper bound on records per produce-throughput run.
     #[arg(long, default_value_t = 10_000_000)]
     produce_max_records: u64,
-    /// Fixed rate of the latency runs (records per second, one partition).
-    #[arg(long, default_value_t = 5000)]
+    /// Fixed rate of the small-request latency runs (single-record requests per second,
+    /// `linger.ms=0`, round robin over the partitions).
+    #[arg(long, default_value_t = 10_000)]
     latency_rate: u32,
     /// Measured part of each latency run.
     #[arg(long, default_value_t = 15.0)]
@@ -178,6 +185,8 @@ fn main() -> Result<()> {
         Cmd::Latency {
             bootstrap,
             topic,
+            partitions,
+            broker_pid,
             acks,
             rate,
             record_size,
@@ -188,11 +197,13 @@ fn main() -> Result<()> {
             let result = load::produce_latency(
                 &bootstrap,
                 &topic,
+                partitions,
                 acks,
                 record_size,
                 rate,
                 Duration::from_secs_f64(warmup_seconds),
                 Duration::from_secs_f64(seconds),
+                broker_pid,
             )?;
             println!("{}", serde_json::to_string_pretty(&result)?);
             Ok(())
@@ -219,8 +230,20 @@ pub struct ConsumeRun {
 #[derive(Debug, Clone, Serialize)]
 pub struct LatencyRun {
     pub acks: Acks,
+    pub partitions: i32,
+    /// Floe's storage backend as configured (`auto` is the default configuration); empty
+    /// for the peer.
+    pub backend: String,
     pub result: Latency,
 }
+
+/// The small-request scenarios: (acks, partitions).
+pub const LATENCY_SCENARIOS: [(Acks, i32); 4] = [
+    (Acks::Leader, 1),
+    (Acks::Leader, 8),
+    (Acks::All, 1),
+    (Acks::All, 8),
+];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RestartRun {
@@ -273,7 +296,11 @@ fn run(args: RunArgs) -> Result<()> {
     )?;
     eprintln!("[bench] {ceilings:?}");
 
-    let floe = bench_broker(&args, Kind::Floe, &args.floe)?;
+    let mut floe = bench_broker(&args, Kind::Floe, &args.floe)?;
+    if let Err(e) = bench_floe_std(&args, &mut floe) {
+        eprintln!("[bench] floe (std): {e:#}");
+        floe.errors.push(format!("std backend: {e:#}"));
+    }
     // A peer that fails to start or run is reported, not fatal: Floe's numbers still stand.
     let tansu = args.tansu.as_ref().map(|path| {
         bench_broker(&args, Kind::Tansu, path).unwrap_or_else(|e| {
@@ -336,6 +363,7 @@ fn bench_broker(args: &RunArgs, kind: Kind, binary: &Path) -> Result<BrokerRepor
         binary: binary.clone(),
         data_dir: base.join("data"),
         port: broker::free_port()?,
+        env: Vec::new(),
     };
     let mut out = BrokerReport {
         kind: Some(kind),
@@ -411,38 +439,11 @@ fn bench_broker(args: &RunArgs, kind: Kind, binary: &Path) -> Result<BrokerRepor
         }
     }
 
-    for acks in [Acks::Leader, Acks::All] {
-        let topic = format!("latency-acks{}", acks.as_config());
-        let phase = || -> Result<Latency> {
-            settle_disk();
-            broker::create_topic(&spec, &topic, 1)?;
-            eprintln!(
-                "[bench] {}: latency acks={} at {}/s",
-                kind.name(),
-                acks.as_config(),
-                args.latency_rate
-            );
-            load::produce_latency(
-                &bootstrap,
-                &topic,
-                acks,
-                size,
-                args.latency_rate,
-                Duration::from_secs_f64(args.latency_warmup_seconds),
-                Duration::from_secs_f64(args.latency_seconds),
-            )
-        };
-        match phase() {
-            Ok(result) => {
-                eprintln!("[bench]   {result:?}");
-                out.latency.push(LatencyRun { acks, result });
-            }
-            Err(e) => {
-                eprintln!("[bench] {}: {topic} failed: {e:#}", kind.name());
-                out.errors.push(format!("{topic}: {e:#}"));
-            }
-        }
-    }
+    let backend = match kind {
+        Kind::Floe => "auto",
+        Kind::Tansu => "",
+    };
+    latency_phases(args, &spec, &broker, backend, &mut out);
     let (rss, peak) = broker.rss()?;
     out.rss_after_load_bytes = rss;
     out.rss_peak_bytes = peak;
@@ -463,6 +464,92 @@ fn bench_broker(args: &RunArgs, kind: Kind, binary: &Path) -> Result<BrokerRepor
     drop(broker);
     std::fs::remove_dir_all(&spec.data_dir).ok();
     Ok(out)
+}
+
+/// The small-request scenarios (fixed rate, single-record requests) against a running
+/// broker; each on its own topic. Failures are recorded in `out.errors`.
+fn latency_phases(
+    args: &RunArgs,
+    spec: &BrokerSpec,
+    broker: &Broker,
+    backend: &str,
+    out: &mut BrokerReport,
+) {
+    let kind = spec.kind;
+    for (acks, partitions) in LATENCY_SCENARIOS {
+        let topic = format!("latency-acks{}-p{partitions}", acks.as_config());
+        let phase = || -> Result<Latency> {
+            settle_disk();
+            broker::create_topic(spec, &topic, partitions)?;
+            eprintln!(
+                "[bench] {}{}: latency acks={} partitions={partitions} at {}/s",
+                kind.name(),
+                if backend.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({backend})")
+                },
+                acks.as_config(),
+                args.latency_rate
+            );
+            load::produce_latency(
+                &spec.bootstrap(),
+                &topic,
+                partitions,
+                acks,
+                args.record_size,
+                args.latency_rate,
+                Duration::from_secs_f64(args.latency_warmup_seconds),
+                Duration::from_secs_f64(args.latency_seconds),
+                Some(broker.pid()),
+            )
+        };
+        match phase() {
+            Ok(result) => {
+                eprintln!(
+                    "[bench]   sustained {:.0}/s p50 {} us p99 {} us p999 {} us, {} requests, \
+                     broker CPU {:?} us/request",
+                    result.sustained_per_sec,
+                    result.p50_us,
+                    result.p99_us,
+                    result.p999_us,
+                    result.produce_requests,
+                    result.broker_cpu_us_per_request
+                );
+                out.latency.push(LatencyRun {
+                    acks,
+                    partitions,
+                    backend: backend.to_owned(),
+                    result,
+                });
+            }
+            Err(e) => {
+                eprintln!("[bench] {}: {topic} failed: {e:#}", kind.name());
+                out.errors.push(format!("{topic} ({backend}): {e:#}"));
+            }
+        }
+    }
+}
+
+/// Floe on the std backend (`storage.io=std`), small-request scenarios only, on a fresh
+/// data directory; its runs join `out.latency` with backend `std`.
+fn bench_floe_std(args: &RunArgs, out: &mut BrokerReport) -> Result<()> {
+    let binary = std::fs::canonicalize(&args.floe)?;
+    let spec = BrokerSpec {
+        kind: Kind::Floe,
+        binary,
+        data_dir: args.work_dir.join("floe-std").join("data"),
+        port: broker::free_port()?,
+        env: vec![("FLOE_STORAGE_IO".into(), "std".into())],
+    };
+    eprintln!("[bench] floe (std): starting on {}", spec.bootstrap());
+    let mut broker = Broker::spawn(spec.clone())?;
+    broker.wait_listening(Duration::from_secs(60))?;
+    latency_phases(args, &spec, &broker, "std", out);
+    broker.stop().ok();
+    drop(broker);
+    std::fs::remove_dir_all(&spec.data_dir).ok();
+    Ok(())
 }
 
 /// Fills a topic to `restart_log_gb`, stops the broker cleanly and measures spawn to

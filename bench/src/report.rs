@@ -147,10 +147,16 @@ impl BrokerReport {
             .map(|r| r.result.mb_per_sec)
     }
 
-    fn latency(&self, acks: Acks) -> Option<&Latency> {
+    /// A small-request run; `backend` is Floe's configured backend (`auto` is the default
+    /// configuration) and is ignored for the peer, which has one.
+    fn latency(&self, acks: Acks, partitions: i32, backend: &str) -> Option<&Latency> {
         self.latency
             .iter()
-            .find(|r| r.acks == acks)
+            .find(|r| {
+                r.acks == acks
+                    && r.partitions == partitions
+                    && (r.backend.is_empty() || r.backend == backend)
+            })
             .map(|r| &r.result)
     }
 }
@@ -270,13 +276,13 @@ impl Report {
                 .collect(),
         );
         push(
-            "produce p99 <= 1/3 of tansu's at the same fixed rate",
+            "produce p99 <= 1/3 of tansu's at the same fixed rate (1 partition)",
             [Acks::Leader, Acks::All]
                 .iter()
                 .map(|&acks| {
                     let ratio = f
-                        .latency(acks)
-                        .zip(t.and_then(|t| t.latency(acks)))
+                        .latency(acks, 1, "auto")
+                        .zip(t.and_then(|t| t.latency(acks, 1, "auto")))
                         .map(|(a, b)| a.p99_us as f64 / b.p99_us as f64);
                     (
                         format!(
@@ -313,8 +319,8 @@ impl Report {
         push(
             "acks=all p99 within two fsync times (added over acks=1)",
             vec![{
-                let all = f.latency(Acks::All).map(|l| l.p99_us);
-                let one = f.latency(Acks::Leader).map(|l| l.p99_us);
+                let all = f.latency(Acks::All, 1, "auto").map(|l| l.p99_us);
+                let one = f.latency(Acks::Leader, 1, "auto").map(|l| l.p99_us);
                 let added = all.zip(one).map(|(a, o)| a.saturating_sub(o));
                 let ms =
                     |v: Option<u64>| v.map_or("-".into(), |v| format!("{:.2} ms", v as f64 / 1e3));
@@ -375,6 +381,50 @@ impl Report {
                 None => ("not measured".into(), None),
             }],
         );
+        // The storage-boundary issue's small-request targets, on the default configuration.
+        let rate = f64::from(self.config.latency_rate);
+        push(
+            "small requests acks=all 8 partitions: sustained at the offered rate, p99 <= 5 ms",
+            vec![match f.latency(Acks::All, 8, "auto") {
+                Some(l) => (
+                    format!(
+                        "{:.0}/s of {rate:.0}/s, p99 {:.2} ms",
+                        l.sustained_per_sec,
+                        l.p99_us as f64 / 1e3
+                    ),
+                    Some(l.sustained_per_sec >= 0.99 * rate && l.p99_us <= 5_000),
+                ),
+                None => ("not measured".into(), None),
+            }],
+        );
+        push(
+            "broker CPU per single-record acks=all request <= 25 us",
+            [1, 8]
+                .iter()
+                .map(|&p| {
+                    let us = f
+                        .latency(Acks::All, p, "auto")
+                        .and_then(|l| l.broker_cpu_us_per_request);
+                    (
+                        format!("p{p}: {}", us.map_or("-".into(), |v| format!("{v:.1} us"))),
+                        us.map(|v| v <= 25.0),
+                    )
+                })
+                .collect(),
+        );
+        push(
+            "consume from page cache: broker CPU <= 0.15 s per GB",
+            [1, 8]
+                .iter()
+                .map(|&p| {
+                    let cpu = f.consume_cpu(p).0;
+                    (
+                        format!("p{p}: {}", cpu.map_or("-".into(), |v| format!("{v:.3} s"))),
+                        cpu.map(|v| v <= 0.15),
+                    )
+                })
+                .collect(),
+        );
         targets
     }
 
@@ -409,7 +459,7 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "\n{:<36} {:>11} {:>11} {:>11} {:>11}",
+            "\n{:<44} {:>11} {:>11} {:>11} {:>11}",
             "", "floe", "tansu", "floe/tansu", "floe/ceil"
         );
         let row = |s: &mut String,
@@ -422,7 +472,7 @@ impl Report {
             let ratio = a.zip(b).filter(|(_, b)| *b > 0.0).map(|(a, b)| a / b);
             let _ = writeln!(
                 s,
-                "{name:<36} {:>11} {:>11} {:>11} {:>11}",
+                "{name:<44} {:>11} {:>11} {:>11} {:>11}",
                 fmt(a),
                 fmt(b),
                 ratio.map_or("-".to_owned(), |r| format!("{r:.2}x")),
@@ -479,18 +529,55 @@ impl Report {
             );
             cpu_rows(&mut s, f.consume_cpu(p), t.map(|t| t.consume_cpu(p)));
         }
-        for acks in [Acks::Leader, Acks::All] {
-            let rate = self.config.latency_rate;
-            for (q, get) in [
-                ("p50", (|l: &Latency| l.p50_us) as fn(&Latency) -> u64),
-                ("p99", |l: &Latency| l.p99_us),
-                ("p999", |l: &Latency| l.p999_us),
-            ] {
+        let rate = self.config.latency_rate;
+        for backend in ["auto", "std"] {
+            for (acks, p) in SCENARIOS {
+                let floe = f.latency(acks, p, backend);
+                // The peer has one configuration: shown beside Floe's default.
+                let peer = t
+                    .filter(|_| backend == "auto")
+                    .and_then(|t| t.latency(acks, p, backend));
+                if floe.is_none() && peer.is_none() {
+                    continue;
+                }
+                let label = format!("small {} p{p} @{rate}/s {backend}", acks_label(acks));
                 row(
                     &mut s,
-                    &format!("latency {} @{rate}/s {q} ms", acks_label(acks)),
-                    f.latency(acks).map(|l| get(l) as f64 / 1e3),
-                    t.and_then(|t| t.latency(acks)).map(|l| get(l) as f64 / 1e3),
+                    &format!("{label} acked/s"),
+                    floe.map(|l| l.sustained_per_sec),
+                    peer.map(|l| l.sustained_per_sec),
+                    None,
+                    0,
+                );
+                for (q, get) in [
+                    ("p50", (|l: &Latency| l.p50_us) as fn(&Latency) -> u64),
+                    ("p99", |l: &Latency| l.p99_us),
+                    ("p999", |l: &Latency| l.p999_us),
+                ] {
+                    row(
+                        &mut s,
+                        &format!("  {q} ms"),
+                        floe.map(|l| get(l) as f64 / 1e3),
+                        peer.map(|l| get(l) as f64 / 1e3),
+                        None,
+                        2,
+                    );
+                }
+                row(
+                    &mut s,
+                    "  broker CPU us per request",
+                    floe.and_then(|l| l.broker_cpu_us_per_request),
+                    peer.and_then(|l| l.broker_cpu_us_per_request),
+                    None,
+                    1,
+                );
+                row(
+                    &mut s,
+                    "  records per request",
+                    floe.filter(|l| l.produce_requests > 0)
+                        .map(|l| l.records as f64 / l.produce_requests as f64),
+                    peer.filter(|l| l.produce_requests > 0)
+                        .map(|l| l.records as f64 / l.produce_requests as f64),
                     None,
                     2,
                 );
