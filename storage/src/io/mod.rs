@@ -9,8 +9,10 @@
 //!   [`IoMode::Auto`] probes io_uring and falls back to std with a log line.
 //! - [`File`] is an open file bound to its backend. The interface is positional: writes and
 //!   reads name their file offset, so one handle is shared by one appender and many readers.
-//!   Data-path operations go through the backend: writes, `fdatasync` of several files at
-//!   once (a lone `fdatasync` runs on the calling thread: the kernel would run it on a
+//!   Data-path operations go through the backend: writes of at least [`RING_WRITE_MIN`]
+//!   bytes and writes linked to a sync (a smaller write is a page-cache copy cheaper than
+//!   the hop to the driver thread, so both backends `pwrite` it on the calling thread),
+//!   `fdatasync` of several files at once (a lone `fdatasync` runs on the calling thread: the kernel would run it on a
 //!   blocking worker anyway, so the ring only adds two hand-offs), and reads of at least
 //!   [`RING_READ_MIN`] bytes (smaller reads, batch headers and index probes, are page-cache
 //!   hits where a hop to the driver thread costs more than the read, so both backends serve
@@ -53,6 +55,14 @@ type Result<T> = std::result::Result<T, StorageError>;
 
 /// Reads at least this long go through the backend (the ring); shorter ones are `pread`s.
 pub const RING_READ_MIN: usize = 16 * 1024;
+
+/// Writes (without a linked sync) at least this long go through the backend (the ring);
+/// shorter ones are `pwrite`s on the calling thread, as on the std backend. A small write is
+/// a copy into the page cache that takes a few microseconds; the hop to the driver thread and
+/// back costs several times that (two context switches when the driver sleeps): measured with
+/// 1 KiB single-record produce requests at 10,000/s, broker CPU per request fell from 33 us to
+/// about 12 us (acks=1) when small writes stopped going through the ring.
+pub const RING_WRITE_MIN: usize = 64 * 1024;
 
 /// Which backend to use, as configured (`storage.io`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -484,6 +494,13 @@ impl File {
                     .write_all_at(buf, position)
                     .map_err(|e| StorageError::io(IoOp::Write, &self.path, e))
             }
+            Backend::Uring(_) if buf.len() < RING_WRITE_MIN => {
+                self.check_write_fault(position, buf)?;
+                self.fault_written();
+                self.handle()?
+                    .write_all_at(buf, position)
+                    .map_err(|e| StorageError::io(IoOp::Write, &self.path, e))
+            }
             Backend::Uring(_) => self.write_bytes(position, Bytes::copy_from_slice(buf), false),
         }
     }
@@ -506,6 +523,10 @@ impl File {
             self.check_sync_fault()?;
         }
         match &*self.io.backend {
+            Backend::Uring(_) if !sync && buf.len() < RING_WRITE_MIN => self
+                .handle()?
+                .write_all_at(&buf, position)
+                .map_err(|e| StorageError::io(IoOp::Write, &self.path, e)),
             Backend::Std => {
                 let handle = self.handle()?;
                 handle
