@@ -23,7 +23,6 @@ mod recovery;
 pub mod recovery_point;
 pub mod scrubber;
 pub mod segment;
-mod syncer;
 #[cfg(test)]
 mod test_util;
 mod time_index;
@@ -33,7 +32,8 @@ pub use config::{LogConfig, RecoveryPolicy};
 pub use error::{Corruption, IoOp, StorageError};
 pub use io::{Io, IoKind, IoMode};
 pub use log_manager::LogManager;
-pub use partition_log::{AppendError, AppendInfo, PartitionLog, ReadError, ReadResult, sync_all};
+pub use partition_log::group_commit::sync_logs;
+pub use partition_log::{AppendError, AppendInfo, PartitionLog, ReadError, ReadResult};
 pub use producer_state::{BatchMetadata, ProducerEntry};
 pub use scrubber::ScrubConfig;
 pub use topic_partition::TopicPartition;

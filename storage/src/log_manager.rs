@@ -13,7 +13,7 @@
 //! - Every log of the directory shares one I/O backend ([`Io`], one io_uring driver), so the
 //!   syncs and writes of all partitions are batched together.
 //! - A sync thread serves [`PartitionLog::sync_async`] (acks=all produce, group commit across
-//!   all partitions and connections; see [`crate::syncer`]).
+//!   all partitions and connections; see [`crate::partition_log::group_commit`]).
 //! - A flusher thread enforces `flush.ms`: it wakes every [`FLUSH_TICK`] (or sooner for a
 //!   smaller `flush.ms`) and syncs each log whose oldest unsynced record is that old.
 
@@ -28,9 +28,9 @@ use crate::config::LogConfig;
 use crate::error::{IoOp, StorageError};
 use crate::io::{self, Io};
 use crate::partition_log::PartitionLog;
+use crate::partition_log::group_commit::Syncer;
 use crate::recovery_point;
 use crate::scrubber::{ScrubConfig, Scrubber};
-use crate::syncer::Syncer;
 use crate::topic_partition::TopicPartition;
 
 /// Name of the lock file in the data directory.

@@ -6,25 +6,11 @@
 //! segment (file handle, size, index entry counts); reads of the files happen after it is
 //! released. It is never held across an fdatasync.
 //!
-//! Durability protocol: an append is visible to readers (and counts toward the high
-//! watermark, single node) as soon as it is in the page cache. [`PartitionLog::sync`] makes it
-//! durable with group commit: at most one sync per log is in flight; a caller that finds one
-//! in flight waits for it and returns if it covered its target, otherwise the first waiter
-//! leads the next sync, which covers everything appended up to its start, so every caller
-//! that arrived during a sync shares the next one. `durable_offset` records how far the log is
-//! known to be on disk. [`sync_all`] leads the syncs of several logs at once (one batch of
-//! fdatasyncs on io_uring), so a produce request touching many partitions does not pay one
-//! sync after another. [`PartitionLog::sync_async`] is the non-blocking form used by
-//! acks=all produce: the data directory's sync thread leads the syncs of every log requested
-//! since its previous round in one `sync_all`, and waiters watch `durable_offset`. Kafka's
-//! `flush.messages` and `flush.ms` make the log sync itself: the
-//! appending caller syncs once enough records are unsynced, and the log manager's flusher
-//! thread calls [`PartitionLog::flush_if_due`]. A rolled segment's files
-//! are synced (with the directory entry of the new segment) by the next sync, which the
-//! rolling append performs itself before writing the producer snapshot for the new segment's
-//! base offset. Any failed write or sync marks the log failed: every later append and sync
-//! errors, because the kernel may have dropped the dirty pages and a later successful fsync
-//! would prove nothing about them.
+//! Durability: an append is visible to readers (and counts toward the high watermark, single
+//! node) as soon as it is in the page cache; [`group_commit`] makes it durable (the protocol,
+//! and every way to ask for a sync, are described there). Any failed write or sync marks the
+//! log failed: every later append and sync errors, because the kernel may have dropped the
+//! dirty pages and a later successful fsync would prove nothing about them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -32,12 +18,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-use crate::syncer::SyncQueue;
-
 use bytes::{Bytes, BytesMut};
 use floe_protocol::record_batch::{self, BatchError, BatchHeader, MAGIC_V2};
 use tokio::sync::watch;
 
+use self::group_commit::SyncQueue;
 use crate::config::LogConfig;
 use crate::error::StorageError;
 use crate::io;
@@ -119,88 +104,6 @@ fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// What the next sync of a log must do, planned by the caller that leads it.
-#[derive(Debug)]
-struct SyncPlan {
-    files: Vec<Arc<io::File>>,
-    /// Log end when planned: durable once the files are synced.
-    end: i64,
-    dir_dirty: bool,
-    started_ms: i64,
-}
-
-enum SyncStep {
-    /// Nothing to do (durable already, or the log failed).
-    Done(Result<(), StorageError>),
-    /// This caller leads the next sync.
-    Lead(SyncPlan),
-}
-
-/// Makes every log in `logs` durable up to its log end at the call, like
-/// [`PartitionLog::sync`] on each, but leading the syncs of all of them at once: their
-/// fdatasyncs go to the backend as one batch (one submission on io_uring), so a request
-/// touching many partitions waits about one sync, not one per partition. Logs whose sync is
-/// in flight are waited for afterwards. Returns one result per log, in order.
-pub fn sync_all(logs: &[&PartitionLog]) -> Vec<Result<(), StorageError>> {
-    let targets: Vec<i64> = logs.iter().map(|l| l.log_end_offset()).collect();
-    let mut results: Vec<Option<Result<(), StorageError>>> = logs.iter().map(|_| None).collect();
-    // Take the lead where no sync is in flight (never waiting here: a caller that leads one
-    // log must not block on another's leader, who may be waiting on this one).
-    let mut led: Vec<(usize, SyncPlan)> = Vec::new();
-    for (i, log) in logs.iter().enumerate() {
-        let mut in_flight = log.sync_in_flight();
-        if log.is_failed() {
-            results[i] = Some(Err(StorageError::LogFailed {
-                path: log.dir.clone(),
-            }));
-        } else if log.durable_offset() >= targets[i] {
-            results[i] = Some(Ok(()));
-        } else if !*in_flight {
-            *in_flight = true;
-            drop(in_flight);
-            led.push((i, log.plan_sync()));
-        }
-    }
-    // Group by backend (all logs of one manager share one); normally a single batch.
-    let mut outcomes: Vec<Option<Result<(), StorageError>>> = led.iter().map(|_| None).collect();
-    let mut done = vec![false; led.len()];
-    for first in 0..led.len() {
-        if done[first] {
-            continue;
-        }
-        let io = &logs[led[first].0].io;
-        let members: Vec<usize> = (first..led.len())
-            .filter(|&k| !done[k] && logs[led[k].0].io.same_backend(io))
-            .collect();
-        let mut files: Vec<&io::File> = Vec::new();
-        let mut owner: Vec<usize> = Vec::new();
-        for &k in &members {
-            done[k] = true;
-            for f in &led[k].1.files {
-                files.push(f);
-                owner.push(k);
-            }
-        }
-        for (k, result) in owner.into_iter().zip(io.sync_each(&files)) {
-            let slot = outcomes[k].get_or_insert(Ok(()));
-            if slot.is_ok()
-                && let Err(e) = result
-            {
-                *slot = Err(e);
-            }
-        }
-    }
-    for ((i, plan), outcome) in led.into_iter().zip(outcomes) {
-        results[i] = Some(logs[i].finish_sync(plan, outcome.unwrap_or(Ok(()))));
-    }
-    // The rest had a sync in flight (or failed to lead): wait and, if needed, lead alone.
-    logs.iter()
-        .zip(targets)
-        .zip(results)
-        .map(|((log, target), result)| result.unwrap_or_else(|| log.sync_to(target)))
-        .collect()
 }
 
 #[derive(Debug)]
@@ -576,159 +479,6 @@ impl PartitionLog {
         Ok((base, inner.producers.clone()))
     }
 
-    /// Makes everything appended so far durable (fdatasync). Blocking; see the module docs
-    /// for how concurrent callers share syncs (group commit).
-    pub fn sync(&self) -> Result<(), StorageError> {
-        let target = self.log_end.load(Ordering::Acquire);
-        self.sync_to(target)
-    }
-
-    /// Makes everything appended so far durable without blocking the caller: the data
-    /// directory's sync thread syncs this log in its next round (shared with every other
-    /// log and caller waiting then, see [`crate::syncer`]) and the returned future resolves
-    /// once the records appended before this call are on stable storage, or with the error
-    /// that took the log offline. The sync is requested at the call, not when the future is
-    /// first polled.
-    pub fn sync_async(
-        self: &Arc<Self>,
-    ) -> impl Future<Output = Result<(), StorageError>> + Send + 'static {
-        let target = self.log_end.load(Ordering::Acquire);
-        let mut rx = self.durable_tx.subscribe();
-        let now = *rx.borrow_and_update();
-        if !now.failed && now.offset < target {
-            self.sync_queue.request(self);
-        }
-        let path = self.dir.clone();
-        async move {
-            match rx.wait_for(|d| d.offset >= target || d.failed).await {
-                Ok(d) if d.offset >= target => Ok(()),
-                // Failed, or the log was dropped (closed) without making the target durable.
-                _ => Err(StorageError::LogFailed { path }),
-            }
-        }
-    }
-
-    fn sync_in_flight(&self) -> MutexGuard<'_, bool> {
-        self.sync_in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Where a log stands for a caller that wants it durable up to `target`.
-    fn begin_sync(&self, target: i64) -> SyncStep {
-        let mut in_flight = self.sync_in_flight();
-        loop {
-            if self.is_failed() {
-                return SyncStep::Done(Err(StorageError::LogFailed {
-                    path: self.dir.clone(),
-                }));
-            }
-            if self.durable_offset() >= target {
-                return SyncStep::Done(Ok(()));
-            }
-            if !*in_flight {
-                *in_flight = true;
-                return SyncStep::Lead(self.plan_sync());
-            }
-            in_flight = self
-                .sync_done
-                .wait(in_flight)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-    }
-
-    /// What the next sync covers: rolled segments' files, the active `.log`, the log end now.
-    fn plan_sync(&self) -> SyncPlan {
-        let started_ms = wall_clock_ms();
-        let mut inner = self.lock();
-        let mut files = inner.unsynced.clone();
-        if let Some(active) = inner.active() {
-            files.push(Arc::clone(&active.log));
-        }
-        SyncPlan {
-            files,
-            end: self.log_end.load(Ordering::Acquire),
-            dir_dirty: std::mem::take(&mut inner.dir_dirty),
-            started_ms,
-        }
-    }
-
-    /// Records the outcome of a sync this caller led and hands leadership back.
-    fn finish_sync(
-        &self,
-        plan: SyncPlan,
-        synced: Result<(), StorageError>,
-    ) -> Result<(), StorageError> {
-        let result = synced.and_then(|()| {
-            if plan.dir_dirty {
-                io::sync_dir(&self.dir)
-            } else {
-                Ok(())
-            }
-        });
-        let result = match result {
-            Ok(()) => {
-                let mut inner = self.lock();
-                // Rolled segments' files are sealed and now synced: they go cold (their
-                // handles may be closed while idle).
-                inner.unsynced.retain(|f| {
-                    let synced = plan.files.iter().any(|s| Arc::ptr_eq(s, f));
-                    if synced {
-                        f.make_cold();
-                    }
-                    !synced
-                });
-                self.durable_tx
-                    .send_modify(|d| d.offset = d.offset.max(plan.end));
-                // Under the append lock, so no append slips between the check and the store.
-                // Records appended after the plan was made are younger than its start.
-                let still_unsynced = self.log_end.load(Ordering::Acquire) > plan.end;
-                self.oldest_unsynced_ms.store(
-                    if still_unsynced {
-                        plan.started_ms
-                    } else {
-                        NONE_UNSYNCED
-                    },
-                    Ordering::Release,
-                );
-                drop(inner);
-                Ok(())
-            }
-            Err(e) => self.fail(e),
-        };
-        *self.sync_in_flight() = false;
-        self.sync_done.notify_all();
-        result
-    }
-
-    fn sync_to(&self, target: i64) -> Result<(), StorageError> {
-        loop {
-            match self.begin_sync(target) {
-                SyncStep::Done(result) => return result,
-                SyncStep::Lead(plan) => {
-                    let files: Vec<&io::File> = plan.files.iter().map(|f| &**f).collect();
-                    let synced = self.io.sync_all(&files);
-                    self.finish_sync(plan, synced)?;
-                }
-            }
-        }
-    }
-
-    /// `flush.ms`: syncs if the oldest unsynced append is at least `flush_ms` old at `now_ms`.
-    /// Called by the log manager's flusher thread.
-    pub fn flush_if_due(&self, now_ms: i64) -> Result<(), StorageError> {
-        let flush_ms = self.config().flush_ms;
-        let oldest = self.oldest_unsynced_ms.load(Ordering::Acquire);
-        if flush_ms == u64::MAX || oldest == NONE_UNSYNCED || self.lock().closed {
-            return Ok(());
-        }
-        let age = u64::try_from(now_ms.saturating_sub(oldest)).unwrap_or(0);
-        if age >= flush_ms {
-            self.sync()?;
-        }
-        Ok(())
-    }
-
     /// Reads whole batches starting with the one that holds `fetch_offset`, up to
     /// `max_bytes` but always at least one batch if there is one (KIP-74). Never returns a
     /// partially written batch, and never crosses a segment boundary in one read.
@@ -918,5 +668,6 @@ impl PartitionLog {
     }
 }
 
+pub(crate) mod group_commit;
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
 //! Scenarios of `PartitionLog`, each run on both I/O backends.
 
+use super::group_commit::sync_logs;
 use super::*;
 use crate::LogManager;
 use crate::segment::{INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, parse_segment_file};
@@ -762,8 +763,8 @@ fn flush_messages_syncs_every_n_records() {
     assert_eq!(log.durable_offset(), 5);
 }
 
-/// `sync_all` makes every log durable and reports a failing one without failing others.
-fn sync_all_syncs_many_logs_together() {
+/// `sync_logs` makes every log durable and reports a failing one without failing others.
+fn sync_logs_syncs_many_logs_together() {
     let dir = tempfile::tempdir().unwrap();
     let manager = open_manager(dir.path());
     let logs: Vec<Arc<PartitionLog>> = (0..4)
@@ -777,7 +778,7 @@ fn sync_all_syncs_many_logs_together() {
         append_batches(log, 10 + i, 0);
     }
     let refs: Vec<&PartitionLog> = logs.iter().map(|l| &**l).collect();
-    for result in sync_all(&refs) {
+    for result in sync_logs(&refs) {
         result.unwrap();
     }
     for log in &logs {
@@ -793,7 +794,7 @@ fn sync_all_syncs_many_logs_together() {
                         log.append(batch(&format!("t{t}-{i}"), 1, 0), 0).unwrap();
                     }
                     let ends: Vec<i64> = refs.iter().map(|l| l.log_end_offset()).collect();
-                    for result in sync_all(refs) {
+                    for result in sync_logs(refs) {
                         result.unwrap();
                     }
                     for (log, end) in refs.iter().zip(ends) {
@@ -815,7 +816,7 @@ fn sync_all_syncs_many_logs_together() {
         .unwrap();
     a.append(batch("x", 1, 0), 0).unwrap();
     faults.fail_syncs();
-    let results = sync_all(&[&a, &b]);
+    let results = sync_logs(&[&a, &b]);
     assert!(matches!(results[0], Err(StorageError::Io { .. })));
     assert!(results[1].is_ok(), "nothing to sync in b");
 }
@@ -919,7 +920,7 @@ crate::test_util::on_both_backends!(
     sync_async_is_served_across_manager_drop,
     flush_ms_syncs_without_a_caller,
     flush_messages_syncs_every_n_records,
-    sync_all_syncs_many_logs_together,
+    sync_logs_syncs_many_logs_together,
     append_and_read_across_segment_rolls,
     read_respects_max_bytes_but_returns_at_least_one_batch,
     offsets_continue_after_clean_and_unclean_reopen,
