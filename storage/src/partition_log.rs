@@ -43,6 +43,10 @@ pub struct AppendInfo {
     /// The batch was already in the log (idempotent retry): nothing was written and the
     /// offsets are those of the original append.
     pub duplicate: bool,
+    /// The append made `flush.messages` records unsynced: a sync was requested from the sync
+    /// thread, and the append must not be answered before it completes
+    /// ([`PartitionLog::sync_async`] resolves when it has).
+    pub flush_due: bool,
 }
 
 /// Why an append was refused.
@@ -114,6 +118,9 @@ struct Inner {
     unsynced: Vec<Arc<io::File>>,
     /// A segment file was created since the last sync of the partition directory.
     dir_dirty: bool,
+    /// Producer state at the base offset of each segment rolled since the last sync: written
+    /// as snapshots by the sync that makes everything below those bases durable.
+    pending_snapshots: Vec<(i64, ProducerStateManager)>,
     closed: bool,
     /// Why the log was taken offline (damaged data), if it was.
     offline: Option<String>,
@@ -208,6 +215,7 @@ impl PartitionLog {
                 producers: recovered.producers,
                 unsynced: Vec::new(),
                 dir_dirty: false,
+                pending_snapshots: Vec::new(),
                 closed: false,
                 offline: None,
             }),
@@ -330,12 +338,17 @@ impl PartitionLog {
     /// (`floe_protocol::record_batch::validate_batches`). Checks idempotent-producer state for
     /// each batch, assigns offsets by rewriting each batch's base offset, writes the batches
     /// to the active segment (rolling it first on `segment_bytes`/`segment_ms`), indexes them
-    /// and makes them visible to readers. Not durable until [`PartitionLog::sync`].
+    /// and makes them visible to readers. Not durable until a sync (see [`group_commit`]);
+    /// never syncs on the calling thread: a roll or `flush.messages` asks the sync thread.
     ///
     /// If a batch is a duplicate of one of its producer's last five batches, nothing is
     /// written and the original offsets are returned with `duplicate: true` (as in Kafka, the
     /// whole append is answered by the first duplicate batch).
-    pub fn append(&self, mut records: BytesMut, now_ms: i64) -> Result<AppendInfo, AppendError> {
+    pub fn append(
+        self: &Arc<Self>,
+        mut records: BytesMut,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
         let config = self.config();
         let mut batches = Vec::new();
         for item in record_batch::iter_batches(&records) {
@@ -383,6 +396,7 @@ impl PartitionLog {
                         last_offset: original.last_offset,
                         log_start_offset,
                         duplicate: true,
+                        flush_due: false,
                     });
                 }
             }
@@ -406,14 +420,10 @@ impl PartitionLog {
             }
             .into());
         };
-        let rolled = if active.should_roll(&config, records.len(), next - 1, now_ms) {
-            match self.roll(&mut inner) {
-                Ok(rolled) => Some(rolled),
-                Err(e) => return Err(self.fail(e)?),
-            }
-        } else {
-            None
-        };
+        let rolled = active.should_roll(&config, records.len(), next - 1, now_ms);
+        if rolled && let Err(e) = self.roll(&mut inner) {
+            return Err(self.fail(e)?);
+        }
         let Some(active) = inner.segments.values_mut().next_back() else {
             return Err(StorageError::Closed {
                 path: self.dir.clone(),
@@ -439,33 +449,26 @@ impl PartitionLog {
         drop(inner);
         self.end_tx.send_replace(next);
 
-        let flush_by_count = u64::try_from(next - self.durable_offset())
+        let flush_due = u64::try_from(next - self.durable_offset())
             .is_ok_and(|unsynced| unsynced >= config.flush_messages);
-        if let Some((base, producers)) = rolled {
-            // The rolled segment (and the new segment's directory entry) must be durable
-            // before a snapshot claims everything below `base` is.
-            self.sync()?;
-            if let Err(error) =
-                producer_state::write_snapshot(&self.io, &self.dir, base, &producers)
-            {
-                // Only costs replay time at the next open; the data itself is durable.
-                tracing::warn!(dir = %self.dir.display(), %error, "failed to write producer snapshot");
-            }
-        } else if flush_by_count {
-            // `flush.messages`: the append is not answered before the sync it triggered.
-            self.sync()?;
+        if rolled || flush_due {
+            // Never an fdatasync on the appending thread (a runtime worker): the sync thread
+            // makes a rolled segment durable and then writes the producer snapshot for the
+            // new base (see `group_commit`); `flush.messages` waits on the same sync.
+            self.sync_queue.request(self);
         }
         Ok(AppendInfo {
             base_offset: first_offset,
             last_offset: next - 1,
             log_start_offset,
             duplicate: false,
+            flush_due,
         })
     }
 
-    /// Starts a new active segment at the log end. Returns the producer state to snapshot at
-    /// the new base offset once the rolled segment is durable.
-    fn roll(&self, inner: &mut Inner) -> Result<(i64, ProducerStateManager), StorageError> {
+    /// Starts a new active segment at the log end; the producer state at the new base offset
+    /// is snapshotted by the sync that makes the rolled segment durable.
+    fn roll(&self, inner: &mut Inner) -> Result<(), StorageError> {
         let base = self.log_end.load(Ordering::Acquire);
         if let Some(active) = inner.segments.values_mut().next_back() {
             active.seal_time_index()?;
@@ -475,8 +478,10 @@ impl PartitionLog {
         let segment = Segment::create(&self.io, &self.dir, base)?;
         inner.segments.insert(base, segment);
         inner.dir_dirty = true;
+        let producers = inner.producers.clone();
+        inner.pending_snapshots.push((base, producers));
         tracing::debug!(dir = %self.dir.display(), base, "rolled segment");
-        Ok((base, inner.producers.clone()))
+        Ok(())
     }
 
     /// Reads whole batches starting with the one that holds `fetch_offset`, up to

@@ -277,7 +277,7 @@ mod tests {
         }
     }
 
-    fn fill(log: &PartitionLog, batches: usize) {
+    fn fill(log: &std::sync::Arc<PartitionLog>, batches: usize) {
         for i in 0..batches {
             log.append(batch(&format!("v{i}"), 3, 0), 0).unwrap();
         }

@@ -143,3 +143,22 @@ macro_rules! on_both_backends {
     };
 }
 pub(crate) use on_both_backends;
+
+/// Waits (up to 10 s) until `log` is durable up to `target`, as a caller of
+/// `PartitionLog::sync_async` would: the sync thread does the work. Panics on a failed log
+/// or a timeout.
+pub(crate) fn wait_durable(log: &crate::PartitionLog, target: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while log.durable_offset() < target {
+        assert!(
+            log.offline_reason().is_none(),
+            "log failed while waiting for durability"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not durable up to {target} within 10 s (durable {})",
+            log.durable_offset()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}

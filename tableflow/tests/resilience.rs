@@ -167,7 +167,7 @@ fn assert_exactly_once(rows: &[(i64, Bytes)], end: i64) {
     }
 }
 
-fn append(log: &PartitionLog, first: i64, n: usize) {
+fn append(log: &std::sync::Arc<PartitionLog>, first: i64, n: usize) {
     let info = log.append(batch(first, n, Compression::None), 0).unwrap();
     assert_eq!(info.base_offset, first);
 }

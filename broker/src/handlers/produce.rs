@@ -1,11 +1,14 @@
 //! Produce: validate each partition's record batches (lengths, CRC32C, record count, size),
 //! append them (offsets assigned by rewriting the base offset; duplicates of an idempotent
 //! producer's batches are answered with their original offsets), and answer according to
-//! `acks`: 0 no answer, 1 after the write, -1 (all) after the data is fdatasync'ed.
+//! `acks`: 0 no answer, 1 after the write, -1 (all) after the data is fdatasync'ed (and 1 too
+//! when the append reached the topic's `flush.messages`).
 //!
 //! Appends happen while the request is dispatched, in connection order; only the wait for
 //! the fsync is deferred: it is requested from the storage sync thread at dispatch, so
 //! concurrent and pipelined acks=all requests share syncs (group commit).
+
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use floe_protocol::record_batch::{iter_batches, validate_batches};
@@ -59,7 +62,9 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
             };
             let resp = match result {
                 Ok((log, info)) => {
-                    if acks == -1 {
+                    // acks=all, or an append that reached `flush.messages` (not answered
+                    // before the sync it triggered, whatever the acks).
+                    if acks == -1 || (acks == 1 && info.flush_due) {
                         // Requested now, while later requests are still being dispatched,
                         // so pipelined requests share syncs (group commit).
                         to_sync.push((ti, pi));
@@ -99,7 +104,6 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
     match acks {
         0 if any_error => Handled::Close("acks=0 produce failed".into()),
         0 => Handled::NoResponse,
-        1 => ResponseKind::Produce(ProduceResponse::default().with_responses(responses)).into(),
         _ if to_sync.is_empty() => {
             ResponseKind::Produce(ProduceResponse::default().with_responses(responses)).into()
         }
@@ -134,7 +138,7 @@ fn fail(p: &mut PartitionProduceResponse, code: ResponseError) {
 type AppendFailure = (ResponseError, Option<String>);
 
 fn append(
-    log: &PartitionLog,
+    log: &Arc<PartitionLog>,
     records: &bytes::Bytes,
     now: i64,
 ) -> Result<floe_storage::AppendInfo, AppendFailure> {

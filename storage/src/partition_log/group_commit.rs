@@ -9,8 +9,10 @@
 //!   sync shares the next one. `durable_offset` records how far the log is known to be on
 //!   disk, and the log's durability watch publishes it.
 //! - A rolled segment's files (and the directory entry of the new segment) are synced by the
-//!   next sync; the rolling append performs that sync itself before writing the producer
-//!   snapshot for the new segment's base offset.
+//!   next sync, which the rolling append requests from the sync thread (it never syncs on
+//!   its own thread); the sync that covers them then writes the producer snapshot for the
+//!   new segment's base offset. `flush.messages` likewise asks the sync thread, and the
+//!   append reports `flush_due` so its caller waits for that sync before answering.
 //! - Any failed sync marks the log failed (see [`PartitionLog`]).
 //!
 //! Entry points, one per kind of caller:
@@ -33,15 +35,24 @@ use std::thread;
 use super::{NONE_UNSYNCED, PartitionLog, wall_clock_ms};
 use crate::error::{IoOp, StorageError};
 use crate::io;
+use crate::producer_state::{self, ProducerStateManager};
 
 /// What the next sync of a log must do, planned by the caller that leads it.
 #[derive(Debug)]
 struct SyncPlan {
+    /// The files to fdatasync: first the rolled segments' files pending at the plan, then
+    /// the active segment's `.log`.
     files: Vec<Arc<io::File>>,
+    /// How many of `files` are rolled segments' files. Only those leave the unsynced list
+    /// when the sync succeeds: the active `.log` may be rolled while the sync runs, and its
+    /// writes after the plan are not covered, so it must stay for the next sync.
+    rolled_files: usize,
     /// Log end when planned: durable once the files are synced.
     end: i64,
     dir_dirty: bool,
     started_ms: i64,
+    /// Producer snapshots of segments rolled before the plan: written once it succeeded.
+    snapshots: Vec<(i64, ProducerStateManager)>,
 }
 
 enum SyncStep {
@@ -183,14 +194,17 @@ impl PartitionLog {
         let started_ms = wall_clock_ms();
         let mut inner = self.lock();
         let mut files = inner.unsynced.clone();
+        let rolled_files = files.len();
         if let Some(active) = inner.active() {
             files.push(Arc::clone(&active.log));
         }
         SyncPlan {
             files,
+            rolled_files,
             end: self.log_end.load(Ordering::Acquire),
             dir_dirty: std::mem::take(&mut inner.dir_dirty),
             started_ms,
+            snapshots: std::mem::take(&mut inner.pending_snapshots),
         }
     }
 
@@ -212,8 +226,9 @@ impl PartitionLog {
                 let mut inner = self.lock();
                 // Rolled segments' files are sealed and now synced: they go cold (their
                 // handles may be closed while idle).
+                let rolled = &plan.files[..plan.rolled_files];
                 inner.unsynced.retain(|f| {
-                    let synced = plan.files.iter().any(|s| Arc::ptr_eq(s, f));
+                    let synced = rolled.iter().any(|s| Arc::ptr_eq(s, f));
                     if synced {
                         f.make_cold();
                     }
@@ -233,6 +248,17 @@ impl PartitionLog {
                     Ordering::Release,
                 );
                 drop(inner);
+                // Everything below each rolled base is durable now (the rolled files and
+                // the directory entry were in this sync), so its snapshot may say so. Only
+                // the newest one is written: recovery starts from the newest snapshot, and
+                // each one costs two fsyncs (file and directory).
+                if let Some((base, producers)) = plan.snapshots.last()
+                    && let Err(error) =
+                        producer_state::write_snapshot(&self.io, &self.dir, *base, producers)
+                {
+                    // Only costs replay time at the next open; the data itself is durable.
+                    tracing::warn!(dir = %self.dir.display(), %error, "failed to write producer snapshot");
+                }
                 Ok(())
             }
             Err(e) => self.fail(e),

@@ -5,7 +5,7 @@ use super::*;
 use crate::LogManager;
 use crate::segment::{INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, parse_segment_file};
 use crate::test_util::open_manager;
-use crate::test_util::{batch, batch_with, decode, idempotent, offsets};
+use crate::test_util::{batch, batch_with, decode, idempotent, offsets, wait_durable};
 use kafka_protocol::records::Compression;
 
 fn tp() -> TopicPartition {
@@ -50,7 +50,7 @@ fn segment_bases(dir: &Path) -> Vec<i64> {
 }
 
 /// Appends `n` batches of 3 records tagged `b<i>`; returns the records' expected values.
-fn append_batches(log: &PartitionLog, n: usize, now_ms: i64) -> Vec<(i64, String)> {
+fn append_batches(log: &Arc<PartitionLog>, n: usize, now_ms: i64) -> Vec<(i64, String)> {
     let mut expected = Vec::new();
     for i in 0..n {
         let info = log
@@ -747,8 +747,8 @@ fn flush_ms_syncs_without_a_caller() {
     assert_eq!(log.durable_offset(), 3);
 }
 
-/// `flush.messages`: the append that makes that many records unsynced syncs before
-/// returning.
+/// `flush.messages`: the append that makes that many records unsynced says so
+/// (`flush_due`) and has the sync thread sync the log, never syncing on its own thread.
 fn flush_messages_syncs_every_n_records() {
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig {
@@ -756,11 +756,45 @@ fn flush_messages_syncs_every_n_records() {
         ..LogConfig::default()
     };
     let (_manager, log) = open(dir.path(), config);
-    log.append(batch("a", 2, 0), 0).unwrap();
-    log.append(batch("b", 2, 0), 0).unwrap();
+    assert!(!log.append(batch("a", 2, 0), 0).unwrap().flush_due);
+    assert!(!log.append(batch("b", 2, 0), 0).unwrap().flush_due);
     assert_eq!(log.durable_offset(), 0);
-    log.append(batch("c", 1, 0), 0).unwrap();
-    assert_eq!(log.durable_offset(), 5);
+    assert!(log.append(batch("c", 1, 0), 0).unwrap().flush_due);
+    wait_durable(&log, 5);
+}
+
+/// A roll never syncs on the appending thread: with every fdatasync taking 300 ms, the
+/// append that rolls returns at once, and the sync thread then makes the rolled segment
+/// durable and writes the producer snapshot for the new base offset.
+fn roll_syncs_on_the_sync_thread_not_the_appender() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = crate::io::faults::Faults::from_spec("slow_sync_ms=300", None).unwrap();
+    let io = crate::test_util::backend().with_fault_set(Arc::new(faults));
+    let manager = LogManager::open_with(dir.path(), io).unwrap();
+    let log = manager.open_partition(&tp(), small()).unwrap();
+    let mut slowest = std::time::Duration::ZERO;
+    let mut n = 0;
+    while segment_bases(log.dir()).len() < 3 {
+        let t = std::time::Instant::now();
+        log.append(batch(&format!("r{n}"), 3, 0), 0).unwrap();
+        slowest = slowest.max(t.elapsed());
+        n += 1;
+    }
+    assert!(
+        slowest < std::time::Duration::from_millis(250),
+        "an append waited {slowest:?} (a sync takes 300 ms)"
+    );
+    let new_base = *segment_bases(log.dir()).last().unwrap();
+    wait_durable(&log, new_base);
+    let snapshot = crate::producer_state::snapshot_path(log.dir(), new_base);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !snapshot.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no snapshot at {new_base}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 /// `sync_logs` makes every log durable and reports a failing one without failing others.
@@ -788,9 +822,10 @@ fn sync_logs_syncs_many_logs_together() {
     std::thread::scope(|s| {
         for t in 0..4 {
             let refs = &refs;
+            let logs = &logs;
             s.spawn(move || {
                 for i in 0..10 {
-                    for log in refs {
+                    for log in logs {
                         log.append(batch(&format!("t{t}-{i}"), 1, 0), 0).unwrap();
                     }
                     let ends: Vec<i64> = refs.iter().map(|l| l.log_end_offset()).collect();
@@ -920,6 +955,7 @@ crate::test_util::on_both_backends!(
     sync_async_is_served_across_manager_drop,
     flush_ms_syncs_without_a_caller,
     flush_messages_syncs_every_n_records,
+    roll_syncs_on_the_sync_thread_not_the_appender,
     sync_logs_syncs_many_logs_together,
     append_and_read_across_segment_rolls,
     read_respects_max_bytes_but_returns_at_least_one_batch,
