@@ -3,8 +3,8 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::rope::{Rope, SHARE_MIN};
-use kafka_protocol::messages::{ApiKey, ResponseHeader, ResponseKind};
+use crate::rope::{Part, Rope, SHARE_MIN};
+use kafka_protocol::messages::{ApiKey, FetchResponse, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::Encodable;
 use kafka_protocol::protocol::buf::ByteBufMut;
 
@@ -56,6 +56,41 @@ pub fn encode_response_chunks(
     })
     .map_err(err)?;
     Ok(buf.into_chunks())
+}
+
+/// Encodes a Fetch response whose record fields are stand-ins ([`crate::rope::StandIns`])
+/// for bytes the writer sends from elsewhere: the frame as [`Part`]s, where each stand-in's
+/// range is a [`Part::Stand`] naming its index in `stand_ins`. Record fields that are real
+/// bytes are shared as in [`encode_response_chunks`].
+pub fn encode_fetch_parts(
+    api_version: i16,
+    correlation_id: i32,
+    fetch: &FetchResponse,
+    stand_ins: Vec<Bytes>,
+) -> Result<Vec<Part>, EncodeError> {
+    let err = |message: String| EncodeError {
+        api_key: ApiKey::Fetch,
+        api_version,
+        message,
+    };
+    let shared = fetch
+        .responses
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .filter_map(|p| p.records.clone())
+        .filter(|r| r.len() >= SHARE_MIN)
+        .collect();
+    let mut buf = Rope::with_stand_ins(shared, stand_ins);
+    put_frame(
+        &mut buf,
+        ApiKey::Fetch,
+        api_version,
+        correlation_id,
+        |buf| fetch.encode(buf, api_version).map_err(|e| e.to_string()),
+    )
+    .map_err(err)?;
+    buf.into_parts()
+        .ok_or_else(|| err("a stand-in was folded into the frame".into()))
 }
 
 /// Writes length prefix, response header and (through `body`) the body into `buf`.
@@ -160,6 +195,72 @@ mod tests {
                 unreachable!()
             };
             assert_eq!(&decoded, original, "v{version}");
+        }
+    }
+
+    /// Stand-ins become parts naming them; with their real bytes put back in their place
+    /// the frame decodes to the response with the real records, at every version.
+    #[test]
+    fn fetch_stand_ins_become_parts_and_decode_back_with_their_bytes() {
+        use crate::rope::StandIns;
+        use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+        use kafka_protocol::protocol::Decodable;
+        // Small and large, so stand-ins are recognised whatever their length.
+        let real: Vec<Bytes> = [10usize, 5000, 70_000]
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| Bytes::from(vec![i as u8 + 1; n]))
+            .collect();
+        let shared = Bytes::from(vec![9u8; 6000]);
+        for version in [4, 12, 16] {
+            let mut stand_ins = StandIns::default();
+            let mut partitions: Vec<PartitionData> = real
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    PartitionData::default()
+                        .with_partition_index(i as i32)
+                        .with_records(stand_ins.take(r.len()))
+                })
+                .collect();
+            partitions.push(
+                PartitionData::default()
+                    .with_partition_index(3)
+                    .with_records(Some(shared.clone())),
+            );
+            let fetch = FetchResponse::default().with_responses(vec![
+                FetchableTopicResponse::default().with_partitions(partitions),
+            ]);
+            let parts = encode_fetch_parts(version, 5, &fetch, stand_ins.into_vec()).unwrap();
+            let mut frame = BytesMut::new();
+            let mut stands = 0;
+            for part in &parts {
+                match part {
+                    Part::Bytes(b) => frame.extend_from_slice(b),
+                    Part::Stand { index, offset, len } => {
+                        stands += 1;
+                        frame.extend_from_slice(&real[*index][*offset..offset + len]);
+                    }
+                }
+            }
+            assert_eq!(stands, 3, "v{version}: one part per stand-in");
+            assert!(
+                parts
+                    .iter()
+                    .any(|p| matches!(p, Part::Bytes(b) if b.as_ptr() == shared.as_ptr())),
+                "v{version}: real records still shared"
+            );
+            let mut rest = frame.freeze().slice(4..);
+            ResponseHeader::decode(&mut rest, ApiKey::Fetch.response_header_version(version))
+                .unwrap();
+            let decoded = FetchResponse::decode(&mut rest, version).unwrap();
+            let records: Vec<Bytes> = decoded.responses[0]
+                .partitions
+                .iter()
+                .map(|p| p.records.clone().unwrap())
+                .collect();
+            assert_eq!(&records[..3], &real[..], "v{version}");
+            assert_eq!(records[3], shared);
         }
     }
 }

@@ -19,11 +19,69 @@ use kafka_protocol::protocol::buf::ByteBufMut;
 /// Fields shorter than this are copied: a separate chunk costs more than the copy.
 pub const SHARE_MIN: usize = 4096;
 
-/// A finished part of a rope: encoded bytes (still patchable) or a shared field.
+/// A finished part of a rope: encoded bytes (still patchable), a shared field, or a range of
+/// a stand-in (see [`placeholder`]).
 #[derive(Debug)]
 enum Chunk {
     Owned(BytesMut),
     Shared(Bytes),
+    Stand {
+        index: usize,
+        offset: usize,
+        len: usize,
+    },
+}
+
+/// What a rope is made of, in order: bytes to write, or a range of the `index`th stand-in
+/// given to [`Rope::with_stand_ins`], whose bytes the writer sends from elsewhere (a file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    /// Bytes to write.
+    Bytes(Bytes),
+    /// `len` bytes at `offset` of stand-in `index`.
+    Stand {
+        /// Which stand-in.
+        index: usize,
+        /// Where in it the range starts.
+        offset: usize,
+        /// Length of the range.
+        len: usize,
+    },
+}
+
+/// Bytes of address space for stand-ins: zero-filled, never written and never read (the rope
+/// only compares addresses), so they cost no memory beyond this static's virtual range.
+const STAND_IN_SPACE: usize = 64 << 20;
+static STAND_IN: [u8; STAND_IN_SPACE] = [0; STAND_IN_SPACE];
+
+/// Hands out stand-ins for one encoding: distinct address ranges of a static zero buffer,
+/// put into a message where a field's real bytes live elsewhere (a fetch response's record
+/// batches in a segment file). The encoder writes a stand-in's length and passes its slice
+/// to the rope, which records where it goes instead of copying it.
+#[derive(Debug, Default)]
+pub struct StandIns {
+    used: usize,
+    taken: Vec<Bytes>,
+}
+
+impl StandIns {
+    /// A stand-in of `len` bytes, or `None` when this encoding used up the space (64 MiB);
+    /// the caller then puts the real bytes in the message.
+    pub fn take(&mut self, len: usize) -> Option<Bytes> {
+        let end = self.used.checked_add(len)?;
+        if end > STAND_IN_SPACE {
+            return None;
+        }
+        let b = Bytes::from_static(&STAND_IN[self.used..end]);
+        self.used = end;
+        self.taken.push(b.clone());
+        Some(b)
+    }
+
+    /// The stand-ins taken, in order (their indexes in [`Part::Stand`]).
+    pub fn into_vec(self) -> Vec<Bytes> {
+        self.taken
+    }
 }
 
 /// An encoder output made of owned and shared chunks.
@@ -37,16 +95,69 @@ pub struct Rope {
     base: usize,
     /// Buffers whose sub-slices are taken by reference instead of copied.
     shared: Vec<Bytes>,
+    /// Stand-ins: their slices become [`Part::Stand`]s.
+    stand_ins: Vec<Bytes>,
+    /// A stand-in was folded into a copy (a patch across it): the output would be wrong.
+    stand_in_folded: bool,
 }
 
 impl Rope {
     /// An empty rope that takes slices of `shared` by reference.
     pub fn new(shared: Vec<Bytes>) -> Rope {
+        Rope::with_stand_ins(shared, Vec::new())
+    }
+
+    /// An empty rope that takes slices of `shared` by reference and turns slices of
+    /// `stand_ins` (from [`StandIns`]) into [`Part::Stand`]s, whatever their length.
+    pub fn with_stand_ins(shared: Vec<Bytes>, stand_ins: Vec<Bytes>) -> Rope {
         Rope {
             chunks: Vec::new(),
             head: BytesMut::with_capacity(256),
             base: 0,
             shared,
+            stand_ins,
+            stand_in_folded: false,
+        }
+    }
+
+    /// The parts, in order (none empty); `None` if a stand-in had to be folded into a copy
+    /// (a patch across it), which would send its zeros: a caller bug, never silent.
+    pub fn into_parts(mut self) -> Option<Vec<Part>> {
+        if self.stand_in_folded {
+            return None;
+        }
+        let mut out: Vec<Part> = std::mem::take(&mut self.chunks)
+            .into_iter()
+            .map(|(_, chunk)| match chunk {
+                Chunk::Owned(b) => Part::Bytes(b.freeze()),
+                Chunk::Shared(b) => Part::Bytes(b),
+                Chunk::Stand { index, offset, len } => Part::Stand { index, offset, len },
+            })
+            .collect();
+        if !self.head.is_empty() {
+            out.push(Part::Bytes(self.head.split().freeze()));
+        }
+        Some(out)
+    }
+
+    /// Which stand-in `src` lies within, as `(index, offset)`.
+    fn stand_in(&self, src: &[u8]) -> Option<(usize, usize)> {
+        let start = src.as_ptr() as usize;
+        let end = start + src.len();
+        self.stand_ins.iter().enumerate().find_map(|(i, b)| {
+            let b_start = b.as_ptr() as usize;
+            (!b.is_empty() && b_start <= start && end <= b_start + b.len())
+                .then(|| (i, start - b_start))
+        })
+    }
+
+    /// Closes `head` into an owned chunk (before a chunk of another kind).
+    fn close_head(&mut self) {
+        if !self.head.is_empty() {
+            let done = self.head.split();
+            let start = self.base;
+            self.base += done.len();
+            self.chunks.push((start, Chunk::Owned(done)));
         }
     }
 
@@ -74,6 +185,8 @@ impl Rope {
             .map(|(_, chunk)| match chunk {
                 Chunk::Owned(b) => b.freeze(),
                 Chunk::Shared(b) => b,
+                // Only ropes made with stand-ins have them, and those use `into_parts`.
+                Chunk::Stand { len, .. } => Bytes::from(vec![0u8; len]),
             })
             .collect();
         if !self.head.is_empty() {
@@ -102,6 +215,10 @@ impl Rope {
             match chunk {
                 Chunk::Owned(b) => all.extend_from_slice(&b),
                 Chunk::Shared(b) => all.extend_from_slice(&b),
+                Chunk::Stand { len, .. } => {
+                    self.stand_in_folded = true;
+                    all.resize(all.len() + len, 0);
+                }
             }
         }
         all.extend_from_slice(&self.head);
@@ -129,15 +246,26 @@ unsafe impl BufMut for Rope {
     }
 
     fn put_slice(&mut self, src: &[u8]) {
+        if !src.is_empty()
+            && let Some((index, offset)) = self.stand_in(src)
+        {
+            self.close_head();
+            let start = self.base;
+            self.base += src.len();
+            self.chunks.push((
+                start,
+                Chunk::Stand {
+                    index,
+                    offset,
+                    len: src.len(),
+                },
+            ));
+            return;
+        }
         if src.len() >= SHARE_MIN
             && let Some(shared) = self.shared_slice(src)
         {
-            if !self.head.is_empty() {
-                let done = self.head.split();
-                let start = self.base;
-                self.base += done.len();
-                self.chunks.push((start, Chunk::Owned(done)));
-            }
+            self.close_head();
             let start = self.base;
             self.base += shared.len();
             self.chunks.push((start, Chunk::Shared(shared)));
@@ -250,5 +378,59 @@ mod tests {
         assert_eq!(chunks.len(), 1);
         assert_eq!(&chunks[0][..3], &[3, 4, 5]);
         assert_eq!(chunks[0].len(), 5002);
+    }
+
+    #[test]
+    fn stand_ins_become_parts_and_other_slices_are_copied() {
+        let mut stand_ins = StandIns::default();
+        let below = stand_ins.take(100).unwrap();
+        let small = stand_ins.take(3).unwrap();
+        let large = stand_ins.take(10_000).unwrap();
+        // `below` lies at a lower address than the rope's stand-ins: copied (zeros), and no
+        // address arithmetic goes wrong on the way.
+        let mut rope = Rope::with_stand_ins(Vec::new(), vec![small.clone(), large.clone()]);
+        rope.put_u8(1);
+        rope.put_slice(&below);
+        rope.put_slice(&small);
+        rope.put_slice(&large[10..]);
+        rope.put_u8(2);
+        let parts = rope.into_parts().unwrap();
+        assert_eq!(
+            parts,
+            vec![
+                Part::Bytes(Bytes::from([&[1u8][..], &[0u8; 100][..]].concat())),
+                Part::Stand {
+                    index: 0,
+                    offset: 0,
+                    len: 3
+                },
+                Part::Stand {
+                    index: 1,
+                    offset: 10,
+                    len: 9_990
+                },
+                Part::Bytes(Bytes::from_static(&[2])),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_patch_across_a_stand_in_is_refused_not_sent_as_zeros() {
+        let mut stand_ins = StandIns::default();
+        let s = stand_ins.take(10).unwrap();
+        let mut rope = Rope::with_stand_ins(Vec::new(), vec![s.clone()]);
+        rope.put_u8(1);
+        rope.put_slice(&s);
+        rope.put_u8(2);
+        rope.patch(0, &[3, 4]);
+        assert_eq!(rope.into_parts(), None);
+    }
+
+    #[test]
+    fn stand_ins_run_out_at_their_space() {
+        let mut stand_ins = StandIns::default();
+        assert!(stand_ins.take(STAND_IN_SPACE - 1).is_some());
+        assert!(stand_ins.take(2).is_none());
+        assert!(stand_ins.take(1).is_some());
     }
 }

@@ -30,10 +30,11 @@ pub mod topic_partition;
 
 pub use config::{LogConfig, RecoveryPolicy};
 pub use error::{Corruption, IoOp, StorageError};
+pub use io::FileRegion;
 pub use io::{Io, IoKind, IoMode};
 pub use log_manager::LogManager;
 pub use partition_log::group_commit::sync_logs;
-pub use partition_log::{AppendError, AppendInfo, PartitionLog, ReadError, ReadResult};
+pub use partition_log::{AppendError, AppendInfo, PartitionLog, ReadError, ReadResult, RegionRead};
 pub use producer_state::{BatchMetadata, ProducerEntry};
 pub use scrubber::ScrubConfig;
 pub use topic_partition::TopicPartition;

@@ -83,6 +83,24 @@ pub struct ReadResult {
     pub log_start_offset: i64,
 }
 
+/// Records read from the log as a range of a segment file ([`PartitionLog::read_region`]).
+#[derive(Debug, Clone)]
+pub struct RegionRead {
+    /// Whole record batches in a segment file; `None` if there was nothing to read.
+    pub region: Option<io::FileRegion>,
+    /// High watermark at the time of the read (the log end offset on a single node).
+    pub high_watermark: i64,
+    /// Log start offset at the time of the read.
+    pub log_start_offset: i64,
+}
+
+/// Where a read starts: a segment and the batch holding the fetch offset.
+struct Located {
+    start: Option<(SegmentReader, crate::segment::LocatedBatch)>,
+    high_watermark: i64,
+    log_start_offset: i64,
+}
+
 /// Why a read was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -488,6 +506,40 @@ impl PartitionLog {
     /// `max_bytes` but always at least one batch if there is one (KIP-74). Never returns a
     /// partially written batch, and never crosses a segment boundary in one read.
     pub fn read(&self, fetch_offset: i64, max_bytes: usize) -> Result<ReadResult, ReadError> {
+        let located = self.locate(fetch_offset)?;
+        let records = match &located.start {
+            Some((segment, batch)) => segment.read_from(batch, max_bytes)?,
+            None => Bytes::new(),
+        };
+        Ok(ReadResult {
+            records,
+            high_watermark: located.high_watermark,
+            log_start_offset: located.log_start_offset,
+        })
+    }
+
+    /// The same batches as [`PartitionLog::read`], as a range of a segment file instead of
+    /// bytes in memory, for sending without a copy ([`io::FileRegion::send_to`]). `None`
+    /// when there is nothing to read at `fetch_offset`.
+    pub fn read_region(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+    ) -> Result<RegionRead, ReadError> {
+        let located = self.locate(fetch_offset)?;
+        let region = match &located.start {
+            Some((segment, batch)) => Some(segment.region_from(batch, max_bytes)?),
+            None => None,
+        };
+        Ok(RegionRead {
+            region,
+            high_watermark: located.high_watermark,
+            log_start_offset: located.log_start_offset,
+        })
+    }
+
+    /// The segment and batch a read at `fetch_offset` starts with (none at the log end).
+    fn locate(&self, fetch_offset: i64) -> Result<Located, ReadError> {
         let mut offset = fetch_offset;
         loop {
             let (segment, next_base, log_start, log_end) = {
@@ -516,25 +568,20 @@ impl PartitionLog {
                     .map(|(&base, _)| base);
                 (segment.reader(), next_base, log_start, log_end)
             };
-            let empty = ReadResult {
-                records: Bytes::new(),
+            let located = |start| Located {
+                start,
                 high_watermark: log_end,
                 log_start_offset: log_start,
             };
             if offset >= log_end {
-                return Ok(empty);
+                return Ok(located(None));
             }
             if let Some(batch) = segment.find_batch(offset)? {
-                let records = segment.read_from(&batch, max_bytes)?;
-                return Ok(ReadResult {
-                    records,
-                    high_watermark: log_end,
-                    log_start_offset: log_start,
-                });
+                return Ok(located(Some((segment, batch))));
             }
             match next_base {
                 Some(base) => offset = base,
-                None => return Ok(empty),
+                None => return Ok(located(None)),
             }
         }
     }

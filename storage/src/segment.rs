@@ -410,6 +410,52 @@ impl SegmentReader {
         Ok(bytes)
     }
 
+    /// Whole batches from `first` on, at most `max_bytes` of them but always `first` itself,
+    /// as a range of the `.log` (the same batches [`SegmentReader::read_from`] returns), found
+    /// without reading the records: the offset index gives a batch boundary at or before the
+    /// limit and batch headers are walked from there.
+    pub(crate) fn region_from(
+        &self,
+        first: &LocatedBatch,
+        max_bytes: usize,
+    ) -> Result<io::FileRegion, StorageError> {
+        let start = first.position;
+        let first_end = start + first.header.total_size() as u64;
+        let limit = start
+            .saturating_add(max_bytes as u64)
+            .max(first_end)
+            .min(self.size);
+        // The segment ends at a batch boundary (appends write whole batches).
+        let end = if limit == self.size {
+            self.size
+        } else {
+            // An index entry names a batch start (and that batch's last offset): trusted
+            // only if the bytes agree, as in `find_batch`.
+            let indexed = self
+                .offset_index
+                .floor(|e| u64::from(e.position) <= limit)?
+                .filter(|e| u64::from(e.position) > first_end);
+            let mut end = first_end;
+            if let Some(entry) = indexed {
+                let position = u64::from(entry.position);
+                let last = self.base_offset + i64::from(entry.relative_offset);
+                if matches!(read_batch_header(&self.log, position, self.size),
+                    Ok(Some(b)) if b.header.last_offset() == last)
+                {
+                    end = position;
+                }
+            }
+            while let Some(batch) = read_batch_header(&self.log, end, self.size)? {
+                if batch.end() > limit {
+                    break;
+                }
+                end = batch.end();
+            }
+            end
+        };
+        self.log.region(start, (end - start) as usize)
+    }
+
     /// The whole bytes of one batch.
     pub(crate) fn batch_bytes(&self, batch: &LocatedBatch) -> Result<Vec<u8>, StorageError> {
         self.log.read_vec(batch.position, batch.header.total_size())

@@ -500,6 +500,13 @@ impl FuzzBroker {
                 Ok(body) => body,
                 Err(_) => return Dispatched::StillWaiting,
             },
+            Reply::Fetch(fut) => match tokio::time::timeout(Duration::from_millis(50), fut).await {
+                Ok(reply) => match reply.materialize() {
+                    Ok(fetch) => kafka_protocol::messages::ResponseKind::Fetch(fetch),
+                    Err(e) => panic!("fetched file ranges cannot be read: {e}"),
+                },
+                Err(_) => return Dispatched::StillWaiting,
+            },
         };
         if let Err(e) =
             encode_response_chunks(out.api_key, out.api_version, out.correlation_id, &body)

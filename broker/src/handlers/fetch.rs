@@ -3,6 +3,10 @@
 //! partition's `partition_max_bytes` (the first partition with data always returns at
 //! least one whole batch, KIP-74), inside an incremental fetch session when the client
 //! opened one (KIP-227).
+//!
+//! Record batches are not read into memory: each partition's batches are a range of a
+//! segment file (`PartitionLog::read_region`), put in the response as a stand-in and sent
+//! from the page cache to the socket with `sendfile` by the connection's writer.
 
 use std::time::Duration;
 
@@ -14,7 +18,10 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ResponseKi
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::{Handled, Reply, RequestContext, str_bytes};
+use floe_protocol::rope::StandIns;
+use floe_storage::FileRegion;
+
+use super::{FetchReply, Handled, Reply, RequestContext, str_bytes};
 use crate::errors::read_error;
 use crate::fetch_session::{FetchTarget, SessionKind, SessionRequest};
 use crate::state::Broker;
@@ -85,7 +92,7 @@ pub async fn handle(ctx: &RequestContext, req: FetchRequest) -> Handled {
         version,
         kind,
     };
-    Handled::Reply(Reply::Later(Box::pin(long_poll(
+    Handled::Reply(Reply::Fetch(Box::pin(long_poll(
         broker, targets, params, max_wait,
     ))))
 }
@@ -99,9 +106,16 @@ struct Params {
 
 struct PartitionResult {
     error: ResponseError,
-    records: Bytes,
+    /// Whole record batches of a segment file, if any were read.
+    records: Option<FileRegion>,
     high_watermark: i64,
     log_start_offset: i64,
+}
+
+impl PartitionResult {
+    fn len(&self) -> usize {
+        self.records.as_ref().map_or(0, FileRegion::len)
+    }
 }
 
 async fn long_poll(
@@ -109,7 +123,7 @@ async fn long_poll(
     targets: Vec<FetchTarget>,
     params: Params,
     max_wait: Duration,
-) -> ResponseKind {
+) -> FetchReply {
     let deadline = Instant::now() + max_wait;
     loop {
         // Subscribe before reading, so an append between the read and the wait wakes us.
@@ -119,7 +133,7 @@ async fn long_poll(
             .map(|log| log.subscribe())
             .collect();
         let results = read_all(&broker, &targets, params.max_bytes);
-        let bytes: usize = results.iter().map(|r| r.records.len()).sum();
+        let bytes: usize = results.iter().map(PartitionResult::len).sum();
         let any_error = results.iter().any(|r| r.error != ResponseError::Unknown(0));
         if params.min_bytes == 0
             || bytes >= params.min_bytes
@@ -147,7 +161,7 @@ fn read_all(broker: &Broker, targets: &[FetchTarget], max_bytes: usize) -> Vec<P
         .map(|t| {
             let error = |code: ResponseError| PartitionResult {
                 error: code,
-                records: Bytes::new(),
+                records: None,
                 high_watermark: -1,
                 log_start_offset: -1,
             };
@@ -162,22 +176,22 @@ fn read_all(broker: &Broker, targets: &[FetchTarget], max_bytes: usize) -> Vec<P
             if limit == 0 && !first_with_data {
                 return PartitionResult {
                     error: NO_ERROR,
-                    records: Bytes::new(),
+                    records: None,
                     high_watermark: log.high_watermark(),
                     log_start_offset: log.log_start_offset(),
                 };
             }
-            match log.read(t.fetch_offset, limit.max(1)) {
+            match log.read_region(t.fetch_offset, limit.max(1)) {
                 Ok(read) => {
-                    let mut records = read.records;
+                    let mut records = read.region.filter(|r| !r.is_empty());
                     // Only the first partition with data may exceed its limit (KIP-74);
                     // for the others an oversized first batch waits for the next fetch.
-                    if !first_with_data && records.len() > limit {
-                        records = Bytes::new();
+                    if !first_with_data && records.as_ref().is_some_and(|r| r.len() > limit) {
+                        records = None;
                     }
-                    if !records.is_empty() {
+                    if let Some(r) = &records {
                         first_with_data = false;
-                        remaining = remaining.saturating_sub(records.len());
+                        remaining = remaining.saturating_sub(r.len());
                     }
                     PartitionResult {
                         error: NO_ERROR,
@@ -193,7 +207,7 @@ fn read_all(broker: &Broker, targets: &[FetchTarget], max_bytes: usize) -> Vec<P
                     }
                     PartitionResult {
                         error: code,
-                        records: Bytes::new(),
+                        records: None,
                         high_watermark: log.high_watermark(),
                         log_start_offset: log.log_start_offset(),
                     }
@@ -208,10 +222,12 @@ fn build_response(
     targets: &[FetchTarget],
     results: Vec<PartitionResult>,
     params: &Params,
-) -> ResponseKind {
+) -> FetchReply {
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    let mut stand_ins = StandIns::default();
+    let mut regions = Vec::new();
     for (t, r) in targets.iter().zip(results) {
-        let has_news = !r.records.is_empty() || r.error != NO_ERROR;
+        let has_news = r.len() > 0 || r.error != NO_ERROR;
         let offsets = (r.high_watermark, r.high_watermark, r.log_start_offset);
         if !broker
             .fetch_sessions
@@ -227,7 +243,23 @@ fn build_response(
             .with_log_start_offset(r.log_start_offset)
             .with_preferred_read_replica(BrokerId(-1))
             .with_aborted_transactions(if params.version >= 4 { Some(vec![]) } else { None })
-            .with_records(Some(r.records));
+            .with_records(Some(match r.records {
+                Some(region) => match stand_ins.take(region.len()) {
+                    Some(stand_in) => {
+                        regions.push(region);
+                        stand_in
+                    }
+                    // Past the stand-ins' 64 MiB: these batches are read into memory.
+                    None => match region.read() {
+                        Ok(bytes) => Bytes::from(bytes),
+                        Err(e) => {
+                            tracing::error!(topic = %t.topic, partition = t.partition, "fetch read failed: {e}");
+                            Bytes::new()
+                        }
+                    },
+                },
+                None => Bytes::new(),
+            }));
         let same_topic = topics.last().is_some_and(|last| {
             if params.version >= 13 {
                 last.topic_id == t.topic_id
@@ -248,9 +280,11 @@ fn build_response(
             last.partitions.push(data);
         }
     }
-    ResponseKind::Fetch(
-        FetchResponse::default()
+    FetchReply {
+        body: FetchResponse::default()
             .with_session_id(params.kind.response_id())
             .with_responses(topics),
-    )
+        stand_ins: stand_ins.into_vec(),
+        regions,
+    }
 }

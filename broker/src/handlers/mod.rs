@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use floe_protocol::request::RequestFrame;
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseKind};
+use kafka_protocol::messages::{ApiKey, FetchResponse, RequestHeader, ResponseKind};
 
 use crate::state::Broker;
 
@@ -37,6 +37,40 @@ pub enum Reply {
     Now(Box<ResponseKind>),
     /// A future yielding the response body; awaited in request order by the writer.
     Later(Pin<Box<dyn Future<Output = ResponseKind> + Send + 'static>>),
+    /// A future yielding a Fetch response whose record batches are sent from their segment
+    /// files (`sendfile`); awaited in request order by the writer.
+    Fetch(Pin<Box<dyn Future<Output = FetchReply> + Send + 'static>>),
+}
+
+/// A Fetch response whose record fields are stand-ins (`floe_protocol::rope::StandIns`)
+/// for ranges of segment files: `regions[i]` holds the bytes of `stand_ins[i]`.
+pub struct FetchReply {
+    /// The response, records as stand-ins (or real bytes where no stand-in was left).
+    pub body: FetchResponse,
+    /// The stand-ins, in the order they were taken.
+    pub stand_ins: Vec<bytes::Bytes>,
+    /// The file ranges they stand for.
+    pub regions: Vec<floe_storage::FileRegion>,
+}
+
+impl FetchReply {
+    /// The response with every stand-in replaced by its bytes, read from the files (for
+    /// writers that cannot send from a file).
+    pub fn materialize(mut self) -> Result<FetchResponse, floe_storage::StorageError> {
+        for topic in &mut self.body.responses {
+            for p in &mut topic.partitions {
+                let Some(records) = &p.records else { continue };
+                let found = self
+                    .stand_ins
+                    .iter()
+                    .position(|s| !s.is_empty() && s.as_ptr() == records.as_ptr());
+                if let Some(i) = found {
+                    p.records = Some(bytes::Bytes::from(self.regions[i].read()?));
+                }
+            }
+        }
+        Ok(self.body)
+    }
 }
 
 /// What a handler returns.

@@ -444,6 +444,17 @@ impl File {
         Ok(handle)
     }
 
+    /// A byte range of this file for [`FileRegion::send_to`]: the region keeps the file
+    /// open (its handle, reopened if it was cold) until it is dropped.
+    pub fn region(&self, position: u64, len: usize) -> Result<FileRegion> {
+        Ok(FileRegion {
+            file: self.handle()?,
+            path: self.path.clone(),
+            position,
+            len,
+        })
+    }
+
     /// Marks the file cold: sealed and synced, so nothing unsynced can be lost with its
     /// handle (a write error is reported to the descriptors open when it happens). From now
     /// on the backend's cache may close the handle while it is idle.
@@ -687,6 +698,72 @@ impl File {
 /// The fault set the free functions (rename, directory fsync) consult; installed once.
 #[cfg(any(test, feature = "faults"))]
 static PROCESS_FAULTS: std::sync::OnceLock<Arc<faults::Faults>> = std::sync::OnceLock::new();
+
+/// A byte range of a segment file, handed to the network without a copy through user space:
+/// a fetch response's record batches are `sendfile`d from the page cache to the socket.
+/// Segment bytes below a segment's size never change, so the range stays valid while the
+/// region holds the file open, even if the file is deleted meanwhile.
+#[derive(Debug, Clone)]
+pub struct FileRegion {
+    file: Arc<fs::File>,
+    path: PathBuf,
+    position: u64,
+    len: usize,
+}
+
+impl FileRegion {
+    /// Length of the range.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the range is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Sends at most `len` of the range's bytes from `from` on to `socket` with one
+    /// `sendfile(2)`; returns how many were sent (fewer when the socket buffer fills: the
+    /// socket is non-blocking, and the caller waits for it to be writable and calls again).
+    /// The file side reads the page cache (a read from the disk where the pages are not
+    /// cached).
+    pub fn send_to(
+        &self,
+        socket: std::os::fd::BorrowedFd<'_>,
+        from: usize,
+        len: usize,
+    ) -> io::Result<usize> {
+        let remaining = self.len.saturating_sub(from).min(len);
+        if remaining == 0 {
+            return Ok(0);
+        }
+        let sent = from;
+        let mut offset = self.position + from as u64;
+        let n = rustix::fs::sendfile(socket, &*self.file, Some(&mut offset), remaining)?;
+        if n == 0 {
+            // The file is shorter than the region: it was truncated under us (only recovery
+            // truncates, before serving), so this is a bug or outside interference.
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{} ends before byte {} of a fetched range",
+                    self.path.display(),
+                    self.position + sent as u64
+                ),
+            ));
+        }
+        Ok(n)
+    }
+
+    /// The range's bytes, read into memory (for connections that cannot use `sendfile`).
+    pub fn read(&self) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; self.len];
+        self.file
+            .read_exact_at(&mut buf, self.position)
+            .map_err(|e| StorageError::io(IoOp::Read, &self.path, e))?;
+        Ok(buf)
+    }
+}
 
 /// Makes `faults` the process-wide set for operations without a handle (rename, directory
 /// fsync). Only the first call counts.

@@ -65,6 +65,37 @@ fn append_batches(log: &Arc<PartitionLog>, n: usize, now_ms: i64) -> Vec<(i64, S
     expected
 }
 
+/// `read_region` names exactly the batches `read` returns, for every offset and limit: the
+/// region is found through the offset index and batch headers, never cut inside a batch.
+fn read_region_matches_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 4096,
+        index_interval_bytes: 150,
+        ..LogConfig::default()
+    };
+    let (_manager, log) = open(dir.path(), config);
+    // Batches of 1 to 7 records, so batch sizes and index entries vary.
+    for i in 0..80 {
+        log.append(batch(&format!("m{i}"), 1 + i % 7, i as i64), 0)
+            .unwrap();
+    }
+    let end = log.log_end_offset();
+    for offset in (0..=end).step_by(3) {
+        for max in [1, 60, 200, 333, 1000, 2500, 1 << 20] {
+            let bytes = log.read(offset, max).unwrap();
+            let region = log.read_region(offset, max).unwrap();
+            assert_eq!(region.high_watermark, bytes.high_watermark);
+            let got = region.region.map(|r| r.read().unwrap()).unwrap_or_default();
+            assert_eq!(got, bytes.records.to_vec(), "offset {offset}, max {max}");
+        }
+    }
+    assert!(matches!(
+        log.read_region(end + 1, 100),
+        Err(ReadError::OffsetOutOfRange { .. })
+    ));
+}
+
 fn append_and_read_across_segment_rolls() {
     let dir = tempfile::tempdir().unwrap();
     let (_manager, log) = open(dir.path(), small());
@@ -958,6 +989,7 @@ crate::test_util::on_both_backends!(
     roll_syncs_on_the_sync_thread_not_the_appender,
     sync_logs_syncs_many_logs_together,
     append_and_read_across_segment_rolls,
+    read_region_matches_read,
     read_respects_max_bytes_but_returns_at_least_one_batch,
     offsets_continue_after_clean_and_unclean_reopen,
     torn_tail_is_cut_and_appends_continue,
