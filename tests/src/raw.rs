@@ -9,7 +9,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_request::ApiVersionsRequest;
 use kafka_protocol::messages::api_versions_response::ApiVersionsResponse;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
+use kafka_protocol::messages::create_topics_request::{
+    CreatableTopic, CreatableTopicConfig, CreateTopicsRequest,
+};
 use kafka_protocol::messages::create_topics_response::CreateTopicsResponse;
 use kafka_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
@@ -169,14 +171,33 @@ impl RawConn {
 
     /// CreateTopics of one topic (replication factor 1); returns the topic's error code.
     pub fn create_topic(&mut self, name: &str, partitions: i32) -> i16 {
+        self.create_topic_with(name, partitions, &[])
+    }
+
+    /// [`RawConn::create_topic`] with topic configs.
+    pub fn create_topic_with(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        configs: &[(&str, &str)],
+    ) -> i16 {
         let version = self.version(ApiKey::CreateTopics, CREATE_TOPICS_MAX);
+        let configs = configs
+            .iter()
+            .map(|(k, v)| {
+                CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_string((*k).to_owned()))
+                    .with_value(Some(StrBytes::from_string((*v).to_owned())))
+            })
+            .collect();
         let req = CreateTopicsRequest::default()
             .with_timeout_ms(30_000)
             .with_topics(vec![
                 CreatableTopic::default()
                     .with_name(topic(name))
                     .with_num_partitions(partitions)
-                    .with_replication_factor(1),
+                    .with_replication_factor(1)
+                    .with_configs(configs),
             ]);
         let resp: CreateTopicsResponse = self.call_at(ApiKey::CreateTopics, version, &req);
         assert_eq!(resp.topics.len(), 1, "CreateTopics({name}) v{version}");

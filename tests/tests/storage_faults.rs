@@ -7,7 +7,9 @@
 //! - one partition whose fdatasync takes 2 s does not delay ApiVersions, Metadata or fetches
 //!   of other partitions (issue 10, acceptance 2);
 //! - a failing rename (the metadata store cannot persist) leaves no half-created topic, and a
-//!   failing directory fsync takes only its partition offline.
+//!   failing directory fsync takes only its partition offline;
+//! - with slow syncs, an acks=1 produce that rolls a segment is answered without waiting
+//!   for a sync, and one that reaches `flush.messages` only after its sync (issue 10).
 
 // Test code: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -199,6 +201,64 @@ fn slow_sync_of_one_partition_does_not_delay_the_others() {
             );
         }
     });
+}
+
+/// Issue 10: a segment roll never syncs on the request path, `flush.messages` does. Every
+/// fdatasync of `flushy-0` takes 200 ms; its segments are 100 bytes, so every produce
+/// rolls, and `flush.messages=4`. acks=1 produces that only roll are answered at once; the
+/// one that makes 4 records unsynced waits for its sync, and is then durable.
+#[test]
+fn rolls_do_not_wait_for_syncs_and_flush_messages_does() {
+    let broker = Broker::start_with(&["--set", "storage.faults=slow_sync_ms=200@flushy-0"]);
+    let mut conn = RawConn::open(&broker, CLIENT_ID);
+    assert_eq!(
+        conn.create_topic_with(
+            "flushy",
+            1,
+            &[("segment.bytes", "100"), ("flush.messages", "4")]
+        ),
+        NONE
+    );
+    // Wait out syncs the creation and first appends may have started.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut times = Vec::new();
+    for _ in 0..8 {
+        let t = Instant::now();
+        assert_eq!(
+            conn.produce("flushy", 0, 1, raw::batch(1, Compression::None))
+                .0,
+            NONE
+        );
+        times.push(t.elapsed());
+    }
+    eprintln!("acks=1 produce times with 200 ms syncs: {times:?}");
+    let segments = std::fs::read_dir(broker.data_dir.join("flushy-0"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "log")
+        })
+        .count();
+    assert!(
+        segments >= 8,
+        "only {segments} segments: the produces did not roll"
+    );
+    // Records 1-3 after a flush ride on rolls only; the 4th reaches flush.messages.
+    let slow: Vec<usize> = (0..times.len())
+        .filter(|&i| times[i] >= Duration::from_millis(150))
+        .collect();
+    assert!(
+        !slow.is_empty() && slow.len() <= 3,
+        "expected the flush.messages produces (and only those) to wait: {times:?}"
+    );
+    let fast = times.len() - slow.len();
+    assert!(
+        fast >= 5,
+        "produces that only rolled waited for syncs: {times:?}"
+    );
 }
 
 /// Items 4 and 5 through the seam: every rename under `meta/` fails, so the metadata store
