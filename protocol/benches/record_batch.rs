@@ -11,9 +11,8 @@
 use bytes::{Bytes, BytesMut};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use floe_protocol::record_batch::{set_base_offset, validate_batches};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use floe_protocol::test_kit::{encode, record};
+use kafka_protocol::records::Compression;
 
 const RECORD_SIZE: usize = 1024;
 
@@ -54,36 +53,10 @@ fn value(seed: usize) -> Bytes {
 
 /// One batch holding `data_bytes` of 1 KiB record values.
 fn batch(data_bytes: usize, compression: Compression) -> BytesMut {
-    let records: Vec<Record> = (0..data_bytes / RECORD_SIZE)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder starts a new batch whenever `offset - sequence` changes; keep it
-            // constant so all records land in one batch.
-            sequence: i as i32 - 1,
-            timestamp: 1_700_000_000_000 + i as i64,
-            key: None,
-            value: Some(value(i)),
-            headers: Default::default(),
-        })
+    let records: Vec<_> = (0..data_bytes / RECORD_SIZE)
+        .map(|i| record(i as i64, 1_700_000_000_000 + i as i64, None, Some(value(i))))
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .expect("encoding a benchmark batch");
-    buf
+    encode(&records, compression)
 }
 
 fn validation(c: &mut Criterion) {

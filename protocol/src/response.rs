@@ -43,14 +43,7 @@ pub fn encode_response_chunks(
         .map_err(err)?;
         return Ok(vec![buf.freeze()]);
     };
-    let shared = fetch
-        .responses
-        .iter()
-        .flat_map(|t| t.partitions.iter())
-        .filter_map(|p| p.records.clone())
-        .filter(|r| r.len() >= SHARE_MIN)
-        .collect();
-    let mut buf = Rope::new(shared);
+    let mut buf = Rope::new(shared_records(fetch));
     put_frame(&mut buf, api_key, api_version, correlation_id, |buf| {
         fetch.encode(buf, api_version).map_err(|e| e.to_string())
     })
@@ -73,14 +66,7 @@ pub fn encode_fetch_parts(
         api_version,
         message,
     };
-    let shared = fetch
-        .responses
-        .iter()
-        .flat_map(|t| t.partitions.iter())
-        .filter_map(|p| p.records.clone())
-        .filter(|r| r.len() >= SHARE_MIN)
-        .collect();
-    let mut buf = Rope::with_stand_ins(shared, stand_ins);
+    let mut buf = Rope::with_stand_ins(shared_records(fetch), stand_ins);
     put_frame(
         &mut buf,
         ApiKey::Fetch,
@@ -91,6 +77,17 @@ pub fn encode_fetch_parts(
     .map_err(err)?;
     buf.into_parts()
         .ok_or_else(|| err("a stand-in was folded into the frame".into()))
+}
+
+/// The record fields of a Fetch response worth referencing rather than copying.
+fn shared_records(fetch: &FetchResponse) -> Vec<Bytes> {
+    fetch
+        .responses
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .filter_map(|p| p.records.clone())
+        .filter(|r| r.len() >= SHARE_MIN)
+        .collect()
 }
 
 /// Writes length prefix, response header and (through `body`) the body into `buf`.

@@ -9,12 +9,11 @@
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use counting_alloc::{LIMIT, bounded, largest_allocation, offender};
 use floe_protocol::fuzz;
-use floe_protocol::kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use floe_protocol::kafka_protocol::records::{Compression, RecordBatchDecoder};
+use floe_protocol::test_kit::{encode, record};
 
 #[test]
 fn allocator_sees_large_allocations() {
@@ -106,29 +105,10 @@ fn snappy_length_claims_are_refused_before_allocating() {
 /// The snappy length check leaves room for the densest real blocks.
 #[test]
 fn dense_snappy_batches_still_decode() {
-    let records: Vec<Record> = (0..4)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i,
-            sequence: i as i32 - 1,
-            timestamp: 0,
-            key: None,
-            value: Some(Bytes::from(vec![0u8; 256 * 1024])),
-            headers: Default::default(),
-        })
+    let records: Vec<_> = (0..4)
+        .map(|i| record(i, 0, None, Some(Bytes::from(vec![0u8; 256 * 1024]))))
         .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::Snappy,
-    };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
+    let buf = encode(&records, Compression::Snappy);
     let decoded = RecordBatchDecoder::decode(&mut buf.freeze()).unwrap();
     assert_eq!(decoded.records.len(), 4);
 }

@@ -18,10 +18,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use floe_protocol::test_kit::{encode, record};
 use floe_storage::{LogConfig, LogManager, TopicPartition};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Compression;
 
 const RECORD_SIZE: usize = 1024;
 const NOW_MS: i64 = 1_700_000_000_000;
@@ -33,35 +32,10 @@ fn batch(records: usize) -> BytesMut {
             .map(|i| (i % 251) as u8)
             .collect::<Vec<u8>>(),
     );
-    let records: Vec<Record> = (0..records)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // Constant `offset - sequence` keeps the encoder to one batch.
-            sequence: i as i32 - 1,
-            timestamp: NOW_MS,
-            key: None,
-            value: Some(value.clone()),
-            headers: Default::default(),
-        })
+    let records: Vec<_> = (0..records)
+        .map(|i| record(i as i64, NOW_MS, None, Some(value.clone())))
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encoding a benchmark batch");
-    buf
+    encode(&records, Compression::None)
 }
 
 fn tp() -> TopicPartition {
