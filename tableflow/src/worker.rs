@@ -335,7 +335,23 @@ impl TopicWorker {
                 st.clock.observe(st.log.high_watermark(), now);
                 let mut round = 0usize;
                 while round < ROUND_BYTES && st.position < st.log.high_watermark() {
-                    let read = match st.log.read(st.position, READ_BYTES) {
+                    // Off the runtime's workers: a read may go to the disk.
+                    let read = {
+                        let log = Arc::clone(&st.log);
+                        let from = st.position;
+                        tokio::task::spawn_blocking(move || log.read(from, READ_BYTES))
+                            .await
+                            .unwrap_or_else(|e| {
+                                Err(ReadError::Storage(floe_storage::StorageError::Io {
+                                    op: floe_storage::IoOp::Read,
+                                    path: st.log.dir().to_owned(),
+                                    source: std::io::Error::other(format!(
+                                        "log read task did not finish: {e}"
+                                    )),
+                                }))
+                            })
+                    };
+                    let read = match read {
                         Ok(r) => r,
                         Err(ReadError::OffsetOutOfRange { log_start, .. })
                             if st.position < log_start =>

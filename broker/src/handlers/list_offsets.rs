@@ -2,6 +2,7 @@
 //! first offset whose record timestamp is at or after a given time.
 
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::list_offsets_request::ListOffsetsPartition;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -17,59 +18,83 @@ const EARLIEST_LOCAL: i64 = -4;
 /// Handles ListOffsets.
 pub async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> Handled {
     let version = ctx.version();
-    let topics = req
-        .topics
-        .into_iter()
-        .map(|t| {
-            let name = t.name.0.to_string();
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    let resp = ListOffsetsPartitionResponse::default()
-                        .with_partition_index(p.partition_index);
-                    let log = match ctx.broker.topics.lookup(&name, p.partition_index) {
-                        Ok(log) => log,
-                        Err(e) => {
-                            return resp
-                                .with_error_code(crate::errors::unavailable(&e).code())
-                                .with_timestamp(-1)
-                                .with_offset(-1);
-                        }
-                    };
-                    if p.current_leader_epoch > 0 {
-                        return resp
-                            .with_error_code(ResponseError::UnknownLeaderEpoch.code())
-                            .with_timestamp(-1)
-                            .with_offset(-1);
-                    }
-                    let found = match p.timestamp {
-                        LATEST => Ok(Some((log.high_watermark(), -1))),
-                        EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
-                        MAX_TIMESTAMP => log.max_timestamp_offset(),
-                        ts if ts >= 0 => log.offset_for_timestamp(ts),
-                        _ => Ok(None),
-                    };
-                    match found {
-                        Ok(Some((offset, timestamp))) => {
-                            let resp = resp.with_offset(offset).with_timestamp(timestamp);
-                            // The field exists from v4 on; before that it must stay default.
-                            if version >= 4 { resp.with_leader_epoch(0) } else { resp }
-                        }
-                        Ok(None) => resp.with_offset(-1).with_timestamp(-1),
-                        Err(e) => {
-                            tracing::error!(topic = %name, partition = p.partition_index, "list offsets failed: {e}");
-                            resp.with_error_code(ResponseError::KafkaStorageError.code())
-                                .with_offset(-1)
-                                .with_timestamp(-1)
-                        }
-                    }
-                })
-                .collect();
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            partitions.push(partition(ctx, &name, p, version).await);
+        }
+        topics.push(
             ListOffsetsTopicResponse::default()
                 .with_name(t.name)
-                .with_partitions(partitions)
-        })
-        .collect();
+                .with_partitions(partitions),
+        );
+    }
     ResponseKind::ListOffsets(ListOffsetsResponse::default().with_topics(topics)).into()
+}
+
+/// One partition's answer.
+async fn partition(
+    ctx: &RequestContext,
+    name: &str,
+    p: &ListOffsetsPartition,
+    version: i16,
+) -> ListOffsetsPartitionResponse {
+    let resp = ListOffsetsPartitionResponse::default()
+        .with_partition_index(p.partition_index);
+    let log = match ctx.broker.topics.lookup(name, p.partition_index) {
+        Ok(log) => log,
+        Err(e) => {
+            return resp
+                .with_error_code(crate::errors::unavailable(&e).code())
+                .with_timestamp(-1)
+                .with_offset(-1);
+        }
+    };
+    if p.current_leader_epoch > 0 {
+        return resp
+            .with_error_code(ResponseError::UnknownLeaderEpoch.code())
+            .with_timestamp(-1)
+            .with_offset(-1);
+    }
+    let found = match p.timestamp {
+        LATEST => Ok(Some((log.high_watermark(), -1))),
+        EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
+        // These read segment files: off the runtime's workers.
+        ts if ts == MAX_TIMESTAMP || ts >= 0 => {
+            tokio::task::spawn_blocking(move || {
+                if ts == MAX_TIMESTAMP {
+                    log.max_timestamp_offset()
+                } else {
+                    log.offset_for_timestamp(ts)
+                }
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(floe_storage::StorageError::Io {
+                    op: floe_storage::IoOp::Read,
+                    path: std::path::PathBuf::from(name),
+                    source: std::io::Error::other(format!(
+                        "timestamp lookup did not finish: {e}"
+                    )),
+                })
+            })
+        }
+        _ => Ok(None),
+    };
+    match found {
+        Ok(Some((offset, timestamp))) => {
+            let resp = resp.with_offset(offset).with_timestamp(timestamp);
+            // The field exists from v4 on; before that it must stay default.
+            if version >= 4 { resp.with_leader_epoch(0) } else { resp }
+        }
+        Ok(None) => resp.with_offset(-1).with_timestamp(-1),
+        Err(e) => {
+            tracing::error!(topic = %name, partition = p.partition_index, "list offsets failed: {e}");
+            resp.with_error_code(ResponseError::KafkaStorageError.code())
+                .with_offset(-1)
+                .with_timestamp(-1)
+        }
+    }
 }
