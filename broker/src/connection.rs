@@ -26,6 +26,8 @@ use floe_protocol::request::parse_request;
 use floe_protocol::response::{encode_fetch_parts, encode_response_chunks};
 use floe_protocol::rope::Part;
 use floe_storage::FileRegion;
+use futures_util::FutureExt;
+use kafka_protocol::messages::{ApiKey, ResponseKind};
 use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -222,7 +224,17 @@ async fn write_responses(
     peer: SocketAddr,
     activity: Arc<Activity>,
 ) {
-    while let Some(out) = rx.recv().await {
+    // A response taken from the queue to join a batch but not ready yet: next in line.
+    let mut held: Option<Outgoing> = None;
+    loop {
+        let out = match held.take() {
+            Some(out) => out,
+            None => match rx.recv().await {
+                Some(out) => out,
+                None => break,
+            },
+        };
+        let head = (out.api_key, out.api_version, out.correlation_id);
         let body = match out.reply {
             Reply::Now(body) => *body,
             Reply::Later(fut) => fut.await,
@@ -239,26 +251,69 @@ async fn write_responses(
                 continue;
             }
         };
-        let chunks =
-            match encode_response_chunks(out.api_key, out.api_version, out.correlation_id, &body) {
-                Ok(c) => c,
-                Err(e) => {
-                    // A broker bug (a field set that its version cannot carry). Closing is the
-                    // only honest answer: the client would otherwise wait forever.
-                    tracing::error!(%peer, "closing connection: {e}");
-                    return;
+        let Some(mut chunks) = encode(head, &body, peer) else {
+            return;
+        };
+        drop(body);
+        // Responses already answered behind this one go out in the same write: pipelined
+        // requests (a producer's in-flight batches) cost one syscall, not one each.
+        let mut answered = 1;
+        while answered < COALESCE_MAX && chunks.len() < COALESCE_CHUNKS {
+            let Ok(next) = rx.try_recv() else { break };
+            let head = (next.api_key, next.api_version, next.correlation_id);
+            let hold = |reply| Outgoing {
+                api_key: head.0,
+                api_version: head.1,
+                correlation_id: head.2,
+                reply,
+            };
+            let body = match next.reply {
+                Reply::Now(body) => *body,
+                Reply::Later(mut fut) => match (&mut fut).now_or_never() {
+                    Some(body) => body,
+                    None => {
+                        held = Some(hold(Reply::Later(fut)));
+                        break;
+                    }
+                },
+                fetch @ Reply::Fetch(_) => {
+                    held = Some(hold(fetch));
+                    break;
                 }
             };
-        drop(body);
+            let Some(more) = encode(head, &body, peer) else {
+                return;
+            };
+            chunks.extend(more);
+            answered += 1;
+        }
         let written = write_chunks(&mut writer, chunks).await;
         activity.touch();
-        activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+        activity.in_flight.fetch_sub(answered, Ordering::Relaxed);
         if let Err(e) = written {
             tracing::debug!(%peer, "write failed: {e}");
             return;
         }
     }
     let _ = writer.shutdown().await;
+}
+
+/// Responses written together at most.
+const COALESCE_MAX: usize = 64;
+/// Chunks gathered for one write at most (a write takes 64 per `writev`).
+const COALESCE_CHUNKS: usize = 256;
+
+/// `body` as the chunks of its frame; `None` (logged) if it cannot be encoded: a broker bug
+/// (a field set that its version cannot carry), to which closing the connection is the only
+/// honest answer, since the client would otherwise wait forever.
+fn encode(head: (ApiKey, i16, i32), body: &ResponseKind, peer: SocketAddr) -> Option<Vec<Bytes>> {
+    match encode_response_chunks(head.0, head.1, head.2, body) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::error!(%peer, "closing connection: {e}");
+            None
+        }
+    }
 }
 
 /// Writes a Fetch response: encoded parts with vectored writes, each partition's record
