@@ -235,59 +235,24 @@ async fn write_responses(
             },
         };
         let head = (out.api_key, out.api_version, out.correlation_id);
-        let body = match out.reply {
-            Reply::Now(body) => *body,
-            Reply::Later(fut) => fut.await,
-            Reply::Fetch(fut) => {
-                let reply = fut.await;
-                let written =
-                    write_fetch(&mut writer, out.api_version, out.correlation_id, reply).await;
-                activity.touch();
-                activity.in_flight.fetch_sub(1, Ordering::Relaxed);
-                if let Err(e) = written {
-                    tracing::debug!(%peer, "write failed: {e}");
-                    return;
-                }
-                continue;
-            }
-        };
-        let Some(mut chunks) = encode(head, &body, peer) else {
-            return;
-        };
-        drop(body);
-        // Responses already answered behind this one go out in the same write: pipelined
-        // requests (a producer's in-flight batches) cost one syscall, not one each.
-        let mut answered = 1;
-        while answered < COALESCE_MAX && chunks.len() < COALESCE_CHUNKS {
-            let Ok(next) = rx.try_recv() else { break };
-            let head = (next.api_key, next.api_version, next.correlation_id);
-            let hold = |reply| Outgoing {
-                api_key: head.0,
-                api_version: head.1,
-                correlation_id: head.2,
-                reply,
-            };
-            let body = match next.reply {
+        let (written, answered) = 'write: {
+            let body = match out.reply {
                 Reply::Now(body) => *body,
-                Reply::Later(mut fut) => match (&mut fut).now_or_never() {
-                    Some(body) => body,
-                    None => {
-                        held = Some(hold(Reply::Later(fut)));
-                        break;
-                    }
-                },
-                fetch @ Reply::Fetch(_) => {
-                    held = Some(hold(fetch));
-                    break;
+                Reply::Later(fut) => fut.await,
+                Reply::Fetch(fut) => {
+                    let reply = fut.await;
+                    break 'write (write_fetch(&mut writer, head.1, head.2, reply).await, 1);
                 }
             };
-            let Some(more) = encode(head, &body, peer) else {
+            let Some(mut chunks) = encode(head, &body, peer) else {
                 return;
             };
-            chunks.extend(more);
-            answered += 1;
-        }
-        let written = write_chunks(&mut writer, chunks).await;
+            drop(body);
+            let Some(more) = coalesce(&mut rx, &mut held, &mut chunks, peer) else {
+                return;
+            };
+            (write_chunks(&mut writer, chunks).await, 1 + more)
+        };
         activity.touch();
         activity.in_flight.fetch_sub(answered, Ordering::Relaxed);
         if let Err(e) = written {
@@ -296,6 +261,44 @@ async fn write_responses(
         }
     }
     let _ = writer.shutdown().await;
+}
+
+/// Appends to `chunks` the responses queued behind the one they hold that are already
+/// answered, so they go out in the same write: pipelined requests (a producer's in-flight
+/// batches) cost one syscall, not one each. Stops at a response still waiting, or a Fetch
+/// (written with `sendfile`), which it leaves in `held` to be written next. Returns how many
+/// it added; `None` if one cannot be encoded (see [`encode`]).
+fn coalesce(
+    rx: &mut mpsc::Receiver<Outgoing>,
+    held: &mut Option<Outgoing>,
+    chunks: &mut Vec<Bytes>,
+    peer: SocketAddr,
+) -> Option<usize> {
+    let mut added = 0;
+    while added + 1 < COALESCE_MAX && chunks.len() < COALESCE_CHUNKS {
+        let Ok(next) = rx.try_recv() else { break };
+        let head = (next.api_key, next.api_version, next.correlation_id);
+        let body = match next.reply {
+            Reply::Now(body) => *body,
+            Reply::Later(mut fut) => match (&mut fut).now_or_never() {
+                Some(body) => body,
+                None => {
+                    *held = Some(Outgoing {
+                        reply: Reply::Later(fut),
+                        ..next
+                    });
+                    break;
+                }
+            },
+            Reply::Fetch(_) => {
+                *held = Some(next);
+                break;
+            }
+        };
+        chunks.extend(encode(head, &body, peer)?);
+        added += 1;
+    }
+    Some(added)
 }
 
 /// Responses written together at most.

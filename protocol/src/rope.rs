@@ -177,22 +177,17 @@ impl Rope {
         self.range(at..end).copy_from_slice(bytes);
     }
 
-    /// The chunks, in order (none empty).
+    /// The chunks, in order (none empty), of a rope made with [`Rope::new`] (no stand-ins).
     pub fn into_chunks(self) -> Vec<Bytes> {
-        let mut out: Vec<Bytes> = self
-            .chunks
+        debug_assert!(self.stand_ins.is_empty(), "a rope with stand-ins has parts");
+        self.into_parts()
+            .unwrap_or_default()
             .into_iter()
-            .map(|(_, chunk)| match chunk {
-                Chunk::Owned(b) => b.freeze(),
-                Chunk::Shared(b) => b,
-                // Only ropes made with stand-ins have them, and those use `into_parts`.
-                Chunk::Stand { len, .. } => Bytes::from(vec![0u8; len]),
+            .filter_map(|part| match part {
+                Part::Bytes(b) => Some(b),
+                Part::Stand { .. } => None,
             })
-            .collect();
-        if !self.head.is_empty() {
-            out.push(self.head.freeze());
-        }
-        out
+            .collect()
     }
 
     /// The `shared` buffer `src` lies within, if any, as a reference to exactly `src`.

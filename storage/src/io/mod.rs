@@ -501,16 +501,12 @@ impl File {
         match &*self.io.backend {
             Backend::Std => {
                 self.fault_written();
-                self.handle()?
-                    .write_all_at(buf, position)
-                    .map_err(|e| StorageError::io(IoOp::Write, &self.path, e))
+                self.pwrite(position, buf)
             }
             Backend::Uring(_) if buf.len() < RING_WRITE_MIN => {
                 self.check_write_fault(position, buf)?;
                 self.fault_written();
-                self.handle()?
-                    .write_all_at(buf, position)
-                    .map_err(|e| StorageError::io(IoOp::Write, &self.path, e))
+                self.pwrite(position, buf)
             }
             Backend::Uring(_) => self.write_bytes(position, Bytes::copy_from_slice(buf), false),
         }
@@ -534,19 +530,13 @@ impl File {
             self.check_sync_fault()?;
         }
         match &*self.io.backend {
-            Backend::Uring(_) if !sync && buf.len() < RING_WRITE_MIN => self
-                .handle()?
-                .write_all_at(&buf, position)
-                .map_err(|e| StorageError::io(IoOp::Write, &self.path, e)),
+            Backend::Uring(_) if !sync && buf.len() < RING_WRITE_MIN => self.pwrite(position, &buf),
             Backend::Std => {
-                let handle = self.handle()?;
-                handle
-                    .write_all_at(&buf, position)
-                    .map_err(|e| StorageError::io(IoOp::Write, &self.path, e))?;
+                self.pwrite(position, &buf)?;
                 if sync {
                     #[cfg(any(test, feature = "faults"))]
                     let before = self.fault_snapshot();
-                    handle
+                    self.handle()?
                         .sync_data()
                         .map_err(|e| StorageError::io(IoOp::Sync, &self.path, e))?;
                     #[cfg(any(test, feature = "faults"))]
@@ -572,6 +562,13 @@ impl File {
                 Ok(())
             }
         }
+    }
+
+    /// `pwrite` of all of `buf` at `position` on the calling thread.
+    fn pwrite(&self, position: u64, buf: &[u8]) -> Result<()> {
+        self.handle()?
+            .write_all_at(buf, position)
+            .map_err(|e| StorageError::io(IoOp::Write, &self.path, e))
     }
 
     /// Fills `buf` from `position` with `pread` on the calling thread (both backends: used
@@ -635,9 +632,7 @@ impl File {
             && let Some(written) = faults.write_fault(&self.path, buf.len())
         {
             if written > 0 {
-                self.handle()?
-                    .write_all_at(&buf[..written], position)
-                    .map_err(|e| StorageError::io(IoOp::Write, &self.path, e))?;
+                self.pwrite(position, &buf[..written])?;
             }
             return Err(StorageError::io(
                 IoOp::Write,
@@ -699,6 +694,13 @@ impl File {
 #[cfg(any(test, feature = "faults"))]
 static PROCESS_FAULTS: std::sync::OnceLock<Arc<faults::Faults>> = std::sync::OnceLock::new();
 
+/// Makes `faults` the process-wide set for operations without a handle (rename, directory
+/// fsync). Only the first call counts.
+#[cfg(any(test, feature = "faults"))]
+pub fn install_process_faults(faults: Arc<faults::Faults>) {
+    let _ = PROCESS_FAULTS.set(faults);
+}
+
 /// A byte range of a segment file, handed to the network without a copy through user space:
 /// a fetch response's record batches are `sendfile`d from the page cache to the socket.
 /// Segment bytes below a segment's size never change, so the range stays valid while the
@@ -737,7 +739,6 @@ impl FileRegion {
         if remaining == 0 {
             return Ok(0);
         }
-        let sent = from;
         let mut offset = self.position + from as u64;
         let n = rustix::fs::sendfile(socket, &*self.file, Some(&mut offset), remaining)?;
         if n == 0 {
@@ -748,7 +749,7 @@ impl FileRegion {
                 format!(
                     "{} ends before byte {} of a fetched range",
                     self.path.display(),
-                    self.position + sent as u64
+                    self.position + from as u64
                 ),
             ));
         }
@@ -763,13 +764,6 @@ impl FileRegion {
             .map_err(|e| StorageError::io(IoOp::Read, &self.path, e))?;
         Ok(buf)
     }
-}
-
-/// Makes `faults` the process-wide set for operations without a handle (rename, directory
-/// fsync). Only the first call counts.
-#[cfg(any(test, feature = "faults"))]
-pub fn install_process_faults(faults: Arc<faults::Faults>) {
-    let _ = PROCESS_FAULTS.set(faults);
 }
 
 /// Creates a directory and its parents.
