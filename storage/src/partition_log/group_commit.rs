@@ -397,3 +397,6 @@ impl Drop for Syncer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
