@@ -11,6 +11,11 @@ use crate::topics::TopicError;
 
 /// Handles AlterConfigs.
 pub async fn handle(ctx: &RequestContext, req: AlterConfigsRequest) -> Handled {
+    // Changes topics: partition directories and files, metadata-store writes with fsyncs.
+    super::on_blocking_pool(ctx, move |ctx| handle_blocking(ctx, req)).await
+}
+
+fn handle_blocking(ctx: &RequestContext, req: AlterConfigsRequest) -> Handled {
     let responses = req
         .resources
         .into_iter()

@@ -9,6 +9,11 @@ use crate::topics::TopicError;
 
 /// Handles CreatePartitions.
 pub async fn handle(ctx: &RequestContext, req: CreatePartitionsRequest) -> Handled {
+    // Changes topics: partition directories and files, metadata-store writes with fsyncs.
+    super::on_blocking_pool(ctx, move |ctx| handle_blocking(ctx, req)).await
+}
+
+fn handle_blocking(ctx: &RequestContext, req: CreatePartitionsRequest) -> Handled {
     let node = ctx.broker.endpoint.node_id;
     let results = req
         .topics

@@ -14,6 +14,11 @@ use crate::topics::{NewTopic, TopicError};
 
 /// Handles CreateTopics.
 pub async fn handle(ctx: &RequestContext, req: CreateTopicsRequest) -> Handled {
+    // Changes topics: partition directories and files, metadata-store writes with fsyncs.
+    super::on_blocking_pool(ctx, move |ctx| handle_blocking(ctx, req)).await
+}
+
+fn handle_blocking(ctx: &RequestContext, req: CreateTopicsRequest) -> Handled {
     let topics = &ctx.broker.topics;
     let node = ctx.broker.endpoint.node_id;
     let mut results = Vec::with_capacity(req.topics.len());

@@ -10,6 +10,11 @@ use crate::errors::topic_error;
 
 /// Handles DeleteTopics.
 pub async fn handle(ctx: &RequestContext, req: DeleteTopicsRequest) -> Handled {
+    // Changes topics: partition directories and files, metadata-store writes with fsyncs.
+    super::on_blocking_pool(ctx, move |ctx| handle_blocking(ctx, req)).await
+}
+
+fn handle_blocking(ctx: &RequestContext, req: DeleteTopicsRequest) -> Handled {
     let topics = &ctx.broker.topics;
     // v0-5 list names; v6 lists (name or id) pairs.
     let wanted: Vec<(Option<String>, Uuid)> = if ctx.version() >= 6 {

@@ -53,6 +53,11 @@ pub fn resource_outcome(
 
 /// Handles IncrementalAlterConfigs.
 pub async fn handle(ctx: &RequestContext, req: IncrementalAlterConfigsRequest) -> Handled {
+    // Changes topics: partition directories and files, metadata-store writes with fsyncs.
+    super::on_blocking_pool(ctx, move |ctx| handle_blocking(ctx, req)).await
+}
+
+fn handle_blocking(ctx: &RequestContext, req: IncrementalAlterConfigsRequest) -> Handled {
     let topics = &ctx.broker.topics;
     let responses = req
         .resources

@@ -13,6 +13,11 @@ use crate::errors::topic_error;
 
 /// Handles InitProducerId.
 pub async fn handle(ctx: &RequestContext, req: InitProducerIdRequest) -> Handled {
+    // A new block of producer ids is reserved in the metadata store (an fsync'ed write).
+    super::on_blocking_pool(ctx, move |ctx| handle_blocking(ctx, req)).await
+}
+
+fn handle_blocking(ctx: &RequestContext, req: InitProducerIdRequest) -> Handled {
     let resp = InitProducerIdResponse::default();
     if req.transactional_id.is_some() {
         return ResponseKind::InitProducerId(

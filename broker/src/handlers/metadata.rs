@@ -2,6 +2,8 @@
 //! Missing topics are auto-created when the client allows it (v4+) and the broker's
 //! `auto_create_topics_enable` is on.
 
+use std::sync::Arc;
+
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -58,7 +60,7 @@ pub async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Handled {
                     },
                     (None, _) => continue,
                 };
-                topics.push(lookup(ctx, &name, allow_auto_create, node));
+                topics.push(lookup(ctx, &name, allow_auto_create, node).await);
             }
         }
     }
@@ -80,7 +82,7 @@ pub async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Handled {
     .into()
 }
 
-fn lookup(
+async fn lookup(
     ctx: &RequestContext,
     name: &str,
     allow_auto_create: bool,
@@ -96,16 +98,27 @@ fn lookup(
     if let Err(e) = validate_topic_name(name) {
         return error_entry(topic_error(&e));
     }
-    let found = if allow_auto_create {
-        match topics.get_or_auto_create(name) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(topic = %name, "auto-creating topic failed: {e}");
-                return error_entry(topic_error(&e));
+    let found = match topics.get(name) {
+        None if allow_auto_create => {
+            // Creating a topic writes files and the metadata store: on the blocking pool.
+            let broker = Arc::clone(&ctx.broker);
+            let owned = name.to_string();
+            let created =
+                tokio::task::spawn_blocking(move || broker.topics.get_or_auto_create(&owned))
+                    .await;
+            match created {
+                Ok(Ok(t)) => t,
+                Ok(Err(e)) => {
+                    tracing::warn!(topic = %name, "auto-creating topic failed: {e}");
+                    return error_entry(topic_error(&e));
+                }
+                Err(e) => {
+                    tracing::error!(topic = %name, "auto-creating topic failed: {e}");
+                    return error_entry(ResponseError::UnknownServerError);
+                }
             }
         }
-    } else {
-        topics.get(name)
+        found => found,
     };
     match found {
         Some(t) => topic_entry(topics, &t, node),

@@ -15,6 +15,7 @@ use kafka_protocol::messages::{ApiKey, FetchResponse, RequestHeader, ResponseKin
 use crate::state::Broker;
 
 /// What a handler sees of the request besides its body.
+#[derive(Clone)]
 pub struct RequestContext {
     /// Shared broker state.
     pub broker: Arc<Broker>,
@@ -199,6 +200,21 @@ pub async fn dispatch(
         Handled::Reply(reply) => Ok(Some(outgoing(version, reply))),
         Handled::NoResponse => Ok(None),
         Handled::Close(reason) => Err(reason),
+    }
+}
+
+/// Runs a handler on the runtime's blocking pool: for the admin APIs that change topics
+/// (create or remove partition directories and files, write the metadata store with
+/// fsyncs), which must not hold a runtime worker while the disk works.
+async fn on_blocking_pool(
+    ctx: &RequestContext,
+    handler: impl FnOnce(&RequestContext) -> Handled + Send + 'static,
+) -> Handled {
+    let ctx = ctx.clone();
+    match tokio::task::spawn_blocking(move || handler(&ctx)).await {
+        Ok(handled) => handled,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Handled::Close("the broker is shutting down".into()),
     }
 }
 
