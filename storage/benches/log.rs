@@ -71,7 +71,7 @@ fn append(c: &mut Criterion) {
                     let batches: Vec<BytesMut> = (0..chunk).map(|_| template.clone()).collect();
                     let start = Instant::now();
                     for records in batches {
-                        log.append(records, NOW_MS).expect("append");
+                        log.append_now(records, NOW_MS).expect("append");
                         if sync {
                             log.sync().expect("sync");
                         }
@@ -95,7 +95,7 @@ fn fill(dir: &Path, bytes: u64, segment_bytes: u64) -> i64 {
     let template = batch(4);
     let batches = bytes / template.len() as u64;
     for _ in 0..batches {
-        log.append(template.clone(), NOW_MS).expect("append");
+        log.append_now(template.clone(), NOW_MS).expect("append");
     }
     logs.shutdown().expect("clean shutdown");
     log.log_end_offset()

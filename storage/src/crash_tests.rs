@@ -76,7 +76,9 @@ fn run(kind: crate::io::IoKind, flush_messages: u64, ops: &[Op]) -> Result<(), T
         match op {
             Op::Append { batches, records } => {
                 for _ in 0..*batches {
-                    let info = log.append(batch(&format!("v{n}"), *records, n), 0).unwrap();
+                    let info = log
+                        .append_now(batch(&format!("v{n}"), *records, n), 0)
+                        .unwrap();
                     if info.flush_due {
                         // As the broker does: not answered before the sync it asked for.
                         crate::test_util::wait_durable(&log, info.last_offset + 1);

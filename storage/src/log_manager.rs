@@ -441,7 +441,7 @@ mod tests {
         let manager = open_manager(dir.path());
         let tp = TopicPartition::new("doomed", 0);
         let log = manager.open_partition(&tp, LogConfig::default()).unwrap();
-        log.append(batch("x", 2, 0), 0).unwrap();
+        log.append_now(batch("x", 2, 0), 0).unwrap();
         manager.delete_partition(&tp).unwrap();
         assert!(manager.get(&tp).is_none());
         assert!(!dir.path().join("doomed-0").exists());
@@ -453,7 +453,7 @@ mod tests {
                 .count(),
             0
         );
-        assert!(log.append(batch("y", 1, 0), 0).is_err());
+        assert!(log.append_now(batch("y", 1, 0), 0).is_err());
         assert!(log.read(0, 100).is_err());
         // Deleting again, or something never created, is fine; re-creating starts empty.
         manager.delete_partition(&tp).unwrap();
@@ -467,7 +467,7 @@ mod tests {
         let manager = LogManager::open_with(dir.path(), io).unwrap();
         let tp = TopicPartition::new("t", 0);
         let log = manager.open_partition(&tp, LogConfig::default()).unwrap();
-        log.append(batch("x", 1, 0), 0).unwrap();
+        log.append_now(batch("x", 1, 0), 0).unwrap();
         faults.fail_syncs();
         assert!(manager.shutdown().is_err());
         assert!(!dir.path().join(CLEAN_SHUTDOWN_FILE).exists());

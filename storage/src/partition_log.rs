@@ -119,6 +119,150 @@ pub enum ReadError {
     Storage(#[from] StorageError),
 }
 
+/// Batches to append, checked and parsed ([`PartitionLog::append`]).
+struct Incoming {
+    records: BytesMut,
+    batches: Vec<(BatchHeader, Range<usize>)>,
+    config: LogConfig,
+    /// The append rolled the active segment first.
+    rolled: bool,
+}
+
+impl Incoming {
+    fn len(&self) -> usize {
+        self.records.len()
+    }
+}
+
+/// Offsets and producer state assigned to an append, applied when its write succeeds.
+struct Assigned {
+    batches: Vec<(BatchHeader, Range<usize>)>,
+    pending: HashMap<i64, ProducerEntry>,
+    first_offset: i64,
+    next: i64,
+    log_start_offset: i64,
+}
+
+/// What an append does next.
+enum Step {
+    /// Answered by the original append of a duplicate batch.
+    Duplicate(AppendInfo),
+    /// The active segment must roll first.
+    Roll,
+    /// Write these.
+    Write(Assigned),
+}
+
+/// How far [`PartitionLog::try_append`] got.
+enum Attempt {
+    Done(AppendInfo),
+    /// Another append is in flight; wait for it and try again.
+    Busy(Incoming),
+    /// Continue off the calling thread (the partition is marked busy).
+    Slow(Step, Incoming),
+}
+
+/// A partition whose append is in flight off the calling thread (`Inner::writer_busy`);
+/// dropping it lets the next append in.
+struct Busy(Arc<PartitionLog>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.lock().writer_busy = false;
+        self.0.writer_idle.notify_waiters();
+        self.0.writer_idle_cv.notify_all();
+    }
+}
+
+impl Busy {
+    /// The slow part of an append: rolls (segment files created on the blocking pool) and
+    /// writes that leave the calling thread, then publishes.
+    async fn append(
+        self,
+        mut step: Step,
+        mut incoming: Incoming,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        let log = &self.0;
+        loop {
+            match step {
+                Step::Duplicate(info) => return Ok(info),
+                Step::Roll => {
+                    let base = log.log_end.load(Ordering::Acquire);
+                    let (io, dir) = (log.io.clone(), log.dir.clone());
+                    let created = io::offload(move || Segment::create(&io, &dir, base)).await;
+                    let mut inner = log.lock();
+                    log.install_roll(&mut inner, created)?;
+                    incoming.rolled = true;
+                    step = log.prepare(&inner, &mut incoming, now_ms)?;
+                }
+                Step::Write(assigned) => {
+                    let (file, position) = {
+                        let inner = log.lock();
+                        log.check_usable(&inner)?;
+                        let Some(active) = inner.active() else {
+                            return Err(StorageError::Closed {
+                                path: log.dir.clone(),
+                            }
+                            .into());
+                        };
+                        (Arc::clone(&active.log), active.size)
+                    };
+                    let records = std::mem::take(&mut incoming.records).freeze();
+                    let written = file.write_owned_async(position, records.clone()).await;
+                    let mut inner = log.lock();
+                    let written = match written {
+                        Ok(()) if inner.closed => Err(StorageError::Closed {
+                            path: log.dir.clone(),
+                        }),
+                        Ok(()) => match inner.segments.values_mut().next_back() {
+                            Some(active) if Arc::ptr_eq(&active.log, &file) => active.appended(
+                                position,
+                                records.len(),
+                                &assigned.batches,
+                                &incoming.config,
+                                now_ms,
+                            ),
+                            // Closed or deleted meanwhile.
+                            _ => Err(StorageError::Closed {
+                                path: log.dir.clone(),
+                            }),
+                        },
+                        Err(e) => Err(match inner.segments.values_mut().next_back() {
+                            Some(active) => active.refused(e),
+                            None => e,
+                        }),
+                    };
+                    return log.published(
+                        inner,
+                        written,
+                        incoming.rolled,
+                        &incoming.config,
+                        assigned,
+                        now_ms,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Runs `future` as its own task and awaits it, so that dropping the caller's future does not
+/// stop it halfway (in place when there is no runtime).
+async fn detach<T: Send + 'static>(
+    future: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => match runtime.spawn(future).await {
+            Ok(out) => out,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Only when the runtime shuts down, which ends the process's serving too.
+            Err(_) => std::future::pending().await,
+        },
+        Err(_) => future.await,
+    }
+}
+
 /// `oldest_unsynced_ms` when everything appended is durable.
 const NONE_UNSYNCED: i64 = i64::MIN;
 
@@ -140,6 +284,8 @@ struct Inner {
     /// as snapshots by the sync that makes everything below those bases durable.
     pending_snapshots: Vec<(i64, ProducerStateManager)>,
     closed: bool,
+    /// An append is writing off the calling thread ([`Busy`]); the next one waits.
+    writer_busy: bool,
     /// Why the log was taken offline (damaged data), if it was.
     offline: Option<String>,
 }
@@ -172,6 +318,10 @@ pub struct PartitionLog {
     durable_tx: watch::Sender<Durability>,
     /// The data directory's sync thread ([`PartitionLog::sync_async`]).
     sync_queue: Arc<SyncQueue>,
+    /// Woken when an append in flight off the calling thread is done ([`Busy`]): tasks
+    /// wait on the `Notify`, threads on the condvar.
+    writer_idle: tokio::sync::Notify,
+    writer_idle_cv: Condvar,
 }
 
 /// How far a log is known durable, and whether it failed.
@@ -235,6 +385,7 @@ impl PartitionLog {
                 dir_dirty: false,
                 pending_snapshots: Vec::new(),
                 closed: false,
+                writer_busy: false,
                 offline: None,
             }),
             io,
@@ -246,6 +397,8 @@ impl PartitionLog {
             end_tx,
             durable_tx,
             sync_queue,
+            writer_idle: tokio::sync::Notify::new(),
+            writer_idle_cv: Condvar::new(),
         })
     }
 
@@ -357,16 +510,101 @@ impl PartitionLog {
     /// each batch, assigns offsets by rewriting each batch's base offset, writes the batches
     /// to the active segment (rolling it first on `segment_bytes`/`segment_ms`), indexes them
     /// and makes them visible to readers. Not durable until a sync (see [`group_commit`]);
-    /// never syncs on the calling thread: a roll or `flush.messages` asks the sync thread.
+    /// never syncs: a roll or `flush.messages` asks the sync thread.
+    ///
+    /// Never blocks the calling task's thread for I/O: a write below `RING_WRITE_MIN` is a
+    /// page-cache copy done in place (under the partition lock, as the std backend and
+    /// Kafka do); a larger write goes through the ring or the blocking pool, and a roll
+    /// creates the new segment's files on the blocking pool. While such an append is in
+    /// flight the partition's next appends wait for it (asynchronously), so offsets are
+    /// written and published in order. The slow part runs as its own task, so dropping the
+    /// returned future never leaves a write half done.
     ///
     /// If a batch is a duplicate of one of its producer's last five batches, nothing is
     /// written and the original offsets are returned with `duplicate: true` (as in Kafka, the
     /// whole append is answered by the first duplicate batch).
-    pub fn append(
+    pub async fn append(
         self: &Arc<Self>,
-        mut records: BytesMut,
+        records: BytesMut,
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
+        let mut incoming = self.parse(records)?;
+        loop {
+            let idle = self.writer_idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            match self.try_append(incoming, now_ms)? {
+                Attempt::Done(info) => return Ok(info),
+                Attempt::Busy(again) => incoming = again,
+                Attempt::Slow(step, incoming) => {
+                    let busy = Busy(Arc::clone(self));
+                    return detach(async move { busy.append(step, incoming, now_ms).await }).await;
+                }
+            }
+            idle.await;
+        }
+    }
+
+    /// The part of [`PartitionLog::append`] done on the calling thread: everything, unless
+    /// another append is in flight (`Busy`) or this one must leave the thread (`Slow`, and
+    /// the partition is then marked busy for it).
+    fn try_append(
+        self: &Arc<Self>,
+        mut incoming: Incoming,
+        now_ms: i64,
+    ) -> Result<Attempt, AppendError> {
+        let mut inner = self.lock();
+        if inner.writer_busy {
+            return Ok(Attempt::Busy(incoming));
+        }
+        match self.prepare(&inner, &mut incoming, now_ms)? {
+            Step::Duplicate(info) => Ok(Attempt::Done(info)),
+            Step::Write(assigned) if io::File::writes_in_place(incoming.len()) => self
+                .write_in_place(inner, incoming, assigned, now_ms)
+                .map(Attempt::Done),
+            step => {
+                inner.writer_busy = true;
+                Ok(Attempt::Slow(step, incoming))
+            }
+        }
+    }
+
+    /// [`PartitionLog::append`] on the calling thread, which may block: a roll creates the
+    /// new segment's files and a large write waits for the disk here. For threads that may
+    /// block and for small internal records (the group coordinator appends its records under
+    /// its group lock, to keep them in the order of its state changes; they are far below
+    /// `RING_WRITE_MIN`, so only a roll of `__consumer_offsets` touches the file system).
+    pub fn append_now(
+        self: &Arc<Self>,
+        records: BytesMut,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        let mut incoming = self.parse(records)?;
+        let mut inner = self.lock();
+        loop {
+            while inner.writer_busy {
+                inner = self
+                    .writer_idle_cv
+                    .wait(inner)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            match self.prepare(&inner, &mut incoming, now_ms)? {
+                Step::Duplicate(info) => return Ok(info),
+                Step::Write(assigned) => {
+                    return self.write_in_place(inner, incoming, assigned, now_ms);
+                }
+                Step::Roll => {
+                    let base = self.log_end.load(Ordering::Acquire);
+                    let created = Segment::create(&self.io, &self.dir, base);
+                    self.install_roll(&mut inner, created)?;
+                    incoming.rolled = true;
+                }
+            }
+        }
+    }
+
+    /// Checks the batches' framing and size limits.
+    fn parse(&self, records: BytesMut) -> Result<Incoming, AppendError> {
         let config = self.config();
         let mut batches = Vec::new();
         for item in record_batch::iter_batches(&records) {
@@ -392,30 +630,44 @@ impl PartitionLog {
         if batches.is_empty() {
             return Err(BatchError::Empty.into());
         }
+        Ok(Incoming {
+            records,
+            batches,
+            config,
+            rolled: false,
+        })
+    }
 
-        let mut inner = self.lock();
-        self.check_usable(&inner)?;
+    /// Producer checks and offset assignment (on working copies: nothing in `inner` changes),
+    /// and whether the active segment must roll first. Rewrites the base offsets in
+    /// `incoming`; called again after a roll, which is harmless.
+    fn prepare(
+        &self,
+        inner: &Inner,
+        incoming: &mut Incoming,
+        now_ms: i64,
+    ) -> Result<Step, AppendError> {
+        self.check_usable(inner)?;
         let log_start_offset = self.log_start.load(Ordering::Acquire);
         let first_offset = self.log_end.load(Ordering::Acquire);
-
-        // Producer checks and offset assignment, on working copies until the write succeeds.
         let mut pending: HashMap<i64, ProducerEntry> = HashMap::new();
         let mut next = first_offset;
-        let mut assigned: Vec<(BatchHeader, Range<usize>)> = Vec::with_capacity(batches.len());
-        for (header, range) in batches {
-            let mut header = header;
+        let mut assigned: Vec<(BatchHeader, Range<usize>)> =
+            Vec::with_capacity(incoming.batches.len());
+        for (header, range) in &incoming.batches {
+            let mut header = *header;
             if header.has_producer_id() {
                 let entry = pending
                     .get(&header.producer_id)
                     .or_else(|| inner.producers.get(header.producer_id));
                 if let Check::Duplicate(original) = ProducerStateManager::check(&header, entry)? {
-                    return Ok(AppendInfo {
+                    return Ok(Step::Duplicate(AppendInfo {
                         base_offset: original.base_offset,
                         last_offset: original.last_offset,
                         log_start_offset,
                         duplicate: true,
                         flush_due: false,
-                    });
+                    }));
                 }
             }
             header.base_offset = next;
@@ -423,38 +675,87 @@ impl PartitionLog {
                 inner.producers.apply_pending(&mut pending, &header);
             }
             next = header.next_offset();
-            assigned.push((header, range));
+            assigned.push((header, range.clone()));
         }
         for (header, range) in &assigned {
-            record_batch::set_base_offset(&mut records[range.clone()], header.base_offset)?;
+            record_batch::set_base_offset(
+                &mut incoming.records[range.clone()],
+                header.base_offset,
+            )?;
         }
-        // The buffer goes to the I/O backend as is (the io_uring driver owns it until the
-        // write completes); no copy.
-        let records = records.freeze();
-
         let Some(active) = inner.active() else {
             return Err(StorageError::Closed {
                 path: self.dir.clone(),
             }
             .into());
         };
-        let rolled = active.should_roll(&config, records.len(), next - 1, now_ms);
-        if rolled && let Err(e) = self.roll(&mut inner) {
-            return Err(self.fail(e)?);
+        if active.should_roll(&incoming.config, incoming.len(), next - 1, now_ms) {
+            return Ok(Step::Roll);
         }
+        Ok(Step::Write(Assigned {
+            batches: assigned,
+            pending,
+            first_offset,
+            next,
+            log_start_offset,
+        }))
+    }
+
+    /// Writes prepared batches to the active segment on the calling thread and publishes
+    /// them.
+    fn write_in_place(
+        self: &Arc<Self>,
+        mut inner: MutexGuard<'_, Inner>,
+        incoming: Incoming,
+        assigned: Assigned,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
         let Some(active) = inner.segments.values_mut().next_back() else {
             return Err(StorageError::Closed {
                 path: self.dir.clone(),
             }
             .into());
         };
-        match active.append(records, &assigned, &config, now_ms) {
+        // The buffer goes to the I/O backend as is (the io_uring driver owns it until the
+        // write completes); no copy.
+        let records = incoming.records.freeze();
+        let written = active.append(records, &assigned.batches, &incoming.config, now_ms);
+        self.published(
+            inner,
+            written,
+            incoming.rolled,
+            &incoming.config,
+            assigned,
+            now_ms,
+        )
+    }
+
+    /// After the write of prepared batches: on success makes them visible (producer state,
+    /// log end, readers woken) and asks for the syncs a roll or `flush.messages` needs; on
+    /// failure takes the log offline (a refused write on a full disk leaves it usable).
+    fn published(
+        self: &Arc<Self>,
+        mut inner: MutexGuard<'_, Inner>,
+        written: Result<(), StorageError>,
+        rolled: bool,
+        config: &LogConfig,
+        assigned: Assigned,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        match written {
             Ok(()) => {}
             // A full disk: nothing was appended and the log stays usable, so the partition
             // serves again by itself once space is freed.
             Err(e @ StorageError::WriteRefused { .. }) => return Err(e.into()),
             Err(e) => return Err(self.fail(e)?),
         }
+        let Assigned {
+            pending,
+            first_offset,
+            next,
+            log_start_offset,
+            ..
+        } = assigned;
         inner.producers.commit(pending);
         self.log_end.store(next, Ordering::Release);
         // Under the lock, so the flusher never sees new records without their age.
@@ -484,22 +785,32 @@ impl PartitionLog {
         })
     }
 
-    /// Starts a new active segment at the log end; the producer state at the new base offset
-    /// is snapshotted by the sync that makes the rolled segment durable.
-    fn roll(&self, inner: &mut Inner) -> Result<(), StorageError> {
-        let base = self.log_end.load(Ordering::Acquire);
-        if let Some(active) = inner.segments.values_mut().next_back() {
-            active.seal_time_index()?;
-            let files = active.all_files();
-            inner.unsynced.extend(files);
+    /// Makes a newly created segment (at the log end) the active one; the producer state at
+    /// its base offset is snapshotted by the sync that makes the rolled segment durable. A
+    /// failure takes the log offline.
+    fn install_roll(
+        &self,
+        inner: &mut Inner,
+        created: Result<Segment, StorageError>,
+    ) -> Result<(), StorageError> {
+        let installed = created.and_then(|segment| {
+            if let Some(active) = inner.segments.values_mut().next_back() {
+                active.seal_time_index()?;
+                let files = active.all_files();
+                inner.unsynced.extend(files);
+            }
+            let base = segment.base_offset;
+            inner.segments.insert(base, segment);
+            inner.dir_dirty = true;
+            let producers = inner.producers.clone();
+            inner.pending_snapshots.push((base, producers));
+            tracing::debug!(dir = %self.dir.display(), base, "rolled segment");
+            Ok(())
+        });
+        match installed {
+            Ok(()) => Ok(()),
+            Err(e) => self.fail(e),
         }
-        let segment = Segment::create(&self.io, &self.dir, base)?;
-        inner.segments.insert(base, segment);
-        inner.dir_dirty = true;
-        let producers = inner.producers.clone();
-        inner.pending_snapshots.push((base, producers));
-        tracing::debug!(dir = %self.dir.display(), base, "rolled segment");
-        Ok(())
     }
 
     /// Reads whole batches starting with the one that holds `fetch_offset`, up to
@@ -521,7 +832,33 @@ impl PartitionLog {
     /// The same batches as [`PartitionLog::read`], as a range of a segment file instead of
     /// bytes in memory, for sending without a copy ([`io::FileRegion::send_to`]). `None`
     /// when there is nothing to read at `fetch_offset`.
-    pub fn read_region(
+    ///
+    /// Never waits for the disk on the calling task's thread: the index probes and batch
+    /// headers are read from the page cache (`preadv2(RWF_NOWAIT)`), and a range that is
+    /// all in the page cache is returned for `sendfile`. If anything is not cached, the read
+    /// is done again on the blocking pool, and the range is loaded into memory there.
+    pub async fn read_region(
+        self: &Arc<Self>,
+        fetch_offset: i64,
+        max_bytes: usize,
+    ) -> Result<RegionRead, ReadError> {
+        if let Some(read) = io::without_blocking(|| self.read_region_now(fetch_offset, max_bytes)) {
+            let read = read?;
+            if read.region.as_ref().is_none_or(io::FileRegion::is_cached) {
+                return Ok(read);
+            }
+        }
+        let log = Arc::clone(self);
+        io::offload(move || {
+            let mut read = log.read_region_now(fetch_offset, max_bytes)?;
+            read.region = read.region.map(io::FileRegion::load).transpose()?;
+            Ok(read)
+        })
+        .await
+    }
+
+    /// [`PartitionLog::read_region`] on the calling thread, which may wait for the disk.
+    pub fn read_region_now(
         &self,
         fetch_offset: i64,
         max_bytes: usize,
@@ -721,5 +1058,7 @@ impl PartitionLog {
 }
 
 pub(crate) mod group_commit;
+#[cfg(test)]
+mod nonblocking_tests;
 #[cfg(test)]
 mod tests;

@@ -279,7 +279,7 @@ mod tests {
 
     fn fill(log: &std::sync::Arc<PartitionLog>, batches: usize) {
         for i in 0..batches {
-            log.append(batch(&format!("v{i}"), 3, 0), 0).unwrap();
+            log.append_now(batch(&format!("v{i}"), 3, 0), 0).unwrap();
         }
         log.sync().unwrap();
     }
@@ -321,9 +321,9 @@ mod tests {
             log.read(0, 1 << 20),
             Err(ReadError::Storage(StorageError::Offline { .. }))
         ));
-        assert!(log.append(batch("late", 1, 0), 0).is_err());
+        assert!(log.append_now(batch("late", 1, 0), 0).is_err());
         assert_eq!(healthy.offline_reason(), None);
-        healthy.append(batch("more", 1, 0), 0).unwrap();
+        healthy.append_now(batch("more", 1, 0), 0).unwrap();
     }
 
     fn scrubber_off_at_rate_zero() {

@@ -178,26 +178,24 @@ impl Segment {
         config: &LogConfig,
         now_ms: i64,
     ) -> Result<(), StorageError> {
-        let len = bytes.len() as u64;
-        if let Err(e) = self.log.write_owned_at(self.size, bytes) {
-            return Err(match e {
-                StorageError::Io {
-                    op: IoOp::Write,
-                    path,
-                    source,
-                } if is_out_of_space(&source) => {
-                    // Cut what part of the write reached the file; if even that fails, the
-                    // bytes beyond `size` are overwritten by the next append or cut as a
-                    // torn tail by recovery, and never served (readers stop at `size`).
-                    if let Err(cut) = self.log.set_len(self.size) {
-                        tracing::debug!(%cut, "cannot cut a refused write");
-                    }
-                    StorageError::WriteRefused { path, source }
-                }
-                other => other,
-            });
-        }
+        let len = bytes.len();
         let start = self.size;
+        match self.log.write_owned_at(start, bytes) {
+            Ok(()) => self.appended(start, len, batches, config, now_ms),
+            Err(e) => Err(self.refused(e)),
+        }
+    }
+
+    /// Accounts for `len` bytes of batches written at `start`, the end of the `.log`:
+    /// indexes them and moves the end.
+    pub(crate) fn appended(
+        &mut self,
+        start: u64,
+        len: usize,
+        batches: &[(BatchHeader, Range<usize>)],
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
         for (header, range) in batches {
             self.index_batch(
                 &LocatedBatch {
@@ -210,8 +208,29 @@ impl Segment {
         if self.roll_base_ms.is_none() {
             self.roll_base_ms = Some(now_ms);
         }
-        self.size = start + len;
+        self.size = start + len as u64;
         Ok(())
+    }
+
+    /// The error for a failed write at the end of the `.log`: a full disk refuses the write
+    /// ([`StorageError::WriteRefused`], what reached the file is cut); anything else as is.
+    pub(crate) fn refused(&self, e: StorageError) -> StorageError {
+        match e {
+            StorageError::Io {
+                op: IoOp::Write,
+                path,
+                source,
+            } if is_out_of_space(&source) => {
+                // Cut what part of the write reached the file; if even that fails, the
+                // bytes beyond `size` are overwritten by the next append or cut as a
+                // torn tail by recovery, and never served (readers stop at `size`).
+                if let Err(cut) = self.log.set_len(self.size) {
+                    tracing::debug!(%cut, "cannot cut a refused write");
+                }
+                StorageError::WriteRefused { path, source }
+            }
+            other => other,
+        }
     }
 
     /// Accounts for one batch at the end of the segment (appended or found by a scan): index

@@ -168,7 +168,9 @@ fn assert_exactly_once(rows: &[(i64, Bytes)], end: i64) {
 }
 
 fn append(log: &std::sync::Arc<PartitionLog>, first: i64, n: usize) {
-    let info = log.append(batch(first, n, Compression::None), 0).unwrap();
+    let info = log
+        .append_now(batch(first, n, Compression::None), 0)
+        .unwrap();
     assert_eq!(info.base_offset, first);
 }
 
@@ -181,18 +183,18 @@ async fn undecodable_batches_go_to_the_dead_letter_table() {
     let node = start(dir.path(), Io::std());
     append(&node.log, 0, 10);
     let hostile = claiming(batch(10, 1, Compression::Gzip), i32::MAX);
-    node.log.append(hostile, 0).unwrap();
+    node.log.append_now(hostile, 0).unwrap();
     let offset_after_hostile = node.log.log_end_offset();
     let mut damaged = batch(0, 5, Compression::Gzip);
     let len = damaged.len();
     damaged[len - 12..len - 4].fill(0xAB); // inside the deflate stream / gzip trailer
     let crc = crc32c::crc32c(&damaged[21..]);
     damaged[17..21].copy_from_slice(&crc.to_be_bytes());
-    node.log.append(damaged, 0).unwrap();
+    node.log.append_now(damaged, 0).unwrap();
     let after = node.log.log_end_offset();
     let info = node
         .log
-        .append(batch(after, 10, Compression::Zstd), 0)
+        .append_now(batch(after, 10, Compression::Zstd), 0)
         .unwrap();
     let end = info.last_offset + 1;
     node.log.sync().unwrap();

@@ -129,7 +129,7 @@ impl OffsetsLog for StorageOffsetsLog {
 
     fn append(&self, partition: i32, batch: BytesMut, now_ms: i64) -> Result<i64, PersistError> {
         self.log(partition)?
-            .append(batch, now_ms)
+            .append_now(batch, now_ms)
             .map(|info| info.base_offset)
             .map_err(|source| PersistError::Append { partition, source })
     }

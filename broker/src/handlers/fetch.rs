@@ -132,7 +132,7 @@ async fn long_poll(
             .filter_map(|t| broker.topics.partition(&t.topic, t.partition))
             .map(|log| log.subscribe())
             .collect();
-        let results = read_all(&broker, &targets, params.max_bytes);
+        let results = read_all(&broker, &targets, params.max_bytes).await;
         let bytes: usize = results.iter().map(PartitionResult::len).sum();
         let any_error = results.iter().any(|r| r.error != ResponseError::Unknown(0));
         if params.min_bytes == 0
@@ -145,7 +145,7 @@ async fn long_poll(
         }
         let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
-            let results = read_all(&broker, &targets, params.max_bytes);
+            let results = read_all(&broker, &targets, params.max_bytes).await;
             return build_response(&broker, &targets, results, &params);
         }
     }
@@ -153,12 +153,16 @@ async fn long_poll(
 
 const NO_ERROR: ResponseError = ResponseError::Unknown(0);
 
-fn read_all(broker: &Broker, targets: &[FetchTarget], max_bytes: usize) -> Vec<PartitionResult> {
+async fn read_all(
+    broker: &Broker,
+    targets: &[FetchTarget],
+    max_bytes: usize,
+) -> Vec<PartitionResult> {
     let mut remaining = max_bytes;
     let mut first_with_data = true;
-    targets
-        .iter()
-        .map(|t| {
+    let mut results = Vec::with_capacity(targets.len());
+    for t in targets {
+        let result = 'result: {
             let error = |code: ResponseError| PartitionResult {
                 error: code,
                 records: None,
@@ -166,22 +170,22 @@ fn read_all(broker: &Broker, targets: &[FetchTarget], max_bytes: usize) -> Vec<P
                 log_start_offset: -1,
             };
             if t.topic.is_empty() {
-                return error(ResponseError::UnknownTopicId);
+                break 'result error(ResponseError::UnknownTopicId);
             }
             let log = match broker.topics.lookup(&t.topic, t.partition) {
                 Ok(log) => log,
-                Err(e) => return error(crate::errors::unavailable(&e)),
+                Err(e) => break 'result error(crate::errors::unavailable(&e)),
             };
             let limit = (t.max_bytes.max(0) as usize).min(remaining);
             if limit == 0 && !first_with_data {
-                return PartitionResult {
+                break 'result PartitionResult {
                     error: NO_ERROR,
                     records: None,
                     high_watermark: log.high_watermark(),
                     log_start_offset: log.log_start_offset(),
                 };
             }
-            match log.read_region(t.fetch_offset, limit.max(1)) {
+            match log.read_region(t.fetch_offset, limit.max(1)).await {
                 Ok(read) => {
                     let mut records = read.region.filter(|r| !r.is_empty());
                     // Only the first partition with data may exceed its limit (KIP-74);
@@ -213,8 +217,10 @@ fn read_all(broker: &Broker, targets: &[FetchTarget], max_bytes: usize) -> Vec<P
                     }
                 }
             }
-        })
-        .collect()
+        };
+        results.push(result);
+    }
+    results
 }
 
 fn build_response(

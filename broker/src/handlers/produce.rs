@@ -58,7 +58,9 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
                     ResponseError::CorruptMessage,
                     Some("null records".to_string()),
                 )),
-                (Ok(log), Some(records)) => append(&log, &records, now).map(|info| (log, info)),
+                (Ok(log), Some(records)) => {
+                    append(&log, &records, now).await.map(|info| (log, info))
+                }
             };
             let resp = match result {
                 Ok((log, info)) => {
@@ -137,7 +139,7 @@ fn fail(p: &mut PartitionProduceResponse, code: ResponseError) {
 
 type AppendFailure = (ResponseError, Option<String>);
 
-fn append(
+async fn append(
     log: &Arc<PartitionLog>,
     records: &bytes::Bytes,
     now: i64,
@@ -159,6 +161,7 @@ fn append(
     }
     validate_batches(records).map_err(|e| (ResponseError::CorruptMessage, Some(e.to_string())))?;
     log.append(BytesMut::from(&records[..]), now)
+        .await
         .map_err(|e| (append_error(&e), Some(e.to_string())))
 }
 

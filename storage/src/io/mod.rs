@@ -17,8 +17,12 @@
 //!   [`RING_READ_MIN`] bytes (smaller reads, batch headers and index probes, are page-cache
 //!   hits where a hop to the driver thread costs more than the read, so both backends serve
 //!   them with `pread` on the calling thread).
+//!   Runtime tasks use the awaitable forms: [`File::write_owned_async`] (a large write's
+//!   completion is a future; the std backend runs it on the blocking pool) and
+//!   [`without_blocking`]/[`offload`] for reads ([`nonblocking`]).
 //! - Namespace operations (open, create, rename, remove, list, lock, directory fsync) are
-//!   plain std calls in both backends: they are rare and not on the produce or fetch path.
+//!   plain std calls in both backends: they are rare and not on the produce or fetch path
+//!   (a roll creates its segment through [`offload`]).
 //!
 //! Durability primitives: [`File::sync_data`] (`fdatasync`), [`File::write_and_sync_at`]
 //! (write then `fdatasync`, linked on io_uring), [`sync_dir`] (fsync of a directory, needed
@@ -26,16 +30,20 @@
 //! file, sync it, rename it over the target, fsync the directory), which leaves either the old
 //! or the new content after a crash, never a mix.
 //!
-//! `unsafe` is allowed only in this module, and only in [`uring`] (the kernel reads and
-//! writes caller memory asynchronously there); every block carries a `// SAFETY:` note.
+//! `unsafe` is allowed only in this module: in [`uring`] (the kernel reads and writes caller
+//! memory asynchronously there) and for the one raw `cachestat(2)` call in [`nonblocking`];
+//! every block carries a `// SAFETY:` note.
 
 #[cfg(any(test, feature = "faults"))]
 pub mod faults;
 // The workspace denies `unsafe_code`; io_uring needs it to hand the kernel pointers to
 // buffers it uses after the call returns. The driver keeps ownership of those buffers until
 // their completions arrive; each unsafe block states why it is sound.
+mod nonblocking;
 #[allow(unsafe_code)]
 mod uring;
+
+pub use nonblocking::{offload, without_blocking};
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -448,9 +456,11 @@ impl File {
     /// open (its handle, reopened if it was cold) until it is dropped.
     pub fn region(&self, position: u64, len: usize) -> Result<FileRegion> {
         Ok(FileRegion {
-            file: self.handle()?,
+            source: Source::File {
+                file: self.handle()?,
+                position,
+            },
             path: self.path.clone(),
-            position,
             len,
         })
     }
@@ -517,6 +527,40 @@ impl File {
         self.write_bytes(position, buf, false)
     }
 
+    /// Whether a write of `len` bytes is a page-cache copy done on the calling thread by
+    /// [`File::write_owned_at`] (both backends; see [`RING_WRITE_MIN`]). Larger writes belong
+    /// on [`File::write_owned_async`] when the caller is a runtime task.
+    pub fn writes_in_place(len: usize) -> bool {
+        len < RING_WRITE_MIN
+    }
+
+    /// Writes all of `buf` at `position` without blocking the calling task's thread: through
+    /// the ring on io_uring (the future resolves with the completion), on the runtime's
+    /// blocking pool on std. A write that [`File::writes_in_place`] is done in place.
+    pub async fn write_owned_async(self: &Arc<Self>, position: u64, buf: Bytes) -> Result<()> {
+        if File::writes_in_place(buf.len()) {
+            return self.write_owned_at(position, buf);
+        }
+        self.check_write_fault(position, &buf)?;
+        self.fault_written();
+        match &*self.io.backend {
+            Backend::Std => {
+                let file = Arc::clone(self);
+                offload(move || file.pwrite(position, &buf)).await
+            }
+            Backend::Uring(driver) => driver
+                .run_async(uring::Op::Write {
+                    file: self.handle()?,
+                    offset: position,
+                    buf,
+                    sync: false,
+                })
+                .await
+                .map(drop)
+                .map_err(|(op, e)| StorageError::io(op, &self.path, e)),
+        }
+    }
+
     /// Writes all of `buf` at `position` and then `fdatasync`s the file; on io_uring the two
     /// are linked in one submission. Durable when this returns `Ok`.
     pub fn write_and_sync_at(&self, position: u64, buf: Bytes) -> Result<()> {
@@ -572,9 +616,14 @@ impl File {
     }
 
     /// Fills `buf` from `position` with `pread` on the calling thread (both backends: used
-    /// for small reads); reading past the end of the file is an error.
+    /// for small reads); reading past the end of the file is an error. Inside
+    /// [`without_blocking`], served only from the page cache.
     pub fn read_exact_at(&self, position: u64, buf: &mut [u8]) -> Result<()> {
-        self.handle()?
+        let handle = self.handle()?;
+        if nonblocking::no_wait() {
+            return nonblocking::pread_no_wait(&handle, &self.path, position, buf);
+        }
+        handle
             .read_exact_at(buf, position)
             .map_err(|e| StorageError::io(IoOp::Read, &self.path, e))
     }
@@ -583,7 +632,7 @@ impl File {
     /// `len >= RING_READ_MIN`); the buffer is the caller's, no further copy is needed.
     pub fn read_vec(&self, position: u64, len: usize) -> Result<Vec<u8>> {
         match &*self.io.backend {
-            Backend::Uring(driver) if len >= RING_READ_MIN => {
+            Backend::Uring(driver) if len >= RING_READ_MIN && !nonblocking::no_wait() => {
                 match driver.run(uring::Op::Read {
                     file: self.handle()?,
                     offset: position,
@@ -704,13 +753,22 @@ pub fn install_process_faults(faults: Arc<faults::Faults>) {
 /// A byte range of a segment file, handed to the network without a copy through user space:
 /// a fetch response's record batches are `sendfile`d from the page cache to the socket.
 /// Segment bytes below a segment's size never change, so the range stays valid while the
-/// region holds the file open, even if the file is deleted meanwhile.
+/// region holds the file open, even if the file is deleted meanwhile. A range that is not in
+/// the page cache is read into memory off the runtime first ([`FileRegion::load`]), so that
+/// sending it never waits for the disk on a runtime thread.
 #[derive(Debug, Clone)]
 pub struct FileRegion {
-    file: Arc<fs::File>,
+    source: Source,
     path: PathBuf,
-    position: u64,
     len: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Source {
+    /// In the file, at `position`.
+    File { file: Arc<fs::File>, position: u64 },
+    /// Read into memory.
+    Memory(Bytes),
 }
 
 impl FileRegion {
@@ -724,11 +782,35 @@ impl FileRegion {
         self.len == 0
     }
 
+    /// Whether sending the range needs no disk read: it is in memory, or entirely in the
+    /// page cache (`cachestat(2)`; `false` where the kernel cannot tell).
+    pub fn is_cached(&self) -> bool {
+        match &self.source {
+            Source::File { file, position } => nonblocking::cached(file, *position, self.len),
+            Source::Memory(_) => true,
+        }
+    }
+
+    /// The same range, read into memory (blocks: call it through [`offload`]).
+    pub fn load(self) -> Result<FileRegion> {
+        match &self.source {
+            Source::Memory(_) => Ok(self),
+            Source::File { .. } => {
+                let bytes = Bytes::from(self.read()?);
+                Ok(FileRegion {
+                    source: Source::Memory(bytes),
+                    path: self.path,
+                    len: self.len,
+                })
+            }
+        }
+    }
+
     /// Sends at most `len` of the range's bytes from `from` on to `socket` with one
-    /// `sendfile(2)`; returns how many were sent (fewer when the socket buffer fills: the
-    /// socket is non-blocking, and the caller waits for it to be writable and calls again).
-    /// The file side reads the page cache (a read from the disk where the pages are not
-    /// cached).
+    /// `sendfile(2)` (or `write(2)` of a loaded range); returns how many were sent (fewer
+    /// when the socket buffer fills: the socket is non-blocking, and the caller waits for it
+    /// to be writable and calls again). The file side reads the page cache (a read from the
+    /// disk where the pages are not cached).
     pub fn send_to(
         &self,
         socket: std::os::fd::BorrowedFd<'_>,
@@ -739,8 +821,14 @@ impl FileRegion {
         if remaining == 0 {
             return Ok(0);
         }
-        let mut offset = self.position + from as u64;
-        let n = rustix::fs::sendfile(socket, &*self.file, Some(&mut offset), remaining)?;
+        let (file, position) = match &self.source {
+            Source::File { file, position } => (file, *position),
+            Source::Memory(bytes) => {
+                return Ok(rustix::io::write(socket, &bytes[from..from + remaining])?);
+            }
+        };
+        let mut offset = position + from as u64;
+        let n = rustix::fs::sendfile(socket, &**file, Some(&mut offset), remaining)?;
         if n == 0 {
             // The file is shorter than the region: it was truncated under us (only recovery
             // truncates, before serving), so this is a bug or outside interference.
@@ -749,20 +837,29 @@ impl FileRegion {
                 format!(
                     "{} ends before byte {} of a fetched range",
                     self.path.display(),
-                    self.position + from as u64
+                    position + from as u64
                 ),
             ));
         }
         Ok(n)
     }
 
-    /// The range's bytes, read into memory (for connections that cannot use `sendfile`).
+    /// The range's bytes (for connections that cannot use `sendfile`); reads the file unless
+    /// the range was loaded.
     pub fn read(&self) -> Result<Vec<u8>> {
-        let mut buf = vec![0u8; self.len];
-        self.file
-            .read_exact_at(&mut buf, self.position)
-            .map_err(|e| StorageError::io(IoOp::Read, &self.path, e))?;
-        Ok(buf)
+        match &self.source {
+            Source::Memory(bytes) => Ok(bytes.to_vec()),
+            Source::File { file, position } => {
+                let mut buf = vec![0u8; self.len];
+                if nonblocking::no_wait() {
+                    nonblocking::pread_no_wait(file, &self.path, *position, &mut buf)?;
+                } else {
+                    file.read_exact_at(&mut buf, *position)
+                        .map_err(|e| StorageError::io(IoOp::Read, &self.path, e))?;
+                }
+                Ok(buf)
+            }
+        }
     }
 }
 

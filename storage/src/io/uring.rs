@@ -1,7 +1,8 @@
 //! The io_uring backend: one driver thread owns one ring and serves every file of a
 //! [`super::Io`] handle (all partitions of a data directory).
 //!
-//! Callers hand the driver an [`Op`] over a channel and block on a one-shot reply. The driver
+//! Callers hand the driver an [`Op`] over a channel with a one-shot reply: threads that may
+//! block wait on it ([`Driver::run`]), runtime tasks await it ([`Driver::run_async`]). The driver
 //! loop takes everything queued, pushes it to the submission queue, submits it with one
 //! `io_uring_enter`, and reaps completions, so appends and syncs of many partitions that
 //! arrive together share system calls. A write that asks for durability is pushed as a
@@ -67,7 +68,27 @@ pub(super) type Outcome = Result<Option<Vec<u8>>, (IoOp, io::Error)>;
 
 struct Request {
     op: Op,
-    reply: mpsc::SyncSender<Outcome>,
+    reply: Reply,
+}
+
+/// Where an operation's outcome goes: a thread blocked on it, or a task awaiting it.
+enum Reply {
+    Blocking(mpsc::SyncSender<Outcome>),
+    Async(tokio::sync::oneshot::Sender<Outcome>),
+}
+
+impl Reply {
+    fn send(self, outcome: Outcome) {
+        // The caller may have gone away (a task dropped while awaiting); nothing to do then.
+        match self {
+            Reply::Blocking(tx) => {
+                let _ = tx.send(outcome);
+            }
+            Reply::Async(tx) => {
+                let _ = tx.send(outcome);
+            }
+        }
+    }
 }
 
 /// Wakes the driver out of `io_uring_enter`.
@@ -145,20 +166,34 @@ impl Driver {
         })
     }
 
+    /// Queues one request (the caller wakes the driver). A send error means the driver
+    /// exited; the reply channel is then closed too (its sender was dropped with the
+    /// request), which the waiting side reports.
+    fn queue(&self, op: Op, reply: Reply) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Request { op, reply });
+        }
+    }
+
     /// Queues `ops` (submitted together) and returns one reply receiver per op.
     fn send(&self, ops: Vec<Op>) -> Vec<mpsc::Receiver<Outcome>> {
         let mut replies = Vec::with_capacity(ops.len());
         for op in ops {
             let (reply, rx) = mpsc::sync_channel(1);
-            if let Some(tx) = &self.tx {
-                // A send error means the driver exited; the reply channel is then closed too
-                // (its sender was dropped with the request), which `wait` reports.
-                let _ = tx.send(Request { op, reply });
-            }
+            self.queue(op, Reply::Blocking(reply));
             replies.push(rx);
         }
         self.waker.wake();
         replies
+    }
+
+    /// Runs one operation; the future resolves with its completion (nothing blocks while
+    /// the kernel works). Dropping the future does not cancel the operation.
+    pub(super) fn run_async(&self, op: Op) -> impl Future<Output = Outcome> + Send + 'static {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.queue(op, Reply::Async(reply));
+        self.waker.wake();
+        async move { rx.await.unwrap_or_else(|_| Err(stopped())) }
     }
 
     /// Runs one operation and waits for it.
@@ -194,7 +229,7 @@ impl Drop for Driver {
 /// One submitted operation, owned by the driver until its last completion is reaped.
 struct InFlight {
     op: Op,
-    reply: mpsc::SyncSender<Outcome>,
+    reply: Reply,
     /// Bytes written or read so far (short transfers are resubmitted for the rest).
     done: usize,
     /// Destination of a read; its spare capacity is what the kernel fills.
@@ -503,8 +538,6 @@ impl DriverLoop {
                 _ => None,
             }),
         };
-        // The caller may have gone away (it never does while blocked on the reply); nothing
-        // to do then.
-        let _ = flight.reply.send(outcome);
+        flight.reply.send(outcome);
     }
 }

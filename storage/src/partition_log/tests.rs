@@ -53,7 +53,7 @@ pub(super) fn append_batches(log: &Arc<PartitionLog>, n: usize, now_ms: i64) -> 
     let mut expected = Vec::new();
     for i in 0..n {
         let info = log
-            .append(batch(&format!("b{i}"), 3, 1_000 + i as i64), now_ms)
+            .append_now(batch(&format!("b{i}"), 3, 1_000 + i as i64), now_ms)
             .unwrap();
         assert!(!info.duplicate);
         assert_eq!(info.last_offset - info.base_offset, 2);
@@ -76,21 +76,21 @@ fn read_region_matches_read() {
     let (_manager, log) = open(dir.path(), config);
     // Batches of 1 to 7 records, so batch sizes and index entries vary.
     for i in 0..80 {
-        log.append(batch(&format!("m{i}"), 1 + i % 7, i as i64), 0)
+        log.append_now(batch(&format!("m{i}"), 1 + i % 7, i as i64), 0)
             .unwrap();
     }
     let end = log.log_end_offset();
     for offset in (0..=end).step_by(3) {
         for max in [1, 60, 200, 333, 1000, 2500, 1 << 20] {
             let bytes = log.read(offset, max).unwrap();
-            let region = log.read_region(offset, max).unwrap();
+            let region = log.read_region_now(offset, max).unwrap();
             assert_eq!(region.high_watermark, bytes.high_watermark);
             let got = region.region.map(|r| r.read().unwrap()).unwrap_or_default();
             assert_eq!(got, bytes.records.to_vec(), "offset {offset}, max {max}");
         }
     }
     assert!(matches!(
-        log.read_region(end + 1, 100),
+        log.read_region_now(end + 1, 100),
         Err(ReadError::OffsetOutOfRange { .. })
     ));
 }
@@ -163,14 +163,14 @@ fn offsets_continue_after_clean_and_unclean_reopen() {
         expected = append_batches(&log, 20, 0);
         manager.shutdown().unwrap();
         assert!(matches!(
-            log.append(batch("late", 1, 0), 0),
+            log.append_now(batch("late", 1, 0), 0),
             Err(AppendError::Storage(StorageError::Closed { .. }))
         ));
     }
     {
         let (_manager, log) = open(dir.path(), small());
         assert_eq!(log.log_end_offset(), 60);
-        let info = log.append(batch("after-clean", 2, 0), 0).unwrap();
+        let info = log.append_now(batch("after-clean", 2, 0), 0).unwrap();
         assert_eq!(info.base_offset, 60);
         expected.push((60, "after-clean-0".into()));
         expected.push((61, "after-clean-1".into()));
@@ -180,7 +180,7 @@ fn offsets_continue_after_clean_and_unclean_reopen() {
         let (_manager, log) = open(dir.path(), small());
         assert_eq!(log.log_end_offset(), 62);
         assert_eq!(read_all(&log, 0), expected);
-        assert_eq!(log.append(batch("x", 1, 0), 0).unwrap().base_offset, 62);
+        assert_eq!(log.append_now(batch("x", 1, 0), 0).unwrap().base_offset, 62);
     }
 }
 
@@ -205,7 +205,7 @@ fn torn_tail_is_cut_and_appends_continue() {
     let cut_len = std::fs::metadata(&path).unwrap().len();
     assert!(cut_len < len);
     assert_eq!(read_all(&log, 0), expected[..57].to_vec());
-    let info = log.append(batch("new", 1, 0), 0).unwrap();
+    let info = log.append_now(batch("new", 1, 0), 0).unwrap();
     assert_eq!(info.base_offset, 57);
     assert_eq!(read_all(&log, 57), vec![(57, "new-0".to_owned())]);
 }
@@ -394,9 +394,9 @@ fn segment_ms_rolls_by_age() {
         ..LogConfig::default()
     };
     let (_manager, log) = open(dir.path(), config);
-    log.append(batch("a", 1, 0), 10_000).unwrap();
-    log.append(batch("b", 1, 0), 10_999).unwrap();
-    log.append(batch("c", 1, 0), 11_000).unwrap();
+    log.append_now(batch("a", 1, 0), 10_000).unwrap();
+    log.append_now(batch("b", 1, 0), 10_999).unwrap();
+    log.append_now(batch("c", 1, 0), 11_000).unwrap();
     assert_eq!(segment_bases(&dir.path().join("orders-eu-3")), vec![0, 2]);
 }
 
@@ -408,15 +408,15 @@ fn record_too_large_and_garbage_are_refused() {
     };
     let (_manager, log) = open(dir.path(), config);
     assert!(matches!(
-        log.append(batch("big", 10, 0), 0),
+        log.append_now(batch("big", 10, 0), 0),
         Err(AppendError::RecordTooLarge { max: 100, .. })
     ));
     assert!(matches!(
-        log.append(BytesMut::from(&[1u8, 2, 3][..]), 0),
+        log.append_now(BytesMut::from(&[1u8, 2, 3][..]), 0),
         Err(AppendError::InvalidRecords(_))
     ));
     assert!(matches!(
-        log.append(BytesMut::new(), 0),
+        log.append_now(BytesMut::new(), 0),
         Err(AppendError::InvalidRecords(BatchError::Empty))
     ));
     assert_eq!(log.log_end_offset(), 0);
@@ -425,20 +425,20 @@ fn record_too_large_and_garbage_are_refused() {
 fn idempotent_duplicates_and_sequence_errors() {
     let dir = tempfile::tempdir().unwrap();
     let (_manager, log) = open(dir.path(), LogConfig::default());
-    let first = log.append(idempotent(5, 0, 0, 3), 0).unwrap();
+    let first = log.append_now(idempotent(5, 0, 0, 3), 0).unwrap();
     assert_eq!((first.base_offset, first.last_offset), (0, 2));
-    log.append(batch("plain", 2, 0), 0).unwrap();
-    let second = log.append(idempotent(5, 0, 3, 2), 0).unwrap();
+    log.append_now(batch("plain", 2, 0), 0).unwrap();
+    let second = log.append_now(idempotent(5, 0, 3, 2), 0).unwrap();
     assert_eq!((second.base_offset, second.last_offset), (5, 6));
 
-    let dup = log.append(idempotent(5, 0, 0, 3), 0).unwrap();
+    let dup = log.append_now(idempotent(5, 0, 0, 3), 0).unwrap();
     assert!(dup.duplicate);
     assert_eq!((dup.base_offset, dup.last_offset), (0, 2));
     assert_eq!(log.log_end_offset(), 7);
     assert_eq!(read_all(&log, 0).len(), 7);
 
     assert!(matches!(
-        log.append(idempotent(5, 0, 9, 1), 0),
+        log.append_now(idempotent(5, 0, 9, 1), 0),
         Err(AppendError::Producer(ProducerError::OutOfOrderSequence {
             producer_id: 5,
             expected_seq: 5,
@@ -447,15 +447,15 @@ fn idempotent_duplicates_and_sequence_errors() {
         }))
     ));
     assert!(matches!(
-        log.append(idempotent(6, 0, 4, 1), 0),
+        log.append_now(idempotent(6, 0, 4, 1), 0),
         Err(AppendError::Producer(ProducerError::OutOfOrderSequence {
             expected_seq: 0,
             ..
         }))
     ));
-    log.append(idempotent(5, 1, 0, 1), 0).unwrap();
+    log.append_now(idempotent(5, 1, 0, 1), 0).unwrap();
     assert!(matches!(
-        log.append(idempotent(5, 0, 5, 1), 0),
+        log.append_now(idempotent(5, 0, 5, 1), 0),
         Err(AppendError::Producer(ProducerError::InvalidProducerEpoch {
             current_epoch: 1,
             found_epoch: 0,
@@ -471,11 +471,11 @@ fn idempotent_duplicates_and_sequence_errors() {
     // Two batches of one producer in one append are checked in order.
     let mut two = idempotent(7, 0, 0, 2);
     two.extend_from_slice(&idempotent(7, 0, 2, 2));
-    let info = log.append(two, 0).unwrap();
+    let info = log.append_now(two, 0).unwrap();
     assert_eq!((info.base_offset, info.last_offset), (8, 11));
     let mut gap = idempotent(8, 0, 0, 2);
     gap.extend_from_slice(&idempotent(8, 0, 3, 2));
-    assert!(log.append(gap, 0).is_err());
+    assert!(log.append_now(gap, 0).is_err());
     assert_eq!(log.log_end_offset(), 12);
     assert!(log.producer_state(8).is_none());
 }
@@ -485,7 +485,7 @@ fn check_duplicate_after_reopen(config: LogConfig, clean: bool, drop_snapshots: 
     {
         let (manager, log) = open(dir.path(), config.clone());
         for i in 0..30 {
-            log.append(idempotent(42, 3, i * 2, 2), 0).unwrap();
+            log.append_now(idempotent(42, 3, i * 2, 2), 0).unwrap();
         }
         if clean {
             manager.shutdown().unwrap();
@@ -501,24 +501,26 @@ fn check_duplicate_after_reopen(config: LogConfig, clean: bool, drop_snapshots: 
     }
     let (_manager, log) = open(dir.path(), config);
     assert_eq!(log.log_end_offset(), 60);
-    let dup = log.append(idempotent(42, 3, 58, 2), 0).unwrap();
+    let dup = log.append_now(idempotent(42, 3, 58, 2), 0).unwrap();
     assert!(
         dup.duplicate,
         "clean={clean} drop_snapshots={drop_snapshots}"
     );
     assert_eq!((dup.base_offset, dup.last_offset), (58, 59));
-    let dup = log.append(idempotent(42, 3, 50, 2), 0).unwrap();
+    let dup = log.append_now(idempotent(42, 3, 50, 2), 0).unwrap();
     assert!(dup.duplicate);
     assert_eq!(dup.base_offset, 50);
     assert!(matches!(
-        log.append(idempotent(42, 3, 61, 1), 0),
+        log.append_now(idempotent(42, 3, 61, 1), 0),
         Err(AppendError::Producer(ProducerError::OutOfOrderSequence {
             expected_seq: 60,
             ..
         }))
     ));
     assert_eq!(
-        log.append(idempotent(42, 3, 60, 1), 0).unwrap().base_offset,
+        log.append_now(idempotent(42, 3, 60, 1), 0)
+            .unwrap()
+            .base_offset,
         60
     );
     assert_eq!(log.log_end_offset(), 61);
@@ -545,11 +547,12 @@ fn offset_for_timestamp_and_max_timestamp() {
     assert_eq!(log.max_timestamp_offset().unwrap(), None);
     // Batches with increasing timestamps across several segments...
     for i in 0..30 {
-        log.append(batch(&format!("t{i}"), 2, 100 * i), 0).unwrap();
+        log.append_now(batch(&format!("t{i}"), 2, 100 * i), 0)
+            .unwrap();
     }
     // ...then a compressed batch whose records are out of order.
     let info = log
-        .append(
+        .append_now(
             batch_with("z", &[5_000, 7_000, 6_000], None, Compression::Zstd),
             0,
         )
@@ -569,7 +572,7 @@ fn offset_for_timestamp_and_max_timestamp() {
     assert_eq!(log.offset_for_timestamp(5_500).unwrap(), Some((61, 7_000)));
     assert_eq!(log.offset_for_timestamp(7_001).unwrap(), None);
     assert_eq!(log.max_timestamp_offset().unwrap(), Some((61, 7_000)));
-    log.append(batch("later", 1, 10), 0).unwrap();
+    log.append_now(batch("later", 1, 10), 0).unwrap();
     assert_eq!(log.max_timestamp_offset().unwrap(), Some((61, 7_000)));
 }
 
@@ -578,7 +581,7 @@ fn timestamps_survive_clean_and_unclean_reopen() {
     {
         let (manager, log) = open(dir.path(), small());
         for i in 0..20 {
-            log.append(batch("a", 1, 1_000 + 10 * i), 0).unwrap();
+            log.append_now(batch("a", 1, 1_000 + 10 * i), 0).unwrap();
         }
         manager.shutdown().unwrap();
     }
@@ -587,7 +590,7 @@ fn timestamps_survive_clean_and_unclean_reopen() {
         assert_eq!(log.offset_for_timestamp(1_005).unwrap(), Some((1, 1_010)));
         assert_eq!(log.max_timestamp_offset().unwrap(), Some((19, 1_190)));
         for i in 0..10 {
-            log.append(batch("b", 1, 2_000 + 10 * i), 0).unwrap();
+            log.append_now(batch("b", 1, 2_000 + 10 * i), 0).unwrap();
         }
         // Dropped without shutdown.
     }
@@ -602,9 +605,9 @@ fn failed_fdatasync_takes_the_log_offline() {
     let (io, faults) = crate::test_util::backend().with_faults();
     let manager = LogManager::open_with(dir.path(), io).unwrap();
     let log = manager.open_partition(&tp(), LogConfig::default()).unwrap();
-    log.append(batch("a", 1, 0), 0).unwrap();
+    log.append_now(batch("a", 1, 0), 0).unwrap();
     log.sync().unwrap();
-    log.append(batch("b", 1, 0), 0).unwrap();
+    log.append_now(batch("b", 1, 0), 0).unwrap();
     faults.fail_syncs();
     assert!(matches!(
         log.sync(),
@@ -617,7 +620,7 @@ fn failed_fdatasync_takes_the_log_offline() {
     // Never again claims durability, and refuses appends.
     assert!(matches!(log.sync(), Err(StorageError::LogFailed { .. })));
     assert!(matches!(
-        log.append(batch("c", 1, 0), 0),
+        log.append_now(batch("c", 1, 0), 0),
         Err(AppendError::Storage(StorageError::LogFailed { .. }))
     ));
     assert_eq!(log.log_end_offset(), 2);
@@ -633,13 +636,13 @@ fn full_disk_refuses_appends_without_taking_the_log_offline() {
     let manager = LogManager::open_with(dir.path(), io.clone()).unwrap();
     let log = manager.open_partition(&tp(), config.clone()).unwrap();
     for i in 0..3 {
-        log.append(batch(&format!("a{i}"), 2, 0), 0).unwrap();
+        log.append_now(batch(&format!("a{i}"), 2, 0), 0).unwrap();
     }
     log.sync().unwrap();
     faults.set_disk_full(true);
     for _ in 0..5 {
         assert!(matches!(
-            log.append(batch("refused", 2, 0), 0),
+            log.append_now(batch("refused", 2, 0), 0),
             Err(AppendError::Storage(StorageError::WriteRefused { .. }))
         ));
     }
@@ -651,7 +654,7 @@ fn full_disk_refuses_appends_without_taking_the_log_offline() {
     // across segment rolls.
     faults.set_disk_full(false);
     for i in 0..6 {
-        let info = log.append(batch(&format!("b{i}"), 2, 0), 0).unwrap();
+        let info = log.append_now(batch(&format!("b{i}"), 2, 0), 0).unwrap();
         assert_eq!(info.base_offset, 6 + 2 * i);
     }
     log.sync().unwrap();

@@ -60,7 +60,7 @@ fn crashed_multi_segment_log(dir: &Path, config: LogConfig) -> Vec<i64> {
     let manager = open_manager(dir);
     let log = manager.open_partition(&tp(), config).unwrap();
     for i in 0..40 {
-        log.append(batch(&format!("b{i}"), 2, i), 0).unwrap();
+        log.append_now(batch(&format!("b{i}"), 2, i), 0).unwrap();
     }
     let bases = files(&dir.join("r-0"), LOG_SUFFIX);
     assert!(bases.len() >= 5, "{bases:?}");
@@ -109,7 +109,7 @@ fn torn_batch_in_unsynced_rolled_segment_drops_later_segments() {
     assert_eq!(std::fs::metadata(&path).unwrap().len() as usize, last.start);
     assert_eq!(read_values(&log).len() as i64, last_base);
     assert_eq!(
-        log.append(batch("next", 1, 0), 0).unwrap().base_offset,
+        log.append_now(batch("next", 1, 0), 0).unwrap().base_offset,
         last_base
     );
 }
@@ -127,7 +127,7 @@ fn corrupt_batch_in_the_middle_refuses_to_open_unless_truncating() {
                 let manager = open_manager(dir.path());
                 let log = manager.open_partition(&tp(), small()).unwrap();
                 for i in 0..40 {
-                    log.append(batch(&format!("b{i}"), 2, i), 0).unwrap();
+                    log.append_now(batch(&format!("b{i}"), 2, i), 0).unwrap();
                 }
                 if clean {
                     manager.shutdown().unwrap();
@@ -201,7 +201,7 @@ fn garbage_after_the_last_valid_batch_is_cut() {
                 let manager = open_manager(dir.path());
                 let log = manager.open_partition(&tp(), LogConfig::default()).unwrap();
                 for i in 0..10 {
-                    log.append(batch(&format!("b{i}"), 2, i), 0).unwrap();
+                    log.append_now(batch(&format!("b{i}"), 2, i), 0).unwrap();
                 }
                 if clean {
                     manager.shutdown().unwrap();
@@ -238,7 +238,7 @@ fn truncated_or_missing_indexes_are_rebuilt() {
                     let manager = open_manager(dir.path());
                     let log = manager.open_partition(&tp(), small()).unwrap();
                     for i in 0..40 {
-                        log.append(batch(&format!("b{i}"), 2, 1_000 + 10 * i), 0)
+                        log.append_now(batch(&format!("b{i}"), 2, 1_000 + 10 * i), 0)
                             .unwrap();
                     }
                     if clean {
@@ -302,7 +302,7 @@ fn damage_in_a_trusted_segment_refuses_to_open() {
         let manager = open_manager(dir.path());
         let log = manager.open_partition(&tp(), small()).unwrap();
         for i in 0..20 {
-            log.append(batch(&format!("b{i}"), 2, i), 0).unwrap();
+            log.append_now(batch(&format!("b{i}"), 2, i), 0).unwrap();
         }
         manager.shutdown().unwrap();
     }
@@ -394,7 +394,7 @@ fn damaged_segment_case(damage: &[(usize, u8)], cut: Option<usize>) -> Result<()
         let manager = open_manager(dir.path());
         let log = manager.open_partition(&tp(), LogConfig::default()).unwrap();
         for i in 0..8 {
-            log.append(batch(&format!("b{i}"), 3, i), 0).unwrap();
+            log.append_now(batch(&format!("b{i}"), 3, i), 0).unwrap();
         }
         read_values(&log)
     };
@@ -446,7 +446,10 @@ fn damaged_segment_case(damage: &[(usize, u8)], cut: Option<usize>) -> Result<()
     let end = log.log_end_offset();
     prop_assert!(end <= 24 && end % 3 == 0);
     prop_assert_eq!(read_values(&log), written[..end as usize].to_vec());
-    prop_assert_eq!(log.append(batch("new", 1, 0), 0).unwrap().base_offset, end);
+    prop_assert_eq!(
+        log.append_now(batch("new", 1, 0), 0).unwrap().base_offset,
+        end
+    );
     Ok(())
 }
 
@@ -472,7 +475,7 @@ proptest! {
                     for _ in 0..batches {
                         let b = batch(&format!("v{n}"), records, n);
                         let size = b.len();
-                        let info = log.append(b, 0).unwrap();
+                        let info = log.append_now(b, 0).unwrap();
                         prop_assert_eq!(info.base_offset, model.len() as i64);
                         for r in 0..records {
                             model.push((info.base_offset + r as i64, format!("v{n}-{r}")));

@@ -17,7 +17,9 @@ fn concurrent_appends_and_group_commit() {
             let log = &log;
             s.spawn(move || {
                 for i in 0..25 {
-                    let info = log.append(batch(&format!("t{t}-{i}"), 2, 0), 0).unwrap();
+                    let info = log
+                        .append_now(batch(&format!("t{t}-{i}"), 2, 0), 0)
+                        .unwrap();
                     log.sync().unwrap();
                     assert!(log.durable_offset() > info.last_offset);
                 }
@@ -50,7 +52,7 @@ fn flush_ms_syncs_without_a_caller() {
     };
     let (_manager, log) = open(dir.path(), config);
     let now = wall_clock_ms();
-    log.append(batch("a", 3, 0), now).unwrap();
+    log.append_now(batch("a", 3, 0), now).unwrap();
     assert_eq!(log.durable_offset(), 0);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while log.durable_offset() < 3 {
@@ -62,7 +64,7 @@ fn flush_ms_syncs_without_a_caller() {
     }
     // Without flush.ms nothing syncs by itself.
     log.set_config(LogConfig::default());
-    log.append(batch("b", 1, 0), now).unwrap();
+    log.append_now(batch("b", 1, 0), now).unwrap();
     log.flush_if_due(now + 1_000_000).unwrap();
     assert_eq!(log.durable_offset(), 3);
 }
@@ -76,10 +78,10 @@ fn flush_messages_syncs_every_n_records() {
         ..LogConfig::default()
     };
     let (_manager, log) = open(dir.path(), config);
-    assert!(!log.append(batch("a", 2, 0), 0).unwrap().flush_due);
-    assert!(!log.append(batch("b", 2, 0), 0).unwrap().flush_due);
+    assert!(!log.append_now(batch("a", 2, 0), 0).unwrap().flush_due);
+    assert!(!log.append_now(batch("b", 2, 0), 0).unwrap().flush_due);
     assert_eq!(log.durable_offset(), 0);
-    assert!(log.append(batch("c", 1, 0), 0).unwrap().flush_due);
+    assert!(log.append_now(batch("c", 1, 0), 0).unwrap().flush_due);
     wait_durable(&log, 5);
 }
 
@@ -96,7 +98,7 @@ fn roll_syncs_on_the_sync_thread_not_the_appender() {
     let mut n = 0;
     while segment_bases(log.dir()).len() < 3 {
         let t = std::time::Instant::now();
-        log.append(batch(&format!("r{n}"), 3, 0), 0).unwrap();
+        log.append_now(batch(&format!("r{n}"), 3, 0), 0).unwrap();
         slowest = slowest.max(t.elapsed());
         n += 1;
     }
@@ -146,7 +148,8 @@ fn sync_logs_syncs_many_logs_together() {
             s.spawn(move || {
                 for i in 0..10 {
                     for log in logs {
-                        log.append(batch(&format!("t{t}-{i}"), 1, 0), 0).unwrap();
+                        log.append_now(batch(&format!("t{t}-{i}"), 1, 0), 0)
+                            .unwrap();
                     }
                     let ends: Vec<i64> = refs.iter().map(|l| l.log_end_offset()).collect();
                     for result in sync_logs(refs) {
@@ -169,7 +172,7 @@ fn sync_logs_syncs_many_logs_together() {
     let b = manager
         .open_partition(&TopicPartition::new("b", 0), small())
         .unwrap();
-    a.append(batch("x", 1, 0), 0).unwrap();
+    a.append_now(batch("x", 1, 0), 0).unwrap();
     faults.fail_syncs();
     let results = sync_logs(&[&a, &b]);
     assert!(matches!(results[0], Err(StorageError::Io { .. })));
@@ -193,7 +196,7 @@ fn sync_async_shares_one_sync_between_pipelined_requests() {
     *log.sync_in_flight() = true;
     let mut waits = Vec::new();
     for i in 0..200 {
-        let info = log.append(batch(&format!("r{i}"), 1, 0), 0).unwrap();
+        let info = log.append_now(batch(&format!("r{i}"), 1, 0), 0).unwrap();
         waits.push((info.last_offset, Box::pin(log.sync_async())));
     }
     let early = rt.block_on(async {
@@ -236,9 +239,9 @@ fn sync_async_reports_a_failed_sync() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    log.append(batch("a", 1, 0), 0).unwrap();
+    log.append_now(batch("a", 1, 0), 0).unwrap();
     rt.block_on(log.sync_async()).unwrap();
-    log.append(batch("b", 1, 0), 0).unwrap();
+    log.append_now(batch("b", 1, 0), 0).unwrap();
     faults.fail_syncs();
     let waits: Vec<_> = (0..3).map(|_| log.sync_async()).collect();
     for wait in waits {
@@ -255,7 +258,7 @@ fn sync_async_is_served_across_manager_drop() {
     let dir = tempfile::tempdir().unwrap();
     let manager = crate::test_util::open_manager(dir.path());
     let log = manager.open_partition(&tp(), LogConfig::default()).unwrap();
-    log.append(batch("a", 3, 0), 0).unwrap();
+    log.append_now(batch("a", 3, 0), 0).unwrap();
     let wait = log.sync_async();
     drop(manager);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -264,7 +267,7 @@ fn sync_async_is_served_across_manager_drop() {
     rt.block_on(wait).unwrap();
     assert_eq!(log.durable_offset(), 3);
     // After the sync thread stopped, a request syncs on the caller's thread.
-    log.append(batch("b", 2, 0), 0).unwrap();
+    log.append_now(batch("b", 2, 0), 0).unwrap();
     rt.block_on(log.sync_async()).unwrap();
     assert_eq!(log.durable_offset(), 5);
 }
