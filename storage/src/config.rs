@@ -15,9 +15,46 @@ pub enum RecoveryPolicy {
     TruncateCorruption,
 }
 
+/// Kafka's `cleanup.policy`: what happens to old segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    /// `delete`: segments past `retention.ms` or beyond `retention.bytes` are deleted.
+    pub delete: bool,
+    /// `compact`: the cleaner keeps only the latest record of each key.
+    pub compact: bool,
+}
+
+impl Default for CleanupPolicy {
+    fn default() -> Self {
+        CleanupPolicy {
+            delete: true,
+            compact: false,
+        }
+    }
+}
+
+impl CleanupPolicy {
+    /// Parses Kafka's comma-separated list (`delete`, `compact`, `compact,delete`).
+    pub fn parse(value: &str) -> Option<CleanupPolicy> {
+        let mut policy = CleanupPolicy {
+            delete: false,
+            compact: false,
+        };
+        for part in value.split(',').map(str::trim) {
+            match part {
+                "delete" => policy.delete = true,
+                "compact" => policy.compact = true,
+                _ => return None,
+            }
+        }
+        (policy.delete || policy.compact).then_some(policy)
+    }
+}
+
 /// Settings of one partition log. Field names follow Kafka's topic configs
 /// (`segment.bytes`, `segment.ms`, `index.interval.bytes`, `segment.index.bytes`,
-/// `max.message.bytes`, `flush.messages`, `flush.ms`).
+/// `max.message.bytes`, `flush.messages`, `flush.ms`, `retention.ms`, `retention.bytes`,
+/// `cleanup.policy`, `file.delete.delay.ms`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
     /// Roll the active segment when appending would make it larger than this.
@@ -38,6 +75,17 @@ pub struct LogConfig {
     pub flush_ms: u64,
     /// What recovery does with damage that is not a torn tail.
     pub recovery: RecoveryPolicy,
+    /// Kafka `retention.ms`: closed segments whose largest timestamp is older than this are
+    /// deleted (with `cleanup.policy` delete). `None` (Kafka's -1): kept by age forever.
+    pub retention_ms: Option<u64>,
+    /// Kafka `retention.bytes`: the oldest segments are deleted while the log without them
+    /// is still at least this large. `None` (Kafka's -1, the default): no size limit.
+    pub retention_bytes: Option<u64>,
+    /// Kafka `cleanup.policy`.
+    pub cleanup_policy: CleanupPolicy,
+    /// Kafka `file.delete.delay.ms`: how long the files of a deleted segment stay on disk
+    /// (renamed `*.deleted`) before they are removed.
+    pub file_delete_delay_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -51,6 +99,10 @@ impl Default for LogConfig {
             flush_messages: u64::MAX,
             flush_ms: u64::MAX,
             recovery: RecoveryPolicy::default(),
+            retention_ms: Some(7 * 24 * 60 * 60 * 1000),
+            retention_bytes: None,
+            cleanup_policy: CleanupPolicy::default(),
+            file_delete_delay_ms: 60_000,
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod partition_log;
 pub mod producer_state;
 mod recovery;
 pub mod recovery_point;
+pub mod retention;
 pub mod scrubber;
 pub mod segment;
 #[cfg(test)]
@@ -28,13 +29,15 @@ mod test_util;
 mod time_index;
 pub mod topic_partition;
 
-pub use config::{LogConfig, RecoveryPolicy};
+pub use config::{CleanupPolicy, LogConfig, RecoveryPolicy};
 pub use error::{Corruption, IoOp, StorageError};
 pub use io::FileRegion;
 pub use io::{Io, IoKind, IoMode};
 pub use log_manager::LogManager;
 pub use partition_log::group_commit::sync_logs;
+pub use partition_log::retention::DeleteRecordsError;
 pub use partition_log::{AppendError, AppendInfo, PartitionLog, ReadError, ReadResult, RegionRead};
 pub use producer_state::{BatchMetadata, ProducerEntry};
+pub use retention::RetentionConfig;
 pub use scrubber::ScrubConfig;
 pub use topic_partition::TopicPartition;

@@ -27,9 +27,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::config::LogConfig;
 use crate::error::{IoOp, StorageError};
 use crate::io::{self, Io};
-use crate::partition_log::PartitionLog;
 use crate::partition_log::group_commit::Syncer;
+use crate::partition_log::retention::DeleteRecordsError;
+use crate::partition_log::{OpenHints, PartitionLog};
 use crate::recovery_point;
+use crate::retention::{PendingRemovals, Retention, RetentionConfig};
 use crate::scrubber::{ScrubConfig, Scrubber};
 use crate::topic_partition::TopicPartition;
 
@@ -45,11 +47,14 @@ pub const FLUSH_TICK: Duration = Duration::from_millis(100);
 
 type Logs = Arc<Mutex<HashMap<TopicPartition, Arc<PartitionLog>>>>;
 
-/// The recovery-point checkpoint of a data directory: what was read at start (for the
-/// partitions not opened since) and what was last written.
+/// A checkpoint file of a data directory (the recovery points, the log start offsets):
+/// what was read at start (for the partitions not opened since) and what was last written.
 #[derive(Debug)]
 struct Checkpoint {
     data_dir: PathBuf,
+    file: &'static str,
+    /// Each open log's value.
+    value: fn(&PartitionLog) -> i64,
     /// Points read at start, by directory name, until the partition is opened or deleted.
     at_start: Mutex<BTreeMap<String, i64>>,
     last_written: Mutex<Option<BTreeMap<TopicPartition, i64>>>,
@@ -61,7 +66,7 @@ impl Checkpoint {
     fn current(&self, logs: &Logs) -> BTreeMap<TopicPartition, i64> {
         let mut points: BTreeMap<TopicPartition, i64> = lock(logs)
             .iter()
-            .map(|(tp, log)| (tp.clone(), log.durable_offset()))
+            .map(|(tp, log)| (tp.clone(), (self.value)(log)))
             .collect();
         for (name, offset) in lock(&self.at_start).iter() {
             if let Some(tp) = TopicPartition::from_dir_name(name) {
@@ -78,9 +83,38 @@ impl Checkpoint {
         if !force && last.as_ref() == Some(&points) {
             return Ok(());
         }
-        recovery_point::write(&self.data_dir, &points)?;
+        recovery_point::write_named(&self.data_dir, self.file, &points)?;
         *last = Some(points);
         Ok(())
+    }
+
+    fn open(data_dir: &Path, file: &'static str, value: fn(&PartitionLog) -> i64) -> Checkpoint {
+        Checkpoint {
+            data_dir: data_dir.to_owned(),
+            file,
+            value,
+            at_start: Mutex::new(recovery_point::read_named(data_dir, file)),
+            last_written: Mutex::new(None),
+        }
+    }
+
+    /// Forgets a partition read at start (it was opened or deleted); returns its value.
+    fn take(&self, name: &str) -> Option<i64> {
+        lock(&self.at_start).remove(name)
+    }
+}
+
+/// The checkpoints the flusher thread keeps up to date.
+#[derive(Debug)]
+struct Checkpoints {
+    recovery_points: Checkpoint,
+    log_starts: Checkpoint,
+}
+
+impl Checkpoints {
+    fn write(&self, logs: &Logs, force: bool) -> Result<(), StorageError> {
+        self.recovery_points.write(logs, force)?;
+        self.log_starts.write(logs, force)
     }
 }
 
@@ -94,8 +128,12 @@ pub struct LogManager {
     clean_at_start: Mutex<BTreeSet<String>>,
     logs: Logs,
     delete_counter: AtomicU64,
-    /// The recovery-point checkpoint ([`crate::recovery_point`]).
-    checkpoint: Arc<Checkpoint>,
+    /// The recovery-point and log-start checkpoints ([`crate::recovery_point`]).
+    checkpoint: Arc<Checkpoints>,
+    /// The retention thread, once started ([`LogManager::start_retention`]); stopped on drop.
+    retention: Mutex<Option<Retention>>,
+    /// Files of deleted segments waiting for `file.delete.delay.ms`.
+    pending_removals: Arc<PendingRemovals>,
     /// Held for its `Drop`, which stops the thread.
     _flusher: Flusher,
     /// The sync thread behind [`PartitionLog::sync_async`]; stopped on drop.
@@ -112,7 +150,7 @@ struct Flusher {
 }
 
 impl Flusher {
-    fn start(logs: Logs, checkpoint: Arc<Checkpoint>) -> Result<Flusher, StorageError> {
+    fn start(logs: Logs, checkpoint: Arc<Checkpoints>) -> Result<Flusher, StorageError> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let thread = {
             let stop = Arc::clone(&stop);
@@ -140,14 +178,14 @@ impl Drop for Flusher {
     }
 }
 
-fn flusher_loop(logs: &Logs, checkpoint: &Checkpoint, stop: &(Mutex<bool>, Condvar)) {
+fn flusher_loop(logs: &Logs, checkpoint: &Checkpoints, stop: &(Mutex<bool>, Condvar)) {
     let mut stopped = lock(&stop.0);
     let mut last_checkpoint = Instant::now();
     loop {
         if last_checkpoint.elapsed() >= recovery_point::CHECKPOINT_INTERVAL {
             drop(stopped);
             if let Err(error) = checkpoint.write(logs, false) {
-                tracing::warn!(%error, "cannot write the recovery-point checkpoint");
+                tracing::warn!(%error, "cannot write the checkpoints");
             }
             last_checkpoint = Instant::now();
             stopped = lock(&stop.0);
@@ -218,10 +256,17 @@ impl LogManager {
             None => BTreeSet::new(),
         };
         let logs: Logs = Arc::new(Mutex::new(HashMap::new()));
-        let checkpoint = Arc::new(Checkpoint {
-            data_dir: data_dir.to_owned(),
-            at_start: Mutex::new(recovery_point::read(data_dir)),
-            last_written: Mutex::new(None),
+        let checkpoint = Arc::new(Checkpoints {
+            recovery_points: Checkpoint::open(
+                data_dir,
+                recovery_point::CHECKPOINT_FILE,
+                PartitionLog::durable_offset,
+            ),
+            log_starts: Checkpoint::open(
+                data_dir,
+                recovery_point::LOG_START_FILE,
+                PartitionLog::log_start_offset,
+            ),
         });
         Ok(LogManager {
             data_dir: data_dir.to_owned(),
@@ -232,15 +277,45 @@ impl LogManager {
             checkpoint,
             syncer: Syncer::start()?,
             scrubber: Mutex::new(None),
+            retention: Mutex::new(None),
+            pending_removals: Arc::new(PendingRemovals::default()),
             logs,
             delete_counter: AtomicU64::new(0),
         })
     }
 
-    /// Writes the recovery-point checkpoint now (the flusher thread does it every
-    /// [`recovery_point::CHECKPOINT_INTERVAL`] when a point moved).
+    /// Writes the recovery-point and log-start checkpoints now (the flusher thread does it
+    /// every [`recovery_point::CHECKPOINT_INTERVAL`] when a value moved).
     pub fn checkpoint_recovery_points(&self) -> Result<(), StorageError> {
         self.checkpoint.write(&self.logs, true)
+    }
+
+    /// Starts (or restarts with new settings) the retention thread ([`crate::retention`]).
+    pub fn start_retention(&self, config: RetentionConfig) -> Result<(), StorageError> {
+        let mut retention = lock(&self.retention);
+        *retention = None; // stops the old thread first
+        *retention = Some(Retention::start(
+            Arc::clone(&self.logs),
+            Arc::clone(&self.pending_removals),
+            config,
+        )?);
+        Ok(())
+    }
+
+    /// Kafka's DeleteRecords on one of this directory's logs
+    /// ([`PartitionLog::delete_records`]): the new log start offset is in the log-start
+    /// checkpoint, durably, when this returns, and the deleted segments' files are removed
+    /// after `file.delete.delay.ms`. Blocks.
+    pub fn delete_records(
+        &self,
+        log: &PartitionLog,
+        offset: i64,
+    ) -> Result<i64, DeleteRecordsError> {
+        let (start, deleted) = log.delete_records(offset)?;
+        let delay = std::time::Duration::from_millis(log.config().file_delete_delay_ms);
+        self.pending_removals.schedule(deleted, delay);
+        self.checkpoint.log_starts.write(&self.logs, false)?;
+        Ok(start)
     }
 
     /// Starts (or restarts with new settings) the background scrubber that checks the CRCs
@@ -275,14 +350,15 @@ impl LogManager {
         }
         let name = tp.dir_name();
         let dir = self.data_dir.join(&name);
-        // A recovery point only says something about the directory it was written for.
-        let durable_hint = lock(&self.checkpoint.at_start).remove(&name);
-        let durable_hint = if io::exists(&dir) {
-            durable_hint
+        // A checkpoint only says something about the directory it was written for.
+        let durable_hint = self.checkpoint.recovery_points.take(&name);
+        let start_hint = self.checkpoint.log_starts.take(&name);
+        let (durable_hint, start_hint) = if io::exists(&dir) {
+            (durable_hint, start_hint)
         } else {
             io::create_dir_all(&dir)?;
             io::sync_dir(&self.data_dir)?;
-            None
+            (None, None)
         };
         let clean = lock(&self.clean_at_start).remove(&name);
         let log = Arc::new(PartitionLog::open(
@@ -292,7 +368,10 @@ impl LogManager {
             dir,
             config,
             clean,
-            durable_hint,
+            OpenHints {
+                durable: durable_hint,
+                log_start: start_hint,
+            },
         )?);
         logs.insert(tp.clone(), Arc::clone(&log));
         Ok(log)
@@ -310,10 +389,11 @@ impl LogManager {
         }
         let name = tp.dir_name();
         lock(&self.clean_at_start).remove(&name);
-        lock(&self.checkpoint.at_start).remove(&name);
-        // A partition created again under this name must not inherit the old point.
+        self.checkpoint.recovery_points.take(&name);
+        self.checkpoint.log_starts.take(&name);
+        // A partition created again under this name must not inherit the old values.
         if let Err(error) = self.checkpoint.write(&self.logs, false) {
-            tracing::warn!(%error, "cannot write the recovery-point checkpoint");
+            tracing::warn!(%error, "cannot write the checkpoints");
         }
         let dir = self.data_dir.join(&name);
         if !io::exists(&dir) {
@@ -379,7 +459,7 @@ impl LogManager {
         }
         // Everything is synced now; a later crash starts from these points.
         if let Err(error) = self.checkpoint.write(&self.logs, true) {
-            tracing::warn!(%error, "cannot write the recovery-point checkpoint");
+            tracing::warn!(%error, "cannot write the checkpoints");
         }
         let mut contents = String::new();
         for name in &clean {

@@ -324,6 +324,15 @@ pub struct PartitionLog {
     writer_idle_cv: Condvar,
 }
 
+/// What the data directory's checkpoints say about a log being opened.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct OpenHints {
+    /// The recovery point: everything below was synced.
+    pub(crate) durable: Option<i64>,
+    /// The log start offset (moved by DeleteRecords).
+    pub(crate) log_start: Option<i64>,
+}
+
 /// How far a log is known durable, and whether it failed.
 #[derive(Debug, Clone, Copy)]
 struct Durability {
@@ -335,7 +344,8 @@ struct Durability {
 
 impl PartitionLog {
     /// Opens (recovering) or creates the log in `dir`, which must exist. `clean` says whether
-    /// the previous shutdown left a clean-shutdown marker.
+    /// the previous shutdown left a clean-shutdown marker; `hints` are what the data
+    /// directory's checkpoints say about it.
     pub(crate) fn open(
         io: io::Io,
         sync_queue: Arc<SyncQueue>,
@@ -343,15 +353,24 @@ impl PartitionLog {
         dir: PathBuf,
         config: LogConfig,
         clean: bool,
-        durable_hint: Option<i64>,
+        hints: OpenHints,
     ) -> Result<PartitionLog, StorageError> {
+        let OpenHints {
+            durable: durable_hint,
+            log_start: start_hint,
+        } = hints;
         let recovered = recovery::recover(&io, &dir, &config, clean, durable_hint)?;
-        let log_start = recovered.segments.keys().next().copied().unwrap_or(0);
         let log_end = recovered
             .segments
             .values()
             .next_back()
             .map_or(0, |s| s.next_offset);
+        // The first segment's base, or higher where DeleteRecords moved the start inside it
+        // (never past the end: recovery may have cut the tail the start was in).
+        let first_base = recovered.segments.keys().next().copied().unwrap_or(0);
+        let log_start = start_hint.map_or(first_base, |hint| {
+            hint.clamp(first_base, log_end.max(first_base))
+        });
         if !clean {
             // What recovery kept may exist only in the page cache (the process died, the
             // machine did not); make it durable before calling it durable.
@@ -1060,5 +1079,6 @@ impl PartitionLog {
 pub(crate) mod group_commit;
 #[cfg(test)]
 mod nonblocking_tests;
+pub mod retention;
 #[cfg(test)]
 mod tests;

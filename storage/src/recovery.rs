@@ -65,6 +65,12 @@ pub(crate) fn recover(
         if entry.name.ends_with(io::TMP_SUFFIX) {
             tracing::warn!(file = %entry.path.display(), "removing leftover temporary file");
             io::remove_file(&entry.path)?;
+        } else if entry
+            .name
+            .ends_with(crate::partition_log::retention::DELETED_SUFFIX)
+        {
+            // A deleted segment's file whose `file.delete.delay.ms` had not passed.
+            io::remove_file(&entry.path)?;
         } else if let Some(base) = parse_segment_file(&entry.name, LOG_SUFFIX) {
             bases.push(base);
         }

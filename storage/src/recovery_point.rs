@@ -25,6 +25,9 @@ use crate::topic_partition::TopicPartition;
 
 /// File name in the data directory (Kafka's).
 pub const CHECKPOINT_FILE: &str = "recovery-point-offset-checkpoint";
+/// Kafka's file of log start offsets (moved by DeleteRecords; by retention too, where the
+/// first segment's base says the same), same format.
+pub const LOG_START_FILE: &str = "log-start-offset-checkpoint";
 /// How often the flusher thread rewrites the file when an offset moved.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -32,19 +35,25 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
 /// empty; an unreadable or malformed one is ignored with a warning (recovery then validates
 /// as without it, which is only less strict).
 pub fn read(data_dir: &Path) -> BTreeMap<String, i64> {
-    let path = data_dir.join(CHECKPOINT_FILE);
+    read_named(data_dir, CHECKPOINT_FILE)
+}
+
+/// Reads a checkpoint file of this format named `file` (the recovery points, or the log
+/// start offsets of `LOG_START_FILE`).
+pub fn read_named(data_dir: &Path, file: &str) -> BTreeMap<String, i64> {
+    let path = data_dir.join(file);
     let bytes = match io::read_file(&path) {
         Ok(Some(bytes)) => bytes,
         Ok(None) => return BTreeMap::new(),
         Err(e) => {
-            tracing::warn!(file = %path.display(), error = %e, "cannot read the recovery-point checkpoint; recovering without it");
+            tracing::warn!(file = %path.display(), error = %e, "cannot read a checkpoint; recovering without it");
             return BTreeMap::new();
         }
     };
     match parse(&String::from_utf8_lossy(&bytes)) {
         Some(points) => points,
         None => {
-            tracing::warn!(file = %path.display(), "malformed recovery-point checkpoint; recovering without it");
+            tracing::warn!(file = %path.display(), "malformed checkpoint; recovering without it");
             BTreeMap::new()
         }
     }
@@ -71,11 +80,20 @@ fn parse(text: &str) -> Option<BTreeMap<String, i64>> {
 
 /// Replaces the checkpoint with `points` (durably).
 pub fn write(data_dir: &Path, points: &BTreeMap<TopicPartition, i64>) -> Result<(), StorageError> {
+    write_named(data_dir, CHECKPOINT_FILE, points)
+}
+
+/// Replaces the checkpoint file `file` with `points` (durably).
+pub fn write_named(
+    data_dir: &Path,
+    file: &str,
+    points: &BTreeMap<TopicPartition, i64>,
+) -> Result<(), StorageError> {
     let mut text = format!("0\n{}\n", points.len());
     for (tp, offset) in points {
         text.push_str(&format!("{} {} {offset}\n", tp.topic, tp.partition));
     }
-    io::write_atomic(&data_dir.join(CHECKPOINT_FILE), text.as_bytes())
+    io::write_atomic(&data_dir.join(file), text.as_bytes())
 }
 
 #[cfg(test)]

@@ -163,7 +163,9 @@ impl HandleCache {
             open.push_back(Arc::downgrade(slot));
             let mut evicted = Vec::new();
             while open.len() > self.limit {
-                if let Some(old) = open.pop_front().and_then(|w| w.upgrade()) {
+                if let Some(old) = open.pop_front().and_then(|w| w.upgrade())
+                    && !old.pinned.load(Ordering::Acquire)
+                {
                     evicted.push(old);
                 }
             }
@@ -202,6 +204,8 @@ impl HandleCache {
 struct HandleSlot {
     handle: Mutex<Option<Arc<fs::File>>>,
     cold: AtomicBool,
+    /// Never closed by the cache ([`File::rename_pinned`]: its path no longer names it).
+    pinned: AtomicBool,
 }
 
 impl Default for Io {
@@ -423,6 +427,7 @@ impl File {
             slot: Arc::new(HandleSlot {
                 handle: Mutex::new(Some(Arc::new(file))),
                 cold: AtomicBool::new(false),
+                pinned: AtomicBool::new(false),
             }),
             path: path.to_owned(),
             io: io.clone(),
@@ -496,6 +501,27 @@ impl File {
     /// The path the file was opened with.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Renames the file to `to` while keeping it readable through this handle: its
+    /// descriptor is opened (if the cache had closed it) and pinned, so that nothing ever
+    /// reopens it by its old path. For deleting a segment that readers may still hold.
+    pub fn rename_pinned(&self, to: &Path) -> Result<()> {
+        self.slot.pinned.store(true, Ordering::Release);
+        self.handle()?;
+        rename(&self.path, to)
+    }
+
+    /// Last modification time of the file, in ms since the Unix epoch.
+    pub fn modified_ms(&self) -> Result<i64> {
+        let modified = self
+            .handle()?
+            .metadata()
+            .and_then(|m| m.modified())
+            .map_err(|e| StorageError::io(IoOp::Metadata, &self.path, e))?;
+        Ok(modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
     }
 
     /// Current length of the file.

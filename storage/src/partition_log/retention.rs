@@ -1,0 +1,246 @@
+//! The head of a log: retention (`retention.ms`, `retention.bytes`), DeleteRecords (the log
+//! start offset moved by an admin), and the segment deletion both end in.
+//!
+//! Which segments go, as Kafka decides it: the longest prefix of segments that any rule
+//! condemns, where a segment is condemned
+//! - by the log start offset when the next segment starts at or below it;
+//! - by `retention.ms` (policy `delete`) when its largest record timestamp (the file's
+//!   modification time if it has none) is more than `retention.ms` old;
+//! - by `retention.bytes` (policy `delete`) while the log without it is still at least
+//!   `retention.bytes` large.
+//!
+//! The active segment is condemned only by time (a quiet topic's last segment expires too):
+//! the log rolls first, so the log always keeps an active segment, empty at the log end.
+//! Independently, an active segment older than `segment.ms` is rolled by the retention pass
+//! even if nothing is appended, so that time retention makes progress on a quiet topic.
+//!
+//! Deleting segments: under the partition lock they leave the segment map and the log start
+//! offset moves to the first remaining base (or stays higher after DeleteRecords); readers
+//! that took a segment before keep reading it. Then each file is renamed `<name>.deleted`
+//! with its descriptor pinned open ([`io::File::rename_pinned`]), so a fetch in flight never
+//! finds a file missing, and the directory is fsync'ed. The log manager removes the
+//! `.deleted` files after `file.delete.delay.ms`; recovery removes any it finds (a crash
+//! between the steps leaves a log that opens: a segment whose `.log` was renamed is gone, an
+//! index left without its `.log` is removed, and an unrenamed segment is simply deleted again
+//! by the next pass).
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use super::{Inner, PartitionLog};
+use crate::config::LogConfig;
+use crate::error::StorageError;
+use crate::io;
+use crate::segment::{NO_TIMESTAMP, Segment};
+
+/// Suffix of the files of a deleted segment, until they are removed.
+pub const DELETED_SUFFIX: &str = ".deleted";
+
+/// Why DeleteRecords was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteRecordsError {
+    /// The offset is above the high watermark (or negative and not -1).
+    #[error("offset {requested} is out of range: the high watermark is {high_watermark}")]
+    OffsetOutOfRange {
+        /// The requested offset.
+        requested: i64,
+        /// The high watermark.
+        high_watermark: i64,
+    },
+    /// The log could not be changed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// What a retention pass or DeleteRecords removed from a log.
+#[derive(Debug, Default)]
+pub struct Deleted {
+    /// Segments removed.
+    pub segments: usize,
+    /// Bytes of their `.log` files.
+    pub bytes: u64,
+    /// The renamed files, to remove after `file.delete.delay.ms`.
+    pub files: Vec<PathBuf>,
+}
+
+impl PartitionLog {
+    /// One retention pass at wall-clock `now_ms`: rolls an active segment older than
+    /// `segment.ms`, then deletes the segments the log start offset, `retention.ms` and
+    /// `retention.bytes` condemn (see the module docs). Blocks (renames, directory fsync):
+    /// for the log manager's retention thread.
+    pub fn enforce_retention(&self, now_ms: i64) -> Result<Deleted, StorageError> {
+        let config = self.config();
+        let doomed = {
+            let mut inner = self.lock_idle_writer();
+            if inner.closed || inner.offline.is_some() || self.is_failed() {
+                return Ok(Deleted::default());
+            }
+            let count = self.condemned(&inner, &config, now_ms)?;
+            let active_count = inner.segments.len();
+            let active_too_old = inner.active().is_some_and(|a| {
+                a.size > 0
+                    && a.roll_base_ms.is_some_and(|t| {
+                        now_ms.saturating_sub(t)
+                            >= i64::try_from(config.segment_ms).unwrap_or(i64::MAX)
+                    })
+            });
+            if count == active_count || active_too_old {
+                let base = self.log_end.load(Ordering::Acquire);
+                let created = Segment::create(&self.io, &self.dir, base);
+                self.install_roll(&mut inner, created)?;
+                drop(inner);
+                // The rolled segment's sync and producer snapshot (see `group_commit`).
+                self.sync()?;
+                inner = self.lock_idle_writer();
+            }
+            let count = count.min(inner.segments.len().saturating_sub(1));
+            self.detach_head(&mut inner, count)
+        };
+        self.delete_files(doomed)
+    }
+
+    /// Kafka's DeleteRecords: moves the log start offset up to `offset` (-1: the high
+    /// watermark), so nothing below it is served again, and deletes the segments entirely
+    /// below it. Returns the new log start offset (the low watermark). An offset at or below
+    /// the current log start changes nothing. The caller makes the new start durable (the
+    /// log manager's log-start checkpoint) before answering. Blocks.
+    pub fn delete_records(&self, offset: i64) -> Result<(i64, Deleted), DeleteRecordsError> {
+        let doomed = {
+            let mut inner = self.lock_idle_writer();
+            self.check_usable(&inner)?;
+            let high_watermark = self.log_end.load(Ordering::Acquire);
+            let target = if offset == -1 { high_watermark } else { offset };
+            if target < 0 || target > high_watermark {
+                return Err(DeleteRecordsError::OffsetOutOfRange {
+                    requested: offset,
+                    high_watermark,
+                });
+            }
+            let start = self.log_start.load(Ordering::Acquire);
+            if target <= start {
+                return Ok((start, Deleted::default()));
+            }
+            self.log_start.store(target, Ordering::Release);
+            let count = inner
+                .segments
+                .keys()
+                .skip(1)
+                .take_while(|&&base| base <= target)
+                .count();
+            self.detach_head(&mut inner, count)
+        };
+        let deleted = self.delete_files(doomed)?;
+        Ok((self.log_start_offset(), deleted))
+    }
+
+    /// The partition lock, once no append is in flight off its thread (a roll or a segment
+    /// map change must not overtake one).
+    fn lock_idle_writer(&self) -> std::sync::MutexGuard<'_, Inner> {
+        let mut inner = self.lock();
+        while inner.writer_busy {
+            inner = self
+                .writer_idle_cv
+                .wait(inner)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        inner
+    }
+
+    /// How many segments from the head the rules condemn (may include the active one).
+    fn condemned(
+        &self,
+        inner: &Inner,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<usize, StorageError> {
+        let segments: Vec<&Segment> = inner.segments.values().collect();
+        let n = segments.len();
+        let start = self.log_start.load(Ordering::Acquire);
+        let by_start = segments
+            .iter()
+            .skip(1)
+            .take_while(|s| s.base_offset <= start)
+            .count();
+        if !config.cleanup_policy.delete {
+            return Ok(by_start);
+        }
+        let mut by_time = 0;
+        if let Some(retention_ms) = config.retention_ms {
+            let retention_ms = i64::try_from(retention_ms).unwrap_or(i64::MAX);
+            for segment in &segments {
+                if segment.size == 0 {
+                    break;
+                }
+                let newest = match segment.max_timestamp {
+                    NO_TIMESTAMP => segment.log.modified_ms()?,
+                    ts => ts,
+                };
+                if now_ms.saturating_sub(newest) <= retention_ms {
+                    break;
+                }
+                by_time += 1;
+            }
+        }
+        let mut by_size = 0;
+        if let Some(retention_bytes) = config.retention_bytes {
+            let total: u64 = segments.iter().map(|s| s.size).sum();
+            let mut excess = total.saturating_sub(retention_bytes);
+            for segment in segments.iter().take(n.saturating_sub(1)) {
+                if segment.size > excess {
+                    break;
+                }
+                excess -= segment.size;
+                by_size += 1;
+            }
+        }
+        Ok(by_start.max(by_time).max(by_size))
+    }
+
+    /// Takes the first `count` segments out of the log (never the active one) and moves the
+    /// log start offset past them. Their files are still in place.
+    fn detach_head(&self, inner: &mut Inner, count: usize) -> Vec<Segment> {
+        let count = count.min(inner.segments.len().saturating_sub(1));
+        let bases: Vec<i64> = inner.segments.keys().take(count).copied().collect();
+        let doomed: Vec<Segment> = bases
+            .iter()
+            .filter_map(|base| inner.segments.remove(base))
+            .collect();
+        if let Some(&first) = inner.segments.keys().next() {
+            self.log_start.fetch_max(first, Ordering::AcqRel);
+        }
+        doomed
+    }
+
+    /// Renames the files of detached segments `*.deleted` and fsyncs the directory.
+    fn delete_files(&self, doomed: Vec<Segment>) -> Result<Deleted, StorageError> {
+        let mut deleted = Deleted::default();
+        if doomed.is_empty() {
+            return Ok(deleted);
+        }
+        for segment in &doomed {
+            // The `.log` first: once it is renamed the segment is gone for recovery, which
+            // removes indexes left without their `.log`.
+            for file in segment.all_files() {
+                let mut to = file.path().as_os_str().to_owned();
+                to.push(DELETED_SUFFIX);
+                let to = PathBuf::from(to);
+                file.rename_pinned(&to)?;
+                deleted.files.push(to);
+            }
+            deleted.segments += 1;
+            deleted.bytes += segment.size;
+            tracing::info!(
+                dir = %self.dir.display(),
+                base = segment.base_offset,
+                bytes = segment.size,
+                log_start = self.log_start_offset(),
+                "deleted segment"
+            );
+        }
+        io::sync_dir(&self.dir)?;
+        Ok(deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,182 @@
+//! The retention thread: every `log.retention.check.interval.ms` (the first time after at
+//! most 30 s) it runs a retention pass
+//! over every open log ([`PartitionLog::enforce_retention`]: rolls by `segment.ms`, deletes
+//! the segments `retention.ms`, `retention.bytes` and the log start offset condemn), and it
+//! removes the `*.deleted` files of deleted segments once their `file.delete.delay.ms` has
+//! passed. Files still waiting when the broker stops are removed by the next recovery.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::error::{IoOp, StorageError};
+use crate::io;
+use crate::partition_log::PartitionLog;
+use crate::partition_log::retention::Deleted;
+use crate::topic_partition::TopicPartition;
+
+/// Longest wait before the first retention pass.
+const INITIAL_DELAY: Duration = Duration::from_secs(30);
+
+/// How the retention thread runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionConfig {
+    /// Kafka's `log.retention.check.interval.ms`: time between two retention passes.
+    pub check_interval: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            check_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+type Logs = Arc<Mutex<HashMap<TopicPartition, Arc<PartitionLog>>>>;
+
+/// Files of deleted segments and when they are due for removal; shared with DeleteRecords,
+/// which deletes segments outside the thread's passes.
+#[derive(Debug, Default)]
+pub(crate) struct PendingRemovals {
+    due: Mutex<BTreeMap<Instant, Vec<PathBuf>>>,
+    wake: Condvar,
+}
+
+impl PendingRemovals {
+    /// Schedules the files of `deleted` for removal after `delay`.
+    pub(crate) fn schedule(&self, deleted: Deleted, delay: Duration) {
+        if deleted.files.is_empty() {
+            return;
+        }
+        lock(&self.due)
+            .entry(Instant::now() + delay)
+            .or_default()
+            .extend(deleted.files);
+        self.wake.notify_all();
+    }
+
+    /// Removes every file that is due; returns when the next one is.
+    fn remove_due(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let ready: Vec<PathBuf> = {
+            let mut due = lock(&self.due);
+            let later = due.split_off(&now);
+            std::mem::replace(&mut *due, later)
+                .into_values()
+                .flatten()
+                .collect()
+        };
+        for path in ready {
+            // Gone already when its partition was deleted meanwhile.
+            if io::exists(&path)
+                && let Err(error) = io::remove_file(&path)
+            {
+                tracing::warn!(file = %path.display(), %error, "cannot remove a deleted segment file");
+            }
+        }
+        lock(&self.due).keys().next().copied()
+    }
+}
+
+/// The retention thread; stopped and joined on drop.
+#[derive(Debug)]
+pub(crate) struct Retention {
+    stop: Arc<Mutex<bool>>,
+    pending: Arc<PendingRemovals>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Retention {
+    /// Starts the thread over the logs of a data directory.
+    pub(crate) fn start(
+        logs: Logs,
+        pending: Arc<PendingRemovals>,
+        config: RetentionConfig,
+    ) -> Result<Retention, StorageError> {
+        let stop = Arc::new(Mutex::new(false));
+        let thread = {
+            let (stop, pending) = (Arc::clone(&stop), Arc::clone(&pending));
+            thread::Builder::new()
+                .name("floe-log-retention".into())
+                .spawn(move || run(&logs, &pending, config, &stop))
+                .map_err(|e| StorageError::io(IoOp::Open, "floe-log-retention thread", e))?
+        };
+        Ok(Retention {
+            stop,
+            pending,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Retention {
+    fn drop(&mut self) {
+        *lock(&self.stop) = true;
+        // Taking the removal lock orders the flag before the thread's next wait.
+        drop(lock(&self.pending.due));
+        self.pending.wake.notify_all();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("log retention thread panicked");
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn run(logs: &Logs, pending: &PendingRemovals, config: RetentionConfig, stop: &Mutex<bool>) {
+    // As Kafka: the first pass after 30 s (sooner with a shorter interval), so a broker that
+    // starts serves before it deletes.
+    let mut next_pass = Instant::now() + config.check_interval.min(INITIAL_DELAY);
+    loop {
+        if *lock(stop) {
+            return;
+        }
+        if Instant::now() >= next_pass {
+            let open: Vec<Arc<PartitionLog>> = lock(logs).values().cloned().collect();
+            for log in open {
+                match log.enforce_retention(now_ms()) {
+                    Ok(deleted) => {
+                        let delay = Duration::from_millis(log.config().file_delete_delay_ms);
+                        pending.schedule(deleted, delay);
+                    }
+                    Err(error) => tracing::error!(
+                        partition = %log.topic_partition(),
+                        %error,
+                        "retention pass failed"
+                    ),
+                }
+                if *lock(stop) {
+                    return;
+                }
+            }
+            next_pass = Instant::now() + config.check_interval;
+        }
+        let next_removal = pending.remove_due();
+        let wake_at = next_removal.map_or(next_pass, |r| r.min(next_pass));
+        let due = lock(&pending.due);
+        if *lock(stop) {
+            return;
+        }
+        let wait = wake_at.saturating_duration_since(Instant::now());
+        // Woken early by a new removal (it may be due sooner) or by stop.
+        drop(
+            pending
+                .wake
+                .wait_timeout(due, wait)
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+    }
+}
