@@ -93,9 +93,22 @@ pub struct Config {
     /// Default `index.interval.bytes`.
     #[serde(alias = "log.index.interval.bytes")]
     pub log_index_interval_bytes: u32,
-    /// Default `retention.ms` (Kafka's `log.retention.ms`), -1 for unlimited.
+    /// Default `retention.ms` (Kafka's `log.retention.ms`), -1 for unlimited. Unset: from
+    /// `log_retention_minutes`, else `log_retention_hours`, as Kafka derives it.
     #[serde(alias = "log.retention.ms")]
-    pub log_retention_ms: i64,
+    pub log_retention_ms: Option<i64>,
+    /// Kafka's `log.retention.minutes` (used when `log_retention_ms` is unset).
+    #[serde(alias = "log.retention.minutes")]
+    pub log_retention_minutes: Option<i64>,
+    /// Kafka's `log.retention.hours` (used when neither of the above is set).
+    #[serde(alias = "log.retention.hours")]
+    pub log_retention_hours: i64,
+    /// Time between two retention passes (Kafka's `log.retention.check.interval.ms`).
+    #[serde(alias = "log.retention.check.interval.ms")]
+    pub log_retention_check_interval_ms: u64,
+    /// Default `file.delete.delay.ms` (Kafka's `log.segment.delete.delay.ms`).
+    #[serde(alias = "log.segment.delete.delay.ms")]
+    pub log_segment_delete_delay_ms: i64,
     /// Default `retention.bytes` (Kafka's `log.retention.bytes`), -1 for unlimited.
     #[serde(alias = "log.retention.bytes")]
     pub log_retention_bytes: i64,
@@ -283,6 +296,18 @@ const MIN_QUEUED_MAX_REQUEST_BYTES: i64 = crate::request_budget::FREE_BYTES as i
 /// Largest `queued_max_request_bytes` (1 TiB; larger means unbounded, say -1).
 const MAX_QUEUED_MAX_REQUEST_BYTES: i64 = 1 << 40;
 
+impl Config {
+    /// The default `retention.ms` as Kafka derives it: `log.retention.ms`, else
+    /// `log.retention.minutes`, else `log.retention.hours`; -1 (or any negative) unlimited.
+    pub fn log_retention_ms(&self) -> i64 {
+        let ms = self
+            .log_retention_ms
+            .or_else(|| self.log_retention_minutes.map(|m| m.saturating_mul(60_000)))
+            .unwrap_or_else(|| self.log_retention_hours.saturating_mul(3_600_000));
+        if ms < 0 { -1 } else { ms }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -303,7 +328,11 @@ impl Default for Config {
             log_roll_ms: 7 * 24 * 3600 * 1000,
             message_max_bytes: 1_048_588,
             log_index_interval_bytes: 4096,
-            log_retention_ms: 7 * 24 * 3600 * 1000,
+            log_retention_ms: None,
+            log_retention_minutes: None,
+            log_retention_hours: 168,
+            log_retention_check_interval_ms: 300_000,
+            log_segment_delete_delay_ms: 60_000,
             log_retention_bytes: -1,
             fetch_max_wait_cap_ms: 30_000,
             fetch_session_cache_slots: 1000,
@@ -457,6 +486,10 @@ impl Config {
             "message_max_bytes",
             "log_index_interval_bytes",
             "log_retention_ms",
+            "log_retention_minutes",
+            "log_retention_hours",
+            "log_retention_check_interval_ms",
+            "log_segment_delete_delay_ms",
             "log_retention_bytes",
             "fetch_max_wait_cap_ms",
             "fetch_session_cache_slots",
@@ -533,6 +566,28 @@ impl Config {
             return bad(format!(
                 "group_consumer_assignors must list assignors among uniform, range, not {:?}",
                 self.group_consumer_assignors
+            ));
+        }
+        let retention = [
+            ("log_retention_ms", self.log_retention_ms),
+            ("log_retention_minutes", self.log_retention_minutes),
+            ("log_retention_hours", Some(self.log_retention_hours)),
+            ("log_retention_bytes", Some(self.log_retention_bytes)),
+        ];
+        for (key, value) in retention {
+            if value.is_some_and(|v| v < -1) {
+                return bad(format!(
+                    "{key} must be -1 (unlimited) or more, not {value:?}"
+                ));
+            }
+        }
+        if self.log_retention_check_interval_ms < 1 {
+            return bad("log_retention_check_interval_ms must be at least 1".to_string());
+        }
+        if self.log_segment_delete_delay_ms < 0 {
+            return bad(format!(
+                "log_segment_delete_delay_ms must not be negative, not {}",
+                self.log_segment_delete_delay_ms
             ));
         }
         if self.node_id < 0 {

@@ -56,6 +56,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     logs.start_scrubber(config.storage.scrub())
         .context("cannot start the segment scrubber")?;
+    logs.start_retention(floe_storage::RetentionConfig {
+        check_interval: std::time::Duration::from_millis(config.log_retention_check_interval_ms),
+    })
+    .context("cannot start the log retention thread")?;
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

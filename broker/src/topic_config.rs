@@ -337,7 +337,7 @@ pub fn default_value(name: &str, config: &Config) -> String {
         "cleanup.policy" => "delete".into(),
         "compression.type" => "producer".into(),
         "delete.retention.ms" => "86400000".into(),
-        "file.delete.delay.ms" => "60000".into(),
+        "file.delete.delay.ms" => config.log_segment_delete_delay_ms.to_string(),
         "flush.messages" | "max.compaction.lag.ms" | "flush.ms" => i64::MAX.to_string(),
         "index.interval.bytes" => config.log_index_interval_bytes.to_string(),
         "max.message.bytes" => config.message_max_bytes.to_string(),
@@ -347,7 +347,7 @@ pub fn default_value(name: &str, config: &Config) -> String {
         "min.insync.replicas" => "1".into(),
         "preallocate" | "unclean.leader.election.enable" => "false".into(),
         "retention.bytes" => config.log_retention_bytes.to_string(),
-        "retention.ms" => config.log_retention_ms.to_string(),
+        "retention.ms" => config.log_retention_ms().to_string(),
         "segment.bytes" => config.log_segment_bytes.to_string(),
         "segment.index.bytes" => "10485760".into(),
         "segment.ms" => config.log_roll_ms.to_string(),
@@ -405,6 +405,21 @@ pub fn log_config(overrides: &BTreeMap<String, String>, config: &Config) -> LogC
     }
     if let Some(v) = num("flush.ms") {
         log.flush_ms = never_at_max(v);
+    }
+    // -1 (any negative) is unlimited.
+    if let Some(v) = num("retention.ms") {
+        log.retention_ms = u64::try_from(v).ok();
+    }
+    if let Some(v) = num("retention.bytes") {
+        log.retention_bytes = u64::try_from(v).ok();
+    }
+    if let Some(v) = num("file.delete.delay.ms") {
+        log.file_delete_delay_ms = v.max(0) as u64;
+    }
+    if let Some(policy) =
+        floe_storage::CleanupPolicy::parse(&effective("cleanup.policy", overrides, config))
+    {
+        log.cleanup_policy = policy;
     }
     if let Some(mode) =
         crate::config::RecoveryMode::parse(&effective("storage.recovery", overrides, config))

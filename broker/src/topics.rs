@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use floe_storage::{LogManager, PartitionLog, TopicPartition};
+use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use crate::config::Config;
@@ -262,6 +263,43 @@ impl Topics {
     /// The log of one partition, if the topic and partition exist and are online.
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
         self.logs.get(&TopicPartition::new(topic, partition))
+    }
+
+    /// Kafka's DeleteRecords on one partition: moves its log start offset to `offset` (-1:
+    /// the high watermark) durably and deletes the segments below; returns the new low
+    /// watermark. Blocks (renames, fsyncs).
+    pub fn delete_records(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<i64, (ResponseError, String)> {
+        if is_internal(topic) {
+            return Err((
+                ResponseError::InvalidTopicException,
+                format!("Cannot delete records of internal topic {topic}"),
+            ));
+        }
+        let log = self
+            .lookup(topic, partition)
+            .map_err(|e| (crate::errors::unavailable(&e), format!("{e:?}")))?;
+        let policy = log.config().cleanup_policy;
+        if !policy.delete {
+            return Err((
+                ResponseError::PolicyViolation,
+                format!(
+                    "Records of partitions of topic {topic} with cleanup.policy=compact can not be deleted"
+                ),
+            ));
+        }
+        self.logs.delete_records(&log, offset).map_err(|e| match e {
+            floe_storage::DeleteRecordsError::OffsetOutOfRange { .. } => {
+                (ResponseError::OffsetOutOfRange, e.to_string())
+            }
+            floe_storage::DeleteRecordsError::Storage(s) => {
+                (crate::errors::storage_error(&s), s.to_string())
+            }
+        })
     }
 
     /// The log of one partition, or why it cannot be served.

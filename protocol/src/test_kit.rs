@@ -54,11 +54,31 @@ pub fn numbered_batch(
     value_prefix: &str,
     compression: Compression,
 ) -> BytesMut {
+    numbered_batch_at(
+        first,
+        n,
+        key_prefix,
+        value_prefix,
+        compression,
+        1_700_000_000_000,
+    )
+}
+
+/// [`numbered_batch`] with timestamps `base_timestamp + first + i` (a broker with retention
+/// deletes records whose timestamps are older than `retention.ms`).
+pub fn numbered_batch_at(
+    first: i64,
+    n: usize,
+    key_prefix: &str,
+    value_prefix: &str,
+    compression: Compression,
+    base_timestamp: i64,
+) -> BytesMut {
     let records: Vec<Record> = (0..n as i64)
         .map(|i| {
             record(
                 i,
-                1_700_000_000_000 + first + i,
+                base_timestamp + first + i,
                 Some(Bytes::from(format!("{key_prefix}{}", first + i))),
                 Some(Bytes::from(format!("{value_prefix}{}", first + i))),
             )

@@ -45,7 +45,13 @@ fn topic(name: &str) -> TopicName {
 /// A valid magic-2 record batch of `n` records (keys `key-<i>`, values `value-<i>`)
 /// compressed with `compression`.
 pub fn batch(n: i64, compression: Compression) -> Bytes {
-    floe_protocol::test_kit::numbered_batch(0, n as usize, "key-", "value-", compression).freeze()
+    // Stamped now: the broker's retention (7 days by default) deletes older records.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    floe_protocol::test_kit::numbered_batch_at(0, n as usize, "key-", "value-", compression, now)
+        .freeze()
 }
 
 /// One client connection speaking raw frames. Reads time out after 30 s.

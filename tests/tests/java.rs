@@ -3,7 +3,9 @@
 //! `tests/clients/java/FloeJavaCheck.java` is compiled against the jars in
 //! [`floe_tests::java_libs`] into a temporary directory and run: an idempotent producer with
 //! default settings, a group-less consumer (assign + seekToBeginning) that compares every
-//! record, and an AdminClient topic round trip. The program exits non-zero on a mismatch.
+//! record, deleteRecords and describeLogDirs (whose sizes are compared here with the
+//! partitions' files), and an AdminClient topic round trip. The program exits non-zero on a
+//! mismatch.
 
 use std::path::Path;
 use std::process::Command;
@@ -53,4 +55,20 @@ fn java_client_produces_consumes_and_administers_topics() {
         stdout.lines().any(|l| l == "OK"),
         "FloeJavaCheck did not report OK:\n{stdout}"
     );
+    // describeLogDirs reports what the partitions' segment files hold.
+    let mut reported = 0;
+    for line in stdout.lines().filter_map(|l| l.strip_prefix("LOGDIR ")) {
+        let (partition, size) = line.split_once(' ').unwrap();
+        let size: u64 = size.parse().unwrap();
+        let on_disk: u64 = std::fs::read_dir(broker.data_dir.join(partition))
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+            .map(|e| e.metadata().unwrap().len())
+            .sum();
+        assert_eq!(size, on_disk, "describeLogDirs size of {partition}");
+        assert!(size > 0);
+        reported += 1;
+    }
+    assert_eq!(reported, 2, "{stdout}");
 }

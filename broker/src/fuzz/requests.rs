@@ -126,6 +126,18 @@ fn seeds(key: ApiKey, topic_id: Uuid) -> Vec<RequestKind> {
                 RequestKind::DeleteTopics(by_state),
             ]
         }
+        ApiKey::DeleteRecords => {
+            let mut partition = delete_records_request::DeleteRecordsPartition::default();
+            partition.partition_index = 0;
+            partition.offset = 1;
+            let mut t = delete_records_request::DeleteRecordsTopic::default();
+            t.name = topic();
+            t.partitions = vec![partition];
+            let mut r = DeleteRecordsRequest::default();
+            r.topics = vec![t];
+            r.timeout_ms = 1000;
+            vec![RequestKind::DeleteRecords(r)]
+        }
         ApiKey::InitProducerId => {
             let mut r = InitProducerIdRequest::default();
             r.transaction_timeout_ms = 60_000;
@@ -331,6 +343,7 @@ fn default_request(key: ApiKey) -> Option<RequestKind> {
         ApiKey::ApiVersions => RequestKind::ApiVersions(Default::default()),
         ApiKey::CreateTopics => RequestKind::CreateTopics(Default::default()),
         ApiKey::DeleteTopics => RequestKind::DeleteTopics(Default::default()),
+        ApiKey::DeleteRecords => RequestKind::DeleteRecords(Default::default()),
         ApiKey::InitProducerId => RequestKind::InitProducerId(Default::default()),
         ApiKey::OffsetForLeaderEpoch => RequestKind::OffsetForLeaderEpoch(Default::default()),
         ApiKey::DescribeConfigs => RequestKind::DescribeConfigs(Default::default()),

@@ -142,6 +142,7 @@ handlers! {
     ApiVersions 0..=4 => api_versions;
     CreateTopics 2..=7 => create_topics;
     DeleteTopics 1..=6 => delete_topics;
+    DeleteRecords 0..=2 => delete_records;
     InitProducerId 0..=5 => init_producer_id;
     OffsetForLeaderEpoch 2..=4 => offset_for_leader_epoch;
     DescribeConfigs 1..=4 => describe_configs;

@@ -7,7 +7,10 @@
 // 2. A KafkaConsumer without a group (assign + seekToBeginning, no commits) reads them all
 //    back; every record must be at its acknowledged partition and offset with the same key,
 //    value and headers, and each partition must hold exactly offsets 0..n-1.
-// 3. AdminClient: createTopics with a topic config, describeTopics, describeConfigs,
+// 3. AdminClient deleteRecords on partition 0 (the low watermark moves to the middle, listOffsets
+//    earliest and a consumer from the beginning start there) and describeLogDirs (prints
+//    "LOGDIR <topic>-<partition> <size>" for the test to compare with the files).
+// 4. AdminClient: createTopics with a topic config, describeTopics, describeConfigs,
 //    deleteTopics, listTopics.
 //
 // Prints one line per step; on any mismatch prints "FAIL: ..." and exits with status 1.
@@ -28,6 +31,11 @@ import org.apache.kafka.clients.admin.AdminClient;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.clients.admin.DeletedRecords;
+import org.apache.kafka.clients.admin.LogDirDescription;
+import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.clients.admin.RecordsToDelete;
+import org.apache.kafka.clients.admin.ReplicaInfo;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
@@ -98,6 +106,7 @@ public final class FloeJavaCheck {
         }
         List<Sent> sent = produce(bootstrap);
         consume(bootstrap, sent);
+        deleteRecordsAndLogDirs(bootstrap, sent);
         adminRoundTrip(bootstrap);
         System.out.println("OK");
     }
@@ -212,6 +221,59 @@ public final class FloeJavaCheck {
             ConsumerRecords<byte[], byte[]> extra = consumer.poll(Duration.ofMillis(500));
             check(extra.isEmpty(), "read " + extra.count() + " records past the acknowledged ones");
             System.out.println("consumed " + received + " records with assign + seekToBeginning");
+        }
+    }
+
+    private static void deleteRecordsAndLogDirs(String bootstrap, List<Sent> sent) throws Exception {
+        TopicPartition p0 = new TopicPartition(DATA_TOPIC, 0);
+        long count = sent.stream().filter(s -> s.partition == 0).count();
+        long target = count / 2;
+        try (AdminClient admin = AdminClient.create(adminProps(bootstrap))) {
+            DeletedRecords deleted = admin.deleteRecords(Map.of(p0, RecordsToDelete.beforeOffset(target)))
+                    .lowWatermarks()
+                    .get(p0)
+                    .get(60, TimeUnit.SECONDS);
+            check(deleted.lowWatermark() == target, "deleteRecords: low watermark "
+                    + deleted.lowWatermark() + ", expected " + target);
+            long earliest = admin.listOffsets(Map.of(p0, OffsetSpec.earliest()))
+                    .partitionResult(p0)
+                    .get(60, TimeUnit.SECONDS)
+                    .offset();
+            check(earliest == target, "listOffsets earliest " + earliest + " after deleteRecords to " + target);
+            System.out.println("deleteRecords moved " + p0 + " to " + target);
+
+            Properties props = new Properties();
+            props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+            props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+            props.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+            props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+            try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(props)) {
+                consumer.assign(List.of(p0));
+                consumer.seekToBeginning(List.of(p0));
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+                ConsumerRecords<byte[], byte[]> records = consumer.poll(Duration.ofMillis(500));
+                while (records.isEmpty()) {
+                    check(System.nanoTime() < deadline, "nothing read after deleteRecords");
+                    records = consumer.poll(Duration.ofMillis(500));
+                }
+                long first = records.iterator().next().offset();
+                check(first == target, "first record after deleteRecords at " + first + ", expected " + target);
+            }
+
+            int node = admin.describeCluster().nodes().get(60, TimeUnit.SECONDS).iterator().next().id();
+            Map<String, LogDirDescription> dirs = admin.describeLogDirs(List.of(node))
+                    .allDescriptions()
+                    .get(60, TimeUnit.SECONDS)
+                    .get(node);
+            check(dirs != null && !dirs.isEmpty(), "describeLogDirs returned no directory");
+            for (LogDirDescription dir : dirs.values()) {
+                check(dir.error() == null, "describeLogDirs: " + dir.error());
+                for (int partition = 0; partition < 2; partition++) {
+                    ReplicaInfo info = dir.replicaInfos().get(new TopicPartition(DATA_TOPIC, partition));
+                    check(info != null, "describeLogDirs lists no " + DATA_TOPIC + "-" + partition);
+                    System.out.println("LOGDIR " + DATA_TOPIC + "-" + partition + " " + info.size());
+                }
+            }
         }
     }
 
