@@ -357,6 +357,12 @@ impl TopicWorker {
                             if st.position < log_start =>
                         {
                             tracing::warn!(topic = %self.topic, partition = *p, from = st.position, to = log_start, "records deleted before they were materialized");
+                            metrics::counter!(
+                                "floe_tableflow_records_skipped_total",
+                                "topic" => self.topic.clone(),
+                                "partition" => p.to_string()
+                            )
+                            .increment(u64::try_from(log_start - st.position).unwrap_or(0));
                             st.position = log_start;
                             continue;
                         }
