@@ -485,6 +485,10 @@ pub struct RecordInfo {
     pub timestamp_delta: i64,
     /// Offset minus the batch's `baseOffset`.
     pub offset_delta: i32,
+    /// The key is not null (compacted topics refuse records without one).
+    pub has_key: bool,
+    /// The value is null (a tombstone on a compacted topic).
+    pub null_value: bool,
 }
 
 /// Walks the records of an uncompressed record section, parsing each one completely (key,
@@ -545,8 +549,8 @@ fn parse_record_body(body: &[u8]) -> Option<RecordInfo> {
     let attributes = c.take(1)?[0] as i8;
     let timestamp_delta = c.varlong()?;
     let offset_delta = c.varint()?;
-    c.nullable_bytes()?; // key
-    c.nullable_bytes()?; // value
+    let has_key = c.nullable_bytes()?;
+    let null_value = !c.nullable_bytes()?;
     let headers = c.varint()?;
     if headers < 0 {
         return None;
@@ -563,6 +567,8 @@ fn parse_record_body(body: &[u8]) -> Option<RecordInfo> {
         attributes,
         timestamp_delta,
         offset_delta,
+        has_key,
+        null_value,
     })
 }
 
@@ -606,14 +612,28 @@ impl<'a> Cursor<'a> {
         Some(((raw >> 1) as i64) ^ -((raw & 1) as i64))
     }
 
-    /// A varint length (-1 for null) followed by that many bytes.
-    fn nullable_bytes(&mut self) -> Option<()> {
+    /// A varint length (-1 for null) followed by that many bytes; whether it was not null.
+    fn nullable_bytes(&mut self) -> Option<bool> {
         let len = self.varint()?;
         if len == -1 {
-            return Some(());
+            return Some(false);
         }
-        self.take(usize::try_from(len).ok()?).map(|_| ())
+        self.take(usize::try_from(len).ok()?).map(|_| true)
     }
+}
+
+/// Indexes (within the batch) of the records whose key is null, decompressing if needed
+/// (bounded); Kafka refuses such records on compacted topics.
+pub fn keyless_records(batch: &[u8]) -> Result<Vec<usize>, BatchError> {
+    let header = BatchHeader::parse(batch)?;
+    let records = decompressed_records(batch, &header)?;
+    let mut keyless = Vec::new();
+    for (index, record) in RecordIter::new(&records).enumerate() {
+        if !record?.has_key {
+            keyless.push(index);
+        }
+    }
+    Ok(keyless)
 }
 
 /// Offset and timestamp of every record in one batch, decompressing if needed. For

@@ -1,7 +1,8 @@
 //! Retention and DeleteRecords against the real binary with confluent-kafka
 //! (`tests/clients/python/retention_check.py`): segment files leave the disk, the low
 //! watermark moves, consumers below it reset per `auto.offset.reset`, and the start survives
-//! a restart. One broker (retention pass every 200 ms) serves the independent checks.
+//! a restart; a compacted topic refuses records without a key. One broker (retention pass
+//! every 200 ms) serves the independent checks.
 
 // Test code: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -92,6 +93,10 @@ fn retention_and_delete_records_with_confluent_kafka() {
     let (bases, bytes) = segments(&dir);
     assert!(bytes >= 4096, "{bytes} bytes left of retention.bytes 4096");
     assert!(bases.len() > 1 && bases[0] > 0, "segments {bases:?}");
+
+    // A keyless record to a compacted topic: INVALID_RECORD for that record only.
+    let out = check(&broker, "keyless", "compacted-keys");
+    assert!(out.contains("OK keyless"), "{out}");
 
     // DeleteRecords: the start moves, and survives a clean and an unclean restart.
     let out = check(&broker, "delete", "ret-delete");

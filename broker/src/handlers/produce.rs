@@ -11,13 +11,15 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use floe_protocol::record_batch::{iter_batches, validate_batches};
+use floe_protocol::record_batch::{iter_batches, keyless_records, validate_batches};
 
 use crate::log_limit::LogLimit;
 use floe_storage::PartitionLog;
 use futures_util::future::join_all;
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 
 use super::{Handled, Reply, RequestContext, now_ms, str_bytes};
@@ -49,18 +51,21 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
             let resp = PartitionProduceResponse::default().with_index(data.index);
             let log = ctx.broker.topics.lookup(&name, data.index);
             let result = match (log, data.records) {
-                (Ok(_), _) if is_internal(&name) => Err((
+                (Ok(_), _) if is_internal(&name) => Err(AppendFailure::new(
                     ResponseError::InvalidTopicException,
                     Some(format!("Cannot append to internal topic {name}")),
                 )),
-                (Err(e), _) => Err((crate::errors::unavailable(&e), offline_message(&e))),
-                (Ok(_), None) => Err((
+                (Err(e), _) => Err(AppendFailure::new(
+                    crate::errors::unavailable(&e),
+                    offline_message(&e),
+                )),
+                (Ok(_), None) => Err(AppendFailure::new(
                     ResponseError::CorruptMessage,
                     Some("null records".to_string()),
                 )),
-                (Ok(log), Some(records)) => {
-                    append(&log, &records, now).await.map(|info| (log, info))
-                }
+                (Ok(log), Some(records)) => append(&log, &name, data.index, &records, now)
+                    .await
+                    .map(|info| (log, info)),
             };
             let resp = match result {
                 Ok((log, info)) => {
@@ -76,7 +81,11 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
                         .with_log_append_time_ms(-1)
                         .with_log_start_offset(info.log_start_offset)
                 }
-                Err((code, message)) => {
+                Err(AppendFailure {
+                    code,
+                    message,
+                    record_errors,
+                }) => {
                     any_error = true;
                     // A client (or a full disk) can make every request fail: rate limited.
                     static REJECTED: LogLimit = LogLimit::new("produce rejected", 10);
@@ -93,6 +102,7 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
                         .with_base_offset(-1)
                         .with_log_start_offset(-1)
                         .with_error_message(message.as_deref().map(str_bytes))
+                        .with_record_errors(record_errors)
                 }
             };
             partitions.push(resp);
@@ -137,21 +147,40 @@ fn fail(p: &mut PartitionProduceResponse, code: ResponseError) {
     p.base_offset = -1;
 }
 
-type AppendFailure = (ResponseError, Option<String>);
+/// Why a partition's append was refused: the code, a message, and for record-level
+/// validation (KIP-467) which records of the batch failed and why.
+struct AppendFailure {
+    code: ResponseError,
+    message: Option<String>,
+    record_errors: Vec<BatchIndexAndErrorMessage>,
+}
+
+impl AppendFailure {
+    fn new(code: ResponseError, message: Option<String>) -> AppendFailure {
+        AppendFailure {
+            code,
+            message,
+            record_errors: Vec::new(),
+        }
+    }
+}
 
 async fn append(
     log: &Arc<PartitionLog>,
+    topic: &str,
+    partition: i32,
     records: &bytes::Bytes,
     now: i64,
 ) -> Result<floe_storage::AppendInfo, AppendFailure> {
-    let max = log.config().max_message_bytes as usize;
+    let config = log.config();
+    let max = config.max_message_bytes as usize;
     // The size limit is on the compressed batch and is checked first, so an oversized batch
     // is never decompressed by the validation below.
     let oversized = iter_batches(records)
         .map_while(Result::ok)
         .find(|(h, _)| h.total_size() > max);
     if let Some((h, _)) = oversized {
-        return Err((
+        return Err(AppendFailure::new(
             ResponseError::MessageTooLarge,
             Some(format!(
                 "record batch of {} bytes exceeds max.message.bytes {max}",
@@ -159,10 +188,47 @@ async fn append(
             )),
         ));
     }
-    validate_batches(records).map_err(|e| (ResponseError::CorruptMessage, Some(e.to_string())))?;
+    validate_batches(records)
+        .map_err(|e| AppendFailure::new(ResponseError::CorruptMessage, Some(e.to_string())))?;
+    if config.cleanup_policy.compact {
+        refuse_keyless(records, topic, partition)?;
+    }
     log.append(BytesMut::from(&records[..]), now)
         .await
-        .map_err(|e| (append_error(&e), Some(e.to_string())))
+        .map_err(|e| AppendFailure::new(append_error(&e), Some(e.to_string())))
+}
+
+/// A compacted topic keeps the latest record per key, so, as Kafka does, it refuses records
+/// without a key: INVALID_RECORD, with each such record's index in its batch
+/// (`record_errors`, KIP-467). The whole request's records for the partition are refused.
+fn refuse_keyless(
+    records: &bytes::Bytes,
+    topic: &str,
+    partition: i32,
+) -> Result<(), AppendFailure> {
+    let message =
+        format!("Compacted topic cannot accept message without key in topic partition {topic}-{partition}.");
+    let mut record_errors = Vec::new();
+    for item in iter_batches(records) {
+        let Ok((_, range)) = item else { continue };
+        // Validated above: decoding cannot fail here, and a batch that somehow does is not
+        // a keyless one.
+        for index in keyless_records(&records[range]).unwrap_or_default() {
+            record_errors.push(
+                BatchIndexAndErrorMessage::default()
+                    .with_batch_index(i32::try_from(index).unwrap_or(i32::MAX))
+                    .with_batch_index_error_message(Some(str_bytes(&message))),
+            );
+        }
+    }
+    if record_errors.is_empty() {
+        return Ok(());
+    }
+    Err(AppendFailure {
+        code: ResponseError::InvalidRecord,
+        message: Some(message),
+        record_errors,
+    })
 }
 
 fn respond_all(req: ProduceRequest, code: ResponseError) -> Handled {

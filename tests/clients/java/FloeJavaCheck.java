@@ -10,7 +10,8 @@
 // 3. AdminClient deleteRecords on partition 0 (the low watermark moves to the middle, listOffsets
 //    earliest and a consumer from the beginning start there) and describeLogDirs (prints
 //    "LOGDIR <topic>-<partition> <size>" for the test to compare with the files).
-// 4. AdminClient: createTopics with a topic config, describeTopics, describeConfigs,
+// 4. A keyless record to a cleanup.policy=compact topic fails with InvalidRecordException.
+// 5. AdminClient: createTopics with a topic config, describeTopics, describeConfigs,
 //    deleteTopics, listTopics.
 //
 // Prints one line per step; on any mismatch prints "FAIL: ..." and exits with status 1.
@@ -107,6 +108,7 @@ public final class FloeJavaCheck {
         List<Sent> sent = produce(bootstrap);
         consume(bootstrap, sent);
         deleteRecordsAndLogDirs(bootstrap, sent);
+        keylessToCompacted(bootstrap);
         adminRoundTrip(bootstrap);
         System.out.println("OK");
     }
@@ -273,6 +275,36 @@ public final class FloeJavaCheck {
                     check(info != null, "describeLogDirs lists no " + DATA_TOPIC + "-" + partition);
                     System.out.println("LOGDIR " + DATA_TOPIC + "-" + partition + " " + info.size());
                 }
+            }
+        }
+    }
+
+    /** A record without a key to a cleanup.policy=compact topic fails with InvalidRecordException. */
+    private static void keylessToCompacted(String bootstrap) throws Exception {
+        String topic = "java-compacted";
+        try (AdminClient admin = AdminClient.create(adminProps(bootstrap))) {
+            admin.createTopics(List.of(new NewTopic(topic, 1, (short) 1)
+                    .configs(Map.of("cleanup.policy", "compact"))))
+                    .all()
+                    .get(60, TimeUnit.SECONDS);
+        }
+        Properties props = new Properties();
+        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(props)) {
+            RecordMetadata keyed = producer.send(new ProducerRecord<>(topic,
+                    "k".getBytes(StandardCharsets.UTF_8), "v".getBytes(StandardCharsets.UTF_8)))
+                    .get(60, TimeUnit.SECONDS);
+            check(keyed.offset() == 0, "keyed record to a compacted topic at " + keyed.offset());
+            try {
+                producer.send(new ProducerRecord<>(topic, null, "v".getBytes(StandardCharsets.UTF_8)))
+                        .get(60, TimeUnit.SECONDS);
+                fail("a keyless record to a compacted topic was acknowledged");
+            } catch (java.util.concurrent.ExecutionException e) {
+                check(e.getCause() instanceof org.apache.kafka.common.InvalidRecordException,
+                        "keyless record to a compacted topic failed with " + e.getCause());
+                System.out.println("keyless record refused: " + e.getCause().getMessage());
             }
         }
     }

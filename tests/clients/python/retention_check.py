@@ -12,6 +12,8 @@ Subcommands (each creates its own topic; every check failure exits 1 with the re
           starts there.
   delete  DeleteRecords through AdminClient.delete_records: the low watermark moves to the
           requested offset, then to the high watermark (-1); fetches start at it.
+  keyless a record without a key to a cleanup.policy=compact topic fails with INVALID_RECORD
+          in its delivery report; keyed records around it are stored.
   low     prints the partition's low and high watermarks (after a restart).
 
 Usage: retention_check.py SUBCOMMAND --bootstrap HOST:PORT --topic NAME
@@ -21,7 +23,14 @@ import argparse
 import sys
 import time
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic
 
 
@@ -195,9 +204,32 @@ def check_delete(bootstrap, topic):
     print("OK delete", flush=True)
 
 
+def check_keyless(bootstrap, topic):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    create(admin, topic, {"cleanup.policy": "compact"})
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
+    reports = []
+
+    def delivered(err, msg):
+        reports.append((err, msg.offset()))
+
+    for key in (b"k1", None, b"k2"):
+        producer.produce(topic, key=key, value=b"v", on_delivery=delivered)
+        # One record per request, so the keyless one fails alone.
+        if producer.flush(30) != 0:
+            raise Failed("produce did not finish")
+    (ok1, off1), (bad, _), (ok2, off2) = reports
+    if ok1 is not None or ok2 is not None or (off1, off2) != (0, 1):
+        raise Failed(f"keyed records: {reports}")
+    if bad is None or bad.code() != KafkaError.INVALID_RECORD:
+        raise Failed(f"keyless record: {bad}")
+    log(f"keyless record refused: {bad}")
+    print("OK keyless", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("command", choices=["time", "size", "delete", "low"])
+    parser.add_argument("command", choices=["time", "size", "delete", "keyless", "low"])
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--topic", required=True)
     args = parser.parse_args()
@@ -208,6 +240,8 @@ def main():
             check_size(args.bootstrap, args.topic)
         elif args.command == "delete":
             check_delete(args.bootstrap, args.topic)
+        elif args.command == "keyless":
+            check_keyless(args.bootstrap, args.topic)
         else:
             low, high = watermarks(args.bootstrap, args.topic)
             print(f"LOW {low} HIGH {high}", flush=True)
