@@ -175,7 +175,9 @@ impl PartitionLog {
                     path: self.dir.clone(),
                 }));
             }
-            if self.durable_offset() >= target {
+            // A roll with no record after it (a quiet segment rolled by `segment.ms`) still
+            // has files, a directory entry and a snapshot to make durable.
+            if self.durable_offset() >= target && !self.roll_pending() {
                 return SyncStep::Done(Ok(()));
             }
             if !*in_flight {
@@ -187,6 +189,12 @@ impl PartitionLog {
                 .wait(in_flight)
                 .unwrap_or_else(PoisonError::into_inner);
         }
+    }
+
+    /// A roll left files, a directory entry or a producer snapshot for a sync.
+    fn roll_pending(&self) -> bool {
+        let inner = self.lock();
+        !inner.unsynced.is_empty() || inner.dir_dirty || !inner.pending_snapshots.is_empty()
     }
 
     /// What the next sync covers: rolled segments' files, the active `.log`, the log end now.
