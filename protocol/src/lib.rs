@@ -12,6 +12,7 @@ pub mod frame;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod record_batch;
+pub mod record_filter;
 pub mod request;
 pub mod response;
 // Record batches for tests and benches; not used by the broker.

@@ -572,12 +572,12 @@ fn parse_record_body(body: &[u8]) -> Option<RecordInfo> {
     })
 }
 
-struct Cursor<'a> {
-    buf: &'a [u8],
+pub(crate) struct Cursor<'a> {
+    pub(crate) buf: &'a [u8],
 }
 
 impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if n > self.buf.len() {
             return None;
         }
@@ -601,13 +601,13 @@ impl<'a> Cursor<'a> {
     }
 
     /// Zigzag varint (Kafka `varint`, at most 5 bytes).
-    fn varint(&mut self) -> Option<i32> {
+    pub(crate) fn varint(&mut self) -> Option<i32> {
         let raw = u32::try_from(self.unsigned(5)?).ok()?;
         Some(((raw >> 1) as i32) ^ -((raw & 1) as i32))
     }
 
     /// Zigzag varlong (Kafka `varlong`, at most 10 bytes).
-    fn varlong(&mut self) -> Option<i64> {
+    pub(crate) fn varlong(&mut self) -> Option<i64> {
         let raw = self.unsigned(10)?;
         Some(((raw >> 1) as i64) ^ -((raw & 1) as i64))
     }
