@@ -109,6 +109,31 @@ pub struct Config {
     /// Default `file.delete.delay.ms` (Kafka's `log.segment.delete.delay.ms`).
     #[serde(alias = "log.segment.delete.delay.ms")]
     pub log_segment_delete_delay_ms: i64,
+    /// Run the log cleaner (compaction of `cleanup.policy=compact` topics).
+    #[serde(alias = "log.cleaner.enable")]
+    pub log_cleaner_enable: bool,
+    /// Memory for the cleaner's offset map (Kafka's `log.cleaner.dedupe.buffer.size`).
+    #[serde(alias = "log.cleaner.dedupe.buffer.size")]
+    pub log_cleaner_dedupe_buffer_size: u64,
+    /// Cap on the cleaner's reads and writes together (Kafka's
+    /// `log.cleaner.io.max.bytes.per.second`).
+    #[serde(alias = "log.cleaner.io.max.bytes.per.second")]
+    pub log_cleaner_io_max_bytes_per_second: f64,
+    /// Sleep of the cleaner when no log needs cleaning (Kafka's `log.cleaner.backoff.ms`).
+    #[serde(alias = "log.cleaner.backoff.ms")]
+    pub log_cleaner_backoff_ms: u64,
+    /// Default `min.cleanable.dirty.ratio` (Kafka's `log.cleaner.min.cleanable.ratio`).
+    #[serde(alias = "log.cleaner.min.cleanable.ratio")]
+    pub log_cleaner_min_cleanable_ratio: f64,
+    /// Default `min.compaction.lag.ms` (Kafka's `log.cleaner.min.compaction.lag.ms`).
+    #[serde(alias = "log.cleaner.min.compaction.lag.ms")]
+    pub log_cleaner_min_compaction_lag_ms: i64,
+    /// Default `max.compaction.lag.ms` (Kafka's `log.cleaner.max.compaction.lag.ms`).
+    #[serde(alias = "log.cleaner.max.compaction.lag.ms")]
+    pub log_cleaner_max_compaction_lag_ms: i64,
+    /// Default `delete.retention.ms` (Kafka's `log.cleaner.delete.retention.ms`).
+    #[serde(alias = "log.cleaner.delete.retention.ms")]
+    pub log_cleaner_delete_retention_ms: i64,
     /// Default `retention.bytes` (Kafka's `log.retention.bytes`), -1 for unlimited.
     #[serde(alias = "log.retention.bytes")]
     pub log_retention_bytes: i64,
@@ -143,6 +168,9 @@ pub struct Config {
     /// Partitions of `__consumer_offsets` when it is created (fixed afterwards).
     #[serde(alias = "offsets.topic.num.partitions")]
     pub offsets_topic_num_partitions: i32,
+    /// `segment.bytes` of `__consumer_offsets` when it is created.
+    #[serde(alias = "offsets.topic.segment.bytes")]
+    pub offsets_topic_segment_bytes: u64,
     /// Committed offsets of a group without members are kept this long.
     #[serde(alias = "offsets.retention.minutes")]
     pub offsets_retention_minutes: i64,
@@ -333,6 +361,14 @@ impl Default for Config {
             log_retention_hours: 168,
             log_retention_check_interval_ms: 300_000,
             log_segment_delete_delay_ms: 60_000,
+            log_cleaner_enable: true,
+            log_cleaner_dedupe_buffer_size: 128 * 1024 * 1024,
+            log_cleaner_io_max_bytes_per_second: f64::MAX,
+            log_cleaner_backoff_ms: 15_000,
+            log_cleaner_min_cleanable_ratio: 0.5,
+            log_cleaner_min_compaction_lag_ms: 0,
+            log_cleaner_max_compaction_lag_ms: i64::MAX,
+            log_cleaner_delete_retention_ms: 86_400_000,
             log_retention_bytes: -1,
             fetch_max_wait_cap_ms: 30_000,
             fetch_session_cache_slots: 1000,
@@ -344,6 +380,7 @@ impl Default for Config {
             group_consumer_max_size: i32::MAX,
             group_consumer_assignors: "uniform,range".into(),
             offsets_topic_num_partitions: 10,
+            offsets_topic_segment_bytes: 100 * 1024 * 1024,
             offsets_retention_minutes: 7 * 24 * 60,
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
@@ -490,6 +527,14 @@ impl Config {
             "log_retention_hours",
             "log_retention_check_interval_ms",
             "log_segment_delete_delay_ms",
+            "log_cleaner_enable",
+            "log_cleaner_dedupe_buffer_size",
+            "log_cleaner_io_max_bytes_per_second",
+            "log_cleaner_backoff_ms",
+            "log_cleaner_min_cleanable_ratio",
+            "log_cleaner_min_compaction_lag_ms",
+            "log_cleaner_max_compaction_lag_ms",
+            "log_cleaner_delete_retention_ms",
             "log_retention_bytes",
             "fetch_max_wait_cap_ms",
             "fetch_session_cache_slots",
@@ -501,6 +546,7 @@ impl Config {
             "group_consumer_max_size",
             "group_consumer_assignors",
             "offsets_topic_num_partitions",
+            "offsets_topic_segment_bytes",
             "offsets_retention_minutes",
             "offsets_retention_check_interval_ms",
             "offset_metadata_max_bytes",
@@ -580,6 +626,29 @@ impl Config {
                     "{key} must be -1 (unlimited) or more, not {value:?}"
                 ));
             }
+        }
+        if self.log_cleaner_dedupe_buffer_size < 1024 * 1024 {
+            return bad(format!(
+                "log_cleaner_dedupe_buffer_size must be at least 1048576, not {}",
+                self.log_cleaner_dedupe_buffer_size
+            ));
+        }
+        if self.log_cleaner_io_max_bytes_per_second.is_nan()
+            || self.log_cleaner_io_max_bytes_per_second <= 0.0
+        {
+            return bad("log_cleaner_io_max_bytes_per_second must be positive".to_string());
+        }
+        if !(0.0..=1.0).contains(&self.log_cleaner_min_cleanable_ratio) {
+            return bad(format!(
+                "log_cleaner_min_cleanable_ratio must be between 0 and 1, not {}",
+                self.log_cleaner_min_cleanable_ratio
+            ));
+        }
+        if self.offsets_topic_segment_bytes < 1024 {
+            return bad(format!(
+                "offsets_topic_segment_bytes must be at least 1024, not {}",
+                self.offsets_topic_segment_bytes
+            ));
         }
         if self.log_retention_check_interval_ms < 1 {
             return bad("log_retention_check_interval_ms must be at least 1".to_string());

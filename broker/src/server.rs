@@ -60,6 +60,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         check_interval: std::time::Duration::from_millis(config.log_retention_check_interval_ms),
     })
     .context("cannot start the log retention thread")?;
+    logs.start_cleaner(floe_storage::CleanerConfig {
+        enabled: config.log_cleaner_enable,
+        dedupe_buffer_bytes: usize::try_from(config.log_cleaner_dedupe_buffer_size)
+            .unwrap_or(usize::MAX),
+        io_max_bytes_per_second: config.log_cleaner_io_max_bytes_per_second,
+        backoff: std::time::Duration::from_millis(config.log_cleaner_backoff_ms),
+    })
+    .context("cannot start the log cleaner")?;
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

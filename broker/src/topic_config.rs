@@ -336,14 +336,16 @@ pub fn default_value(name: &str, config: &Config) -> String {
     match name {
         "cleanup.policy" => "delete".into(),
         "compression.type" => "producer".into(),
-        "delete.retention.ms" => "86400000".into(),
+        "delete.retention.ms" => config.log_cleaner_delete_retention_ms.to_string(),
         "file.delete.delay.ms" => config.log_segment_delete_delay_ms.to_string(),
-        "flush.messages" | "max.compaction.lag.ms" | "flush.ms" => i64::MAX.to_string(),
+        "flush.messages" | "flush.ms" => i64::MAX.to_string(),
+        "max.compaction.lag.ms" => config.log_cleaner_max_compaction_lag_ms.to_string(),
         "index.interval.bytes" => config.log_index_interval_bytes.to_string(),
         "max.message.bytes" => config.message_max_bytes.to_string(),
         "message.timestamp.type" => "CreateTime".into(),
-        "min.cleanable.dirty.ratio" => "0.5".into(),
-        "min.compaction.lag.ms" | "segment.jitter.ms" => "0".into(),
+        "min.cleanable.dirty.ratio" => config.log_cleaner_min_cleanable_ratio.to_string(),
+        "min.compaction.lag.ms" => config.log_cleaner_min_compaction_lag_ms.to_string(),
+        "segment.jitter.ms" => "0".into(),
         "min.insync.replicas" => "1".into(),
         "preallocate" | "unclean.leader.election.enable" => "false".into(),
         "retention.bytes" => config.log_retention_bytes.to_string(),
@@ -420,6 +422,21 @@ pub fn log_config(overrides: &BTreeMap<String, String>, config: &Config) -> LogC
         floe_storage::CleanupPolicy::parse(&effective("cleanup.policy", overrides, config))
     {
         log.cleanup_policy = policy;
+    }
+    if let Ok(ratio) = effective("min.cleanable.dirty.ratio", overrides, config)
+        .trim()
+        .parse::<f64>()
+    {
+        log.min_cleanable_dirty_ratio = ratio.clamp(0.0, 1.0);
+    }
+    if let Some(v) = num("min.compaction.lag.ms") {
+        log.min_compaction_lag_ms = v.max(0) as u64;
+    }
+    if let Some(v) = num("max.compaction.lag.ms") {
+        log.max_compaction_lag_ms = never_at_max(v.max(1));
+    }
+    if let Some(v) = num("delete.retention.ms") {
+        log.delete_retention_ms = never_at_max(v);
     }
     if let Some(mode) =
         crate::config::RecoveryMode::parse(&effective("storage.recovery", overrides, config))

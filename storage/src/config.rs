@@ -55,7 +55,7 @@ impl CleanupPolicy {
 /// (`segment.bytes`, `segment.ms`, `index.interval.bytes`, `segment.index.bytes`,
 /// `max.message.bytes`, `flush.messages`, `flush.ms`, `retention.ms`, `retention.bytes`,
 /// `cleanup.policy`, `file.delete.delay.ms`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// Roll the active segment when appending would make it larger than this.
     pub segment_bytes: u64,
@@ -86,6 +86,16 @@ pub struct LogConfig {
     /// Kafka `file.delete.delay.ms`: how long the files of a deleted segment stay on disk
     /// (renamed `*.deleted`) before they are removed.
     pub file_delete_delay_ms: u64,
+    /// Kafka `min.cleanable.dirty.ratio`: a compacted log is cleaned once its dirty part is
+    /// at least this share of its closed segments.
+    pub min_cleanable_dirty_ratio: f64,
+    /// Kafka `min.compaction.lag.ms`: records younger than this are not cleaned.
+    pub min_compaction_lag_ms: u64,
+    /// Kafka `max.compaction.lag.ms`: a log whose oldest dirty record is older than this is
+    /// cleaned whatever its dirty ratio. `u64::MAX`: never forced.
+    pub max_compaction_lag_ms: u64,
+    /// Kafka `delete.retention.ms`: a tombstone older than this is removed by the cleaner.
+    pub delete_retention_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -103,6 +113,10 @@ impl Default for LogConfig {
             retention_bytes: None,
             cleanup_policy: CleanupPolicy::default(),
             file_delete_delay_ms: 60_000,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: u64::MAX,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
         }
     }
 }

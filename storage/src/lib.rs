@@ -9,6 +9,7 @@
 //! Entry points: [`LogManager`] (the data directory) hands out [`PartitionLog`]s. The on-disk
 //! format and recovery rules are described in `docs/on-disk-format.md`.
 
+pub mod cleaner;
 pub mod config;
 #[cfg(test)]
 mod crash_tests;
@@ -29,6 +30,7 @@ mod test_util;
 mod time_index;
 pub mod topic_partition;
 
+pub use cleaner::CleanerConfig;
 pub use config::{CleanupPolicy, LogConfig, RecoveryPolicy};
 pub use error::{Corruption, IoOp, StorageError};
 pub use io::FileRegion;

@@ -24,6 +24,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::cleaner::{Cleaner, CleanerConfig};
 use crate::config::LogConfig;
 use crate::error::{IoOp, StorageError};
 use crate::io::{self, Io};
@@ -109,12 +110,14 @@ impl Checkpoint {
 struct Checkpoints {
     recovery_points: Checkpoint,
     log_starts: Checkpoint,
+    cleaner_offsets: Checkpoint,
 }
 
 impl Checkpoints {
     fn write(&self, logs: &Logs, force: bool) -> Result<(), StorageError> {
         self.recovery_points.write(logs, force)?;
-        self.log_starts.write(logs, force)
+        self.log_starts.write(logs, force)?;
+        self.cleaner_offsets.write(logs, force)
     }
 }
 
@@ -134,6 +137,8 @@ pub struct LogManager {
     retention: Mutex<Option<Retention>>,
     /// Files of deleted segments waiting for `file.delete.delay.ms`.
     pending_removals: Arc<PendingRemovals>,
+    /// The log cleaner thread, once started ([`LogManager::start_cleaner`]); stopped on drop.
+    cleaner: Mutex<Option<Cleaner>>,
     /// Held for its `Drop`, which stops the thread.
     _flusher: Flusher,
     /// The sync thread behind [`PartitionLog::sync_async`]; stopped on drop.
@@ -267,6 +272,11 @@ impl LogManager {
                 recovery_point::LOG_START_FILE,
                 PartitionLog::log_start_offset,
             ),
+            cleaner_offsets: Checkpoint::open(
+                data_dir,
+                recovery_point::CLEANER_OFFSET_FILE,
+                PartitionLog::cleaned_to,
+            ),
         });
         Ok(LogManager {
             data_dir: data_dir.to_owned(),
@@ -278,6 +288,7 @@ impl LogManager {
             syncer: Syncer::start()?,
             scrubber: Mutex::new(None),
             retention: Mutex::new(None),
+            cleaner: Mutex::new(None),
             pending_removals: Arc::new(PendingRemovals::default()),
             logs,
             delete_counter: AtomicU64::new(0),
@@ -295,6 +306,18 @@ impl LogManager {
         let mut retention = lock(&self.retention);
         *retention = None; // stops the old thread first
         *retention = Some(Retention::start(
+            Arc::clone(&self.logs),
+            Arc::clone(&self.pending_removals),
+            config,
+        )?);
+        Ok(())
+    }
+
+    /// Starts (or restarts with new settings) the log cleaner thread ([`crate::cleaner`]).
+    pub fn start_cleaner(&self, config: CleanerConfig) -> Result<(), StorageError> {
+        let mut cleaner = lock(&self.cleaner);
+        *cleaner = None; // stops the old thread first
+        *cleaner = Some(Cleaner::start(
             Arc::clone(&self.logs),
             Arc::clone(&self.pending_removals),
             config,
@@ -353,12 +376,17 @@ impl LogManager {
         // A checkpoint only says something about the directory it was written for.
         let durable_hint = self.checkpoint.recovery_points.take(&name);
         let start_hint = self.checkpoint.log_starts.take(&name);
-        let (durable_hint, start_hint) = if io::exists(&dir) {
-            (durable_hint, start_hint)
+        let cleaned_hint = self.checkpoint.cleaner_offsets.take(&name);
+        let hints = if io::exists(&dir) {
+            OpenHints {
+                durable: durable_hint,
+                log_start: start_hint,
+                cleaned_to: cleaned_hint,
+            }
         } else {
             io::create_dir_all(&dir)?;
             io::sync_dir(&self.data_dir)?;
-            (None, None)
+            OpenHints::default()
         };
         let clean = lock(&self.clean_at_start).remove(&name);
         let log = Arc::new(PartitionLog::open(
@@ -368,10 +396,7 @@ impl LogManager {
             dir,
             config,
             clean,
-            OpenHints {
-                durable: durable_hint,
-                log_start: start_hint,
-            },
+            hints,
         )?);
         logs.insert(tp.clone(), Arc::clone(&log));
         Ok(log)
@@ -391,6 +416,7 @@ impl LogManager {
         lock(&self.clean_at_start).remove(&name);
         self.checkpoint.recovery_points.take(&name);
         self.checkpoint.log_starts.take(&name);
+        self.checkpoint.cleaner_offsets.take(&name);
         // A partition created again under this name must not inherit the old values.
         if let Err(error) = self.checkpoint.write(&self.logs, false) {
             tracing::warn!(%error, "cannot write the checkpoints");
@@ -437,6 +463,9 @@ impl LogManager {
     /// clean-shutdown marker. If any log fails to close, no marker is written and the first
     /// error is returned, so the next start recovers.
     pub fn shutdown(&self) -> Result<(), StorageError> {
+        // No retention pass or clean may change a log while it closes.
+        *lock(&self.cleaner) = None;
+        *lock(&self.retention) = None;
         let logs: Vec<(TopicPartition, Arc<PartitionLog>)> = lock(&self.logs)
             .iter()
             .map(|(tp, log)| (tp.clone(), Arc::clone(log)))

@@ -322,6 +322,13 @@ pub struct PartitionLog {
     /// wait on the `Notify`, threads on the condvar.
     writer_idle: tokio::sync::Notify,
     writer_idle_cv: Condvar,
+    /// Held by retention, DeleteRecords and the cleaner, so they never change the segment
+    /// list under each other.
+    maintenance: Mutex<()>,
+    /// The first dirty offset of compaction ([`compaction`]).
+    cleaned_to: AtomicI64,
+    /// When the first tombstone kept in the clean part expires (`i64::MIN`: unknown).
+    tombstones_due_at: AtomicI64,
 }
 
 /// What the data directory's checkpoints say about a log being opened.
@@ -331,6 +338,8 @@ pub(crate) struct OpenHints {
     pub(crate) durable: Option<i64>,
     /// The log start offset (moved by DeleteRecords).
     pub(crate) log_start: Option<i64>,
+    /// The first dirty offset of compaction.
+    pub(crate) cleaned_to: Option<i64>,
 }
 
 /// How far a log is known durable, and whether it failed.
@@ -358,6 +367,7 @@ impl PartitionLog {
         let OpenHints {
             durable: durable_hint,
             log_start: start_hint,
+            cleaned_to: cleaned_hint,
         } = hints;
         let recovered = recovery::recover(&io, &dir, &config, clean, durable_hint)?;
         let log_end = recovered
@@ -418,6 +428,9 @@ impl PartitionLog {
             sync_queue,
             writer_idle: tokio::sync::Notify::new(),
             writer_idle_cv: Condvar::new(),
+            maintenance: Mutex::new(()),
+            cleaned_to: AtomicI64::new(cleaned_hint.unwrap_or(log_start)),
+            tombstones_due_at: AtomicI64::new(i64::MIN),
         })
     }
 
@@ -1076,6 +1089,7 @@ impl PartitionLog {
     }
 }
 
+pub mod compaction;
 pub(crate) mod group_commit;
 #[cfg(test)]
 mod nonblocking_tests;

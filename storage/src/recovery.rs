@@ -59,6 +59,7 @@ pub(crate) fn recover(
     clean: bool,
     durable_hint: Option<i64>,
 ) -> Result<RecoveredLog, StorageError> {
+    crate::partition_log::compaction::finish_interrupted_cleaning(dir)?;
     let entries = io::list_dir(dir)?;
     let mut bases = Vec::new();
     for entry in entries.iter().filter(|e| !e.is_dir) {

@@ -28,6 +28,8 @@ pub const CHECKPOINT_FILE: &str = "recovery-point-offset-checkpoint";
 /// Kafka's file of log start offsets (moved by DeleteRecords; by retention too, where the
 /// first segment's base says the same), same format.
 pub const LOG_START_FILE: &str = "log-start-offset-checkpoint";
+/// Kafka's file of the cleaner's first dirty offsets (compaction), same format.
+pub const CLEANER_OFFSET_FILE: &str = "cleaner-offset-checkpoint";
 /// How often the flusher thread rewrites the file when an offset moved.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
 

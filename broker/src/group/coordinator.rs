@@ -38,6 +38,9 @@ pub struct CoordinatorConfig {
     pub settings: Settings,
     /// Partitions of `__consumer_offsets` when it is created.
     pub offsets_topic_partitions: i32,
+    /// `segment.bytes` of `__consumer_offsets` when it is created (compaction cleans only
+    /// closed segments).
+    pub offsets_topic_segment_bytes: u64,
     /// Offsets of groups without members are removed after this long.
     pub offsets_retention_ms: i64,
     /// How often expired offsets are looked for.
@@ -60,6 +63,7 @@ impl CoordinatorConfig {
                 max_session_timeout_ms: config.group_max_session_timeout_ms,
             },
             offsets_topic_partitions: config.offsets_topic_num_partitions,
+            offsets_topic_segment_bytes: config.offsets_topic_segment_bytes,
             offsets_retention_ms: config.offsets_retention_minutes.saturating_mul(60_000),
             retention_check_interval: Duration::from_millis(
                 config.offsets_retention_check_interval_ms,
@@ -268,7 +272,10 @@ impl GroupCoordinator {
             replication_factor: None,
             configs: BTreeMap::from([
                 ("cleanup.policy".to_string(), "compact".to_string()),
-                ("segment.bytes".to_string(), (100 * 1024 * 1024).to_string()),
+                (
+                    "segment.bytes".to_string(),
+                    self.inner.config.offsets_topic_segment_bytes.to_string(),
+                ),
             ]),
         });
         let partitions = match created {

@@ -69,6 +69,7 @@ impl PartitionLog {
     /// `retention.bytes` condemn (see the module docs). Blocks (renames, directory fsync):
     /// for the log manager's retention thread.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<Deleted, StorageError> {
+        let _maintenance = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
         let config = self.config();
         let doomed = {
             let mut inner = self.lock_idle_writer();
@@ -105,6 +106,7 @@ impl PartitionLog {
     /// the current log start changes nothing. The caller makes the new start durable (the
     /// log manager's log-start checkpoint) before answering. Blocks.
     pub fn delete_records(&self, offset: i64) -> Result<(i64, Deleted), DeleteRecordsError> {
+        let _maintenance = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
         let doomed = {
             let mut inner = self.lock_idle_writer();
             self.check_usable(&inner)?;

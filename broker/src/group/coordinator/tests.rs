@@ -18,6 +18,7 @@ fn config() -> CoordinatorConfig {
             max_session_timeout_ms: 600_000,
         },
         offsets_topic_partitions: 4,
+        offsets_topic_segment_bytes: 100 * 1024 * 1024,
         offsets_retention_ms: 7 * 24 * 3600 * 1000,
         retention_check_interval: Duration::from_secs(600),
         offset_metadata_max_bytes: 16,
