@@ -132,6 +132,11 @@ impl Broker {
         self.child.id()
     }
 
+    /// What the current launch wrote to its log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(log_path(&self.spec, self.launches - 1)).unwrap_or_default()
+    }
+
     /// Waits until the broker accepts connections and answers Metadata.
     pub fn wait_listening(&mut self, timeout: Duration) -> Result<Duration> {
         let deadline = Instant::now() + timeout;
@@ -288,7 +293,7 @@ fn start(spec: &BrokerSpec, launch: u32) -> Result<Child> {
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
-    if spec.kind == Kind::Floe {
+    if spec.kind == Kind::Floe && !spec.env.iter().any(|(k, _)| k == "RUST_LOG") {
         cmd.env("RUST_LOG", "warn");
     }
     cmd.spawn()

@@ -460,3 +460,47 @@ pub fn with_cpu(broker_pid: u32, f: impl FnOnce() -> Result<Throughput>) -> Resu
     result.client_cpu_seconds = c0.zip(c1).map(|(a, b)| b - a);
     Ok(result)
 }
+
+/// Keyed records (`key-<n % keys>`) produced to partition 0 of `topic` at about
+/// `rate_per_sec` until `stop` is set; returns how many were acknowledged. The background
+/// load that keeps the log cleaner busy in the compaction scenario.
+pub fn produce_keyed_until(
+    bootstrap: &str,
+    topic: &str,
+    keys: u64,
+    record_size: usize,
+    rate_per_sec: u32,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<u64> {
+    let producer = tracked_producer(bootstrap, topic, Acks::Leader, 5, None)?;
+    let value = payload(record_size);
+    let start = Instant::now();
+    let mut sent: u64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let due = Duration::from_secs_f64(sent as f64 / f64::from(rate_per_sec.max(1)));
+        if let Some(wait) = due.checked_sub(start.elapsed()) {
+            std::thread::sleep(wait.min(Duration::from_millis(10)));
+            continue;
+        }
+        let key = format!("key-{}", sent % keys.max(1));
+        let mut record = BaseRecord::<str, [u8], usize>::with_opaque_to(topic, 0)
+            .key(key.as_str())
+            .payload(&value)
+            .partition(0);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Err((e, _)) => bail!("produce to {topic}: {e}"),
+            }
+        }
+        sent += 1;
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .context("flushing the keyed producer")?;
+    Ok(producer.context().acked.load(Ordering::Relaxed))
+}

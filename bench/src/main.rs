@@ -138,6 +138,16 @@ struct RunArgs {
     /// write + fdatasync ceiling: bytes written (MiB).
     #[arg(long, default_value_t = 1024)]
     ceiling_fdatasync_mb: u64,
+    /// Records per second written to the compacted topic that keeps the log cleaner busy in
+    /// the compaction scenario (0 skips the scenario).
+    #[arg(long, default_value_t = 20_000)]
+    cleaner_background_rate: u32,
+    /// Distinct keys of that background load.
+    #[arg(long, default_value_t = 10_000)]
+    cleaner_background_keys: u64,
+    /// Run only the compaction scenario (Floe, cleaner off and on); no peer.
+    #[arg(long)]
+    cleaner_only: bool,
 }
 
 fn main() -> Result<()> {
@@ -260,6 +270,26 @@ pub struct RestartRun {
     pub after_kill: Option<Readiness>,
 }
 
+/// One side of the compaction scenario: a compacted topic written in the background while
+/// acks=all producers are measured on other topics.
+#[derive(Debug, Clone, Serialize)]
+pub struct CleanerSide {
+    pub cleaner_enabled: bool,
+    /// Keyed records the background load had acknowledged.
+    pub background_records: u64,
+    /// Cleans the broker logged while the producers were measured.
+    pub cleans: usize,
+    pub produce: Throughput,
+    pub latency: Latency,
+}
+
+/// The compaction scenario: the same load with the cleaner off and on.
+#[derive(Debug, Clone, Serialize)]
+pub struct CleanerRun {
+    pub without: CleanerSide,
+    pub with: CleanerSide,
+}
+
 /// Everything measured on one broker.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct BrokerReport {
@@ -275,6 +305,8 @@ pub struct BrokerReport {
     pub consume: Vec<ConsumeRun>,
     pub latency: Vec<LatencyRun>,
     pub restart: Option<RestartRun>,
+    /// Producers beside a busy log cleaner, and the same without it (Floe only).
+    pub cleaner: Option<CleanerRun>,
     /// Phases that failed; the run goes on without them.
     pub errors: Vec<String>,
 }
@@ -296,23 +328,47 @@ fn run(args: RunArgs) -> Result<()> {
     )?;
     eprintln!("[bench] {ceilings:?}");
 
-    let mut floe = bench_broker(&args, Kind::Floe, &args.floe)?;
-    if let Err(e) = bench_floe_std(&args, &mut floe) {
+    let mut floe = if args.cleaner_only {
+        BrokerReport {
+            kind: Some(Kind::Floe),
+            binary: args.floe.display().to_string(),
+            version: version_of(&args.floe),
+            ..BrokerReport::default()
+        }
+    } else {
+        bench_broker(&args, Kind::Floe, &args.floe)?
+    };
+    if !args.cleaner_only
+        && let Err(e) = bench_floe_std(&args, &mut floe)
+    {
         eprintln!("[bench] floe (std): {e:#}");
         floe.errors.push(format!("std backend: {e:#}"));
     }
-    // A peer that fails to start or run is reported, not fatal: Floe's numbers still stand.
-    let tansu = args.tansu.as_ref().map(|path| {
-        bench_broker(&args, Kind::Tansu, path).unwrap_or_else(|e| {
-            eprintln!("[bench] tansu: {e:#}");
-            BrokerReport {
-                kind: Some(Kind::Tansu),
-                binary: path.display().to_string(),
-                errors: vec![format!("{e:#}")],
-                ..BrokerReport::default()
+    if args.cleaner_background_rate > 0 {
+        match cleaner_phase(&args) {
+            Ok(run) => floe.cleaner = Some(run),
+            Err(e) => {
+                eprintln!("[bench] floe (cleaner): {e:#}");
+                floe.errors.push(format!("cleaner: {e:#}"));
             }
-        })
-    });
+        }
+    }
+    // A peer that fails to start or run is reported, not fatal: Floe's numbers still stand.
+    let tansu = args
+        .tansu
+        .as_ref()
+        .filter(|_| !args.cleaner_only)
+        .map(|path| {
+            bench_broker(&args, Kind::Tansu, path).unwrap_or_else(|e| {
+                eprintln!("[bench] tansu: {e:#}");
+                BrokerReport {
+                    kind: Some(Kind::Tansu),
+                    binary: path.display().to_string(),
+                    errors: vec![format!("{e:#}")],
+                    ..BrokerReport::default()
+                }
+            })
+        });
 
     let report = report::Report::new(&args, stamp.clone(), ceilings, floe, tansu);
     std::fs::create_dir_all(&args.results_dir)?;
@@ -550,6 +606,127 @@ fn bench_floe_std(args: &RunArgs, out: &mut BrokerReport) -> Result<()> {
     drop(broker);
     std::fs::remove_dir_all(&spec.data_dir).ok();
     Ok(())
+}
+
+/// The compaction scenario: a compacted topic (8 MiB segments, dirty ratio 0.1) written
+/// with keyed records in the background at `cleaner_background_rate`, while acks=all
+/// throughput (1 partition) and the fixed-rate small-request latency (acks=all, 1
+/// partition) are measured on other topics; once with the cleaner off, once on (each on a
+/// fresh broker).
+fn cleaner_phase(args: &RunArgs) -> Result<CleanerRun> {
+    let binary = std::fs::canonicalize(&args.floe)?;
+    let mut sides = Vec::new();
+    for enabled in [false, true] {
+        let spec = BrokerSpec {
+            kind: Kind::Floe,
+            binary: binary.clone(),
+            data_dir: args
+                .work_dir
+                .join(format!("floe-cleaner-{enabled}"))
+                .join("data"),
+            port: broker::free_port()?,
+            env: vec![
+                ("FLOE_LOG_CLEANER_ENABLE".into(), enabled.to_string()),
+                ("FLOE_LOG_CLEANER_BACKOFF_MS".into(), "100".into()),
+                // The cleans are counted from the cleaner's INFO lines.
+                (
+                    "RUST_LOG".into(),
+                    "warn,floe_storage::partition_log::compaction=info".into(),
+                ),
+            ],
+        };
+        eprintln!(
+            "[bench] floe (cleaner {}): starting on {}",
+            if enabled { "on" } else { "off" },
+            spec.bootstrap()
+        );
+        let mut broker = Broker::spawn(spec.clone())?;
+        broker.wait_listening(Duration::from_secs(60))?;
+        let background = "compacted-background";
+        wire::Conn::connect(spec.addr(), Duration::from_secs(5))?.create_topic_with(
+            background,
+            1,
+            &[
+                ("cleanup.policy", "compact"),
+                ("segment.bytes", "8388608"),
+                ("min.cleanable.dirty.ratio", "0.1"),
+            ],
+        )?;
+        broker::create_topic(&spec, background, 1)?;
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let bootstrap = spec.bootstrap();
+        let side = std::thread::scope(|scope| -> Result<CleanerSide> {
+            let load = scope.spawn(|| {
+                load::produce_keyed_until(
+                    &bootstrap,
+                    background,
+                    args.cleaner_background_keys,
+                    args.record_size,
+                    args.cleaner_background_rate,
+                    &stop,
+                )
+            });
+            let measured = (|| -> Result<(usize, Throughput, Latency)> {
+                // Let segments roll and the cleaner get going.
+                std::thread::sleep(Duration::from_secs(5));
+                let cleans_before = broker.log_text().matches("log cleaned").count();
+                broker::create_topic(&spec, "cleaner-throughput", 1)?;
+                let produce = load::with_cpu(broker.pid(), || {
+                    load::produce_throughput(
+                        &bootstrap,
+                        "cleaner-throughput",
+                        1,
+                        Acks::All,
+                        args.record_size,
+                        Duration::from_secs_f64(args.produce_seconds),
+                        args.produce_max_records,
+                    )
+                })?;
+                broker::create_topic(&spec, "cleaner-latency", 1)?;
+                let latency = load::produce_latency(
+                    &bootstrap,
+                    "cleaner-latency",
+                    1,
+                    Acks::All,
+                    args.record_size,
+                    args.latency_rate,
+                    Duration::from_secs_f64(args.latency_warmup_seconds),
+                    Duration::from_secs_f64(args.latency_seconds),
+                    Some(broker.pid()),
+                )?;
+                let cleans = broker.log_text().matches("log cleaned").count() - cleans_before;
+                Ok((cleans, produce, latency))
+            })();
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let background_records = load
+                .join()
+                .map_err(|_| anyhow::anyhow!("background producer panicked"))??;
+            let (cleans, produce, latency) = measured?;
+            Ok(CleanerSide {
+                cleaner_enabled: enabled,
+                background_records,
+                cleans,
+                produce,
+                latency,
+            })
+        })?;
+        eprintln!(
+            "[bench]   cleaner {}: {:.0} MB/s acks=all, p99 {} us at {}/s, {} cleans, {} background records",
+            if enabled { "on" } else { "off" },
+            side.produce.mb_per_sec,
+            side.latency.p99_us,
+            args.latency_rate,
+            side.cleans,
+            side.background_records
+        );
+        broker.stop().ok();
+        drop(broker);
+        std::fs::remove_dir_all(&spec.data_dir).ok();
+        sides.push(side);
+    }
+    let with = sides.pop().context("cleaner-on side")?;
+    let without = sides.pop().context("cleaner-off side")?;
+    Ok(CleanerRun { without, with })
 }
 
 /// Fills a topic to `restart_log_gb`, stops the broker cleanly and measures spawn to

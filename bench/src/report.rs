@@ -412,6 +412,35 @@ impl Report {
                 })
                 .collect(),
         );
+        if let Some(c) = &f.cleaner {
+            let ratio =
+                c.with.produce.mb_per_sec / c.without.produce.mb_per_sec.max(f64::MIN_POSITIVE);
+            let added_ms = (c.with.latency.p99_us as f64 - c.without.latency.p99_us as f64) / 1e3;
+            push(
+                "a busy log cleaner costs producers <= 20 % throughput and <= 1 ms p99",
+                vec![
+                    (
+                        format!(
+                            "acks=all p1 {:.0} vs {:.0} MB/s = {:.0} %",
+                            c.with.produce.mb_per_sec,
+                            c.without.produce.mb_per_sec,
+                            ratio * 100.0
+                        ),
+                        Some(ratio >= 0.8),
+                    ),
+                    (
+                        format!(
+                            "p99 {:.2} vs {:.2} ms ({:+.2} ms, {} cleans)",
+                            c.with.latency.p99_us as f64 / 1e3,
+                            c.without.latency.p99_us as f64 / 1e3,
+                            added_ms,
+                            c.with.cleans
+                        ),
+                        Some(added_ms <= 1.0 && c.with.cleans > 0),
+                    ),
+                ],
+            );
+        }
         push(
             "consume from page cache: broker CPU <= 0.15 s per GB",
             [1, 8]
@@ -653,6 +682,19 @@ impl Report {
             0,
         );
 
+        if let Some(c) = &f.cleaner {
+            for side in [&c.without, &c.with] {
+                let _ = writeln!(
+                    s,
+                    "cleaner {:3} (compacted topic written at the side): acks=all p1 {:.1} MB/s, \
+                     small acks=all p1 p99 {:.2} ms, {} cleans",
+                    if side.cleaner_enabled { "on" } else { "off" },
+                    side.produce.mb_per_sec,
+                    side.latency.p99_us as f64 / 1e3,
+                    side.cleans
+                );
+            }
+        }
         let _ = writeln!(
             s,
             "\nmachine ceilings: buffered write {:.0} MB/s, write+fdatasync (1 MiB) {:.0} MB/s, \
