@@ -76,6 +76,24 @@ fn kill_during_materialization_keeps_rows_exactly_once() {
     );
 }
 
+/// The retention issue: a compacted topic (cleaned before its table exists) backfills a
+/// table with exactly the records left in its log, then keeps materializing.
+#[test]
+fn compacted_topic_backfills_what_the_cleaner_left() {
+    let broker = Broker::start_with(&[
+        "--set",
+        "log_cleaner_backoff_ms=200",
+        "--set",
+        "log_retention_check_interval_ms=200",
+    ]);
+    let out = check(&broker, "compacted", "squashed", 2000, &[]);
+    assert!(
+        out.contains("OK: compacted topic table 110"),
+        "{out}\n{}",
+        broker.log()
+    );
+}
+
 /// Acceptance 4: tables enabled on a topic with data backfill it from the log start, the
 /// identity(region) table has one data file directory per region, and the invalid records
 /// are in the `_dlq` table with their errors.
