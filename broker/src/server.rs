@@ -23,6 +23,8 @@ static REFUSED: LogLimit = LogLimit::new("connection refused by a connection lim
 /// Opens the data directory, recovers every log, binds the listener and serves until a
 /// shutdown signal arrives.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    // First: from here on SIGTERM means a clean shutdown (see `shutdown_signal`).
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
     let config = Arc::new(config);
     let open_file_limit = raise_open_file_limit();
     let data_dir = config.data_dir.clone();
@@ -118,7 +120,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     });
 
     let limits = broker.config.connection_limits();
-    let shutdown = shutdown_signal();
+    let shutdown = shutdown_signal(term);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -180,9 +182,11 @@ fn raise_open_file_limit() -> Option<u64> {
     }
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
+/// Resolves on SIGTERM (or Ctrl-C). `term` is registered before the listener binds, so a
+/// SIGTERM that arrives as soon as the port accepts connections is a clean shutdown, not the
+/// default action (death by the signal).
+async fn shutdown_signal(term: std::io::Result<tokio::signal::unix::Signal>) {
+    let mut term = match term {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!("cannot listen for SIGTERM: {e}");
