@@ -203,19 +203,10 @@ pub fn produce_throughput(
     let mut sent: u64 = 0;
     while sent < max_records && (!sent.is_multiple_of(1024) || start.elapsed() < duration) {
         let partition = (sent % partitions as u64) as i32;
-        let mut record = BaseRecord::<(), [u8], usize>::with_opaque_to(topic, 0)
+        let record = BaseRecord::<(), [u8], usize>::with_opaque_to(topic, 0)
             .payload(&value)
             .partition(partition);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-                Err((e, _)) => bail!("produce to {topic}: {e}"),
-            }
-        }
+        send_waiting(&producer, record, topic)?;
         sent += 1;
     }
     producer
@@ -461,6 +452,24 @@ pub fn with_cpu(broker_pid: u32, f: impl FnOnce() -> Result<Throughput>) -> Resu
     Ok(result)
 }
 
+/// Queues `record`, waiting while the producer's queue is full.
+fn send_waiting<K: rdkafka::message::ToBytes + ?Sized>(
+    producer: &ThreadedProducer<Tracker>,
+    mut record: BaseRecord<'_, K, [u8], usize>,
+    topic: &str,
+) -> Result<()> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Err((e, _)) => bail!("produce to {topic}: {e}"),
+        }
+    }
+}
+
 /// Keyed records (`key-<n % keys>`) produced to partition 0 of `topic` at about
 /// `rate_per_sec` until `stop` is set; returns how many were acknowledged. The background
 /// load that keeps the log cleaner busy in the compaction scenario.
@@ -483,20 +492,11 @@ pub fn produce_keyed_until(
             continue;
         }
         let key = format!("key-{}", sent % keys.max(1));
-        let mut record = BaseRecord::<str, [u8], usize>::with_opaque_to(topic, 0)
+        let record = BaseRecord::<str, [u8], usize>::with_opaque_to(topic, 0)
             .key(key.as_str())
             .payload(&value)
             .partition(0);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-                Err((e, _)) => bail!("produce to {topic}: {e}"),
-            }
-        }
+        send_waiting(&producer, record, topic)?;
         sent += 1;
     }
     producer

@@ -494,7 +494,7 @@ impl PartitionLog {
         })
     }
 
-    /// Readers of every segment but the active one (for the scrubber).
+    /// Readers of every segment but the active one (for the scrubber and the cleaner).
     pub(crate) fn closed_segments(&self) -> Vec<SegmentReader> {
         let inner = self.lock();
         let n = inner.segments.len().saturating_sub(1);

@@ -276,16 +276,7 @@ impl PartitionLog {
         if cleanable.dirty_bytes == 0 && !cleanable.tombstones_due {
             return Ok(stats);
         }
-        let closed: Vec<SegmentReader> = {
-            let inner = self.lock();
-            let n = inner.segments.len().saturating_sub(1);
-            inner
-                .segments
-                .values()
-                .take(n)
-                .map(Segment::reader)
-                .collect()
-        };
+        let closed = self.closed_segments();
         // 1. The offset map over the dirty part, whole segments only.
         let mut map = OffsetMap {
             map: HashMap::new(),
