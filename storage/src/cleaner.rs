@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::error::{IoOp, StorageError};
+use crate::background::{Background, Stop};
+use crate::error::StorageError;
 use crate::partition_log::PartitionLog;
 use crate::partition_log::compaction::{MAP_ENTRY_BYTES, Throttle};
 use crate::retention::PendingRemovals;
@@ -72,8 +73,7 @@ impl Throttle for RateThrottle {
 /// The cleaner thread; stopped and joined on drop.
 #[derive(Debug)]
 pub(crate) struct Cleaner {
-    stop: Arc<(Mutex<bool>, std::sync::Condvar)>,
-    thread: Option<thread::JoinHandle<()>>,
+    _thread: Option<Background>,
 }
 
 impl Cleaner {
@@ -83,31 +83,14 @@ impl Cleaner {
         pending: Arc<PendingRemovals>,
         config: CleanerConfig,
     ) -> Result<Cleaner, StorageError> {
-        let stop = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
         let thread = if config.enabled {
-            let stop = Arc::clone(&stop);
-            Some(
-                thread::Builder::new()
-                    .name("floe-log-cleaner".into())
-                    .spawn(move || run(&logs, &pending, config, &stop))
-                    .map_err(|e| StorageError::io(IoOp::Open, "floe-log-cleaner thread", e))?,
-            )
+            Some(Background::start("floe-log-cleaner", move |stop| {
+                run(&logs, &pending, config, stop)
+            })?)
         } else {
             None
         };
-        Ok(Cleaner { stop, thread })
-    }
-}
-
-impl Drop for Cleaner {
-    fn drop(&mut self) {
-        *lock(&self.stop.0) = true;
-        self.stop.1.notify_all();
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!("log cleaner thread panicked");
-        }
+        Ok(Cleaner { _thread: thread })
     }
 }
 
@@ -148,21 +131,13 @@ fn pick(logs: &Logs, now: i64) -> Option<Arc<PartitionLog>> {
     best.map(|(_, _, log)| log)
 }
 
-fn run(
-    logs: &Logs,
-    pending: &PendingRemovals,
-    config: CleanerConfig,
-    stop: &(Mutex<bool>, std::sync::Condvar),
-) {
+fn run(logs: &Logs, pending: &PendingRemovals, config: CleanerConfig, stop: &Stop) {
     let throttle = RateThrottle {
         rate: config.io_max_bytes_per_second,
         state: Mutex::new((Instant::now(), 0)),
     };
     let map_entries = (config.dedupe_buffer_bytes / MAP_ENTRY_BYTES).max(1);
-    loop {
-        if *lock(&stop.0) {
-            return;
-        }
+    while !stop.is_set() {
         let mut worked = false;
         if let Some(log) = pick(logs, now_ms()) {
             match log.clean(map_entries, &throttle, now_ms()) {
@@ -176,16 +151,8 @@ fn run(
                 }
             }
         }
-        let stopped = lock(&stop.0);
-        if *stopped {
+        if !worked && stop.sleep(config.backoff) {
             return;
-        }
-        if !worked {
-            drop(
-                stop.1
-                    .wait_timeout(stopped, config.backoff)
-                    .unwrap_or_else(PoisonError::into_inner),
-            );
         }
     }
 }

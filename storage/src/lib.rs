@@ -9,6 +9,7 @@
 //! Entry points: [`LogManager`] (the data directory) hands out [`PartitionLog`]s. The on-disk
 //! format and recovery rules are described in `docs/on-disk-format.md`.
 
+mod background;
 pub mod cleaner;
 pub mod config;
 #[cfg(test)]

@@ -20,13 +20,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::background::{Background, Stop};
 use crate::cleaner::{Cleaner, CleanerConfig};
 use crate::config::LogConfig;
-use crate::error::{IoOp, StorageError};
+use crate::error::StorageError;
 use crate::io::{self, Io};
 use crate::partition_log::group_commit::Syncer;
 use crate::partition_log::retention::DeleteRecordsError;
@@ -147,58 +147,33 @@ pub struct LogManager {
     scrubber: Mutex<Option<Scrubber>>,
 }
 
-/// The `flush.ms` thread; stopped and joined on drop.
+/// The `flush.ms` thread (and the checkpoints' writer); stopped and joined on drop.
 #[derive(Debug)]
 struct Flusher {
-    stop: Arc<(Mutex<bool>, Condvar)>,
-    thread: Option<thread::JoinHandle<()>>,
+    _thread: Background,
 }
 
 impl Flusher {
     fn start(logs: Logs, checkpoint: Arc<Checkpoints>) -> Result<Flusher, StorageError> {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let thread = {
-            let stop = Arc::clone(&stop);
-            thread::Builder::new()
-                .name("floe-log-flusher".into())
-                .spawn(move || flusher_loop(&logs, &checkpoint, &stop))
-                .map_err(|e| StorageError::io(IoOp::Open, "floe-log-flusher thread", e))?
-        };
-        Ok(Flusher {
-            stop,
-            thread: Some(thread),
-        })
+        let thread = Background::start("floe-log-flusher", move |stop| {
+            flusher_loop(&logs, &checkpoint, stop)
+        })?;
+        Ok(Flusher { _thread: thread })
     }
 }
 
-impl Drop for Flusher {
-    fn drop(&mut self) {
-        *lock(&self.stop.0) = true;
-        self.stop.1.notify_all();
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!("log flusher thread panicked");
-        }
-    }
-}
-
-fn flusher_loop(logs: &Logs, checkpoint: &Checkpoints, stop: &(Mutex<bool>, Condvar)) {
-    let mut stopped = lock(&stop.0);
+fn flusher_loop(logs: &Logs, checkpoint: &Checkpoints, stop: &Stop) {
     let mut last_checkpoint = Instant::now();
-    loop {
+    while !stop.is_set() {
         if last_checkpoint.elapsed() >= recovery_point::CHECKPOINT_INTERVAL {
-            drop(stopped);
             if let Err(error) = checkpoint.write(logs, false) {
                 tracing::warn!(%error, "cannot write the checkpoints");
             }
             last_checkpoint = Instant::now();
-            stopped = lock(&stop.0);
         }
         let open: Vec<Arc<PartitionLog>> = lock(logs).values().cloned().collect();
         let mut tick = FLUSH_TICK;
         if !open.is_empty() {
-            drop(stopped);
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
@@ -214,17 +189,8 @@ fn flusher_loop(logs: &Logs, checkpoint: &Checkpoints, stop: &(Mutex<bool>, Cond
                     tracing::error!(partition = %log.topic_partition(), %error, "flush.ms sync failed");
                 }
             }
-            stopped = lock(&stop.0);
         }
-        if *stopped {
-            return;
-        }
-        stopped = stop
-            .1
-            .wait_timeout(stopped, tick)
-            .unwrap_or_else(PoisonError::into_inner)
-            .0;
-        if *stopped {
+        if stop.sleep(tick) {
             return;
         }
     }

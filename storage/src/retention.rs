@@ -7,11 +7,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::thread;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::error::{IoOp, StorageError};
+use crate::background::{Background, Stop};
+use crate::error::StorageError;
 use crate::io;
 use crate::partition_log::PartitionLog;
 use crate::partition_log::retention::Deleted;
@@ -42,7 +42,6 @@ type Logs = Arc<Mutex<HashMap<TopicPartition, Arc<PartitionLog>>>>;
 #[derive(Debug, Default)]
 pub(crate) struct PendingRemovals {
     due: Mutex<BTreeMap<Instant, Vec<PathBuf>>>,
-    wake: Condvar,
 }
 
 impl PendingRemovals {
@@ -55,7 +54,6 @@ impl PendingRemovals {
             .entry(Instant::now() + delay)
             .or_default()
             .extend(deleted.files);
-        self.wake.notify_all();
     }
 
     /// Removes every file that is due; returns when the next one is.
@@ -84,9 +82,7 @@ impl PendingRemovals {
 /// The retention thread; stopped and joined on drop.
 #[derive(Debug)]
 pub(crate) struct Retention {
-    stop: Arc<Mutex<bool>>,
-    pending: Arc<PendingRemovals>,
-    thread: Option<thread::JoinHandle<()>>,
+    _thread: Background,
 }
 
 impl Retention {
@@ -96,33 +92,10 @@ impl Retention {
         pending: Arc<PendingRemovals>,
         config: RetentionConfig,
     ) -> Result<Retention, StorageError> {
-        let stop = Arc::new(Mutex::new(false));
-        let thread = {
-            let (stop, pending) = (Arc::clone(&stop), Arc::clone(&pending));
-            thread::Builder::new()
-                .name("floe-log-retention".into())
-                .spawn(move || run(&logs, &pending, config, &stop))
-                .map_err(|e| StorageError::io(IoOp::Open, "floe-log-retention thread", e))?
-        };
-        Ok(Retention {
-            stop,
-            pending,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Retention {
-    fn drop(&mut self) {
-        *lock(&self.stop) = true;
-        // Taking the removal lock orders the flag before the thread's next wait.
-        drop(lock(&self.pending.due));
-        self.pending.wake.notify_all();
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!("log retention thread panicked");
-        }
+        let thread = Background::start("floe-log-retention", move |stop| {
+            run(&logs, &pending, config, stop)
+        })?;
+        Ok(Retention { _thread: thread })
     }
 }
 
@@ -136,14 +109,15 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn run(logs: &Logs, pending: &PendingRemovals, config: RetentionConfig, stop: &Mutex<bool>) {
+/// Longest sleep between looks at the removals due (one scheduled meanwhile may be due
+/// sooner than what the thread was waiting for).
+const REMOVAL_TICK: Duration = Duration::from_secs(1);
+
+fn run(logs: &Logs, pending: &PendingRemovals, config: RetentionConfig, stop: &Stop) {
     // As Kafka: the first pass after 30 s (sooner with a shorter interval), so a broker that
     // starts serves before it deletes.
     let mut next_pass = Instant::now() + config.check_interval.min(INITIAL_DELAY);
-    loop {
-        if *lock(stop) {
-            return;
-        }
+    while !stop.is_set() {
         if Instant::now() >= next_pass {
             let open: Vec<Arc<PartitionLog>> = lock(logs).values().cloned().collect();
             for log in open {
@@ -158,7 +132,7 @@ fn run(logs: &Logs, pending: &PendingRemovals, config: RetentionConfig, stop: &M
                         "retention pass failed"
                     ),
                 }
-                if *lock(stop) {
+                if stop.is_set() {
                     return;
                 }
             }
@@ -166,17 +140,9 @@ fn run(logs: &Logs, pending: &PendingRemovals, config: RetentionConfig, stop: &M
         }
         let next_removal = pending.remove_due();
         let wake_at = next_removal.map_or(next_pass, |r| r.min(next_pass));
-        let due = lock(&pending.due);
-        if *lock(stop) {
+        let wait = wake_at.saturating_duration_since(Instant::now());
+        if stop.sleep(wait.min(REMOVAL_TICK)) {
             return;
         }
-        let wait = wake_at.saturating_duration_since(Instant::now());
-        // Woken early by a new removal (it may be due sooner) or by stop.
-        drop(
-            pending
-                .wake
-                .wait_timeout(due, wait)
-                .unwrap_or_else(PoisonError::into_inner),
-        );
     }
 }

@@ -14,13 +14,13 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::thread;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use floe_protocol::record_batch;
 
-use crate::error::{IoOp, StorageError};
+use crate::background::{Background, Stop};
+use crate::error::StorageError;
 use crate::partition_log::PartitionLog;
 use crate::segment::SegmentReader;
 
@@ -50,38 +50,20 @@ type Logs = Arc<Mutex<std::collections::HashMap<crate::TopicPartition, Arc<Parti
 /// The scrubber thread; stopped and joined on drop.
 #[derive(Debug)]
 pub(crate) struct Scrubber {
-    stop: Arc<(Mutex<bool>, Condvar)>,
-    thread: Option<thread::JoinHandle<()>>,
+    _thread: Option<Background>,
 }
 
 impl Scrubber {
     /// Starts the thread over the logs of a data directory (not at all when the rate is 0).
     pub(crate) fn start(logs: Logs, config: ScrubConfig) -> Result<Scrubber, StorageError> {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let thread = if config.bytes_per_second == 0 {
             None
         } else {
-            let stop = Arc::clone(&stop);
-            Some(
-                thread::Builder::new()
-                    .name("floe-scrubber".into())
-                    .spawn(move || run(&logs, config, &stop))
-                    .map_err(|e| StorageError::io(IoOp::Open, "floe-scrubber thread", e))?,
-            )
+            Some(Background::start("floe-scrubber", move |stop| {
+                run(&logs, config, stop)
+            })?)
         };
-        Ok(Scrubber { stop, thread })
-    }
-}
-
-impl Drop for Scrubber {
-    fn drop(&mut self) {
-        *lock(&self.stop.0) = true;
-        self.stop.1.notify_all();
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!("scrubber thread panicked");
-        }
+        Ok(Scrubber { _thread: thread })
     }
 }
 
@@ -89,20 +71,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Sleeps up to `d`; true if the scrubber was told to stop.
-fn sleep(stop: &(Mutex<bool>, Condvar), d: Duration) -> bool {
-    let stopped = lock(&stop.0);
-    if *stopped {
-        return true;
-    }
-    let (stopped, _) = stop
-        .1
-        .wait_timeout(stopped, d)
-        .unwrap_or_else(PoisonError::into_inner);
-    *stopped
-}
-
-fn run(logs: &Logs, config: ScrubConfig, stop: &(Mutex<bool>, Condvar)) {
+fn run(logs: &Logs, config: ScrubConfig, stop: &Stop) {
     // Segments checked in this pass: (partition directory, base offset).
     let mut checked: HashSet<(PathBuf, i64)> = HashSet::new();
     let mut pass_started = Instant::now();
@@ -131,7 +100,7 @@ fn run(logs: &Logs, config: ScrubConfig, stop: &(Mutex<bool>, Condvar)) {
                 checked.clear();
                 pass_started = Instant::now();
             }
-            if sleep(stop, wait.max(Duration::from_millis(10))) {
+            if stop.sleep(wait.max(Duration::from_millis(10))) {
                 return;
             }
             continue;
@@ -167,11 +136,7 @@ enum Check {
 
 /// Reads the segment's `size` bytes in chunks, checking every batch's framing and CRC,
 /// sleeping so the average rate stays at `rate` bytes per second.
-fn check_segment(
-    segment: &SegmentReader,
-    rate: u64,
-    stop: &(Mutex<bool>, Condvar),
-) -> Result<Check, StorageError> {
+fn check_segment(segment: &SegmentReader, rate: u64, stop: &Stop) -> Result<Check, StorageError> {
     let mut position = 0u64;
     while position < segment.size {
         let left = usize::try_from(segment.size - position).unwrap_or(usize::MAX);
@@ -242,11 +207,11 @@ fn check_segment(
         // Pace: this chunk may take consumed / rate seconds.
         let budget = Duration::from_secs_f64(consumed as f64 / rate as f64);
         if let Some(pause) = budget.checked_sub(started.elapsed())
-            && sleep(stop, pause)
+            && stop.sleep(pause)
         {
             return Ok(Check::Stopped);
         }
-        if *lock(&stop.0) {
+        if stop.is_set() {
             return Ok(Check::Stopped);
         }
     }
