@@ -8,6 +8,12 @@ use std::time::Duration;
 
 use crate::error::{IoOp, StorageError};
 
+/// A mutex's guard, also after a panic elsewhere poisoned it (the state the background
+/// threads share stays consistent: it is changed only after every fallible step).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Tells a background thread to stop; its sleeps end at once when it does.
 #[derive(Debug, Default)]
 pub(crate) struct Stop {

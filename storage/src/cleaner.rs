@@ -8,9 +8,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use crate::background::{Background, Stop};
+use crate::background::{Background, Stop, lock};
 use crate::error::StorageError;
 use crate::partition_log::PartitionLog;
 use crate::partition_log::compaction::{MAP_ENTRY_BYTES, Throttle};
@@ -94,16 +94,6 @@ impl Cleaner {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// The due log with the most to gain, if any.
 fn pick(logs: &Logs, now: i64) -> Option<Arc<PartitionLog>> {
     let open: Vec<Arc<PartitionLog>> = lock(logs).values().cloned().collect();
@@ -139,8 +129,12 @@ fn run(logs: &Logs, pending: &PendingRemovals, config: CleanerConfig, stop: &Sto
     let map_entries = (config.dedupe_buffer_bytes / MAP_ENTRY_BYTES).max(1);
     while !stop.is_set() {
         let mut worked = false;
-        if let Some(log) = pick(logs, now_ms()) {
-            match log.clean(map_entries, &throttle, now_ms()) {
+        if let Some(log) = pick(logs, crate::partition_log::wall_clock_ms()) {
+            match log.clean(
+                map_entries,
+                &throttle,
+                crate::partition_log::wall_clock_ms(),
+            ) {
                 Ok(stats) => {
                     worked = stats.segments_cleaned > 0;
                     let delay = Duration::from_millis(log.config().file_delete_delay_ms);

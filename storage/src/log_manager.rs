@@ -20,10 +20,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::background::{Background, Stop};
+use crate::background::{Background, Stop, lock};
 use crate::cleaner::{Cleaner, CleanerConfig};
 use crate::config::LogConfig;
 use crate::error::StorageError;
@@ -194,10 +194,6 @@ fn flusher_loop(logs: &Logs, checkpoint: &Checkpoints, stop: &Stop) {
             return;
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl LogManager {

@@ -266,7 +266,8 @@ async fn detach<T: Send + 'static>(
 /// `oldest_unsynced_ms` when everything appended is durable.
 const NONE_UNSYNCED: i64 = i64::MIN;
 
-fn wall_clock_ms() -> i64 {
+/// Wall-clock milliseconds since the Unix epoch.
+pub(crate) fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -7,10 +7,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use crate::background::{Background, Stop};
+use crate::background::{Background, Stop, lock};
 use crate::error::StorageError;
 use crate::io;
 use crate::partition_log::PartitionLog;
@@ -99,16 +99,6 @@ impl Retention {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// Longest sleep between looks at the removals due (one scheduled meanwhile may be due
 /// sooner than what the thread was waiting for).
 const REMOVAL_TICK: Duration = Duration::from_secs(1);
@@ -121,7 +111,7 @@ fn run(logs: &Logs, pending: &PendingRemovals, config: RetentionConfig, stop: &S
         if Instant::now() >= next_pass {
             let open: Vec<Arc<PartitionLog>> = lock(logs).values().cloned().collect();
             for log in open {
-                match log.enforce_retention(now_ms()) {
+                match log.enforce_retention(crate::partition_log::wall_clock_ms()) {
                     Ok(deleted) => {
                         let delay = Duration::from_millis(log.config().file_delete_delay_ms);
                         pending.schedule(deleted, delay);

@@ -14,12 +14,12 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use floe_protocol::record_batch;
 
-use crate::background::{Background, Stop};
+use crate::background::{Background, Stop, lock};
 use crate::error::StorageError;
 use crate::partition_log::PartitionLog;
 use crate::segment::SegmentReader;
@@ -65,10 +65,6 @@ impl Scrubber {
         };
         Ok(Scrubber { _thread: thread })
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn run(logs: &Logs, config: ScrubConfig, stop: &Stop) {
