@@ -9,6 +9,7 @@
 # Exports (when sourced) and prints (when run):
 #   FLOE_PYTHON     python of the test venv (confluent-kafka, kafka-python)
 #   FLOE_JAVA_LIBS  directory holding kafka-clients.jar and its compression/logging jars
+#   FLOE_S3S_FS     the s3s-fs binary (a second local S3 server, besides moto)
 #
 # Usage: scripts/install-test-deps.sh        (or `source` it from another script)
 set -euo pipefail
@@ -38,6 +39,13 @@ TABLEFLOW_PIP_PACKAGES=(
     "polars-iceberg==0.1.0"
     "moto[server]==5.2.5"
 )
+# The second local S3 server of the S3 tests, built from crates.io: s3s-fs keeps objects as
+# files under its root directory (one subdirectory per bucket), so they survive a restart,
+# and it refuses conditional writes (If-None-Match: * / If-Match) with 412 — one request at
+# a time: it checks, then writes, so concurrent create-only PUTs of one key can all succeed.
+# 0.14.1 is the version the tests were checked against; --locked builds it with the
+# dependencies it was released with.
+S3S_FS_VERSION="0.14.1"
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -167,16 +175,34 @@ install_java_libs() {
     fi
 }
 
+install_s3s_fs() {
+    local root="$FLOE_ROOT/.cache/s3s-fs"
+    FLOE_S3S_FS="$root/bin/s3s-fs"
+    export FLOE_S3S_FS
+    # clap's --version prints "s3s-fs <version>".
+    if [ -x "$FLOE_S3S_FS" ] &&
+        "$FLOE_S3S_FS" --version 2>/dev/null | grep -qx "s3s-fs $S3S_FS_VERSION"; then
+        log "s3s-fs: $S3S_FS_VERSION present in $root"
+        return
+    fi
+    # About 1.5 minutes on two cores; the `binary` feature builds the server's main.
+    log "s3s-fs: building $S3S_FS_VERSION into $root"
+    cargo install "s3s-fs@$S3S_FS_VERSION" --locked --features binary --root "$root"
+}
+
 install_test_deps() {
     install_apt_packages
     install_python_venv
     install_node_modules
     install_java_libs
-    log "test deps ready: FLOE_PYTHON=$FLOE_PYTHON FLOE_JAVA_LIBS=$FLOE_JAVA_LIBS"
+    install_s3s_fs
+    log "test deps ready: FLOE_PYTHON=$FLOE_PYTHON FLOE_JAVA_LIBS=$FLOE_JAVA_LIBS" \
+        "FLOE_S3S_FS=$FLOE_S3S_FS"
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     install_test_deps
     echo "export FLOE_PYTHON=$FLOE_PYTHON"
     echo "export FLOE_JAVA_LIBS=$FLOE_JAVA_LIBS"
+    echo "export FLOE_S3S_FS=$FLOE_S3S_FS"
 fi

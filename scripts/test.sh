@@ -30,6 +30,7 @@ if [ "${FLOE_SKIP_INSTALL:-0}" != "1" ]; then
 else
     export FLOE_PYTHON="${FLOE_PYTHON:-$ROOT/.venv/bin/python}"
     export FLOE_JAVA_LIBS="${FLOE_JAVA_LIBS:-$ROOT/.cache/java-libs}"
+    export FLOE_S3S_FS="${FLOE_S3S_FS:-$ROOT/.cache/s3s-fs/bin/s3s-fs}"
 fi
 
 THREADS="${FLOE_TEST_THREADS:-2}"

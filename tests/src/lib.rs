@@ -8,13 +8,15 @@
 //! - the `floe` binary: `$FLOE_BIN`, else `<workspace>/target/debug/floe` (built on demand),
 //! - Python with the client libraries: `$FLOE_PYTHON`, else `<workspace>/.venv/bin/python`,
 //! - node with kafkajs: `tests/clients/node/node_modules`,
-//! - the Java client jars: `$FLOE_JAVA_LIBS`, else `<workspace>/.cache/java-libs`.
+//! - the Java client jars: `$FLOE_JAVA_LIBS`, else `<workspace>/.cache/java-libs`,
+//! - local S3 servers ([`s3`]): moto from the venv, s3s-fs at `$FLOE_S3S_FS`.
 
 // Helpers in a test-support crate: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod groups;
 pub mod raw;
+pub mod s3;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -7,10 +7,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use floe_tests::{Broker, client_command, clients_dir, free_port, python, run_ok_with, wait_until};
+use floe_tests::s3::{S3Kind, S3Server};
+use floe_tests::{Broker, client_command, clients_dir, python, run_ok_with};
 
 fn check(
     broker: &Broker,
@@ -108,55 +108,17 @@ fn backfill_partitioned_and_dead_letters() {
     );
 }
 
-struct Moto(Child);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_moto(port: u16) -> Moto {
-    let bin = python().parent().unwrap().join("moto_server");
-    let child = Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-    wait_until(Duration::from_secs(30), "moto_server listening", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    Moto(child)
-}
-
-fn create_bucket(endpoint: &str, bucket: &str) {
-    let code = format!(
-        "import boto3\nboto3.client('s3', endpoint_url='{endpoint}', aws_access_key_id='test', \
-         aws_secret_access_key='test', region_name='us-east-1').create_bucket(Bucket='{bucket}')"
-    );
-    run_ok_with(
-        client_command(python()).args(["-c", &code]),
-        b"",
-        Duration::from_secs(60),
-    );
-}
-
 /// Acceptance 5: the same scenarios with the warehouse in a bucket of a local S3 server.
 #[test]
 fn s3_warehouse_on_local_s3_server() {
-    let port = free_port();
-    let _moto = start_moto(port);
-    let endpoint = format!("http://127.0.0.1:{port}");
-    create_bucket(&endpoint, "warehouse");
-    let set = |kv: String| kv;
+    let s3 = S3Server::start(S3Kind::Moto, "warehouse");
+    let endpoint = s3.endpoint();
     let args = [
-        set("tableflow_warehouse=s3://warehouse/floe".into()),
-        set(format!("tableflow_s3_endpoint={endpoint}")),
-        set("tableflow_s3_region=us-east-1".into()),
-        set("tableflow_s3_access_key_id=test".into()),
-        set("tableflow_s3_secret_access_key=test".into()),
+        "tableflow_warehouse=s3://warehouse/floe".to_string(),
+        format!("tableflow_s3_endpoint={endpoint}"),
+        format!("tableflow_s3_region={}", s3.region()),
+        format!("tableflow_s3_access_key_id={}", s3.access_key()),
+        format!("tableflow_s3_secret_access_key={}", s3.secret_key()),
     ];
     let mut flags = Vec::new();
     for a in &args {
