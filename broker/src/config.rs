@@ -6,6 +6,7 @@
 //! aliases (`auto.create.topics.enable`). An environment variable is the key upper-cased
 //! with a `FLOE_` prefix (`FLOE_AUTO_CREATE_TOPICS_ENABLE=false`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -200,6 +201,50 @@ pub struct Config {
     pub tableflow_s3_access_key_id: Option<String>,
     /// S3 secret access key.
     pub tableflow_s3_secret_access_key: Option<String>,
+    /// Default of the topic config `remote.storage.enable`: tier closed segments of new
+    /// (delete-policy) topics to the remote store.
+    #[serde(alias = "remote.storage.enable")]
+    pub remote_storage_enable: bool,
+    /// The remote store of tiered storage: `file:///dir` (default
+    /// `file://<data_dir>/remote-store`), `s3://bucket/prefix`, `gs://bucket/prefix`,
+    /// `az://container/prefix`.
+    pub remote_storage_url: Option<String>,
+    /// S3 endpoint (a local S3 server, MinIO, ...); AWS when unset.
+    pub remote_storage_endpoint: Option<String>,
+    /// S3 region.
+    pub remote_storage_region: Option<String>,
+    /// Path-style S3 requests (`endpoint/bucket/key`), as most self-hosted S3 servers need.
+    pub remote_storage_path_style: bool,
+    /// S3 access key id (else `AWS_ACCESS_KEY_ID`).
+    pub remote_storage_access_key_id: Option<String>,
+    /// S3 secret access key (else `AWS_SECRET_ACCESS_KEY`).
+    pub remote_storage_secret_access_key: Option<String>,
+    /// Further `object_store` options (GCS `google_service_account`, Azure
+    /// `azure_storage_account_key`, ...), as a TOML table.
+    pub remote_storage_options: BTreeMap<String, String>,
+    /// Timeout of one object-store request.
+    pub remote_storage_request_timeout_ms: u64,
+    /// Default `local.retention.ms` (Kafka's `log.local.retention.ms`); -2: `retention.ms`.
+    #[serde(alias = "log.local.retention.ms")]
+    pub log_local_retention_ms: i64,
+    /// Default `local.retention.bytes` (Kafka's `log.local.retention.bytes`); -2:
+    /// `retention.bytes`.
+    #[serde(alias = "log.local.retention.bytes")]
+    pub log_local_retention_bytes: i64,
+    /// Appends to a tiered partition are refused while more than this many of its bytes are
+    /// not yet uploaded (an unreachable store must not fill the disk); -1: no limit.
+    pub log_local_hard_limit_bytes: i64,
+    /// Time between two upload passes (Kafka's `remote.log.manager.task.interval.ms`).
+    #[serde(alias = "remote.log.manager.task.interval.ms")]
+    pub remote_log_manager_task_interval_ms: u64,
+    /// Partitions uploading at once.
+    pub remote_log_manager_upload_concurrency: usize,
+    /// Upload bandwidth over all partitions (Kafka's
+    /// `remote.log.manager.copy.max.bytes.per.second`); -1: unlimited.
+    #[serde(alias = "remote.log.manager.copy.max.bytes.per.second")]
+    pub remote_log_manager_copy_max_bytes_per_second: i64,
+    /// Bytes of downloaded remote segments kept on local disk for reads.
+    pub remote_log_reader_cache_bytes: u64,
     /// Storage engine settings: the `[storage]` table (`storage.io`, env `FLOE_STORAGE_IO`).
     pub storage: StorageConfig,
 }
@@ -394,6 +439,22 @@ impl Default for Config {
             tableflow_s3_region: None,
             tableflow_s3_access_key_id: None,
             tableflow_s3_secret_access_key: None,
+            remote_storage_enable: false,
+            remote_storage_url: None,
+            remote_storage_endpoint: None,
+            remote_storage_region: None,
+            remote_storage_path_style: false,
+            remote_storage_access_key_id: None,
+            remote_storage_secret_access_key: None,
+            remote_storage_options: BTreeMap::new(),
+            remote_storage_request_timeout_ms: 60_000,
+            log_local_retention_ms: -2,
+            log_local_retention_bytes: -2,
+            log_local_hard_limit_bytes: 10 * 1024 * 1024 * 1024,
+            remote_log_manager_task_interval_ms: 30_000,
+            remote_log_manager_upload_concurrency: 4,
+            remote_log_manager_copy_max_bytes_per_second: -1,
+            remote_log_reader_cache_bytes: 1024 * 1024 * 1024,
             storage: StorageConfig::default(),
         }
     }
@@ -443,6 +504,36 @@ impl Config {
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Tiered storage's settings: the embedded default (a directory under the data
+    /// directory), overridden by the `remote_storage_*` and `remote_log_*` keys.
+    pub fn remote_storage(&self) -> floe_storage::remote::RemoteConfig {
+        let mut remote = floe_storage::remote::RemoteConfig::local(&self.data_dir);
+        if let Some(url) = &self.remote_storage_url {
+            remote.url = url.clone();
+        }
+        remote.endpoint = self.remote_storage_endpoint.clone();
+        remote.region = self.remote_storage_region.clone();
+        remote.path_style = self.remote_storage_path_style;
+        remote.access_key = self.remote_storage_access_key_id.clone();
+        remote.secret_key = self.remote_storage_secret_access_key.clone();
+        remote.options = self
+            .remote_storage_options
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        remote.task_interval =
+            std::time::Duration::from_millis(self.remote_log_manager_task_interval_ms.max(10));
+        remote.upload_concurrency = self.remote_log_manager_upload_concurrency.max(1);
+        remote.copy_max_bytes_per_second =
+            u64::try_from(self.remote_log_manager_copy_max_bytes_per_second)
+                .ok()
+                .filter(|&r| r > 0 && r < i64::MAX as u64);
+        remote.cache_bytes = self.remote_log_reader_cache_bytes;
+        remote.request_timeout =
+            std::time::Duration::from_millis(self.remote_storage_request_timeout_ms.max(100));
+        remote
     }
 
     /// Tableflow's settings: the embedded defaults under the data directory, overridden by
@@ -560,6 +651,21 @@ impl Config {
             "tableflow_s3_region",
             "tableflow_s3_access_key_id",
             "tableflow_s3_secret_access_key",
+            "remote_storage_enable",
+            "remote_storage_url",
+            "remote_storage_endpoint",
+            "remote_storage_region",
+            "remote_storage_path_style",
+            "remote_storage_access_key_id",
+            "remote_storage_secret_access_key",
+            "remote_storage_request_timeout_ms",
+            "log_local_retention_ms",
+            "log_local_retention_bytes",
+            "log_local_hard_limit_bytes",
+            "remote_log_manager_task_interval_ms",
+            "remote_log_manager_upload_concurrency",
+            "remote_log_manager_copy_max_bytes_per_second",
+            "remote_log_reader_cache_bytes",
         ];
         KEYS.contains(&key)
     }
@@ -612,6 +718,23 @@ impl Config {
             return bad(format!(
                 "group_consumer_assignors must list assignors among uniform, range, not {:?}",
                 self.group_consumer_assignors
+            ));
+        }
+        for (key, value) in [
+            ("log_local_retention_ms", self.log_local_retention_ms),
+            ("log_local_retention_bytes", self.log_local_retention_bytes),
+        ] {
+            if value < -2 {
+                return bad(format!(
+                    "{key} must be -2 (the retention setting), -1 (unlimited) or a size/time, not {value}"
+                ));
+            }
+        }
+        if let Some(url) = &self.remote_storage_url
+            && url::Url::parse(url).is_err()
+        {
+            return bad(format!(
+                "remote_storage_url is not a URL: {url:?} (file:///dir, s3://bucket/prefix, gs://..., az://...)"
             ));
         }
         let retention = [

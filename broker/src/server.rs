@@ -48,6 +48,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         LogManager::open_with(&data_dir, io)
             .with_context(|| format!("cannot open data directory {}", data_dir.display()))?,
     );
+    {
+        // Before the partitions open: a tiered one is attached to (or rebuilt from) its
+        // remote part as it opens.
+        let (logs, remote) = (logs.clone(), config.remote_storage());
+        let url = remote.url.clone();
+        tokio::task::spawn_blocking(move || logs.start_remote(remote))
+            .await
+            .context("remote storage task failed")?
+            .with_context(|| format!("cannot open the remote store {url}"))?;
+    }
     let store = Box::new(FileMetadataStore::new(&data_dir));
     let topics = {
         let (config, logs) = (config.clone(), logs.clone());

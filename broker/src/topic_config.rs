@@ -110,6 +110,20 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = {
             "Bytes of log between offset-index entries.",
         ),
         def(
+            "local.retention.bytes",
+            Long,
+            -2,
+            &[],
+            "Largest local size of a tiered partition before uploaded segments are deleted locally; -2 is retention.bytes, -1 unlimited.",
+        ),
+        def(
+            "local.retention.ms",
+            Long,
+            -2,
+            &[],
+            "How long uploaded segments of a tiered partition stay on local disk; -2 is retention.ms, -1 forever.",
+        ),
+        def(
             "max.compaction.lag.ms",
             Long,
             1,
@@ -152,6 +166,13 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = {
             "Replicas that must acknowledge an acks=all write.",
         ),
         def("preallocate", Boolean, 0, &[], "Preallocate segment files."),
+        def(
+            "remote.storage.enable",
+            Boolean,
+            0,
+            &[],
+            "Tier closed segments to the remote object store (cleanup.policy=delete only).",
+        ),
         def(
             "retention.bytes",
             Long,
@@ -328,6 +349,17 @@ pub fn validate_table_configs(
     topic: &str,
     configs: &BTreeMap<String, String>,
 ) -> Result<(), String> {
+    if configs
+        .get("remote.storage.enable")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        && configs
+            .get("cleanup.policy")
+            .is_some_and(|p| p.split(',').any(|p| p.trim() == "compact"))
+    {
+        return Err(format!(
+            "Invalid configuration for topic {topic}: remote.storage.enable=true needs cleanup.policy=delete; compacted topics cannot be tiered"
+        ));
+    }
     floe_tableflow::validate_topic_configs(topic, configs).map_err(|e| e.to_string())
 }
 
@@ -348,6 +380,9 @@ pub fn default_value(name: &str, config: &Config) -> String {
         "segment.jitter.ms" => "0".into(),
         "min.insync.replicas" => "1".into(),
         "preallocate" | "unclean.leader.election.enable" => "false".into(),
+        "remote.storage.enable" => config.remote_storage_enable.to_string(),
+        "local.retention.ms" => config.log_local_retention_ms.to_string(),
+        "local.retention.bytes" => config.log_local_retention_bytes.to_string(),
         "retention.bytes" => config.log_retention_bytes.to_string(),
         "retention.ms" => config.log_retention_ms().to_string(),
         "segment.bytes" => config.log_segment_bytes.to_string(),
@@ -443,6 +478,22 @@ pub fn log_config(overrides: &BTreeMap<String, String>, config: &Config) -> LogC
     {
         log.recovery = mode.policy();
     }
+    // Tiered storage: only for delete-only topics (a compacted one under a broker default
+    // of true stays local).
+    log.remote_storage_enable = effective("remote.storage.enable", overrides, config)
+        .eq_ignore_ascii_case("true")
+        && log.cleanup_policy.delete
+        && !log.cleanup_policy.compact;
+    // -2: the whole-log setting; -1 (any other negative): unlimited.
+    log.local_retention_ms = match num("local.retention.ms") {
+        Some(-2) | None => log.retention_ms,
+        Some(v) => u64::try_from(v).ok(),
+    };
+    log.local_retention_bytes = match num("local.retention.bytes") {
+        Some(-2) | None => log.retention_bytes,
+        Some(v) => u64::try_from(v).ok(),
+    };
+    log.local_hard_limit_bytes = u64::try_from(config.log_local_hard_limit_bytes).ok();
     log
 }
 
@@ -511,5 +562,43 @@ mod tests {
                 d.name
             );
         }
+    }
+
+    #[test]
+    fn tiering_configs_resolve_and_refuse_compaction() {
+        let config = Config::default();
+        let tiered: BTreeMap<String, String> = [
+            ("remote.storage.enable", "true"),
+            ("retention.bytes", "1000000"),
+            ("local.retention.ms", "60000"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let log = log_config(&tiered, &config);
+        assert!(log.remote_storage_enable);
+        assert_eq!(log.local_retention_ms, Some(60_000));
+        // -2 (the default): the whole-log setting.
+        assert_eq!(log.local_retention_bytes, Some(1_000_000));
+        assert_eq!(log.local_hard_limit_bytes, Some(10 << 30));
+        assert!(validate("local.retention.bytes", "-2").is_ok());
+        assert!(validate("local.retention.bytes", "-3").is_err());
+        assert!(validate_table_configs("t", &tiered).is_ok());
+        let mut compacted = tiered.clone();
+        compacted.insert("cleanup.policy".into(), "compact".into());
+        assert!(
+            validate_table_configs("t", &compacted)
+                .unwrap_err()
+                .contains("cleanup.policy=delete")
+        );
+        // A broker default of true leaves compacted topics local.
+        let broker_default = Config {
+            remote_storage_enable: true,
+            ..Config::default()
+        };
+        let only_compact: BTreeMap<String, String> =
+            [("cleanup.policy".to_string(), "compact".to_string())].into();
+        assert!(!log_config(&only_compact, &broker_default).remote_storage_enable);
+        assert!(log_config(&BTreeMap::new(), &broker_default).remote_storage_enable);
     }
 }

@@ -156,7 +156,8 @@ impl Topics {
         let mut offline = BTreeMap::new();
         for (name, record) in &metadata.topics {
             by_id.insert(record.topic_id, name.clone());
-            let log_config = topic_config::log_config(&record.configs, &config);
+            let log_config =
+                topic_config::log_config(&record.configs, &config).with_topic_id(record.topic_id);
             for partition in 0..record.partitions {
                 let tp = TopicPartition::new(name, partition);
                 if let Err(e) = logs.open_partition(&tp, log_config.clone()) {
@@ -457,7 +458,8 @@ impl Topics {
             partitions,
             configs: topic.configs,
         };
-        let log_config = topic_config::log_config(&record.configs, &self.config);
+        let log_config =
+            topic_config::log_config(&record.configs, &self.config).with_topic_id(record.topic_id);
         self.create_partition_logs(&topic.name, 0, partitions, &log_config)?;
         let mut next = self.read().clone();
         next.topics.insert(topic.name.clone(), record.clone());
@@ -552,7 +554,8 @@ impl Topics {
             return Ok(());
         }
         record.partitions = count;
-        let log_config = topic_config::log_config(&record.configs, &self.config);
+        let log_config =
+            topic_config::log_config(&record.configs, &self.config).with_topic_id(record.topic_id);
         self.create_partition_logs(name, current, count, &log_config)?;
         if let Err(e) = self.store.save(&next) {
             self.remove_partition_logs(name, current, count);
@@ -585,7 +588,7 @@ impl Topics {
         record.configs = configs;
         let (partitions, log_config) = (
             record.partitions,
-            topic_config::log_config(&record.configs, &self.config),
+            topic_config::log_config(&record.configs, &self.config).with_topic_id(record.topic_id),
         );
         self.store.save(&next)?;
         *self.write() = next;

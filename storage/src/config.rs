@@ -96,6 +96,21 @@ pub struct LogConfig {
     pub max_compaction_lag_ms: u64,
     /// Kafka `delete.retention.ms`: a tombstone older than this is removed by the cleaner.
     pub delete_retention_ms: u64,
+    /// Kafka `remote.storage.enable`: closed segments are uploaded to the remote store and
+    /// served from it once the local copy is gone (only with `cleanup.policy=delete`).
+    pub remote_storage_enable: bool,
+    /// Kafka `local.retention.ms` (resolved: `retention.ms` when the topic says -2): how long
+    /// an uploaded segment stays on local disk. `None`: as long as the log keeps it.
+    pub local_retention_ms: Option<u64>,
+    /// Kafka `local.retention.bytes` (resolved like `local_retention_ms`): uploaded segments
+    /// are deleted locally while the local log without them is still this large.
+    pub local_retention_bytes: Option<u64>,
+    /// `log.local.hard.limit.bytes`: appends to a tiered log are refused while more than this
+    /// many bytes of it are not yet uploaded (an unreachable store must not fill the disk).
+    pub local_hard_limit_bytes: Option<u64>,
+    /// The topic's id, part of the remote key prefix (a topic deleted and created again
+    /// under the same name never sees the old one's objects).
+    pub topic_id: Option<String>,
 }
 
 impl Default for LogConfig {
@@ -117,6 +132,19 @@ impl Default for LogConfig {
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: u64::MAX,
             delete_retention_ms: 24 * 60 * 60 * 1000,
+            remote_storage_enable: false,
+            local_retention_ms: None,
+            local_retention_bytes: None,
+            local_hard_limit_bytes: None,
+            topic_id: None,
         }
+    }
+}
+
+impl LogConfig {
+    /// The same settings for the topic with this id (part of its remote key prefix).
+    pub fn with_topic_id(mut self, id: impl std::fmt::Display) -> LogConfig {
+        self.topic_id = Some(id.to_string());
+        self
     }
 }

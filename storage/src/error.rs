@@ -130,6 +130,31 @@ pub enum StorageError {
         /// The partition directory.
         path: PathBuf,
     },
+    /// An object-store request of tiered storage failed (the store is unreachable, refused
+    /// the request, or returned something that fails its check).
+    #[error("remote storage: {op} {key}: {reason}")]
+    Remote {
+        /// What was attempted (`put`, `get`, `verify`, `list`, `delete`, `manifest`).
+        op: &'static str,
+        /// The object key (or prefix).
+        key: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A tiered partition holds more bytes not yet uploaded than
+    /// `log.local.hard.limit.bytes`: appends are refused until uploads catch up, so an
+    /// unreachable object store never fills the disk.
+    #[error(
+        "log {path} has {bytes} bytes not yet uploaded to the remote store, above the hard limit of {limit}; appends resume when uploads catch up"
+    )]
+    UploadBacklog {
+        /// The partition directory.
+        path: PathBuf,
+        /// Bytes of local segments not yet in the remote store.
+        bytes: u64,
+        /// The configured limit.
+        limit: u64,
+    },
     /// A directory name that is not `<topic>-<partition>`.
     #[error("invalid partition directory name {name:?}")]
     InvalidPartitionDir {
@@ -139,6 +164,18 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    pub(crate) fn remote(
+        op: &'static str,
+        key: impl std::fmt::Display,
+        reason: impl std::fmt::Display,
+    ) -> Self {
+        StorageError::Remote {
+            op,
+            key: key.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
     pub(crate) fn io(op: IoOp, path: impl Into<PathBuf>, source: io::Error) -> Self {
         StorageError::Io {
             op,

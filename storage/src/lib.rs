@@ -23,6 +23,7 @@ pub mod partition_log;
 pub mod producer_state;
 mod recovery;
 pub mod recovery_point;
+pub mod remote;
 pub mod retention;
 pub mod scrubber;
 pub mod segment;

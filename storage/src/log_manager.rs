@@ -31,7 +31,9 @@ use crate::io::{self, Io};
 use crate::partition_log::group_commit::Syncer;
 use crate::partition_log::retention::DeleteRecordsError;
 use crate::partition_log::{OpenHints, PartitionLog};
+use crate::producer_state;
 use crate::recovery_point;
+use crate::remote::{RemoteConfig, RemoteLog, RemoteStorage};
 use crate::retention::{PendingRemovals, Retention, RetentionConfig};
 use crate::scrubber::{ScrubConfig, Scrubber};
 use crate::topic_partition::TopicPartition;
@@ -145,6 +147,8 @@ pub struct LogManager {
     syncer: Syncer,
     /// The scrubber thread, once started ([`LogManager::start_scrubber`]); stopped on drop.
     scrubber: Mutex<Option<Scrubber>>,
+    /// Tiered storage, once started ([`LogManager::start_remote`]).
+    remote: Mutex<Option<Arc<RemoteStorage>>>,
 }
 
 /// The `flush.ms` thread (and the checkpoints' writer); stopped and joined on drop.
@@ -249,6 +253,7 @@ impl LogManager {
             checkpoint,
             syncer: Syncer::start()?,
             scrubber: Mutex::new(None),
+            remote: Mutex::new(None),
             retention: Mutex::new(None),
             cleaner: Mutex::new(None),
             pending_removals: Arc::new(PendingRemovals::default()),
@@ -272,6 +277,22 @@ impl LogManager {
             Arc::clone(&self.pending_removals),
             config,
         )?);
+        Ok(())
+    }
+
+    /// Opens the remote store of tiered storage ([`crate::remote`]) and starts its upload
+    /// thread. Call before opening partitions: a tiered partition is attached to its remote
+    /// part when it is opened (and rebuilt from it when its directory is missing).
+    pub fn start_remote(&self, config: RemoteConfig) -> Result<(), StorageError> {
+        let storage = Arc::new(RemoteStorage::open(
+            config,
+            &self.data_dir,
+            self.io.clone(),
+        )?);
+        storage.start_uploader(Arc::clone(&self.logs))?;
+        if let Some(old) = lock(&self.remote).replace(storage) {
+            old.stop();
+        }
         Ok(())
     }
 
@@ -335,11 +356,28 @@ impl LogManager {
         }
         let name = tp.dir_name();
         let dir = self.data_dir.join(&name);
+        let remote_storage = lock(&self.remote)
+            .clone()
+            .filter(|_| config.remote_storage_enable);
+        // A tiered partition learns its remote part first: a missing directory is rebuilt
+        // from it (a broker that lost its disk), and reads below the local start need it.
+        let mut remote: Option<Arc<RemoteLog>> = None;
+        let fresh = !has_segments(&dir)?;
+        if let Some(storage) = &remote_storage {
+            match storage.load_blocking(tp, &config) {
+                Ok(loaded) => remote = Some(loaded),
+                // A new directory must not start at offset 0 over an unknown remote part.
+                Err(e) if fresh => return Err(e),
+                Err(error) => {
+                    tracing::warn!(partition = %tp, %error, "cannot load the remote manifest; the uploader attaches it when the store is reachable");
+                }
+            }
+        }
         // A checkpoint only says something about the directory it was written for.
         let durable_hint = self.checkpoint.recovery_points.take(&name);
         let start_hint = self.checkpoint.log_starts.take(&name);
         let cleaned_hint = self.checkpoint.cleaner_offsets.take(&name);
-        let hints = if io::exists(&dir) {
+        let hints = if !fresh {
             OpenHints {
                 durable: durable_hint,
                 log_start: start_hint,
@@ -348,7 +386,10 @@ impl LogManager {
         } else {
             io::create_dir_all(&dir)?;
             io::sync_dir(&self.data_dir)?;
-            OpenHints::default()
+            match (&remote_storage, &remote) {
+                (Some(storage), Some(remote)) => self.rebuild_from_remote(storage, remote, &dir)?,
+                _ => OpenHints::default(),
+            }
         };
         let clean = lock(&self.clean_at_start).remove(&name);
         let log = Arc::new(PartitionLog::open(
@@ -360,8 +401,44 @@ impl LogManager {
             clean,
             hints,
         )?);
+        if let Some(remote) = remote {
+            log.attach_remote(remote);
+        }
         logs.insert(tp.clone(), Arc::clone(&log));
         Ok(log)
+    }
+
+    /// Prepares the empty directory of a tiered partition to continue where its remote
+    /// part ends: an empty first segment at the remote end, and the producer state uploaded
+    /// with the last remote segment. Everything uploaded is served again; what was never
+    /// uploaded is lost with the disk that held it.
+    fn rebuild_from_remote(
+        &self,
+        storage: &RemoteStorage,
+        remote: &RemoteLog,
+        dir: &Path,
+    ) -> Result<OpenHints, StorageError> {
+        let manifest = remote.manifest();
+        let (Some(end), Some(last)) = (manifest.end(), manifest.segments.last()) else {
+            return Ok(OpenHints::default());
+        };
+        crate::segment::Segment::create(&self.io, dir, end)?;
+        let snapshot =
+            storage.download_snapshot(remote, last, producer_state::snapshot_path(dir, end))?;
+        io::sync_dir(dir)?;
+        tracing::info!(
+            dir = %dir.display(),
+            log_start = manifest.log_start_offset,
+            log_end = end,
+            segments = manifest.segments.len(),
+            producer_state = snapshot,
+            "rebuilt partition from its remote manifest"
+        );
+        Ok(OpenHints {
+            durable: Some(end),
+            log_start: Some(manifest.log_start_offset),
+            cleaned_to: None,
+        })
     }
 
     /// The open log of a partition.
@@ -370,9 +447,16 @@ impl LogManager {
     }
 
     /// Closes a partition's log and removes its directory (renamed to `*-delete` first).
+    /// The remote part of a tiered partition is deleted too (in the background).
     pub fn delete_partition(&self, tp: &TopicPartition) -> Result<(), StorageError> {
         if let Some(log) = lock(&self.logs).remove(tp) {
             log.mark_deleted();
+            let config = log.config();
+            if config.remote_storage_enable
+                && let Some(storage) = lock(&self.remote).clone()
+            {
+                storage.delete_partition(tp, &config);
+            }
         }
         let name = tp.dir_name();
         lock(&self.clean_at_start).remove(&name);
@@ -425,9 +509,12 @@ impl LogManager {
     /// clean-shutdown marker. If any log fails to close, no marker is written and the first
     /// error is returned, so the next start recovers.
     pub fn shutdown(&self) -> Result<(), StorageError> {
-        // No retention pass or clean may change a log while it closes.
+        // No retention pass, clean or upload may change a log while it closes.
         *lock(&self.cleaner) = None;
         *lock(&self.retention) = None;
+        if let Some(remote) = lock(&self.remote).clone() {
+            remote.stop();
+        }
         let logs: Vec<(TopicPartition, Arc<PartitionLog>)> = lock(&self.logs)
             .iter()
             .map(|(tp, log)| (tp.clone(), Arc::clone(log)))
@@ -462,6 +549,17 @@ impl LogManager {
             contents.as_bytes(),
         )
     }
+}
+
+/// Whether a partition directory holds any segment (a directory created but never given
+/// one, as a crash can leave it, counts as missing).
+fn has_segments(dir: &Path) -> Result<bool, StorageError> {
+    if !io::exists(dir) {
+        return Ok(false);
+    }
+    Ok(io::list_dir(dir)?
+        .iter()
+        .any(|e| !e.is_dir && e.name.ends_with(crate::segment::LOG_SUFFIX)))
 }
 
 #[cfg(test)]

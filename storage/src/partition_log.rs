@@ -28,7 +28,10 @@ use crate::error::StorageError;
 use crate::io;
 use crate::producer_state::{self, Check, ProducerEntry, ProducerError, ProducerStateManager};
 use crate::recovery;
-use crate::segment::{NO_TIMESTAMP, Segment, SegmentReader};
+use crate::remote::RemoteLog;
+use crate::segment::{
+    INDEX_SUFFIX, LOG_SUFFIX, NO_TIMESTAMP, Segment, SegmentReader, TIME_INDEX_SUFFIX,
+};
 use crate::topic_partition::TopicPartition;
 
 /// Result of a successful append.
@@ -330,6 +333,22 @@ pub struct PartitionLog {
     cleaned_to: AtomicI64,
     /// When the first tombstone kept in the clean part expires (`i64::MIN`: unknown).
     tombstones_due_at: AtomicI64,
+    /// The remote part of a tiered log, once its manifest was loaded ([`crate::remote`]).
+    remote: std::sync::RwLock<Option<Arc<RemoteLog>>>,
+}
+
+/// A closed, durable segment of a tiered log to upload ([`PartitionLog::upload_candidate`]).
+#[derive(Debug)]
+pub(crate) struct UploadCandidate {
+    pub(crate) base_offset: i64,
+    pub(crate) next_offset: i64,
+    pub(crate) size: u64,
+    pub(crate) max_timestamp: i64,
+    pub(crate) offset_of_max_timestamp: i64,
+    /// `.log`, `.index`, `.timeindex`: the open file and the bytes to upload.
+    pub(crate) files: Vec<(&'static str, Arc<io::File>, u64)>,
+    /// The producer snapshot at `next_offset`, if it is on disk.
+    pub(crate) snapshot: Option<PathBuf>,
 }
 
 /// What the data directory's checkpoints say about a log being opened.
@@ -380,7 +399,13 @@ impl PartitionLog {
         // (never past the end: recovery may have cut the tail the start was in).
         let first_base = recovered.segments.keys().next().copied().unwrap_or(0);
         let log_start = start_hint.map_or(first_base, |hint| {
-            hint.clamp(first_base, log_end.max(first_base))
+            if config.remote_storage_enable {
+                // The remote part may hold what lies below the first local segment; the
+                // remote view checks it when it is attached.
+                hint.min(log_end.max(first_base))
+            } else {
+                hint.clamp(first_base, log_end.max(first_base))
+            }
         });
         if !clean {
             // What recovery kept may exist only in the page cache (the process died, the
@@ -432,7 +457,112 @@ impl PartitionLog {
             maintenance: Mutex::new(()),
             cleaned_to: AtomicI64::new(cleaned_hint.unwrap_or(log_start)),
             tombstones_due_at: AtomicI64::new(i64::MIN),
+            remote: std::sync::RwLock::new(None),
         })
+    }
+
+    /// The remote part of a tiered log, once attached.
+    pub fn remote(&self) -> Option<Arc<RemoteLog>> {
+        self.remote
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Attaches the remote part and settles the log start against it: raised to what the
+    /// remote and local parts hold, or lowered to the remote start when the log start was
+    /// only the first local segment's base (no checkpoint said otherwise).
+    pub(crate) fn attach_remote(&self, remote: Arc<RemoteLog>) {
+        let inner = self.lock();
+        let local_start = inner.segments.keys().next().copied().unwrap_or(0);
+        let manifest = remote.manifest();
+        let floor = match (manifest.segments.first(), manifest.end()) {
+            (Some(first), Some(end)) if end >= local_start => {
+                manifest.log_start_offset.max(first.base_offset)
+            }
+            _ => local_start,
+        };
+        let current = self.log_start.load(Ordering::Acquire);
+        if current < floor || (current == local_start && floor < current) {
+            self.log_start.store(floor, Ordering::Release);
+        }
+        *self.remote.write().unwrap_or_else(PoisonError::into_inner) = Some(remote);
+        drop(inner);
+        tracing::debug!(partition = %self.tp, log_start = self.log_start_offset(), "attached remote log");
+    }
+
+    /// The oldest closed segment entirely durable whose base is at or above `after` (the
+    /// end of what is uploaded), for the uploader.
+    pub(crate) fn upload_candidate(&self, after: i64) -> Option<UploadCandidate> {
+        let durable = self.durable_offset();
+        let inner = self.lock();
+        if inner.closed || inner.offline.is_some() {
+            return None;
+        }
+        let closed = inner.segments.len().saturating_sub(1);
+        let segment = inner
+            .segments
+            .values()
+            .take(closed)
+            .find(|s| s.base_offset >= after && s.size > 0)?;
+        if segment.next_offset > durable {
+            return None;
+        }
+        let snapshot = producer_state::snapshot_path(&self.dir, segment.next_offset);
+        Some(UploadCandidate {
+            base_offset: segment.base_offset,
+            next_offset: segment.next_offset,
+            size: segment.size,
+            max_timestamp: segment.max_timestamp,
+            offset_of_max_timestamp: segment.offset_of_max_timestamp,
+            files: vec![
+                (LOG_SUFFIX, Arc::clone(&segment.log), segment.size),
+                (
+                    INDEX_SUFFIX,
+                    Arc::clone(segment.offset_index.file()),
+                    segment.offset_index.size_bytes(),
+                ),
+                (
+                    TIME_INDEX_SUFFIX,
+                    Arc::clone(segment.time_index.file()),
+                    segment.time_index.size_bytes(),
+                ),
+            ],
+            snapshot: io::exists(&snapshot).then_some(snapshot),
+        })
+    }
+
+    /// Bytes of local segments not yet uploaded (all of them while the remote part is not
+    /// attached).
+    pub fn unuploaded_bytes(&self) -> u64 {
+        let end = self
+            .remote()
+            .and_then(|r| r.uploaded_end())
+            .unwrap_or(i64::MIN);
+        Self::unuploaded(&self.lock(), end)
+    }
+
+    fn unuploaded(inner: &Inner, uploaded_end: i64) -> u64 {
+        inner
+            .segments
+            .values()
+            .filter(|s| s.next_offset > uploaded_end || s.size == 0)
+            .map(|s| s.size)
+            .sum()
+    }
+
+    /// First offset held on local disk (below it, a tiered log reads from the remote part).
+    pub fn local_start_offset(&self) -> i64 {
+        let first = self.lock().segments.keys().next().copied();
+        first.unwrap_or_else(|| self.log_end_offset())
+    }
+
+    /// The remote part, if `offset` is in it (at or above the log start, below the first
+    /// local segment).
+    fn remote_for(&self, offset: i64) -> Option<Arc<RemoteLog>> {
+        let remote = self.remote()?;
+        let local_start = self.lock().segments.keys().next().copied()?;
+        (offset < local_start && offset >= self.log_start.load(Ordering::Acquire)).then_some(remote)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -681,6 +811,23 @@ impl PartitionLog {
         now_ms: i64,
     ) -> Result<Step, AppendError> {
         self.check_usable(inner)?;
+        if let Some(limit) = incoming.config.local_hard_limit_bytes
+            && incoming.config.remote_storage_enable
+        {
+            let end = self
+                .remote()
+                .and_then(|r| r.uploaded_end())
+                .unwrap_or(i64::MIN);
+            let bytes = Self::unuploaded(inner, end);
+            if bytes > limit {
+                return Err(StorageError::UploadBacklog {
+                    path: self.dir.clone(),
+                    bytes,
+                    limit,
+                }
+                .into());
+            }
+        }
         let log_start_offset = self.log_start.load(Ordering::Acquire);
         let first_offset = self.log_end.load(Ordering::Acquire);
         let mut pending: HashMap<i64, ProducerEntry> = HashMap::new();
@@ -870,7 +1017,72 @@ impl PartitionLog {
     /// headers are read from the page cache (`preadv2(RWF_NOWAIT)`), and a range that is
     /// all in the page cache is returned for `sendfile`. If anything is not cached, the read
     /// is done again on the blocking pool, and the range is loaded into memory there.
+    ///
+    /// Below the local start of a tiered log, the read is served from the remote part: the
+    /// segment is fetched into the download cache (on the remote runtime) and read there
+    /// on the blocking pool.
     pub async fn read_region(
+        self: &Arc<Self>,
+        fetch_offset: i64,
+        max_bytes: usize,
+    ) -> Result<RegionRead, ReadError> {
+        if let Some(remote) = self.remote_for(fetch_offset) {
+            return self
+                .read_region_remote(remote, fetch_offset, max_bytes)
+                .await;
+        }
+        self.read_region_local(fetch_offset, max_bytes).await
+    }
+
+    async fn read_region_remote(
+        self: &Arc<Self>,
+        remote: Arc<RemoteLog>,
+        fetch_offset: i64,
+        max_bytes: usize,
+    ) -> Result<RegionRead, ReadError> {
+        let mut offset = fetch_offset;
+        loop {
+            let (log_start, log_end) = (self.log_start_offset(), self.log_end_offset());
+            if fetch_offset < log_start || fetch_offset > log_end {
+                return Err(ReadError::OffsetOutOfRange {
+                    requested: fetch_offset,
+                    log_start,
+                    log_end,
+                });
+            }
+            let Some((reader, next)) = remote.reader_at(offset).await? else {
+                break;
+            };
+            let region = io::offload(move || -> Result<_, StorageError> {
+                match reader.find_batch(offset)? {
+                    Some(batch) => {
+                        let region = reader.region_from(&batch, max_bytes)?;
+                        Ok(Some(if region.is_cached() {
+                            region
+                        } else {
+                            region.load()?
+                        }))
+                    }
+                    None => Ok(None),
+                }
+            })
+            .await?;
+            if let Some(region) = region {
+                return Ok(RegionRead {
+                    region: Some(region),
+                    high_watermark: log_end,
+                    log_start_offset: log_start,
+                });
+            }
+            offset = next;
+            if self.remote_for(offset).is_none() {
+                break;
+            }
+        }
+        self.read_region_local(offset, max_bytes).await
+    }
+
+    async fn read_region_local(
         self: &Arc<Self>,
         fetch_offset: i64,
         max_bytes: usize,
@@ -911,6 +1123,23 @@ impl PartitionLog {
     /// The segment and batch a read at `fetch_offset` starts with (none at the log end).
     fn locate(&self, fetch_offset: i64) -> Result<Located, ReadError> {
         let mut offset = fetch_offset;
+        if let Some(remote) = self.remote_for(fetch_offset) {
+            // Below the local start of a tiered log: the remote part (this thread may block).
+            while let Some((segment, next)) = remote.reader_at_blocking(offset)? {
+                if let Some(batch) = segment.find_batch(offset)? {
+                    return Ok(Located {
+                        start: Some((segment, batch)),
+                        high_watermark: self.log_end_offset(),
+                        log_start_offset: self.log_start_offset(),
+                    });
+                }
+                offset = next;
+                if self.remote_for(offset).is_none() {
+                    break;
+                }
+            }
+        }
+        let tiered = self.remote().is_some();
         loop {
             let (segment, next_base, log_start, log_end) = {
                 let inner = self.lock();
@@ -924,7 +1153,13 @@ impl PartitionLog {
                         log_end,
                     });
                 }
-                let Some((_, segment)) = inner.segments.range(..=offset).next_back() else {
+                // A tiered log continues locally where its remote part ends.
+                let found = inner
+                    .segments
+                    .range(..=offset)
+                    .next_back()
+                    .or_else(|| tiered.then(|| inner.segments.iter().next()).flatten());
+                let Some((_, segment)) = found else {
                     return Err(ReadError::OffsetOutOfRange {
                         requested: fetch_offset,
                         log_start,
@@ -993,7 +1228,25 @@ impl PartitionLog {
     /// The first record with timestamp `>= ts`, as `(offset, timestamp)` (ListOffsets by
     /// timestamp). Uses each segment's largest timestamp to pick the segment, its time index
     /// and offset index to find the batch, and decodes that batch's records.
+    ///
+    /// A tiered log looks in its remote part first (downloading the segment that holds the
+    /// answer; the caller's thread may block).
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, StorageError> {
+        if let Some(remote) = self.remote() {
+            let log_start = self.log_start_offset();
+            for segment in remote.segments_below(self.local_start_offset()) {
+                if segment.next_offset <= log_start
+                    || segment.size == 0
+                    || segment.max_timestamp < ts
+                {
+                    continue;
+                }
+                let reader = remote.reader_of_blocking(segment)?;
+                if let Some((offset, timestamp)) = reader.offset_for_timestamp(ts)? {
+                    return Ok(Some((offset.max(log_start), timestamp)));
+                }
+            }
+        }
         for segment in self.readers() {
             if segment.size > 0
                 && segment.max_timestamp >= ts
@@ -1018,6 +1271,29 @@ impl PartitionLog {
                 .is_none_or(|b| segment.max_timestamp > b.max_timestamp)
             {
                 best = Some(segment);
+            }
+        }
+        if let Some(remote) = self.remote() {
+            let log_start = self.log_start_offset();
+            let best_remote = remote
+                .segments_below(self.local_start_offset())
+                .into_iter()
+                .filter(|s| {
+                    s.next_offset > log_start && s.size > 0 && s.max_timestamp != NO_TIMESTAMP
+                })
+                .fold(
+                    None::<crate::remote::manifest::RemoteSegment>,
+                    |best, s| match best {
+                        Some(b) if b.max_timestamp >= s.max_timestamp => Some(b),
+                        _ => Some(s),
+                    },
+                );
+            if let Some(segment) = best_remote
+                && best
+                    .as_ref()
+                    .is_none_or(|b| segment.max_timestamp >= b.max_timestamp)
+            {
+                return remote.reader_of_blocking(segment)?.max_timestamp_record();
             }
         }
         match best {

@@ -146,6 +146,13 @@ impl S3Server {
         self.spawn();
     }
 
+    /// The bytes of an object, read from s3s-fs's data directory (also while the server is
+    /// stopped); `None` if it does not exist. Not available for moto.
+    pub fn read_object(&self, key: &str) -> Option<Vec<u8>> {
+        assert_eq!(self.kind, S3Kind::S3sFs, "read_object reads s3s-fs's files");
+        std::fs::read(self.bucket_dir().join(key)).ok()
+    }
+
     /// Keys (object names) under `prefix` in the bucket with their sizes in bytes, sorted
     /// by key.
     ///
@@ -318,14 +325,19 @@ s3 = boto3.client(
 "#;
 
 /// Every file under `dir` as (`key`, size), the key being the path below the bucket
-/// directory joined with `/` (how s3s-fs maps keys to files).
+/// directory joined with `/` (how s3s-fs maps keys to files). An object (or directory)
+/// deleted while it is being listed is left out.
 fn list_files(dir: &Path, key_prefix: &str, out: &mut Vec<(String, u64)>) {
-    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !key_prefix.is_empty() => return,
+        Err(e) => panic!("read {}: {e}", dir.display()),
+    };
     for entry in entries {
-        let entry = entry.unwrap();
+        let Ok(entry) = entry else { continue };
         let name = entry.file_name().into_string().unwrap();
         let key = format!("{key_prefix}{name}");
-        let meta = entry.metadata().unwrap();
+        let Ok(meta) = entry.metadata() else { continue };
         if meta.is_dir() {
             list_files(&entry.path(), &format!("{key}/"), out);
         } else {

@@ -60,7 +60,12 @@ async fn partition(
     }
     let found = match p.timestamp {
         LATEST => Ok(Some((log.high_watermark(), -1))),
-        EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
+        EARLIEST => Ok(Some((log.log_start_offset(), -1))),
+        // KIP-405: the first offset still on local disk (the log start on an untiered log).
+        EARLIEST_LOCAL => Ok(Some((
+            log.local_start_offset().max(log.log_start_offset()),
+            -1,
+        ))),
         // These read segment files: off the runtime's workers.
         ts if ts == MAX_TIMESTAMP || ts >= 0 => {
             tokio::task::spawn_blocking(move || {

@@ -71,6 +71,9 @@ impl PartitionLog {
     pub fn enforce_retention(&self, now_ms: i64) -> Result<Deleted, StorageError> {
         let _maintenance = self.maintenance.lock().unwrap_or_else(|p| p.into_inner());
         let config = self.config();
+        if config.remote_storage_enable {
+            return self.enforce_tiered_retention(&config, now_ms);
+        }
         let doomed = {
             let mut inner = self.lock_idle_writer();
             if inner.closed || inner.offline.is_some() || self.is_failed() {
@@ -95,7 +98,105 @@ impl PartitionLog {
                 inner = self.lock_idle_writer();
             }
             let count = count.min(inner.segments.len().saturating_sub(1));
-            self.detach_head(&mut inner, count)
+            self.detach_head(&mut inner, count, true)
+        };
+        self.delete_files(doomed)
+    }
+
+    /// Retention of a tiered log. `retention.ms` and `retention.bytes` apply to the whole
+    /// log, remote part included: what they condemn moves the log start offset (the uploader
+    /// then deletes the remote segments below it). Local segments go when they are below
+    /// the log start, or when they are uploaded and `local.retention.ms` /
+    /// `local.retention.bytes` condemn them; a segment not yet uploaded stays (the hard
+    /// limit bounds how many do). Until the remote part is attached nothing is deleted.
+    fn enforce_tiered_retention(
+        &self,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<Deleted, StorageError> {
+        let Some(remote) = self.remote() else {
+            return Ok(Deleted::default());
+        };
+        let doomed = {
+            let mut inner = self.lock_idle_writer();
+            if inner.closed || inner.offline.is_some() || self.is_failed() {
+                return Ok(Deleted::default());
+            }
+            let active_too_old = inner.active().is_some_and(|a| {
+                a.size > 0
+                    && a.roll_base_ms.is_some_and(|t| {
+                        now_ms.saturating_sub(t)
+                            >= i64::try_from(config.segment_ms).unwrap_or(i64::MAX)
+                    })
+            });
+            if active_too_old {
+                let base = self.log_end.load(Ordering::Acquire);
+                let created = Segment::create(&self.io, &self.dir, base);
+                self.install_roll(&mut inner, created)?;
+                drop(inner);
+                self.sync()?;
+                inner = self.lock_idle_writer();
+            }
+            let uploaded_end = remote.uploaded_end().unwrap_or(i64::MIN);
+            let local_start = inner.segments.keys().next().copied().unwrap_or(0);
+            let log_start = self.log_start.load(Ordering::Acquire);
+            // (base, bytes, newest timestamp) of every segment of the whole log but the
+            // active one, oldest first.
+            let mut spans: Vec<(i64, u64, i64)> = remote
+                .segments_below(local_start)
+                .iter()
+                .filter(|s| s.next_offset > log_start)
+                .map(|s| (s.base_offset, s.size, s.max_timestamp))
+                .collect();
+            let closed = inner.segments.len().saturating_sub(1);
+            for segment in inner.segments.values().take(closed) {
+                let newest = match segment.max_timestamp {
+                    NO_TIMESTAMP => segment.log.modified_ms()?,
+                    ts => ts,
+                };
+                spans.push((segment.base_offset, segment.size, newest));
+            }
+            let active_size = inner.active().map_or(0, |a| a.size);
+            let active_base = inner.active().map_or(0, |a| a.base_offset);
+            let whole = expired_prefix(
+                &spans,
+                active_size,
+                config.retention_ms,
+                config.retention_bytes,
+                now_ms,
+            );
+            if whole > 0 {
+                let new_start = spans.get(whole).map_or(active_base, |s| s.0);
+                self.log_start.fetch_max(new_start, Ordering::AcqRel);
+            }
+            let log_start = self.log_start.load(Ordering::Acquire);
+            let local: Vec<&Segment> = inner.segments.values().take(closed).collect();
+            let by_start = local
+                .iter()
+                .take_while(|s| s.next_offset <= log_start)
+                .count();
+            let uploaded: Vec<(i64, u64, i64)> = local
+                .iter()
+                .take_while(|s| s.next_offset <= uploaded_end)
+                .map(|s| {
+                    let newest = if s.max_timestamp == NO_TIMESTAMP {
+                        s.log.modified_ms().unwrap_or(now_ms)
+                    } else {
+                        s.max_timestamp
+                    };
+                    (s.base_offset, s.size, newest)
+                })
+                .collect();
+            let local_total: u64 = inner.segments.values().map(|s| s.size).sum();
+            let not_uploaded_bytes = local_total - uploaded.iter().map(|s| s.1).sum::<u64>();
+            let by_local = expired_prefix(
+                &uploaded,
+                not_uploaded_bytes,
+                config.local_retention_ms,
+                config.local_retention_bytes,
+                now_ms,
+            );
+            self.detach_head(&mut inner, by_start.max(by_local), false)
         };
         self.delete_files(doomed)
     }
@@ -129,7 +230,9 @@ impl PartitionLog {
                 .skip(1)
                 .take_while(|&&base| base <= target)
                 .count();
-            self.detach_head(&mut inner, count)
+            // Everything below the new start is gone, tiered or not (the uploader deletes
+            // the remote segments below it).
+            self.detach_head(&mut inner, count, true)
         };
         let deleted = self.delete_files(doomed)?;
         Ok((self.log_start_offset(), deleted))
@@ -198,16 +301,17 @@ impl PartitionLog {
         Ok(by_start.max(by_time).max(by_size))
     }
 
-    /// Takes the first `count` segments out of the log (never the active one) and moves the
-    /// log start offset past them. Their files are still in place.
-    fn detach_head(&self, inner: &mut Inner, count: usize) -> Vec<Segment> {
+    /// Takes the first `count` segments out of the log (never the active one) and, with
+    /// `advance_start`, moves the log start offset past them (a tiered log's start is
+    /// where its remote part begins). Their files are still in place.
+    fn detach_head(&self, inner: &mut Inner, count: usize, advance_start: bool) -> Vec<Segment> {
         let count = count.min(inner.segments.len().saturating_sub(1));
         let bases: Vec<i64> = inner.segments.keys().take(count).copied().collect();
         let doomed: Vec<Segment> = bases
             .iter()
             .filter_map(|base| inner.segments.remove(base))
             .collect();
-        if let Some(&first) = inner.segments.keys().next() {
+        if advance_start && let Some(&first) = inner.segments.keys().next() {
             self.log_start.fetch_max(first, Ordering::AcqRel);
         }
         doomed
@@ -246,3 +350,37 @@ impl PartitionLog {
 
 #[cfg(test)]
 mod tests;
+
+/// How many spans from the head `retention_ms` / `retention_bytes` condemn. Spans are
+/// `(base, bytes, newest timestamp)`; `tail_bytes` are bytes after them that always stay.
+fn expired_prefix(
+    spans: &[(i64, u64, i64)],
+    tail_bytes: u64,
+    retention_ms: Option<u64>,
+    retention_bytes: Option<u64>,
+    now_ms: i64,
+) -> usize {
+    let mut by_time = 0;
+    if let Some(retention_ms) = retention_ms {
+        let retention_ms = i64::try_from(retention_ms).unwrap_or(i64::MAX);
+        by_time = spans
+            .iter()
+            .take_while(|(_, bytes, newest)| {
+                *bytes > 0 && now_ms.saturating_sub(*newest) > retention_ms
+            })
+            .count();
+    }
+    let mut by_size = 0;
+    if let Some(retention_bytes) = retention_bytes {
+        let total: u64 = spans.iter().map(|s| s.1).sum::<u64>() + tail_bytes;
+        let mut excess = total.saturating_sub(retention_bytes);
+        for (_, bytes, _) in spans {
+            if *bytes > excess {
+                break;
+            }
+            excess -= bytes;
+            by_size += 1;
+        }
+    }
+    by_time.max(by_size)
+}
