@@ -5,11 +5,13 @@
 #   scripts/bench.sh --restart-log-gb 10     # restart measured on a 10 GB log
 #   scripts/bench.sh --no-peer               # Floe alone (no tansu build or run)
 #   scripts/bench.sh -- --produce-seconds 20 # anything after -- goes to `floe-bench run`
+#   scripts/bench.sh --no-peer -- --tiered-only   # only the tiered-storage scenario
 #
 # Builds Floe and the load generator (release), builds tansu once into a cache outside the
 # repository (FLOE_BENCH_CACHE, default ~/.cache/floe-bench; about 20 minutes the first time)
 # and reuses it after that, then runs `floe-bench run`: machine ceilings, Floe alone (and
-# Floe on the std backend for the small-request runs), tansu alone. Prints the table, writes
+# Floe on the std backend for the small-request runs, the compaction and tiered-storage
+# scenarios; the latter against an s3s-fs server on loopback), tansu alone. Prints the table, writes
 # bench/results/<timestamp>.{json,txt} and draws each small-request scenario's latency CDF
 # as bench/results/<timestamp>-small-acks<1|all>-p<N>.png (matplotlib, in its own venv).
 # docs/benchmarks.md explains every number.
@@ -29,7 +31,7 @@ while [ $# -gt 0 ]; do
         --no-peer) peer=0 ;;
         --restart-log-gb) extra+=(--restart-log-gb "$2"); shift ;;
         --) shift; extra+=("$@"); break ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -55,6 +57,12 @@ if [ "$peer" = 1 ]; then
     peer_args=(--tansu "$TANSU_BIN")
 fi
 
+# s3s-fs is the object store of the tiered-storage scenario: the same build the tests use
+# (scripts/install-test-deps.sh puts it in .cache/s3s-fs).
+# shellcheck source=scripts/install-test-deps.sh
+source scripts/install-test-deps.sh
+install_s3s_fs >&2
+
 # matplotlib draws the latency CDFs; it lives in a virtualenv beside the tansu build.
 PLOT_VENV="$CACHE/plot-venv"
 if [ ! -x "$PLOT_VENV/bin/python" ] || ! "$PLOT_VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then
@@ -69,6 +77,7 @@ trap 'rm -f "$out"' EXIT
 "$TARGET/release/floe-bench" run \
     --floe "$TARGET/release/floe" \
     "${peer_args[@]}" \
+    --s3s-fs "$FLOE_S3S_FS" \
     --work-dir "$CACHE/work" \
     --results-dir bench/results \
     "${extra[@]}" | tee "$out"

@@ -6,6 +6,7 @@ mod broker;
 mod ceilings;
 mod load;
 mod report;
+mod tiered;
 mod wire;
 
 use std::path::{Path, PathBuf};
@@ -148,6 +149,16 @@ struct RunArgs {
     /// Run only the compaction scenario (Floe, cleaner off and on); no peer.
     #[arg(long)]
     cleaner_only: bool,
+    /// The s3s-fs binary: the object store of the tiered-storage scenario (without it the
+    /// scenario is skipped).
+    #[arg(long)]
+    s3s_fs: Option<PathBuf>,
+    /// Log filled, uploaded and read back in the tiered-storage scenario, in GB.
+    #[arg(long, default_value_t = 2.0)]
+    tiered_fill_gb: f64,
+    /// Run only the tiered-storage scenario; no peer.
+    #[arg(long)]
+    tiered_only: bool,
 }
 
 fn main() -> Result<()> {
@@ -307,6 +318,8 @@ pub struct BrokerReport {
     pub restart: Option<RestartRun>,
     /// Producers beside a busy log cleaner, and the same without it (Floe only).
     pub cleaner: Option<CleanerRun>,
+    /// Tiered storage: uploads, producers beside them, consumes from local and remote.
+    pub tiered: Option<tiered::TieredRun>,
     /// Phases that failed; the run goes on without them.
     pub errors: Vec<String>,
 }
@@ -328,7 +341,8 @@ fn run(args: RunArgs) -> Result<()> {
     )?;
     eprintln!("[bench] {ceilings:?}");
 
-    let mut floe = if args.cleaner_only {
+    let only = args.cleaner_only || args.tiered_only;
+    let mut floe = if only {
         BrokerReport {
             kind: Some(Kind::Floe),
             binary: args.floe.display().to_string(),
@@ -338,13 +352,20 @@ fn run(args: RunArgs) -> Result<()> {
     } else {
         bench_broker(&args, Kind::Floe, &args.floe)?
     };
-    if !args.cleaner_only
-        && let Err(e) = bench_floe_std(&args, &mut floe)
-    {
+    if !only && let Err(e) = bench_floe_std(&args, &mut floe) {
         eprintln!("[bench] floe (std): {e:#}");
         floe.errors.push(format!("std backend: {e:#}"));
     }
-    if args.cleaner_background_rate > 0 {
+    if let Some(s3s_fs) = args.s3s_fs.as_ref().filter(|_| !args.cleaner_only) {
+        match tiered::tiered_phase(&args, s3s_fs) {
+            Ok(run) => floe.tiered = Some(run),
+            Err(e) => {
+                eprintln!("[bench] floe (tiered): {e:#}");
+                floe.errors.push(format!("tiered: {e:#}"));
+            }
+        }
+    }
+    if args.cleaner_background_rate > 0 && !args.tiered_only {
         match cleaner_phase(&args) {
             Ok(run) => floe.cleaner = Some(run),
             Err(e) => {
@@ -354,21 +375,17 @@ fn run(args: RunArgs) -> Result<()> {
         }
     }
     // A peer that fails to start or run is reported, not fatal: Floe's numbers still stand.
-    let tansu = args
-        .tansu
-        .as_ref()
-        .filter(|_| !args.cleaner_only)
-        .map(|path| {
-            bench_broker(&args, Kind::Tansu, path).unwrap_or_else(|e| {
-                eprintln!("[bench] tansu: {e:#}");
-                BrokerReport {
-                    kind: Some(Kind::Tansu),
-                    binary: path.display().to_string(),
-                    errors: vec![format!("{e:#}")],
-                    ..BrokerReport::default()
-                }
-            })
-        });
+    let tansu = args.tansu.as_ref().filter(|_| !only).map(|path| {
+        bench_broker(&args, Kind::Tansu, path).unwrap_or_else(|e| {
+            eprintln!("[bench] tansu: {e:#}");
+            BrokerReport {
+                kind: Some(Kind::Tansu),
+                binary: path.display().to_string(),
+                errors: vec![format!("{e:#}")],
+                ..BrokerReport::default()
+            }
+        })
+    });
 
     let report = report::Report::new(&args, stamp.clone(), ceilings, floe, tansu);
     std::fs::create_dir_all(&args.results_dir)?;
@@ -402,7 +419,7 @@ fn parse_acks(acks: &str) -> Result<Acks> {
 /// Writes back what earlier phases left dirty in the page cache (`sync(1)`), so that each
 /// phase measures its own writes and fsyncs, not the background writeback of gigabytes from
 /// the phase before. Done the same way for every broker.
-fn settle_disk() {
+pub(crate) fn settle_disk() {
     match std::process::Command::new("sync").status() {
         Ok(status) if status.success() => {}
         Ok(status) => eprintln!("[bench] sync exited with {status}"),

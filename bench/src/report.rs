@@ -412,6 +412,36 @@ impl Report {
                 })
                 .collect(),
         );
+        if let Some(t) = &f.tiered {
+            let ratio =
+                t.busy.produce.mb_per_sec / t.idle.produce.mb_per_sec.max(f64::MIN_POSITIVE);
+            let added_ms = (t.busy.latency.p99_us as f64 - t.idle.latency.p99_us as f64) / 1e3;
+            push(
+                "uploading costs producers <= 10 % throughput and <= 1 ms p99",
+                vec![
+                    (
+                        format!(
+                            "acks=all p1 {:.0} vs {:.0} MB/s = {:.0} %",
+                            t.busy.produce.mb_per_sec,
+                            t.idle.produce.mb_per_sec,
+                            ratio * 100.0
+                        ),
+                        Some(ratio >= 0.9),
+                    ),
+                    (
+                        format!(
+                            "p99 {:.2} vs {:.2} ms ({:+.2} ms; {} of {} segments uploaded meanwhile)",
+                            t.busy.latency.p99_us as f64 / 1e3,
+                            t.idle.latency.p99_us as f64 / 1e3,
+                            added_ms,
+                            t.busy.remote_segments_at_end,
+                            t.uploaded_segments
+                        ),
+                        Some(added_ms <= 1.0),
+                    ),
+                ],
+            );
+        }
         if let Some(c) = &f.cleaner {
             let ratio =
                 c.with.produce.mb_per_sec / c.without.produce.mb_per_sec.max(f64::MIN_POSITIVE);
@@ -682,6 +712,34 @@ impl Report {
             0,
         );
 
+        if let Some(t) = &f.tiered {
+            let cpu = |x: &crate::load::Throughput| {
+                crate::tiered::TieredRun::cpu_per_gb(x)
+                    .map_or("-".into(), |v| format!("{v:.2} CPU s/GB"))
+            };
+            let _ = writeln!(
+                s,
+                "tiered ({}, {} MiB segments): upload {:.0} MB/s ({:.1} GB in {:.1} s); \
+                 consume local {:.0} MB/s ({}), remote {:.0} MB/s ({}); \
+                 acks=all p1 {:.0} MB/s idle / {:.0} MB/s uploading, small p99 {:.2} / {:.2} ms; \
+                 S3 server CPU {:.1} s uploading, {:.1} s serving the remote consume",
+                t.object_store,
+                t.segment_bytes >> 20,
+                t.upload_mb_per_sec,
+                t.uploaded_bytes as f64 / 1e9,
+                t.upload_seconds,
+                t.consume_local.mb_per_sec,
+                cpu(&t.consume_local),
+                t.consume_remote.mb_per_sec,
+                cpu(&t.consume_remote),
+                t.idle.produce.mb_per_sec,
+                t.busy.produce.mb_per_sec,
+                t.idle.latency.p99_us as f64 / 1e3,
+                t.busy.latency.p99_us as f64 / 1e3,
+                t.store_cpu_upload_seconds.unwrap_or(f64::NAN),
+                t.store_cpu_consume_seconds.unwrap_or(f64::NAN),
+            );
+        }
         if let Some(c) = &f.cleaner {
             for side in [&c.without, &c.with] {
                 let _ = writeln!(
