@@ -224,7 +224,11 @@ impl Store {
         let mut outcome = Ok(());
         // The body arrives in frames of a few KiB; the file gets them in writes of up to
         // WRITE_CHUNK (fewer hand-offs and syscalls).
-        let mut pending = bytes::BytesMut::new();
+        let mut pending = bytes::BytesMut::with_capacity(if writer.is_some() {
+            WRITE_CHUNK + (64 << 10)
+        } else {
+            0
+        });
         loop {
             let chunk = stream.next().await;
             let flush = match &chunk {
@@ -244,6 +248,10 @@ impl Store {
                 && writer.send(pending.split().freeze()).await.is_err()
             {
                 break; // the writer failed; its error is reported below
+            }
+            if flush && writer.is_some() {
+                // One allocation per chunk, not a doubling series of them.
+                pending.reserve(WRITE_CHUNK + (64 << 10));
             }
             match chunk {
                 Some(Ok(_)) => {}
