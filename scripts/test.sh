@@ -15,8 +15,9 @@
 # inherited by every broker the end-to-end tests start), then the end-to-end tests
 # (`-p floe-tests`) run again on the std backend, except those whose subject does not
 # touch the backend (`STD_SKIP`: 200,000 offset commits through the group coordinator,
-# about 2.5 minutes; the tiered-storage tests, whose subject is the object store: storage's
-# own tests run tiering's local I/O on both backends, as they do compaction's).
+# about 9 minutes, bound by the Python client's CPU; the tiered-storage tests, whose
+# subject is the object store: storage's own tests run tiering's local I/O on both
+# backends, as they do compaction's).
 set -euo pipefail
 
 STD_SKIP=(consumer_offsets_stay_small_under_many_commits gigabyte_tiered_to_moto
