@@ -14,8 +14,8 @@
 # themselves. The whole suite runs with the broker on io_uring (`FLOE_STORAGE_IO=uring`,
 # inherited by every broker the end-to-end tests start), then the end-to-end tests
 # (`-p floe-tests`) run again on the std backend, except those whose subject does not
-# touch the backend (`STD_SKIP`: 200,000 offset commits through the group coordinator,
-# about 9 minutes, bound by the Python client's CPU; the tiered-storage tests, whose
+# touch the backend (`STD_SKIP`: 200,000 offset commits through the group coordinator
+# and the cleaner of `__consumer_offsets`; the tiered-storage tests, whose
 # subject is the object store: storage's own tests run tiering's local I/O on both
 # backends, as they do compaction's).
 set -euo pipefail

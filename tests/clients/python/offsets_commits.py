@@ -3,7 +3,8 @@
 __consumer_offsets.
 
   commit     creates TOPIC (1 partition) and commits offsets 1..COUNT for group GROUP on it
-             (asynchronous commits, the last one synchronous); prints the rate.
+             (asynchronous commits, at most ~2,000 outstanding, the last one synchronous);
+             prints the rate.
   committed  prints the group's committed offset of TOPIC partition 0.
 
 Usage: offsets_commits.py commit|committed --bootstrap HOST:PORT --topic T --group G [--count N]
@@ -31,8 +32,10 @@ def main():
         admin = AdminClient({"bootstrap.servers": args.bootstrap})
         admin.create_topics([NewTopic(args.topic, 1, 1)])[args.topic].result(30)
         errors = []
+        done = [0]
 
         def on_commit(err, _partitions):
+            done[0] += 1
             if err is not None:
                 errors.append(err)
 
@@ -49,6 +52,11 @@ def main():
             consumer.commit(offsets=[TopicPartition(args.topic, 0, i)], asynchronous=True)
             if i % 500 == 0:
                 consumer.poll(0)
+                # At most a few thousand commits outstanding: librdkafka's cost per queued
+                # commit grows with the queue, so an unbounded backlog makes the client,
+                # not the broker, take minutes (quadratic in the count).
+                while i - done[0] > 2000:
+                    consumer.poll(0.01)
         consumer.commit(offsets=[TopicPartition(args.topic, 0, args.count)], asynchronous=False)
         elapsed = time.time() - start
         consumer.poll(0)
