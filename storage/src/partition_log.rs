@@ -946,7 +946,15 @@ impl PartitionLog {
             Ordering::Acquire,
         );
         drop(inner);
-        self.end_tx.send_replace(next);
+        // Outside the lock, so two appends may publish out of order: the watch only moves
+        // forward (a reader must never see the end go back).
+        self.end_tx.send_if_modified(|end| {
+            let moved = next > *end;
+            if moved {
+                *end = next;
+            }
+            moved
+        });
 
         let flush_due = u64::try_from(next - self.durable_offset())
             .is_ok_and(|unsynced| unsynced >= config.flush_messages);
