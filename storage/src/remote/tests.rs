@@ -45,6 +45,8 @@ fn fill(log: &std::sync::Arc<PartitionLog>, n: usize) {
         log.append_now(batch(&format!("b{i}"), 5, 1000 + 10 * i as i64), 0)
             .unwrap();
     }
+    // Nothing asks the sync thread for the tail after the last roll: sync it here.
+    log.sync().unwrap();
     wait_durable(log, log.log_end_offset());
 }
 
