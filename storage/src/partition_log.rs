@@ -29,9 +29,7 @@ use crate::io;
 use crate::producer_state::{self, Check, ProducerEntry, ProducerError, ProducerStateManager};
 use crate::recovery;
 use crate::remote::RemoteLog;
-use crate::segment::{
-    INDEX_SUFFIX, LOG_SUFFIX, NO_TIMESTAMP, Segment, SegmentReader, TIME_INDEX_SUFFIX,
-};
+use crate::segment::{NO_TIMESTAMP, Segment, SegmentReader};
 use crate::topic_partition::TopicPartition;
 
 /// Result of a successful append.
@@ -337,20 +335,6 @@ pub struct PartitionLog {
     remote: std::sync::RwLock<Option<Arc<RemoteLog>>>,
 }
 
-/// A closed, durable segment of a tiered log to upload ([`PartitionLog::upload_candidate`]).
-#[derive(Debug)]
-pub(crate) struct UploadCandidate {
-    pub(crate) base_offset: i64,
-    pub(crate) next_offset: i64,
-    pub(crate) size: u64,
-    pub(crate) max_timestamp: i64,
-    pub(crate) offset_of_max_timestamp: i64,
-    /// `.log`, `.index`, `.timeindex`: the open file and the bytes to upload.
-    pub(crate) files: Vec<(&'static str, Arc<io::File>, u64)>,
-    /// The producer snapshot at `next_offset`, if it is on disk.
-    pub(crate) snapshot: Option<PathBuf>,
-}
-
 /// What the data directory's checkpoints say about a log being opened.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct OpenHints {
@@ -459,110 +443,6 @@ impl PartitionLog {
             tombstones_due_at: AtomicI64::new(i64::MIN),
             remote: std::sync::RwLock::new(None),
         })
-    }
-
-    /// The remote part of a tiered log, once attached.
-    pub fn remote(&self) -> Option<Arc<RemoteLog>> {
-        self.remote
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Attaches the remote part and settles the log start against it: raised to what the
-    /// remote and local parts hold, or lowered to the remote start when the log start was
-    /// only the first local segment's base (no checkpoint said otherwise).
-    pub(crate) fn attach_remote(&self, remote: Arc<RemoteLog>) {
-        let inner = self.lock();
-        let local_start = inner.segments.keys().next().copied().unwrap_or(0);
-        let manifest = remote.manifest();
-        let floor = match (manifest.segments.first(), manifest.end()) {
-            (Some(first), Some(end)) if end >= local_start => {
-                manifest.log_start_offset.max(first.base_offset)
-            }
-            _ => local_start,
-        };
-        let current = self.log_start.load(Ordering::Acquire);
-        if current < floor || (current == local_start && floor < current) {
-            self.log_start.store(floor, Ordering::Release);
-        }
-        *self.remote.write().unwrap_or_else(PoisonError::into_inner) = Some(remote);
-        drop(inner);
-        tracing::debug!(partition = %self.tp, log_start = self.log_start_offset(), "attached remote log");
-    }
-
-    /// The oldest closed segment entirely durable whose base is at or above `after` (the
-    /// end of what is uploaded), for the uploader.
-    pub(crate) fn upload_candidate(&self, after: i64) -> Option<UploadCandidate> {
-        let durable = self.durable_offset();
-        let inner = self.lock();
-        if inner.closed || inner.offline.is_some() {
-            return None;
-        }
-        let closed = inner.segments.len().saturating_sub(1);
-        let segment = inner
-            .segments
-            .values()
-            .take(closed)
-            .find(|s| s.base_offset >= after && s.size > 0)?;
-        if segment.next_offset > durable {
-            return None;
-        }
-        let snapshot = producer_state::snapshot_path(&self.dir, segment.next_offset);
-        Some(UploadCandidate {
-            base_offset: segment.base_offset,
-            next_offset: segment.next_offset,
-            size: segment.size,
-            max_timestamp: segment.max_timestamp,
-            offset_of_max_timestamp: segment.offset_of_max_timestamp,
-            files: vec![
-                (LOG_SUFFIX, Arc::clone(&segment.log), segment.size),
-                (
-                    INDEX_SUFFIX,
-                    Arc::clone(segment.offset_index.file()),
-                    segment.offset_index.size_bytes(),
-                ),
-                (
-                    TIME_INDEX_SUFFIX,
-                    Arc::clone(segment.time_index.file()),
-                    segment.time_index.size_bytes(),
-                ),
-            ],
-            snapshot: io::exists(&snapshot).then_some(snapshot),
-        })
-    }
-
-    /// Bytes of local segments not yet uploaded (all of them while the remote part is not
-    /// attached).
-    pub fn unuploaded_bytes(&self) -> u64 {
-        let end = self
-            .remote()
-            .and_then(|r| r.uploaded_end())
-            .unwrap_or(i64::MIN);
-        Self::unuploaded(&self.lock(), end)
-    }
-
-    fn unuploaded(inner: &Inner, uploaded_end: i64) -> u64 {
-        inner
-            .segments
-            .values()
-            .filter(|s| s.next_offset > uploaded_end || s.size == 0)
-            .map(|s| s.size)
-            .sum()
-    }
-
-    /// First offset held on local disk (below it, a tiered log reads from the remote part).
-    pub fn local_start_offset(&self) -> i64 {
-        let first = self.lock().segments.keys().next().copied();
-        first.unwrap_or_else(|| self.log_end_offset())
-    }
-
-    /// The remote part, if `offset` is in it (at or above the log start, below the first
-    /// local segment).
-    fn remote_for(&self, offset: i64) -> Option<Arc<RemoteLog>> {
-        let remote = self.remote()?;
-        let local_start = self.lock().segments.keys().next().copied()?;
-        (offset < local_start && offset >= self.log_start.load(Ordering::Acquire)).then_some(remote)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -1042,54 +922,6 @@ impl PartitionLog {
         self.read_region_local(fetch_offset, max_bytes).await
     }
 
-    async fn read_region_remote(
-        self: &Arc<Self>,
-        remote: Arc<RemoteLog>,
-        fetch_offset: i64,
-        max_bytes: usize,
-    ) -> Result<RegionRead, ReadError> {
-        let mut offset = fetch_offset;
-        loop {
-            let (log_start, log_end) = (self.log_start_offset(), self.log_end_offset());
-            if fetch_offset < log_start || fetch_offset > log_end {
-                return Err(ReadError::OffsetOutOfRange {
-                    requested: fetch_offset,
-                    log_start,
-                    log_end,
-                });
-            }
-            let Some((reader, next)) = remote.reader_at(offset).await? else {
-                break;
-            };
-            let region = io::offload(move || -> Result<_, StorageError> {
-                match reader.find_batch(offset)? {
-                    Some(batch) => {
-                        let region = reader.region_from(&batch, max_bytes)?;
-                        Ok(Some(if region.is_cached() {
-                            region
-                        } else {
-                            region.load()?
-                        }))
-                    }
-                    None => Ok(None),
-                }
-            })
-            .await?;
-            if let Some(region) = region {
-                return Ok(RegionRead {
-                    region: Some(region),
-                    high_watermark: log_end,
-                    log_start_offset: log_start,
-                });
-            }
-            offset = next;
-            if self.remote_for(offset).is_none() {
-                break;
-            }
-        }
-        self.read_region_local(offset, max_bytes).await
-    }
-
     async fn read_region_local(
         self: &Arc<Self>,
         fetch_offset: i64,
@@ -1381,3 +1213,6 @@ mod nonblocking_tests;
 pub mod retention;
 #[cfg(test)]
 mod tests;
+mod tiered;
+
+pub(crate) use tiered::UploadCandidate;

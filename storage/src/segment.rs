@@ -280,6 +280,15 @@ impl Segment {
         Ok(())
     }
 
+    /// Its newest record timestamp, or its file's modification time if it has none (what
+    /// time retention measures).
+    pub(crate) fn newest_ms(&self) -> Result<i64, StorageError> {
+        match self.max_timestamp {
+            NO_TIMESTAMP => self.log.modified_ms(),
+            ts => Ok(ts),
+        }
+    }
+
     /// Files to fdatasync to make the whole segment durable.
     pub(crate) fn all_files(&self) -> [Arc<io::File>; 3] {
         [

@@ -254,7 +254,7 @@ impl S3Server {
 
     /// Runs a boto3 snippet with an S3 client `s3` for this server and the arguments
     /// `sys.argv[1:]`, returning its stdout.
-    fn boto3(&self, code: &str, args: &[&str]) -> String {
+    pub fn boto3(&self, code: &str, args: &[&str]) -> String {
         let script = format!("{BOTO3_PRELUDE}{code}");
         let mut cmd = client_command(python());
         cmd.arg("-c")

@@ -6,37 +6,11 @@
 // Test code: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
-
 use floe_tests::s3::{S3Kind, S3Server};
-use floe_tests::{client_command, python, run_ok_with};
 
 /// Runs `code` with a boto3 client `s3` for `server` and `bucket` set; returns its stdout.
 fn boto3(server: &S3Server, code: &str) -> String {
-    let script = format!(
-        r#"
-import sys
-import boto3
-from botocore.config import Config
-endpoint, access_key, secret_key, region, bucket = sys.argv[1:6]
-s3 = boto3.client(
-    "s3",
-    endpoint_url=endpoint,
-    aws_access_key_id=access_key,
-    aws_secret_access_key=secret_key,
-    region_name=region,
-    config=Config(s3={{"addressing_style": "path"}}),
-)
-{code}
-"#
-    );
-    let mut cmd = client_command(python());
-    cmd.arg("-c")
-        .arg(script)
-        .args([&server.endpoint(), server.access_key(), server.secret_key()])
-        .args([server.region(), server.bucket()]);
-    let out = run_ok_with(&mut cmd, b"", Duration::from_secs(120));
-    String::from_utf8(out.stdout).unwrap()
+    server.boto3(&format!("bucket = args[0]\n{code}"), &[server.bucket()])
 }
 
 /// Puts two objects through boto3: `dir/a.bin` (1000 bytes) and `top.txt` (5 bytes).

@@ -60,6 +60,28 @@ fn check(broker: &Broker, command: &str, topic: &str, args: &[&str]) -> String {
     stdout
 }
 
+/// A tiered topic with `segment` byte segments and `local` bytes of local retention, kept
+/// forever otherwise, whose deleted segments leave the disk at once.
+fn create_tiered(broker: &Broker, topic: &str, segment: u64, local: u64) {
+    check(
+        broker,
+        "create",
+        topic,
+        &[
+            "--config",
+            "remote.storage.enable=true",
+            "--config",
+            &format!("segment.bytes={segment}"),
+            "--config",
+            &format!("local.retention.bytes={local}"),
+            "--config",
+            "retention.ms=-1",
+            "--config",
+            "file.delete.delay.ms=0",
+        ],
+    );
+}
+
 /// The number after `key ` in the script's output.
 fn reported(out: &str, key: &str) -> i64 {
     out.split_whitespace()
@@ -141,23 +163,7 @@ fn gigabyte_round_trip(kind: S3Kind) {
     let s3 = S3Server::start(kind, "floe-tiered");
     let mut broker = broker_on(&s3, &[]);
     let topic = "tiered";
-    check(
-        &broker,
-        "create",
-        topic,
-        &[
-            "--config",
-            "remote.storage.enable=true",
-            "--config",
-            &format!("segment.bytes={SEGMENT}"),
-            "--config",
-            &format!("local.retention.bytes={LOCAL}"),
-            "--config",
-            "retention.ms=-1",
-            "--config",
-            "file.delete.delay.ms=0",
-        ],
-    );
+    create_tiered(&broker, topic, SEGMENT, LOCAL);
     let dir = broker.data_dir.join(format!("{topic}-0"));
     let sampler = Sampler::start(dir.clone());
     let out = check(
@@ -275,23 +281,7 @@ fn outage_and_kill9_lose_nothing() {
         ],
     );
     let topic = "outage";
-    check(
-        &broker,
-        "create",
-        topic,
-        &[
-            "--config",
-            "remote.storage.enable=true",
-            "--config",
-            &format!("segment.bytes={SEGMENT}"),
-            "--config",
-            &format!("local.retention.bytes={LOCAL}"),
-            "--config",
-            "retention.ms=-1",
-            "--config",
-            "file.delete.delay.ms=0",
-        ],
-    );
+    create_tiered(&broker, topic, SEGMENT, LOCAL);
     let dir = broker.data_dir.join(format!("{topic}-0"));
     let produce = |broker: &Broker, start: i64, count: i64| {
         let out = check(

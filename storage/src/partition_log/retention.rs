@@ -31,7 +31,7 @@ use super::{Inner, PartitionLog};
 use crate::config::LogConfig;
 use crate::error::StorageError;
 use crate::io;
-use crate::segment::{NO_TIMESTAMP, Segment};
+use crate::segment::Segment;
 
 /// Suffix of the files of a deleted segment, until they are removed.
 pub const DELETED_SUFFIX: &str = ".deleted";
@@ -80,23 +80,8 @@ impl PartitionLog {
                 return Ok(Deleted::default());
             }
             let count = self.condemned(&inner, &config, now_ms)?;
-            let active_count = inner.segments.len();
-            let active_too_old = inner.active().is_some_and(|a| {
-                a.size > 0
-                    && a.roll_base_ms.is_some_and(|t| {
-                        now_ms.saturating_sub(t)
-                            >= i64::try_from(config.segment_ms).unwrap_or(i64::MAX)
-                    })
-            });
-            if count == active_count || active_too_old {
-                let base = self.log_end.load(Ordering::Acquire);
-                let created = Segment::create(&self.io, &self.dir, base);
-                self.install_roll(&mut inner, created)?;
-                drop(inner);
-                // The rolled segment's sync and producer snapshot (see `group_commit`).
-                self.sync()?;
-                inner = self.lock_idle_writer();
-            }
+            let everything = count == inner.segments.len();
+            inner = self.roll_for_retention(inner, &config, now_ms, everything)?;
             let count = count.min(inner.segments.len().saturating_sub(1));
             self.detach_head(&mut inner, count, true)
         };
@@ -122,21 +107,7 @@ impl PartitionLog {
             if inner.closed || inner.offline.is_some() || self.is_failed() {
                 return Ok(Deleted::default());
             }
-            let active_too_old = inner.active().is_some_and(|a| {
-                a.size > 0
-                    && a.roll_base_ms.is_some_and(|t| {
-                        now_ms.saturating_sub(t)
-                            >= i64::try_from(config.segment_ms).unwrap_or(i64::MAX)
-                    })
-            });
-            if active_too_old {
-                let base = self.log_end.load(Ordering::Acquire);
-                let created = Segment::create(&self.io, &self.dir, base);
-                self.install_roll(&mut inner, created)?;
-                drop(inner);
-                self.sync()?;
-                inner = self.lock_idle_writer();
-            }
+            inner = self.roll_for_retention(inner, config, now_ms, false)?;
             let uploaded_end = remote.uploaded_end().unwrap_or(i64::MIN);
             let local_start = inner.segments.keys().next().copied().unwrap_or(0);
             let log_start = self.log_start.load(Ordering::Acquire);
@@ -148,13 +119,10 @@ impl PartitionLog {
                 .filter(|s| s.next_offset > log_start)
                 .map(|s| (s.base_offset, s.size, s.max_timestamp))
                 .collect();
+            let remote_spans = spans.len();
             let closed = inner.segments.len().saturating_sub(1);
             for segment in inner.segments.values().take(closed) {
-                let newest = match segment.max_timestamp {
-                    NO_TIMESTAMP => segment.log.modified_ms()?,
-                    ts => ts,
-                };
-                spans.push((segment.base_offset, segment.size, newest));
+                spans.push((segment.base_offset, segment.size, segment.newest_ms()?));
             }
             let active_size = inner.active().map_or(0, |a| a.size);
             let active_base = inner.active().map_or(0, |a| a.base_offset);
@@ -170,27 +138,19 @@ impl PartitionLog {
                 self.log_start.fetch_max(new_start, Ordering::AcqRel);
             }
             let log_start = self.log_start.load(Ordering::Acquire);
-            let local: Vec<&Segment> = inner.segments.values().take(closed).collect();
-            let by_start = local
-                .iter()
+            let closed_segments = || inner.segments.values().take(closed);
+            let by_start = closed_segments()
                 .take_while(|s| s.next_offset <= log_start)
                 .count();
-            let uploaded: Vec<(i64, u64, i64)> = local
-                .iter()
+            let uploaded = closed_segments()
                 .take_while(|s| s.next_offset <= uploaded_end)
-                .map(|s| {
-                    let newest = if s.max_timestamp == NO_TIMESTAMP {
-                        s.log.modified_ms().unwrap_or(now_ms)
-                    } else {
-                        s.max_timestamp
-                    };
-                    (s.base_offset, s.size, newest)
-                })
-                .collect();
+                .count();
+            // The local closed segments' spans, of which the uploaded prefix.
+            let uploaded = &spans[remote_spans..remote_spans + uploaded];
             let local_total: u64 = inner.segments.values().map(|s| s.size).sum();
             let not_uploaded_bytes = local_total - uploaded.iter().map(|s| s.1).sum::<u64>();
             let by_local = expired_prefix(
-                &uploaded,
+                uploaded,
                 not_uploaded_bytes,
                 config.local_retention_ms,
                 config.local_retention_bytes,
@@ -238,6 +198,34 @@ impl PartitionLog {
         Ok((self.log_start_offset(), deleted))
     }
 
+    /// Rolls the active segment when `segment.ms` says it is too old (so time retention
+    /// progresses on a quiet partition) or when `everything` is condemned (the log keeps an
+    /// empty active segment at its end); the rolled segment is synced before returning.
+    fn roll_for_retention<'a>(
+        &'a self,
+        mut inner: std::sync::MutexGuard<'a, Inner>,
+        config: &LogConfig,
+        now_ms: i64,
+        everything: bool,
+    ) -> Result<std::sync::MutexGuard<'a, Inner>, StorageError> {
+        let too_old = inner.active().is_some_and(|a| {
+            a.size > 0
+                && a.roll_base_ms.is_some_and(|t| {
+                    now_ms.saturating_sub(t) >= i64::try_from(config.segment_ms).unwrap_or(i64::MAX)
+                })
+        });
+        if !too_old && !everything {
+            return Ok(inner);
+        }
+        let base = self.log_end.load(Ordering::Acquire);
+        let created = Segment::create(&self.io, &self.dir, base);
+        self.install_roll(&mut inner, created)?;
+        drop(inner);
+        // The rolled segment's sync and producer snapshot (see `group_commit`).
+        self.sync()?;
+        Ok(self.lock_idle_writer())
+    }
+
     /// The partition lock, once no append is in flight off its thread (a roll or a segment
     /// map change must not overtake one).
     fn lock_idle_writer(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -276,10 +264,7 @@ impl PartitionLog {
                 if segment.size == 0 {
                     break;
                 }
-                let newest = match segment.max_timestamp {
-                    NO_TIMESTAMP => segment.log.modified_ms()?,
-                    ts => ts,
-                };
+                let newest = segment.newest_ms()?;
                 if now_ms.saturating_sub(newest) <= retention_ms {
                     break;
                 }

@@ -74,10 +74,11 @@ impl Cache {
             .sum()
     }
 
-    fn segment_dir(&self, tp: &TopicPartition, segment: &RemoteSegment) -> PathBuf {
+    /// `<cache>/<topic>-<partition>/<base>-<id>/`.
+    fn segment_dir(&self, (tp, base, id): &Key) -> PathBuf {
         self.dir
             .join(tp.dir_name())
-            .join(format!("{:020}-{}", segment.base_offset, segment.id))
+            .join(format!("{base:020}-{id}"))
     }
 
     /// Whether a segment is cached (or being downloaded).
@@ -155,7 +156,7 @@ impl Cache {
         tp: &TopicPartition,
         segment: &RemoteSegment,
     ) -> Result<SegmentReader, StorageError> {
-        let dir = self.segment_dir(tp, segment);
+        let dir = self.segment_dir(&(tp.clone(), segment.base_offset, segment.id.clone()));
         {
             let dir = dir.clone();
             io::offload(move || {
@@ -170,7 +171,7 @@ impl Cache {
                 // An index not uploaded is rebuilt empty: reads then scan the batches.
                 continue;
             };
-            let key = store.key(&format!("{partition_key}/{}", segment.object_name(suffix)));
+            let key = store.object_key(partition_key, &segment.object_name(suffix));
             let (size, crc) = store.stream_crc(&key, Some(path)).await?;
             if size != expected.size || crc != expected.crc32c {
                 return Err(StorageError::remote(
@@ -224,12 +225,7 @@ impl Cache {
                 let Some(victim) = victim else { break };
                 if let Some(slot) = state.slots.remove(&victim) {
                     total = total.saturating_sub(slot.bytes.load(Ordering::Relaxed));
-                    let (tp, base, id) = victim;
-                    doomed.push(
-                        self.dir
-                            .join(tp.dir_name())
-                            .join(format!("{base:020}-{id}")),
-                    );
+                    doomed.push(self.segment_dir(&victim));
                 }
             }
             doomed

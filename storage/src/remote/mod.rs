@@ -156,6 +156,21 @@ pub struct RemoteLog {
     end: AtomicI64,
 }
 
+/// The stored manifest at `key` and its version; an empty one (no version) if none exists.
+async fn read_manifest(
+    store: &Store,
+    key: &object_store::path::Path,
+) -> Result<(Manifest, Option<UpdateVersion>), StorageError> {
+    match store.get_small(key).await? {
+        Some((bytes, version)) => {
+            let manifest = Manifest::parse(&bytes)
+                .map_err(|reason| StorageError::remote("manifest", key, reason))?;
+            Ok((manifest, Some(version)))
+        }
+        None => Ok((Manifest::default(), None)),
+    }
+}
+
 /// The partition's key under the store's prefix.
 fn partition_key(tp: &TopicPartition, config: &LogConfig) -> String {
     match &config.topic_id {
@@ -172,15 +187,8 @@ impl RemoteLog {
         tp: TopicPartition,
         key: String,
     ) -> Result<RemoteLog, StorageError> {
-        let manifest_key = shared.store.key(&format!("{key}/{MANIFEST}"));
-        let (manifest, version) = match shared.store.get_small(&manifest_key).await? {
-            Some((bytes, version)) => {
-                let manifest = Manifest::parse(&bytes)
-                    .map_err(|reason| StorageError::remote("manifest", &manifest_key, reason))?;
-                (manifest, Some(version))
-            }
-            None => (Manifest::default(), None),
-        };
+        let manifest_key = shared.store.object_key(&key, MANIFEST);
+        let (manifest, version) = read_manifest(&shared.store, &manifest_key).await?;
         let listed: std::collections::HashSet<String> = manifest
             .segments
             .iter()
@@ -304,7 +312,7 @@ impl RemoteLog {
         &self,
         mut change: impl FnMut(&mut Manifest) -> bool,
     ) -> Result<bool, StorageError> {
-        let key = self.shared.store.key(&format!("{}/{MANIFEST}", self.key));
+        let key = self.shared.store.object_key(&self.key, MANIFEST);
         for _ in 0..5 {
             let (mut manifest, version) = {
                 let state = lock(&self.state);
@@ -329,14 +337,7 @@ impl RemoteLog {
                 }
                 None => {
                     tracing::warn!(partition = %self.tp, "remote manifest changed under this broker; reloading it");
-                    let (stored, version) = match self.shared.store.get_small(&key).await? {
-                        Some((bytes, version)) => (
-                            Manifest::parse(&bytes)
-                                .map_err(|r| StorageError::remote("manifest", &key, r))?,
-                            Some(version),
-                        ),
-                        None => (Manifest::default(), None),
-                    };
+                    let (stored, version) = read_manifest(&self.shared.store, &key).await?;
                     let end = stored.end().unwrap_or(i64::MIN);
                     let mut state = lock(&self.state);
                     state.manifest = stored;
@@ -361,11 +362,10 @@ impl RemoteLog {
         let mut keys = Vec::new();
         let result: Result<(), StorageError> = async {
             for (suffix, file, size) in &candidate.files {
-                let key = store.key(&format!(
-                    "{}/{}",
-                    self.key,
-                    manifest::object_name(candidate.base_offset, &id, suffix)
-                ));
+                let key = store.object_key(
+                    &self.key,
+                    &manifest::object_name(candidate.base_offset, &id, suffix),
+                );
                 keys.push(key.clone());
                 let crc = store.upload_file(Arc::clone(file), *size, &key).await?;
                 store.verify(&key, *size, crc).await?;
@@ -378,11 +378,10 @@ impl RemoteLog {
             if let Some(path) = candidate.snapshot.clone() {
                 let bytes = io::offload(move || io::read_file(&path)).await?;
                 if let Some(bytes) = bytes {
-                    let key = store.key(&format!(
-                        "{}/{}",
-                        self.key,
-                        manifest::object_name(candidate.base_offset, &id, SNAPSHOT_SUFFIX)
-                    ));
+                    let key = store.object_key(
+                        &self.key,
+                        &manifest::object_name(candidate.base_offset, &id, SNAPSHOT_SUFFIX),
+                    );
                     keys.push(key.clone());
                     let crc = crc32c::crc32c(&bytes);
                     let size = bytes.len() as u64;
@@ -474,11 +473,10 @@ impl RemoteLog {
         }
         for segment in &doomed {
             for file in &segment.files {
-                let key = self.shared.store.key(&format!(
-                    "{}/{}",
-                    self.key,
-                    segment.object_name(&file.suffix)
-                ));
+                let key = self
+                    .shared
+                    .store
+                    .object_key(&self.key, &segment.object_name(&file.suffix));
                 self.shared.store.delete(&key).await?;
             }
             tracing::info!(partition = %self.tp, base = segment.base_offset, bytes = segment.size, log_start, "deleted remote segment");
@@ -589,11 +587,10 @@ impl RemoteStorage {
         let Some(expected) = segment.file(SNAPSHOT_SUFFIX).cloned() else {
             return Ok(false);
         };
-        let key = self.shared.store.key(&format!(
-            "{}/{}",
-            remote.key,
-            segment.object_name(SNAPSHOT_SUFFIX)
-        ));
+        let key = self
+            .shared
+            .store
+            .object_key(&remote.key, &segment.object_name(SNAPSHOT_SUFFIX));
         let shared = Arc::clone(&self.shared);
         self.shared.block_on(async move {
             let (size, crc) = shared.store.stream_crc(&key, Some(to)).await?;

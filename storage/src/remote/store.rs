@@ -130,6 +130,11 @@ impl Store {
         key
     }
 
+    /// The key of object `name` of the partition at `partition` (`<topic>-<id>/<n>`).
+    pub(crate) fn object_key(&self, partition: &str, name: &str) -> Path {
+        self.key(&format!("{partition}/{name}"))
+    }
+
     /// Uploads `len` bytes of `file` as `key`; returns the CRC32C of what was sent. Reads
     /// run on the blocking pool, a chunk at a time; objects above [`CHUNK`] go as a
     /// multipart upload (aborted on failure, so no part lingers).

@@ -188,12 +188,9 @@ fn the_log_start_expires_remote_segments() {
     wait_until("remote part deleted", || objects(root.path()).is_empty());
 }
 
-fn nothing_is_deleted_locally_before_it_is_uploaded() {
-    let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data");
-    let manager = open_manager(&data);
-    // An unreachable store: nothing can be attached or uploaded.
-    let unreachable = RemoteConfig {
+/// An S3 store nothing listens for: nothing can be attached or uploaded.
+fn unreachable(root: &Path) -> RemoteConfig {
+    RemoteConfig {
         url: "s3://bucket/prefix".into(),
         endpoint: Some("http://127.0.0.1:9".into()),
         access_key: Some("k".into()),
@@ -201,9 +198,15 @@ fn nothing_is_deleted_locally_before_it_is_uploaded() {
         region: Some("us-east-1".into()),
         path_style: true,
         request_timeout: Duration::from_millis(500),
-        ..remote_config(root.path())
-    };
-    manager.start_remote(unreachable).unwrap();
+        ..remote_config(root)
+    }
+}
+
+fn nothing_is_deleted_locally_before_it_is_uploaded() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let manager = open_manager(&data);
+    manager.start_remote(unreachable(root.path())).unwrap();
     let tp = TopicPartition::new("stuck", 0);
     // A new partition cannot start over an unknown remote part.
     assert!(manager.open_partition(&tp, tiered()).is_err());
@@ -214,18 +217,7 @@ fn nothing_is_deleted_locally_before_it_is_uploaded() {
     fill(&log, 80);
     drop(manager);
     let manager = open_manager(&data);
-    manager
-        .start_remote(RemoteConfig {
-            url: "s3://bucket/prefix".into(),
-            endpoint: Some("http://127.0.0.1:9".into()),
-            access_key: Some("k".into()),
-            secret_key: Some("s".into()),
-            region: Some("us-east-1".into()),
-            path_style: true,
-            request_timeout: Duration::from_millis(500),
-            ..remote_config(root.path())
-        })
-        .unwrap();
+    manager.start_remote(unreachable(root.path())).unwrap();
     let log = manager
         .open_partition(
             &tp,
