@@ -181,6 +181,21 @@ pub struct Config {
     /// Largest metadata string of a committed offset.
     #[serde(alias = "offset.metadata.max.bytes")]
     pub offset_metadata_max_bytes: usize,
+    /// Largest `transaction.timeout.ms` a transactional producer may ask for.
+    #[serde(alias = "transaction.max.timeout.ms")]
+    pub transaction_max_timeout_ms: i32,
+    /// Partitions of `__transaction_state` when it is created (fixed afterwards).
+    #[serde(alias = "transaction.state.log.num.partitions")]
+    pub transaction_state_log_num_partitions: i32,
+    /// `segment.bytes` of `__transaction_state` when it is created.
+    #[serde(alias = "transaction.state.log.segment.bytes")]
+    pub transaction_state_log_segment_bytes: u64,
+    /// How often transactions open past their timeout are looked for (and aborted).
+    #[serde(alias = "transaction.abort.timed.out.transaction.cleanup.interval.ms")]
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
+    /// A transactional id without transactions for this long is forgotten.
+    #[serde(alias = "transactional.id.expiration.ms")]
+    pub transactional_id_expiration_ms: i64,
     /// Run tableflow (topics with `table.enable=true` materialized as Iceberg tables).
     pub tableflow_enable: bool,
     /// Iceberg SQL catalog name (pyiceberg's `SqlCatalog` name must match).
@@ -429,6 +444,11 @@ impl Default for Config {
             offsets_retention_minutes: 7 * 24 * 60,
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
+            transaction_max_timeout_ms: 900_000,
+            transaction_state_log_num_partitions: 50,
+            transaction_state_log_segment_bytes: 100 * 1024 * 1024,
+            transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
+            transactional_id_expiration_ms: 604_800_000,
             tableflow_enable: true,
             tableflow_catalog_name: "floe".into(),
             tableflow_catalog_uri: None,
@@ -641,6 +661,11 @@ impl Config {
             "offsets_retention_minutes",
             "offsets_retention_check_interval_ms",
             "offset_metadata_max_bytes",
+            "transaction_max_timeout_ms",
+            "transaction_state_log_num_partitions",
+            "transaction_state_log_segment_bytes",
+            "transaction_abort_timed_out_transaction_cleanup_interval_ms",
+            "transactional_id_expiration_ms",
             "tableflow_enable",
             "tableflow_catalog_name",
             "tableflow_catalog_uri",
@@ -765,6 +790,21 @@ impl Config {
             return bad(format!(
                 "log_cleaner_min_cleanable_ratio must be between 0 and 1, not {}",
                 self.log_cleaner_min_cleanable_ratio
+            ));
+        }
+        if self.transaction_max_timeout_ms < 1
+            || self.transaction_state_log_num_partitions < 1
+            || self.transaction_abort_timed_out_transaction_cleanup_interval_ms < 1
+            || self.transactional_id_expiration_ms < 1
+            || self.transaction_state_log_segment_bytes < 1024
+        {
+            return bad(format!(
+                "transaction settings must be positive (transaction_state_log_segment_bytes at least 1024): max timeout {}, partitions {}, cleanup interval {}, id expiration {}, segment bytes {}",
+                self.transaction_max_timeout_ms,
+                self.transaction_state_log_num_partitions,
+                self.transaction_abort_timed_out_transaction_cleanup_interval_ms,
+                self.transactional_id_expiration_ms,
+                self.transaction_state_log_segment_bytes
             ));
         }
         if self.offsets_topic_segment_bytes < 1024 {

@@ -128,6 +128,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tableflow,
         ..Broker::new(config, endpoint, topics)
     });
+    // Transactions a previous run left half-ended are completed before they time out.
+    crate::txn::TransactionCoordinator::start(&broker);
 
     let limits = broker.config.connection_limits();
     let shutdown = shutdown_signal(term);

@@ -61,6 +61,8 @@ pub struct Broker {
     pub fetch_sessions: FetchSessions,
     /// Consumer groups and committed offsets.
     pub groups: crate::group::GroupCoordinator,
+    /// Transactions.
+    pub txns: crate::txn::TransactionCoordinator,
     /// Topics materialized as Iceberg tables (disabled until the server starts it).
     pub tableflow: floe_tableflow::Tableflow,
     /// Bytes of requests being received, across connections (`queued.max.request.bytes`).
@@ -89,6 +91,7 @@ impl Broker {
         Broker {
             request_budget: RequestBudget::new(config.request_budget_bytes()),
             groups: crate::group::GroupCoordinator::open(&config, &topics),
+            txns: crate::txn::TransactionCoordinator::open(&config, &topics),
             fetch_sessions: FetchSessions::new(config.fetch_session_cache_slots),
             config,
             endpoint,

@@ -6,6 +6,7 @@
 //! broker; it turns bytes into typed values and back, and reports malformed input as errors.
 
 pub mod compression;
+pub mod control;
 pub mod frame;
 // Bodies of the fuzz targets and the mutation engine shared by the stable bounded runs and
 // the cargo-fuzz targets in `fuzz/`; not an API.

@@ -31,6 +31,7 @@ pub mod segment;
 mod test_util;
 mod time_index;
 pub mod topic_partition;
+mod txn_index;
 
 pub use cleaner::CleanerConfig;
 pub use config::{CleanupPolicy, LogConfig, RecoveryPolicy};
@@ -40,8 +41,10 @@ pub use io::{Io, IoKind, IoMode};
 pub use log_manager::LogManager;
 pub use partition_log::group_commit::sync_logs;
 pub use partition_log::retention::DeleteRecordsError;
-pub use partition_log::{AppendError, AppendInfo, PartitionLog, ReadError, ReadResult, RegionRead};
-pub use producer_state::{BatchMetadata, ProducerEntry};
+pub use partition_log::{
+    AppendError, AppendInfo, Isolation, PartitionLog, ReadError, ReadResult, RegionRead,
+};
+pub use producer_state::{AbortedTxn, BatchMetadata, ProducerEntry};
 pub use retention::RetentionConfig;
 pub use scrubber::ScrubConfig;
 pub use topic_partition::TopicPartition;

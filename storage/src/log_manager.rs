@@ -425,6 +425,24 @@ impl LogManager {
         crate::segment::Segment::create(&self.io, dir, end)?;
         let snapshot =
             storage.download_snapshot(remote, last, producer_state::snapshot_path(dir, end))?;
+        let aborted: Vec<producer_state::AbortedTxn> = manifest
+            .segments
+            .iter()
+            .flat_map(|s| s.aborted.iter())
+            .map(
+                |&[producer_id, first_offset, last_offset, last_stable_offset]| {
+                    producer_state::AbortedTxn {
+                        producer_id,
+                        first_offset,
+                        last_offset,
+                        last_stable_offset,
+                    }
+                },
+            )
+            .collect();
+        if !aborted.is_empty() {
+            crate::txn_index::write_file(&self.io, dir, &aborted)?;
+        }
         io::sync_dir(dir)?;
         tracing::info!(
             dir = %dir.display(),

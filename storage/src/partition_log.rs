@@ -12,13 +12,14 @@
 //! log failed: every later append and sync errors, because the kernel may have dropped the
 //! dirty pages and a later successful fsync would prove nothing about them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use bytes::{Bytes, BytesMut};
+use floe_protocol::control;
 use floe_protocol::record_batch::{self, BatchError, BatchHeader, MAGIC_V2};
 use tokio::sync::watch;
 
@@ -26,11 +27,14 @@ use self::group_commit::SyncQueue;
 use crate::config::LogConfig;
 use crate::error::StorageError;
 use crate::io;
-use crate::producer_state::{self, Check, ProducerEntry, ProducerError, ProducerStateManager};
+use crate::producer_state::{
+    self, AbortedTxn, Check, Pending, ProducerEntry, ProducerError, ProducerStateManager,
+};
 use crate::recovery;
 use crate::remote::RemoteLog;
 use crate::segment::{NO_TIMESTAMP, Segment, SegmentReader};
 use crate::topic_partition::TopicPartition;
+use crate::txn_index::TxnIndex;
 
 /// Result of a successful append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +84,9 @@ pub struct ReadResult {
     pub records: Bytes,
     /// High watermark at the time of the read (the log end offset on a single node).
     pub high_watermark: i64,
+    /// Last stable offset at the time of the read: the high watermark, or the first offset
+    /// of the oldest open transaction if that is lower.
+    pub last_stable_offset: i64,
     /// Log start offset at the time of the read.
     pub log_start_offset: i64,
 }
@@ -91,6 +98,8 @@ pub struct RegionRead {
     pub region: Option<io::FileRegion>,
     /// High watermark at the time of the read (the log end offset on a single node).
     pub high_watermark: i64,
+    /// Last stable offset at the time of the read ([`ReadResult::last_stable_offset`]).
+    pub last_stable_offset: i64,
     /// Log start offset at the time of the read.
     pub log_start_offset: i64,
 }
@@ -99,7 +108,18 @@ pub struct RegionRead {
 struct Located {
     start: Option<(SegmentReader, crate::segment::LocatedBatch)>,
     high_watermark: i64,
+    last_stable_offset: i64,
     log_start_offset: i64,
+}
+
+/// Which records a read may return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Everything up to the high watermark (Kafka's read_uncommitted).
+    Uncommitted,
+    /// Only records below the last stable offset (read_committed); the caller reports the
+    /// aborted transactions of the range ([`PartitionLog::aborted_transactions`]).
+    Committed,
 }
 
 /// Why a read was refused.
@@ -138,7 +158,7 @@ impl Incoming {
 /// Offsets and producer state assigned to an append, applied when its write succeeds.
 struct Assigned {
     batches: Vec<(BatchHeader, Range<usize>)>,
-    pending: HashMap<i64, ProducerEntry>,
+    pending: Pending,
     first_offset: i64,
     next: i64,
     log_start_offset: i64,
@@ -333,6 +353,12 @@ pub struct PartitionLog {
     tombstones_due_at: AtomicI64,
     /// The remote part of a tiered log, once its manifest was loaded ([`crate::remote`]).
     remote: std::sync::RwLock<Option<Arc<RemoteLog>>>,
+    /// Aborted transactions ([`crate::txn_index`]); updated before `first_unstable` and
+    /// `log_end` are published, so a reader that sees a marker sees its entry.
+    txn_index: std::sync::RwLock<TxnIndex>,
+    /// First offset of the oldest open transaction (`i64::MAX` if none); stored before
+    /// `log_end` under the append lock.
+    first_unstable: AtomicI64,
 }
 
 /// What the data directory's checkpoints say about a log being opened.
@@ -408,6 +434,23 @@ impl PartitionLog {
                 file.make_cold();
             }
         }
+        // Replay finds the markers at or above the snapshot it starts from, in the local
+        // segments; entries below the first local segment (a tiered log's remote part) come
+        // only from the file.
+        let mut txn_index = TxnIndex::load(
+            &io,
+            &dir,
+            recovered.replayed_from.max(first_base),
+            log_start.min(log_end),
+        )?;
+        for txn in recovered.replayed_aborts {
+            txn_index.insert(txn);
+        }
+        txn_index.prune_below(log_start.min(log_end));
+        let first_unstable = recovered
+            .producers
+            .first_unstable_offset()
+            .unwrap_or(i64::MAX);
         let (end_tx, _) = watch::channel(log_end);
         let (durable_tx, _) = watch::channel(Durability {
             offset: log_end,
@@ -442,6 +485,8 @@ impl PartitionLog {
             cleaned_to: AtomicI64::new(cleaned_hint.unwrap_or(log_start)),
             tombstones_due_at: AtomicI64::new(i64::MIN),
             remote: std::sync::RwLock::new(None),
+            txn_index: std::sync::RwLock::new(txn_index),
+            first_unstable: AtomicI64::new(first_unstable),
         })
     }
 
@@ -646,6 +691,27 @@ impl PartitionLog {
         }
     }
 
+    /// Appends a transaction marker (a control batch ending `producer_id`'s transaction in
+    /// this partition) on the calling thread, which may block. A marker with an epoch below
+    /// the producer's current one is refused ([`ProducerError::InvalidProducerEpoch`]).
+    pub fn append_marker(
+        self: &Arc<Self>,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        control: control::ControlType,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        let batch = control::encode_marker(
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            control,
+            now_ms,
+        )?;
+        self.append_now(batch, now_ms)
+    }
+
     /// Checks the batches' framing and size limits.
     fn parse(&self, records: BytesMut) -> Result<Incoming, AppendError> {
         let config = self.config();
@@ -710,7 +776,7 @@ impl PartitionLog {
         }
         let log_start_offset = self.log_start.load(Ordering::Acquire);
         let first_offset = self.log_end.load(Ordering::Acquire);
-        let mut pending: HashMap<i64, ProducerEntry> = HashMap::new();
+        let mut pending = Pending::default();
         let mut next = first_offset;
         let mut assigned: Vec<(BatchHeader, Range<usize>)> =
             Vec::with_capacity(incoming.batches.len());
@@ -718,7 +784,7 @@ impl PartitionLog {
             let mut header = *header;
             if header.has_producer_id() {
                 let entry = pending
-                    .get(&header.producer_id)
+                    .get(header.producer_id)
                     .or_else(|| inner.producers.get(header.producer_id));
                 if let Check::Duplicate(original) = ProducerStateManager::check(&header, entry)? {
                     return Ok(Step::Duplicate(AppendInfo {
@@ -732,7 +798,14 @@ impl PartitionLog {
             }
             header.base_offset = next;
             if header.has_producer_id() {
-                inner.producers.apply_pending(&mut pending, &header);
+                let control = if header.is_control() {
+                    control::control_type(&incoming.records[range.clone()])?
+                } else {
+                    None
+                };
+                inner
+                    .producers
+                    .apply_pending(&mut pending, &header, control);
             }
             next = header.next_offset();
             assigned.push((header, range.clone()));
@@ -816,7 +889,20 @@ impl PartitionLog {
             log_start_offset,
             ..
         } = assigned;
-        inner.producers.commit(pending);
+        let aborted = inner.producers.commit(pending);
+        if !aborted.is_empty() {
+            let mut index = self
+                .txn_index
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            for txn in aborted {
+                index.insert(txn);
+            }
+        }
+        self.first_unstable.store(
+            inner.producers.first_unstable_offset().unwrap_or(i64::MAX),
+            Ordering::Release,
+        );
         self.log_end.store(next, Ordering::Release);
         // Under the lock, so the flusher never sees new records without their age.
         let _ = self.oldest_unsynced_ms.compare_exchange(
@@ -885,7 +971,18 @@ impl PartitionLog {
     /// `max_bytes` but always at least one batch if there is one (KIP-74). Never returns a
     /// partially written batch, and never crosses a segment boundary in one read.
     pub fn read(&self, fetch_offset: i64, max_bytes: usize) -> Result<ReadResult, ReadError> {
-        let located = self.locate(fetch_offset)?;
+        self.read_isolated(fetch_offset, max_bytes, Isolation::Uncommitted)
+    }
+
+    /// [`PartitionLog::read`] of the records `isolation` allows (read_committed stops
+    /// before the batch holding the last stable offset).
+    pub fn read_isolated(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        isolation: Isolation,
+    ) -> Result<ReadResult, ReadError> {
+        let located = self.locate(fetch_offset, isolation)?;
         let records = match &located.start {
             Some((segment, batch)) => segment.read_from(batch, max_bytes)?,
             None => Bytes::new(),
@@ -893,6 +990,7 @@ impl PartitionLog {
         Ok(ReadResult {
             records,
             high_watermark: located.high_watermark,
+            last_stable_offset: located.last_stable_offset,
             log_start_offset: located.log_start_offset,
         })
     }
@@ -913,21 +1011,26 @@ impl PartitionLog {
         self: &Arc<Self>,
         fetch_offset: i64,
         max_bytes: usize,
+        isolation: Isolation,
     ) -> Result<RegionRead, ReadError> {
         if let Some(remote) = self.remote_for(fetch_offset) {
             return self
-                .read_region_remote(remote, fetch_offset, max_bytes)
+                .read_region_remote(remote, fetch_offset, max_bytes, isolation)
                 .await;
         }
-        self.read_region_local(fetch_offset, max_bytes).await
+        self.read_region_local(fetch_offset, max_bytes, isolation)
+            .await
     }
 
     async fn read_region_local(
         self: &Arc<Self>,
         fetch_offset: i64,
         max_bytes: usize,
+        isolation: Isolation,
     ) -> Result<RegionRead, ReadError> {
-        if let Some(read) = io::without_blocking(|| self.read_region_now(fetch_offset, max_bytes)) {
+        if let Some(read) =
+            io::without_blocking(|| self.read_region_now(fetch_offset, max_bytes, isolation))
+        {
             let read = read?;
             if read.region.as_ref().is_none_or(io::FileRegion::is_cached) {
                 return Ok(read);
@@ -935,7 +1038,7 @@ impl PartitionLog {
         }
         let log = Arc::clone(self);
         io::offload(move || {
-            let mut read = log.read_region_now(fetch_offset, max_bytes)?;
+            let mut read = log.read_region_now(fetch_offset, max_bytes, isolation)?;
             read.region = read.region.map(io::FileRegion::load).transpose()?;
             Ok(read)
         })
@@ -947,8 +1050,9 @@ impl PartitionLog {
         &self,
         fetch_offset: i64,
         max_bytes: usize,
+        isolation: Isolation,
     ) -> Result<RegionRead, ReadError> {
-        let located = self.locate(fetch_offset)?;
+        let located = self.locate(fetch_offset, isolation)?;
         let region = match &located.start {
             Some((segment, batch)) => Some(segment.region_from(batch, max_bytes)?),
             None => None,
@@ -956,20 +1060,37 @@ impl PartitionLog {
         Ok(RegionRead {
             region,
             high_watermark: located.high_watermark,
+            last_stable_offset: located.last_stable_offset,
             log_start_offset: located.log_start_offset,
         })
     }
 
-    /// The segment and batch a read at `fetch_offset` starts with (none at the log end).
-    fn locate(&self, fetch_offset: i64) -> Result<Located, ReadError> {
+    /// The offset a read with `isolation` stops before, given the log end: the high
+    /// watermark, or the last stable offset.
+    fn read_upper(&self, isolation: Isolation, log_end: i64) -> i64 {
+        match isolation {
+            Isolation::Uncommitted => log_end,
+            Isolation::Committed => log_end.min(self.first_unstable.load(Ordering::Acquire)),
+        }
+    }
+
+    /// The segment and batch a read at `fetch_offset` starts with (none at the log end, or
+    /// at the last stable offset for read_committed).
+    fn locate(&self, fetch_offset: i64, isolation: Isolation) -> Result<Located, ReadError> {
         let mut offset = fetch_offset;
         if let Some(remote) = self.remote_for(fetch_offset) {
             // Below the local start of a tiered log: the remote part (this thread may block).
-            while let Some((segment, next)) = remote.reader_at_blocking(offset)? {
+            let log_end = self.log_end_offset();
+            let upper = self.read_upper(isolation, log_end);
+            while offset < upper
+                && let Some((mut segment, next)) = remote.reader_at_blocking(offset)?
+            {
+                segment.cap_at(upper)?;
                 if let Some(batch) = segment.find_batch(offset)? {
                     return Ok(Located {
                         start: Some((segment, batch)),
-                        high_watermark: self.log_end_offset(),
+                        high_watermark: log_end,
+                        last_stable_offset: self.last_stable_offset(),
                         log_start_offset: self.log_start_offset(),
                     });
                 }
@@ -978,14 +1099,23 @@ impl PartitionLog {
                     break;
                 }
             }
+            if offset >= upper {
+                return Ok(Located {
+                    start: None,
+                    high_watermark: log_end,
+                    last_stable_offset: self.last_stable_offset(),
+                    log_start_offset: self.log_start_offset(),
+                });
+            }
         }
         let tiered = self.remote().is_some();
         loop {
-            let (segment, next_base, log_start, log_end) = {
+            let (mut segment, next_base, log_start, log_end, lso) = {
                 let inner = self.lock();
                 self.check_usable_for_reads(&inner)?;
                 let log_start = self.log_start.load(Ordering::Acquire);
                 let log_end = self.log_end.load(Ordering::Acquire);
+                let lso = self.read_upper(Isolation::Committed, log_end);
                 if fetch_offset < log_start || fetch_offset > log_end {
                     return Err(ReadError::OffsetOutOfRange {
                         requested: fetch_offset,
@@ -1011,22 +1141,30 @@ impl PartitionLog {
                     .range(offset.saturating_add(1)..)
                     .next()
                     .map(|(&base, _)| base);
-                (segment.reader(), next_base, log_start, log_end)
+                (segment.reader(), next_base, log_start, log_end, lso)
             };
             let located = |start| Located {
                 start,
                 high_watermark: log_end,
+                last_stable_offset: lso,
                 log_start_offset: log_start,
             };
-            if offset >= log_end {
+            let upper = match isolation {
+                Isolation::Uncommitted => log_end,
+                Isolation::Committed => lso,
+            };
+            if offset >= upper {
                 return Ok(located(None));
+            }
+            if upper < log_end {
+                segment.cap_at(upper)?;
             }
             if let Some(batch) = segment.find_batch(offset)? {
                 return Ok(located(Some((segment, batch))));
             }
             match next_base {
-                Some(base) => offset = base,
-                None => return Ok(located(None)),
+                Some(base) if base < upper => offset = base,
+                _ => return Ok(located(None)),
             }
         }
     }
@@ -1049,6 +1187,31 @@ impl PartitionLog {
     /// Offset up to which consumers may read: the log end offset on a single node.
     pub fn high_watermark(&self) -> i64 {
         self.log_end_offset()
+    }
+
+    /// Offset up to which read_committed consumers may read: the high watermark, or the
+    /// first offset of the oldest open transaction if that is lower.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.read_upper(Isolation::Committed, self.log_end_offset())
+    }
+
+    /// The aborted transactions with records in `[from, upper)` (a read_committed fetch's
+    /// range), in marker order.
+    pub fn aborted_transactions(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
+        self.txn_index
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .collect(from, upper)
+    }
+
+    /// Producers with a transaction open in this partition, with each one's first offset.
+    pub fn open_transactions(&self) -> Vec<(i64, i64)> {
+        self.lock().producers.open_transactions()
+    }
+
+    /// Every producer this partition knows (DescribeProducers).
+    pub fn producers(&self) -> Vec<ProducerEntry> {
+        self.lock().producers.entries().cloned().collect()
     }
 
     /// Offset up to which the log is known to be on stable storage.
@@ -1191,7 +1354,40 @@ impl PartitionLog {
         if let Err(e) = synced {
             return self.fail(e);
         }
+        self.persist_txn_index(end)?;
         producer_state::write_snapshot(&self.io, &self.dir, end, &producers)
+    }
+
+    /// Forgets the aborted transactions below the log start offset.
+    pub(crate) fn prune_txn_index(&self) {
+        let start = self.log_start.load(Ordering::Acquire);
+        self.txn_index
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .prune_below(start);
+    }
+
+    /// Appends the aborted transactions below `below` that are not yet in the index file
+    /// and syncs it (before a producer snapshot at `below` is written).
+    pub(crate) fn persist_txn_index(&self, below: i64) -> Result<(), StorageError> {
+        let (position, bytes, below, path) = {
+            let index = self
+                .txn_index
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            let Some((position, bytes, below)) = index.unpersisted(below) else {
+                return Ok(());
+            };
+            (position, bytes, below, index.path().to_path_buf())
+        };
+        if !bytes.is_empty() {
+            crate::txn_index::append_durably(&self.io, &path, position, &bytes)?;
+        }
+        self.txn_index
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .persisted(position, bytes.len(), below);
+        Ok(())
     }
 
     /// Marks the log closed without syncing (it is about to be deleted).
@@ -1214,5 +1410,7 @@ pub mod retention;
 #[cfg(test)]
 mod tests;
 mod tiered;
+#[cfg(test)]
+mod txn_tests;
 
 pub(crate) use tiered::UploadCandidate;

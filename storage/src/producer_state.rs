@@ -11,15 +11,23 @@
 //! usable snapshot the whole log is replayed. A snapshot is therefore never ahead of durable
 //! data, and losing one only costs replay time.
 //!
+//! Transactions: a producer's first transactional batch in the partition opens its
+//! transaction there (`current_txn_first_offset`); its control batch (commit or abort marker)
+//! closes it. The open transactions' first offsets bound the last stable offset; an aborted
+//! transaction becomes an [`AbortedTxn`] for the partition's aborted-transaction index
+//! ([`crate::txn_index`]).
+//!
 //! Snapshot file format (version 1): a header line
 //! `floe-producer-snapshot 1 <crc32c of the body, 8 lowercase hex digits>\n` followed by a
 //! JSON body `{"offset": <i64>, "producers": [<ProducerEntry>...]}` where a `ProducerEntry`
 //! is `{"producer_id", "epoch", "last_timestamp", "batches": [{"first_seq", "last_seq",
-//! "base_offset", "last_offset"}...]}`.
+//! "base_offset", "last_offset"}...], "current_txn_first_offset": <i64 or null>}` (the last
+//! field may be absent: snapshots written before transactions have none).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
+use floe_protocol::control::ControlType;
 use floe_protocol::record_batch::{BatchHeader, increment_sequence};
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +67,60 @@ pub struct ProducerEntry {
     pub last_timestamp: i64,
     /// The most recent batches, oldest first, at most [`MAX_CACHED_BATCHES`].
     pub batches: VecDeque<BatchMetadata>,
+    /// First offset of the producer's open transaction in this partition.
+    #[serde(default)]
+    pub current_txn_first_offset: Option<i64>,
+}
+
+/// A transaction aborted in this partition: read_committed consumers skip the producer's
+/// records from `first_offset` up to the abort marker at `last_offset`. Kafka's
+/// `AbortedTxn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    /// The producer.
+    pub producer_id: i64,
+    /// Offset of the transaction's first record in the partition.
+    pub first_offset: i64,
+    /// Offset of the abort marker.
+    pub last_offset: i64,
+    /// The last stable offset right after the marker.
+    pub last_stable_offset: i64,
+}
+
+impl AbortedTxn {
+    /// Whether a batch holds records of this transaction: a transactional data batch of the
+    /// producer between the transaction's first offset and its marker.
+    pub fn contains(&self, header: &BatchHeader) -> bool {
+        header.is_transactional()
+            && !header.is_control()
+            && header.producer_id == self.producer_id
+            && self.first_offset <= header.base_offset
+            && header.base_offset < self.last_offset
+    }
+}
+
+/// A transaction that a marker in the current append ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CompletedTxn {
+    producer_id: i64,
+    first_offset: i64,
+    marker_offset: i64,
+    control: ControlType,
+}
+
+/// Working copies of the producer entries an append touches, and the transactions its
+/// markers end; the state changes only when the append succeeded
+/// ([`ProducerStateManager::commit`]).
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    entries: HashMap<i64, ProducerEntry>,
+    completed: Vec<CompletedTxn>,
+}
+
+impl Pending {
+    pub(crate) fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
+        self.entries.get(&producer_id)
+    }
 }
 
 impl ProducerEntry {
@@ -68,6 +130,7 @@ impl ProducerEntry {
             epoch,
             last_timestamp: -1,
             batches: VecDeque::new(),
+            current_txn_first_offset: None,
         }
     }
 
@@ -87,8 +150,9 @@ impl ProducerEntry {
             .copied()
     }
 
-    /// Records an appended batch (`header` carries its assigned base offset).
-    fn apply(&mut self, header: &BatchHeader) {
+    /// Records an appended batch (`header` carries its assigned base offset). A marker
+    /// ends the producer's open transaction, which is returned with its first offset.
+    fn apply(&mut self, header: &BatchHeader) -> Option<i64> {
         if header.producer_epoch != self.epoch {
             self.epoch = header.producer_epoch;
             self.batches.clear();
@@ -96,7 +160,13 @@ impl ProducerEntry {
         self.last_timestamp = header.max_timestamp;
         if header.is_control() {
             // Transaction markers carry no sequence numbers.
-            return;
+            return self.current_txn_first_offset.take();
+        }
+        if header.is_transactional() && self.current_txn_first_offset.is_none() {
+            self.current_txn_first_offset = Some(header.base_offset);
+        }
+        if header.base_sequence == floe_protocol::record_batch::NO_SEQUENCE {
+            return None;
         }
         self.batches.push_back(BatchMetadata {
             first_seq: header.base_sequence,
@@ -107,6 +177,7 @@ impl ProducerEntry {
         while self.batches.len() > MAX_CACHED_BATCHES {
             self.batches.pop_front();
         }
+        None
     }
 }
 
@@ -152,11 +223,36 @@ pub(crate) enum Check {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct ProducerStateManager {
     producers: HashMap<i64, ProducerEntry>,
+    /// Open transactions: first offset -> producer id (derived from `producers`).
+    ongoing: BTreeMap<i64, i64>,
 }
 
 impl ProducerStateManager {
+    fn from_entries(producers: HashMap<i64, ProducerEntry>) -> ProducerStateManager {
+        let ongoing = producers
+            .values()
+            .filter_map(|p| p.current_txn_first_offset.map(|o| (o, p.producer_id)))
+            .collect();
+        ProducerStateManager { producers, ongoing }
+    }
+
     pub(crate) fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
         self.producers.get(&producer_id)
+    }
+
+    /// First offset of the oldest open transaction: the last stable offset cannot pass it.
+    pub(crate) fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.keys().next().copied()
+    }
+
+    /// Producers with an open transaction here, and the transactions' first offsets.
+    pub(crate) fn open_transactions(&self) -> Vec<(i64, i64)> {
+        self.ongoing.iter().map(|(&o, &p)| (p, o)).collect()
+    }
+
+    /// Every producer entry (DescribeProducers).
+    pub(crate) fn entries(&self) -> impl Iterator<Item = &ProducerEntry> {
+        self.producers.values()
     }
 
     /// Checks `header` (a batch with a producer id) against `entry`, the producer's state
@@ -174,8 +270,10 @@ impl ProducerStateManager {
             expected_seq,
             found_seq: first,
         };
+        // A coordinator's transactional batch (TxnOffsetCommit) carries no sequence.
+        let unsequenced = first == floe_protocol::record_batch::NO_SEQUENCE;
         let Some(entry) = entry else {
-            if header.is_control() || first == 0 {
+            if header.is_control() || first == 0 || unsequenced {
                 return Ok(Check::Append);
             }
             return Err(out_of_order(0));
@@ -190,7 +288,7 @@ impl ProducerStateManager {
                 found_epoch: epoch,
             });
         }
-        if header.is_control() {
+        if header.is_control() || unsequenced {
             return Ok(Check::Append);
         }
         let expected = match entry.last_seq() {
@@ -205,13 +303,16 @@ impl ProducerStateManager {
     }
 
     /// Applies an appended batch to `pending` (working copies of entries touched by the
-    /// current append), starting from the committed state.
+    /// current append), starting from the committed state. `control` is the marker's type
+    /// for a control batch.
     pub(crate) fn apply_pending(
         &self,
-        pending: &mut HashMap<i64, ProducerEntry>,
+        pending: &mut Pending,
         header: &BatchHeader,
+        control: Option<ControlType>,
     ) {
-        pending
+        let ended = pending
+            .entries
             .entry(header.producer_id)
             .or_insert_with(|| {
                 self.producers
@@ -222,22 +323,63 @@ impl ProducerStateManager {
                     })
             })
             .apply(header);
-    }
-
-    /// Makes the working copies of a successful append the committed state.
-    pub(crate) fn commit(&mut self, pending: HashMap<i64, ProducerEntry>) {
-        self.producers.extend(pending);
-    }
-
-    /// Applies a batch found in the log during recovery (no checks, as in Kafka).
-    pub(crate) fn replay(&mut self, header: &BatchHeader) {
-        if !header.has_producer_id() {
-            return;
+        if let (Some(first_offset), Some(control)) = (ended, control) {
+            pending.completed.push(CompletedTxn {
+                producer_id: header.producer_id,
+                first_offset,
+                marker_offset: header.base_offset,
+                control,
+            });
         }
-        self.producers
-            .entry(header.producer_id)
-            .or_insert_with(|| ProducerEntry::new(header.producer_id, header.producer_epoch))
-            .apply(header);
+    }
+
+    /// Makes the working copies of a successful append the committed state; returns the
+    /// transactions its markers aborted.
+    pub(crate) fn commit(&mut self, pending: Pending) -> Vec<AbortedTxn> {
+        for (producer_id, entry) in pending.entries {
+            let before = self
+                .producers
+                .get(&producer_id)
+                .and_then(|e| e.current_txn_first_offset);
+            if before != entry.current_txn_first_offset {
+                if let Some(first) = before {
+                    self.ongoing.remove(&first);
+                }
+                if let Some(first) = entry.current_txn_first_offset {
+                    self.ongoing.insert(first, producer_id);
+                }
+            }
+            self.producers.insert(producer_id, entry);
+        }
+        let mut aborted = Vec::new();
+        for txn in pending.completed {
+            if txn.control == ControlType::Abort {
+                aborted.push(AbortedTxn {
+                    producer_id: txn.producer_id,
+                    first_offset: txn.first_offset,
+                    last_offset: txn.marker_offset,
+                    last_stable_offset: self
+                        .first_unstable_offset()
+                        .map_or(txn.marker_offset + 1, |f| f.min(txn.marker_offset + 1)),
+                });
+            }
+        }
+        aborted
+    }
+
+    /// Applies a batch found in the log during recovery (no checks, as in Kafka); returns
+    /// the transaction it aborted, if it is an abort marker.
+    pub(crate) fn replay(
+        &mut self,
+        header: &BatchHeader,
+        control: Option<ControlType>,
+    ) -> Option<AbortedTxn> {
+        if !header.has_producer_id() {
+            return None;
+        }
+        let mut pending = Pending::default();
+        self.apply_pending(&mut pending, header, control);
+        self.commit(pending).pop()
     }
 }
 
@@ -335,7 +477,10 @@ pub(crate) fn load_latest_snapshot(
                     .into_iter()
                     .map(|p| (p.producer_id, p))
                     .collect();
-                return Ok(Some((offset, ProducerStateManager { producers })));
+                return Ok(Some((
+                    offset,
+                    ProducerStateManager::from_entries(producers),
+                )));
             }
             Ok(_) => {
                 tracing::warn!(file = %path.display(), "producer snapshot offset does not match its name; removing it");
@@ -376,8 +521,8 @@ mod tests {
     fn append(state: &mut ProducerStateManager, h: BatchHeader) -> Result<Check, ProducerError> {
         let check = ProducerStateManager::check(&h, state.get(h.producer_id))?;
         if check == Check::Append {
-            let mut pending = HashMap::new();
-            state.apply_pending(&mut pending, &h);
+            let mut pending = Pending::default();
+            state.apply_pending(&mut pending, &h, None);
             state.commit(pending);
         }
         Ok(check)
@@ -447,7 +592,7 @@ mod tests {
         ));
 
         let mut s = ProducerStateManager::default();
-        s.replay(&header(3, 0, i32::MAX - 1, 2, 0));
+        s.replay(&header(3, 0, i32::MAX - 1, 2, 0), None);
         assert_eq!(s.get(3).unwrap().last_seq(), Some(i32::MAX));
         assert_eq!(append(&mut s, header(3, 0, 0, 1, 2)), Ok(Check::Append));
     }
@@ -456,7 +601,7 @@ mod tests {
     fn snapshot_round_trip_and_corruption() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = ProducerStateManager::default();
-        s.replay(&header(7, 2, 0, 4, 10));
+        s.replay(&header(7, 2, 0, 4, 10), None);
         write_snapshot(&io::Io::std(), dir.path(), 14, &s).unwrap();
         let (offset, loaded) = load_latest_snapshot(dir.path(), 100).unwrap().unwrap();
         assert_eq!(offset, 14);

@@ -35,7 +35,7 @@ use floe_protocol::record_batch::{self, BatchHeader, HEADER_SIZE};
 use crate::config::{LogConfig, RecoveryPolicy};
 use crate::error::{Corruption, StorageError};
 use crate::io;
-use crate::producer_state::{self, ProducerStateManager};
+use crate::producer_state::{self, AbortedTxn, ProducerStateManager};
 use crate::segment::{
     INDEX_SUFFIX, LOG_SUFFIX, LocatedBatch, NO_TIMESTAMP, Segment, TIME_INDEX_SUFFIX,
     parse_segment_file, read_batch_header, segment_file,
@@ -47,6 +47,10 @@ use crate::{offset_index, time_index};
 pub(crate) struct RecoveredLog {
     pub(crate) segments: BTreeMap<i64, Segment>,
     pub(crate) producers: ProducerStateManager,
+    /// The offset the producer state was replayed from (its snapshot's).
+    pub(crate) replayed_from: i64,
+    /// Transactions the replay found aborted (at or above `replayed_from`).
+    pub(crate) replayed_aborts: Vec<AbortedTxn>,
 }
 
 /// Recovers the partition directory `dir` (which must exist). `clean` says whether the last
@@ -92,9 +96,13 @@ pub(crate) fn recover(
         }
         let segment = Segment::create(io, dir, 0)?;
         io::sync_dir(dir)?;
+        // Nothing is left for an aborted-transaction index to name.
+        io::remove_file(&dir.join(crate::txn_index::FILE_NAME))?;
         return Ok(RecoveredLog {
             segments: BTreeMap::from([(0, segment)]),
             producers: ProducerStateManager::default(),
+            replayed_from: i64::MIN,
+            replayed_aborts: Vec::new(),
         });
     }
 
@@ -145,10 +153,12 @@ pub(crate) fn recover(
         }
     }
 
-    let producers = rebuild_producer_state(dir, &segments)?;
+    let (replayed_from, producers, replayed_aborts) = rebuild_producer_state(dir, &segments)?;
     Ok(RecoveredLog {
         segments,
         producers,
+        replayed_from,
+        replayed_aborts,
     })
 }
 
@@ -462,14 +472,16 @@ fn valid_batch_follows(segment: &Segment, position: u64) -> Result<bool, Storage
         .any(|at| buf[at + 16] == floe_protocol::record_batch::MAGIC_V2 as u8 && valid_at(at)))
 }
 
-/// Loads the newest usable snapshot and replays the batches after it.
+/// Loads the newest usable snapshot and replays the batches after it: the snapshot's
+/// offset, the state, and the transactions aborted in the replayed part.
 fn rebuild_producer_state(
     dir: &Path,
     segments: &BTreeMap<i64, Segment>,
-) -> Result<ProducerStateManager, StorageError> {
+) -> Result<(i64, ProducerStateManager, Vec<AbortedTxn>), StorageError> {
     let log_end = segments.values().next_back().map_or(0, |s| s.next_offset);
     let (from, mut producers) = producer_state::load_latest_snapshot(dir, log_end)?
         .unwrap_or((i64::MIN, ProducerStateManager::default()));
+    let mut aborted = Vec::new();
     let bases: Vec<i64> = segments.keys().copied().collect();
     for (i, segment) in segments.values().enumerate() {
         if bases.get(i + 1).is_some_and(|&next| next <= from) {
@@ -479,12 +491,27 @@ fn rebuild_producer_state(
         let mut next = reader.find_batch(from)?;
         while let Some(batch) = next {
             if batch.header.base_offset >= from {
-                producers.replay(&batch.header);
+                let control = if batch.header.is_control() {
+                    // A marker is one small record: read it whole for its type.
+                    let bytes = reader
+                        .log
+                        .read_vec(batch.position, batch.header.total_size())?;
+                    floe_protocol::control::control_type(&bytes).map_err(|e| {
+                        StorageError::Corrupt {
+                            path: segment_file(dir, segment.base_offset, LOG_SUFFIX),
+                            position: batch.position,
+                            kind: Corruption::Batch(e),
+                        }
+                    })?
+                } else {
+                    None
+                };
+                aborted.extend(producers.replay(&batch.header, control));
             }
             next = read_batch_header(&reader.log, batch.end(), reader.size)?;
         }
     }
-    Ok(producers)
+    Ok((from, producers, aborted))
 }
 
 #[cfg(test)]

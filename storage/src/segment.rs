@@ -374,6 +374,15 @@ pub(crate) struct SegmentReader {
 }
 
 impl SegmentReader {
+    /// Ends the reader before the batch holding `upper`: a read_committed read stops at the
+    /// last stable offset (a batch boundary).
+    pub(crate) fn cap_at(&mut self, upper: i64) -> Result<(), StorageError> {
+        if let Some(batch) = self.find_batch(upper)? {
+            self.size = self.size.min(batch.position);
+        }
+        Ok(())
+    }
+
     /// The first batch whose last offset is `>= target`, found through the offset index and
     /// a forward scan of batch headers.
     pub(crate) fn find_batch(&self, target: i64) -> Result<Option<LocatedBatch>, StorageError> {

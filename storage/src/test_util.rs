@@ -62,6 +62,28 @@ pub(crate) fn idempotent(id: i64, epoch: i16, first_seq: i32, n: usize) -> Bytes
     )
 }
 
+/// A transactional batch of `n` records from producer `id` (values `"<tag>-<i>"`).
+pub(crate) fn transactional(tag: &str, id: i64, epoch: i16, first_seq: i32, n: usize) -> BytesMut {
+    let records: Vec<Record> = (0..n)
+        .map(|i| Record {
+            transactional: true,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: id,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: first_seq + i as i32,
+            timestamp: 1_000,
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::from(format!("{tag}-{i}"))),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    floe_protocol::test_kit::encode(&records, Compression::None)
+}
+
 /// Decodes fetched bytes into `(offset, value)` pairs.
 pub(crate) fn decode(bytes: &Bytes) -> Vec<(i64, String)> {
     let mut buf = bytes.clone();
@@ -69,6 +91,22 @@ pub(crate) fn decode(bytes: &Bytes) -> Vec<(i64, String)> {
         .unwrap()
         .into_iter()
         .flat_map(|set| set.records)
+        .map(|r| {
+            let value = r.value.map(|v| String::from_utf8(v.to_vec()).unwrap());
+            (r.offset, value.unwrap_or_default())
+        })
+        .collect()
+}
+
+/// Decodes fetched bytes into `(offset, value)` pairs of data records, skipping control
+/// records (transaction markers), as a consumer does.
+pub(crate) fn decode_data(bytes: &Bytes) -> Vec<(i64, String)> {
+    let mut buf = bytes.clone();
+    RecordBatchDecoder::decode_all(&mut buf)
+        .unwrap()
+        .into_iter()
+        .flat_map(|set| set.records)
+        .filter(|r| !r.control)
         .map(|r| {
             let value = r.value.map(|v| String::from_utf8(v.to_vec()).unwrap());
             (r.offset, value.unwrap_or_default())

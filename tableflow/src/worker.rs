@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use floe_protocol::compression;
 use floe_protocol::record_batch::Compression;
-use floe_storage::{LogManager, PartitionLog, ReadError, TopicPartition};
+use floe_storage::{AbortedTxn, Isolation, LogManager, PartitionLog, ReadError, TopicPartition};
 use iceberg::Catalog;
 use kafka_protocol::records::{Compression as KafkaCompression, RecordBatchDecoder};
 use tokio::sync::{Notify, watch};
@@ -112,7 +112,7 @@ fn decode_batch(
 }
 
 /// Decodes the batches of one read from `from` on and returns the offset after the last
-/// batch. A batch that does not decode (a damaged or hostile batch written before the
+/// batch. Control batches and batches of the `aborted` transactions are skipped. A batch that does not decode (a damaged or hostile batch written before the
 /// produce path checked compressed batches, or a codec failure) goes to the dead-letter
 /// table whole; only a read whose framing is broken fails.
 fn decode_batches(
@@ -120,6 +120,7 @@ fn decode_batches(
     partition: i32,
     records: &Bytes,
     from: i64,
+    aborted: &[AbortedTxn],
     out: &mut Decoded,
 ) -> Result<i64, TableflowError> {
     let mut next = from;
@@ -134,7 +135,7 @@ fn decode_batches(
             continue;
         }
         next = header.next_offset();
-        if header.is_control() {
+        if header.is_control() || aborted.iter().any(|t| t.contains(&header)) {
             continue;
         }
         let batch = records.slice(range);
@@ -334,24 +335,33 @@ impl TopicWorker {
                 let now = Instant::now();
                 st.clock.observe(st.log.high_watermark(), now);
                 let mut round = 0usize;
-                while round < ROUND_BYTES && st.position < st.log.high_watermark() {
+                // Committed records only: up to the last stable offset, without aborted
+                // transactions' records.
+                while round < ROUND_BYTES && st.position < st.log.last_stable_offset() {
                     // Off the runtime's workers: a read may go to the disk.
                     let read = {
                         let log = Arc::clone(&st.log);
                         let from = st.position;
-                        tokio::task::spawn_blocking(move || log.read(from, READ_BYTES))
-                            .await
-                            .unwrap_or_else(|e| {
-                                Err(ReadError::Storage(floe_storage::StorageError::Io {
-                                    op: floe_storage::IoOp::Read,
-                                    path: st.log.dir().to_owned(),
-                                    source: std::io::Error::other(format!(
-                                        "log read task did not finish: {e}"
-                                    )),
-                                }))
-                            })
+                        tokio::task::spawn_blocking(move || {
+                            log.read_isolated(from, READ_BYTES, Isolation::Committed)
+                                .map(|r| {
+                                    let aborted =
+                                        log.aborted_transactions(from, r.last_stable_offset);
+                                    (r, aborted)
+                                })
+                        })
+                        .await
+                        .unwrap_or_else(|e| {
+                            Err(ReadError::Storage(floe_storage::StorageError::Io {
+                                op: floe_storage::IoOp::Read,
+                                path: st.log.dir().to_owned(),
+                                source: std::io::Error::other(format!(
+                                    "log read task did not finish: {e}"
+                                )),
+                            }))
+                        })
                     };
-                    let read = match read {
+                    let (read, aborted) = match read {
                         Ok(r) => r,
                         Err(ReadError::OffsetOutOfRange { log_start, .. })
                             if st.position < log_start =>
@@ -380,8 +390,14 @@ impl TopicWorker {
                     round += read.records.len();
                     decoded.records.clear();
                     decoded.undecodable.clear();
-                    let next =
-                        decode_batches(&self.topic, *p, &read.records, st.position, &mut decoded)?;
+                    let next = decode_batches(
+                        &self.topic,
+                        *p,
+                        &read.records,
+                        st.position,
+                        &aborted,
+                        &mut decoded,
+                    )?;
                     if next <= st.position {
                         break;
                     }
@@ -566,7 +582,7 @@ mod tests {
             let mut out = Decoded::default();
             let records = Bytes::from(data.clone());
             let result = std::panic::catch_unwind(|| {
-                let next = decode_batches("t", 0, &records, from, &mut out);
+                let next = decode_batches("t", 0, &records, from, &[], &mut out);
                 (next, out)
             });
             let Ok((next, out)) = result else {
@@ -613,7 +629,7 @@ mod tests {
         fuzz::fix_batch_crcs(&mut batch);
         assert!(validate_batches(&batch).is_ok());
         let mut out = Decoded::default();
-        let next = decode_batches("t", 0, &Bytes::from(batch), 0, &mut out).unwrap();
+        let next = decode_batches("t", 0, &Bytes::from(batch), 0, &[], &mut out).unwrap();
         assert_eq!(next, 1);
         assert!(out.records.is_empty());
         assert_eq!(out.undecodable.len(), 1);

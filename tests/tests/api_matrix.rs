@@ -86,6 +86,35 @@ fn default_request(key: ApiKey, version: i16) -> Option<RequestKind> {
             SyncGroupRequest::default()
                 .with_group_id(GroupId(StrBytes::from_static_str("matrix-group"))),
         ),
+        // Transactions: refusals of an unknown transactional id, and empty lists.
+        ApiKey::AddPartitionsToTxn => {
+            RequestKind::AddPartitionsToTxn(AddPartitionsToTxnRequest::default())
+        }
+        ApiKey::AddOffsetsToTxn => RequestKind::AddOffsetsToTxn(
+            AddOffsetsToTxnRequest::default()
+                .with_transactional_id(TransactionalId(StrBytes::from_static_str("matrix-txn")))
+                .with_group_id(GroupId(StrBytes::from_static_str("matrix-group"))),
+        ),
+        ApiKey::EndTxn => RequestKind::EndTxn(
+            EndTxnRequest::default()
+                .with_transactional_id(TransactionalId(StrBytes::from_static_str("matrix-txn"))),
+        ),
+        ApiKey::TxnOffsetCommit => RequestKind::TxnOffsetCommit(
+            TxnOffsetCommitRequest::default()
+                .with_transactional_id(TransactionalId(StrBytes::from_static_str("matrix-txn")))
+                .with_group_id(GroupId(StrBytes::from_static_str("matrix-group"))),
+        ),
+        ApiKey::DescribeProducers => {
+            RequestKind::DescribeProducers(DescribeProducersRequest::default())
+        }
+        ApiKey::DescribeTransactions => RequestKind::DescribeTransactions(
+            DescribeTransactionsRequest::default().with_transactional_ids(vec![TransactionalId(
+                StrBytes::from_static_str("matrix-txn"),
+            )]),
+        ),
+        ApiKey::ListTransactions => {
+            RequestKind::ListTransactions(ListTransactionsRequest::default())
+        }
         // JoinGroup parks the member until the rebalance completes; its own tests cover it.
         _ => return None,
     })

@@ -4,8 +4,16 @@
 //! [`floe_tests::java_libs`] into a temporary directory and run: an idempotent producer with
 //! default settings, a group-less consumer (assign + seekToBeginning) that compares every
 //! record, deleteRecords and describeLogDirs (whose sizes are compared here with the
-//! partitions' files), and an AdminClient topic round trip. The program exits non-zero on a
-//! mismatch.
+//! partitions' files), and an AdminClient topic round trip.
+//!
+//! `tests/clients/java/FloeJavaTxnCheck.java`, compiled and run the same way: a producer
+//! with default settings plus `transactional.id` (initTransactions, committed and aborted
+//! transactions, sendOffsetsToTransaction) and read_committed and read_uncommitted consumers.
+//!
+//! The programs exit non-zero on a mismatch.
+
+// Test code: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::process::Command;
@@ -18,8 +26,9 @@ fn jars(dir: &Path) -> String {
     format!("{}/*", dir.display())
 }
 
-#[test]
-fn java_client_produces_consumes_and_administers_topics() {
+/// Compiles `tests/clients/java/<class>.java` against the client jars and runs it with the
+/// broker's bootstrap address; it must print "OK". Returns its standard output.
+fn compile_and_run(class: &str, broker: &Broker) -> String {
     let libs = java_libs();
     assert!(
         libs.join("kafka-clients.jar").is_file(),
@@ -27,7 +36,7 @@ fn java_client_produces_consumes_and_administers_topics() {
         libs.display()
     );
     let classes = tempfile::tempdir().unwrap();
-    let source = clients_dir().join("java").join("FloeJavaCheck.java");
+    let source = clients_dir().join("java").join(format!("{class}.java"));
     run_ok_with(
         Command::new("javac")
             .arg("-d")
@@ -39,22 +48,28 @@ fn java_client_produces_consumes_and_administers_topics() {
         Duration::from_secs(180),
     );
 
-    let broker = Broker::start();
     let classpath = format!("{}:{}", classes.path().display(), jars(&libs));
     let out = run_ok_with(
         Command::new("java")
             .arg("-cp")
             .arg(&classpath)
-            .arg("FloeJavaCheck")
+            .arg(class)
             .arg(broker.bootstrap()),
         b"",
         Duration::from_secs(300),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         stdout.lines().any(|l| l == "OK"),
-        "FloeJavaCheck did not report OK:\n{stdout}"
+        "{class} did not report OK:\n{stdout}"
     );
+    stdout
+}
+
+#[test]
+fn java_client_produces_consumes_and_administers_topics() {
+    let broker = Broker::start();
+    let stdout = compile_and_run("FloeJavaCheck", &broker);
     // describeLogDirs reports what the partitions' segment files hold.
     let mut reported = 0;
     for line in stdout.lines().filter_map(|l| l.strip_prefix("LOGDIR ")) {
@@ -71,4 +86,16 @@ fn java_client_produces_consumes_and_administers_topics() {
         reported += 1;
     }
     assert_eq!(reported, 2, "{stdout}");
+}
+
+/// Acceptance 7 (Java): a producer with default settings plus `transactional.id` commits,
+/// aborts, commits, aborts and commits; a read_committed consumer reads exactly the committed
+/// records at their acknowledged offsets, a read_uncommitted one every acknowledged record;
+/// the end offsets are the data plus one marker per transaction and partition; the offsets
+/// sent in the committed transaction are the group's, the aborted transaction's never.
+#[test]
+fn java_client_transactions_commit_abort_and_read_committed() {
+    let broker = Broker::start();
+    let stdout = compile_and_run("FloeJavaTxnCheck", &broker);
+    eprintln!("{stdout}");
 }

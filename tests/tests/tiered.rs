@@ -383,34 +383,47 @@ fn outage_and_kill9_lose_nothing() {
         "uploads after the restart",
         || dir_bytes(&dir) <= LOCAL + 2 * SEGMENT,
     );
-    // Orphans of the interrupted upload are gone once the partition was attached.
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&s3.read_object(&manifest_key).unwrap()).unwrap();
-    let listed: Vec<String> = manifest["segments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| {
-            let prefix = format!(
-                "{:020}-{}",
-                s["base_offset"].as_i64().unwrap(),
-                s["id"].as_str().unwrap()
-            );
-            s["files"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(move |f| format!("{prefix}{}", f["suffix"].as_str().unwrap()))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    for (key, _) in s3.list(partition_prefix) {
-        let name = key.rsplit('/').next().unwrap();
-        assert!(
-            name == "manifest.json" || listed.iter().any(|l| l == name),
-            "orphan {key} left in the bucket"
-        );
+    // Orphans of the interrupted upload are gone once the partition was attached. An
+    // upload still running may have put its objects and not yet recorded them: the check
+    // is repeated until the uploader has caught up.
+    let orphans = || -> Vec<String> {
+        let listed_objects = s3.list(partition_prefix);
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&s3.read_object(&manifest_key).unwrap()).unwrap();
+        let recorded: Vec<String> = manifest["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| {
+                let prefix = format!(
+                    "{:020}-{}",
+                    s["base_offset"].as_i64().unwrap(),
+                    s["id"].as_str().unwrap()
+                );
+                s["files"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(move |f| format!("{prefix}{}", f["suffix"].as_str().unwrap()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        listed_objects
+            .into_iter()
+            .map(|(key, _)| key)
+            .filter(|key| {
+                let name = key.rsplit('/').next().unwrap();
+                name != "manifest.json" && !recorded.iter().any(|l| l == name)
+            })
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut left = orphans();
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        left = orphans();
     }
+    assert!(left.is_empty(), "orphans left in the bucket: {left:?}");
 
     // Acceptance 2: a table enabled now backfills from the remote part.
     let out = check(&broker, "table", topic, &["--count", "100000"]);

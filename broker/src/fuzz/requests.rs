@@ -39,6 +39,7 @@ fn s(v: &str) -> StrBytes {
 fn seeds(key: ApiKey, topic_id: Uuid) -> Vec<RequestKind> {
     let topic = || TopicName(s(TOPIC));
     let group = || GroupId(s(GROUP));
+    let txn_id = || TransactionalId(s("fuzz-txn"));
     let records = Bytes::from(sample_batch(Compression::None, 2, false));
     let populated: Vec<RequestKind> = match key {
         ApiKey::Produce => {
@@ -328,6 +329,69 @@ fn seeds(key: ApiKey, topic_id: Uuid) -> Vec<RequestKind> {
             r.group_ids = vec![GroupId(s("fuzz-consumer-group"))];
             vec![RequestKind::ConsumerGroupDescribe(r)]
         }
+        ApiKey::AddPartitionsToTxn => {
+            let t = add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                .with_name(topic())
+                .with_partitions(vec![0, 1]);
+            let v3 = AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(txn_id())
+                .with_v3_and_below_producer_id(ProducerId(1000))
+                .with_v3_and_below_producer_epoch(0)
+                .with_v3_and_below_topics(vec![t.clone()]);
+            let v4 = AddPartitionsToTxnRequest::default().with_transactions(vec![
+                add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default()
+                    .with_transactional_id(txn_id())
+                    .with_producer_id(ProducerId(1000))
+                    .with_verify_only(true)
+                    .with_topics(vec![t]),
+            ]);
+            vec![
+                RequestKind::AddPartitionsToTxn(v3),
+                RequestKind::AddPartitionsToTxn(v4),
+            ]
+        }
+        ApiKey::AddOffsetsToTxn => vec![RequestKind::AddOffsetsToTxn(
+            AddOffsetsToTxnRequest::default()
+                .with_transactional_id(txn_id())
+                .with_producer_id(ProducerId(1000))
+                .with_group_id(group()),
+        )],
+        ApiKey::EndTxn => vec![RequestKind::EndTxn(
+            EndTxnRequest::default()
+                .with_transactional_id(txn_id())
+                .with_producer_id(ProducerId(1000))
+                .with_committed(true),
+        )],
+        ApiKey::TxnOffsetCommit => {
+            let p = txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(5);
+            let t = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                .with_name(topic())
+                .with_partitions(vec![p]);
+            vec![RequestKind::TxnOffsetCommit(
+                TxnOffsetCommitRequest::default()
+                    .with_transactional_id(txn_id())
+                    .with_group_id(group())
+                    .with_producer_id(ProducerId(1000))
+                    .with_topics(vec![t]),
+            )]
+        }
+        ApiKey::DescribeProducers => vec![RequestKind::DescribeProducers(
+            DescribeProducersRequest::default().with_topics(vec![
+                describe_producers_request::TopicRequest::default()
+                    .with_name(topic())
+                    .with_partition_indexes(vec![0]),
+            ]),
+        )],
+        ApiKey::DescribeTransactions => vec![RequestKind::DescribeTransactions(
+            DescribeTransactionsRequest::default().with_transactional_ids(vec![txn_id()]),
+        )],
+        ApiKey::ListTransactions => vec![RequestKind::ListTransactions(
+            ListTransactionsRequest::default()
+                .with_state_filters(vec![s("Ongoing")])
+                .with_producer_id_filters(vec![ProducerId(1000)]),
+        )],
         _ => Vec::new(),
     };
     default_request(key).into_iter().chain(populated).collect()
@@ -371,6 +435,13 @@ fn default_request(key: ApiKey) -> Option<RequestKind> {
         ApiKey::DeleteGroups => RequestKind::DeleteGroups(Default::default()),
         ApiKey::ConsumerGroupHeartbeat => RequestKind::ConsumerGroupHeartbeat(Default::default()),
         ApiKey::ConsumerGroupDescribe => RequestKind::ConsumerGroupDescribe(Default::default()),
+        ApiKey::AddPartitionsToTxn => RequestKind::AddPartitionsToTxn(Default::default()),
+        ApiKey::AddOffsetsToTxn => RequestKind::AddOffsetsToTxn(Default::default()),
+        ApiKey::EndTxn => RequestKind::EndTxn(Default::default()),
+        ApiKey::TxnOffsetCommit => RequestKind::TxnOffsetCommit(Default::default()),
+        ApiKey::DescribeProducers => RequestKind::DescribeProducers(Default::default()),
+        ApiKey::DescribeTransactions => RequestKind::DescribeTransactions(Default::default()),
+        ApiKey::ListTransactions => RequestKind::ListTransactions(Default::default()),
         _ => return None,
     })
 }

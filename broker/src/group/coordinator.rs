@@ -22,13 +22,15 @@ use super::classic::{
 use super::consumer::assignor::Assignor;
 use super::consumer::{ConsumerGroup, ConsumerSettings};
 use super::member::{JoinOutcome, SyncOutcome};
-use super::offsets_log::{OffsetsLog, PersistError, StorageOffsetsLog, encode_batch, replay};
 use super::records::{
     OffsetValue, RecordKey, decode_consumer_group_value, decode_group_value, decode_key,
     decode_offset_value, encode_group_value, encode_key, encode_offset_value,
 };
 use super::{GroupError, OFFSETS_TOPIC, partition_for};
 use crate::config::Config;
+use crate::internal_topic::{
+    InternalLog, PersistError, Replayed, StorageInternalLog, encode_batch_as, replay,
+};
 use crate::topics::{NewTopic, TopicError, Topics};
 
 /// Coordinator settings, from the broker config.
@@ -172,10 +174,16 @@ pub struct GroupCoordinator {
     inner: Arc<Inner>,
 }
 
+/// Offsets committed inside transactions not yet ended, by producer id: they count once
+/// the transaction commits (TxnOffsetCommit).
+type PendingTxnOffsets = HashMap<i64, BTreeMap<(String, String, i32), OffsetValue>>;
+
 struct Inner {
     config: CoordinatorConfig,
     groups: Mutex<HashMap<String, Group>>,
-    log: OnceLock<Arc<dyn OffsetsLog>>,
+    /// Locked after `groups` when both are needed.
+    txn_offsets: Mutex<PendingTxnOffsets>,
+    log: OnceLock<Arc<dyn InternalLog>>,
     /// Set when `__consumer_offsets` could not be loaded: groups are not served.
     load_failure: Option<String>,
     started: AtomicBool,
@@ -196,10 +204,12 @@ impl GroupCoordinator {
         let config = CoordinatorConfig::from_config(config);
         let coordinator = match topics.get(OFFSETS_TOPIC) {
             None => GroupCoordinator::new(config, None),
-            Some(info) => match offsets_log_of(topics, info.record.partitions) {
-                Ok(log) => GroupCoordinator::new(config, Some(log)),
-                Err(e) => GroupCoordinator::failed(config, e.to_string()),
-            },
+            Some(info) => {
+                match StorageInternalLog::of(topics, OFFSETS_TOPIC, info.record.partitions) {
+                    Ok(log) => GroupCoordinator::new(config, Some(log)),
+                    Err(e) => GroupCoordinator::failed(config, e.to_string()),
+                }
+            }
         };
         if tokio::runtime::Handle::try_current().is_ok() {
             coordinator.start();
@@ -208,12 +218,13 @@ impl GroupCoordinator {
     }
 
     /// A coordinator over `log` (replayed now), or with no log yet.
-    pub fn new(config: CoordinatorConfig, log: Option<Arc<dyn OffsetsLog>>) -> GroupCoordinator {
+    pub fn new(config: CoordinatorConfig, log: Option<Arc<dyn InternalLog>>) -> GroupCoordinator {
         let mut groups = HashMap::new();
+        let mut txn_offsets = HashMap::new();
         let mut load_failure = None;
         if let Some(log) = &log {
             let started = std::time::Instant::now();
-            match load(log.as_ref(), &mut groups) {
+            match load(log.as_ref(), &mut groups, &mut txn_offsets) {
                 Ok(()) => tracing::info!(
                     groups = groups.len(),
                     elapsed_ms = started.elapsed().as_millis() as u64,
@@ -223,6 +234,7 @@ impl GroupCoordinator {
                     tracing::error!("cannot load {OFFSETS_TOPIC}; groups are unavailable: {e}");
                     load_failure = Some(e.to_string());
                     groups.clear();
+                    txn_offsets.clear();
                 }
             }
         }
@@ -234,6 +246,7 @@ impl GroupCoordinator {
             inner: Arc::new(Inner {
                 config,
                 groups: Mutex::new(groups),
+                txn_offsets: Mutex::new(txn_offsets),
                 log: once,
                 load_failure,
                 started: AtomicBool::new(false),
@@ -247,6 +260,7 @@ impl GroupCoordinator {
             inner: Arc::new(Inner {
                 config,
                 groups: Mutex::new(HashMap::new()),
+                txn_offsets: Mutex::new(HashMap::new()),
                 log: OnceLock::new(),
                 load_failure: Some(why),
                 started: AtomicBool::new(false),
@@ -289,7 +303,7 @@ impl GroupCoordinator {
                 return Err(GroupError::CoordinatorNotAvailable);
             }
         };
-        match offsets_log_of(topics, partitions) {
+        match StorageInternalLog::of(topics, OFFSETS_TOPIC, partitions) {
             Ok(log) => {
                 // Another request may have set it first; both are views of the same logs.
                 let _ = self.inner.log.set(log);
@@ -681,13 +695,24 @@ impl GroupCoordinator {
         records: &[(Bytes, Option<Bytes>)],
         now_ms: i64,
     ) -> Result<i32, PersistError> {
+        self.append_as(group_id, records, None, now_ms)
+    }
+
+    /// [`GroupCoordinator::append`] inside `producer`'s transaction.
+    fn append_as(
+        &self,
+        group_id: &str,
+        records: &[(Bytes, Option<Bytes>)],
+        producer: Option<(i64, i16)>,
+        now_ms: i64,
+    ) -> Result<i32, PersistError> {
         let log = self
             .inner
             .log
             .get()
             .ok_or(PersistError::MissingPartition(-1))?;
         let partition = partition_for(group_id, log.partition_count());
-        let batch = encode_batch(records, now_ms)?;
+        let batch = encode_batch_as(records, producer, now_ms)?;
         log.append(partition, batch, now_ms)?;
         Ok(partition)
     }
@@ -787,23 +812,58 @@ fn fail_ok(results: PartitionResults, e: GroupError) -> PartitionResults {
         .collect()
 }
 
-fn offsets_log_of(topics: &Topics, partitions: i32) -> Result<Arc<dyn OffsetsLog>, PersistError> {
-    let logs = (0..partitions)
-        .map(|p| {
-            topics
-                .partition(OFFSETS_TOPIC, p)
-                .ok_or(PersistError::MissingPartition(p))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Arc::new(StorageOffsetsLog::new(logs)))
-}
-
-/// Replays every partition into `groups`.
-fn load(log: &dyn OffsetsLog, groups: &mut HashMap<String, Group>) -> Result<(), PersistError> {
+/// Replays every partition into `groups`; offsets of transactions whose marker is not in
+/// the log yet go to `txn_offsets`.
+fn load(
+    log: &dyn InternalLog,
+    groups: &mut HashMap<String, Group>,
+    txn_offsets: &mut PendingTxnOffsets,
+) -> Result<(), PersistError> {
     let now = Instant::now();
     let now_ms = crate::handlers::now_ms();
     for partition in 0..log.partition_count() {
-        replay(log, partition, |key, value| {
+        replay(log, partition, |replayed| {
+            let (key, value) = match replayed {
+                Replayed::Marker {
+                    producer_id,
+                    control,
+                } => {
+                    if let Some(offsets) = txn_offsets.remove(&producer_id)
+                        && control == floe_protocol::control::ControlType::Commit
+                    {
+                        for ((group, topic, p), v) in offsets {
+                            groups
+                                .entry(group.clone())
+                                .or_insert_with(|| Group::new(&group, now_ms))
+                                .offsets
+                                .insert((topic, p), v);
+                        }
+                    }
+                    return;
+                }
+                Replayed::Record {
+                    key,
+                    value,
+                    transaction: Some(producer_id),
+                } => {
+                    if let (
+                        Ok(RecordKey::Offset {
+                            group,
+                            topic,
+                            partition,
+                        }),
+                        Some(Ok(v)),
+                    ) = (decode_key(key), value.map(decode_offset_value))
+                    {
+                        txn_offsets
+                            .entry(producer_id)
+                            .or_default()
+                            .insert((group, topic, partition), v);
+                    }
+                    return;
+                }
+                Replayed::Record { key, value, .. } => (key, value),
+            };
             let key = match decode_key(key) {
                 Ok(k) => k,
                 Err(e) => {
@@ -888,3 +948,4 @@ mod consumer_groups;
 mod offsets;
 #[cfg(test)]
 mod tests;
+mod txn_offsets;

@@ -13,8 +13,9 @@
 //! - [`coordinator`]: the shared [`GroupCoordinator`]: the groups behind one lock, timers
 //!   (tokio), and persistence.
 //! - [`records`]: the key and value formats of `__consumer_offsets`, Kafka's own.
-//! - [`offsets_log`]: how the coordinator reaches `__consumer_offsets` (an interface, so
-//!   tests run against memory) and how it replays it on start.
+//! - [`crate::internal_topic`]: how the coordinator reaches `__consumer_offsets` (an
+//!   interface, so tests run against memory) and how it replays it on start; shared with the
+//!   transaction coordinator.
 //!
 //! Durability: an OffsetCommit, a completed SyncGroup and a DeleteGroups are answered only
 //! after their records are fdatasync'ed. Committed offsets are applied in memory when they
@@ -25,7 +26,6 @@ pub mod classic;
 pub mod consumer;
 pub mod coordinator;
 pub mod member;
-pub mod offsets_log;
 pub mod records;
 
 pub use coordinator::GroupCoordinator;

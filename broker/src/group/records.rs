@@ -220,7 +220,7 @@ pub fn encode_group_value(v: &GroupValue) -> Bytes {
     b.freeze()
 }
 
-fn put_str(b: &mut BytesMut, s: &str) {
+pub(crate) fn put_str(b: &mut BytesMut, s: &str) {
     // Group ids, topics and member ids are bounded well below i16::MAX by the protocol
     // they arrived in (int16-length strings).
     let len = s.len().min(i16::MAX as usize);
@@ -342,13 +342,15 @@ pub fn decode_group_value(buf: &[u8]) -> Result<GroupValue, RecordError> {
     })
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
+/// A cursor over a record in Kafka's non-flexible encoding (shared with the transaction
+/// coordinator's records).
+pub(crate) struct Reader<'a> {
+    pub(crate) buf: &'a [u8],
+    pub(crate) pos: usize,
 }
 
 impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], RecordError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&[u8], RecordError> {
         let end = self
             .pos
             .checked_add(n)
@@ -359,25 +361,25 @@ impl Reader<'_> {
         Ok(s)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], RecordError> {
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], RecordError> {
         let mut a = [0u8; N];
         a.copy_from_slice(self.take(N)?);
         Ok(a)
     }
 
-    fn i16(&mut self) -> Result<i16, RecordError> {
+    pub(crate) fn i16(&mut self) -> Result<i16, RecordError> {
         Ok(i16::from_be_bytes(self.array()?))
     }
 
-    fn i32(&mut self) -> Result<i32, RecordError> {
+    pub(crate) fn i32(&mut self) -> Result<i32, RecordError> {
         Ok(i32::from_be_bytes(self.array()?))
     }
 
-    fn i64(&mut self) -> Result<i64, RecordError> {
+    pub(crate) fn i64(&mut self) -> Result<i64, RecordError> {
         Ok(i64::from_be_bytes(self.array()?))
     }
 
-    fn nullable_string(&mut self) -> Result<Option<String>, RecordError> {
+    pub(crate) fn nullable_string(&mut self) -> Result<Option<String>, RecordError> {
         let at = self.pos;
         let len = self.i16()?;
         if len < 0 {
@@ -389,13 +391,13 @@ impl Reader<'_> {
             .map_err(|_| RecordError::NotUtf8(at))
     }
 
-    fn string(&mut self) -> Result<String, RecordError> {
+    pub(crate) fn string(&mut self) -> Result<String, RecordError> {
         let at = self.pos;
         self.nullable_string()?
             .ok_or(RecordError::BadLength { at, len: -1 })
     }
 
-    fn bytes(&mut self) -> Result<Bytes, RecordError> {
+    pub(crate) fn bytes(&mut self) -> Result<Bytes, RecordError> {
         let at = self.pos;
         let len = self.i32()?;
         if len < 0 {

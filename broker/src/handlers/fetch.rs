@@ -4,6 +4,10 @@
 //! least one whole batch, KIP-74), inside an incremental fetch session when the client
 //! opened one (KIP-227).
 //!
+//! A read_committed fetch (`isolation_level` 1) returns batches below the last stable
+//! offset only, with the aborted transactions of the range, so the consumer skips aborted
+//! records; every response carries the high watermark and the last stable offset.
+//!
 //! Record batches are not read into memory: each partition's batches are a range of a
 //! segment file (`PartitionLog::read_region`), put in the response as a stand-in and sent
 //! from the page cache to the socket with `sendfile` by the connection's writer.
@@ -13,13 +17,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::future::select_all;
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ResponseKind, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{
+    BrokerId, FetchRequest, FetchResponse, ProducerId, ResponseKind, TopicName,
+};
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use floe_protocol::rope::StandIns;
-use floe_storage::FileRegion;
+use floe_storage::{AbortedTxn, FileRegion, Isolation};
 
 use super::{FetchReply, Handled, Reply, RequestContext, str_bytes};
 use crate::errors::read_error;
@@ -91,6 +99,11 @@ pub async fn handle(ctx: &RequestContext, req: FetchRequest) -> Handled {
         },
         version,
         kind,
+        isolation: if version >= 4 && req.isolation_level == 1 {
+            Isolation::Committed
+        } else {
+            Isolation::Uncommitted
+        },
     };
     Handled::Reply(Reply::Fetch(Box::pin(long_poll(
         broker, targets, params, max_wait,
@@ -102,6 +115,7 @@ struct Params {
     max_bytes: usize,
     version: i16,
     kind: SessionKind,
+    isolation: Isolation,
 }
 
 struct PartitionResult {
@@ -109,7 +123,10 @@ struct PartitionResult {
     /// Whole record batches of a segment file, if any were read.
     records: Option<FileRegion>,
     high_watermark: i64,
+    last_stable_offset: i64,
     log_start_offset: i64,
+    /// read_committed: the aborted transactions with records in the range read.
+    aborted: Vec<AbortedTxn>,
 }
 
 impl PartitionResult {
@@ -132,7 +149,7 @@ async fn long_poll(
             .filter_map(|t| broker.topics.partition(&t.topic, t.partition))
             .map(|log| log.subscribe())
             .collect();
-        let results = read_all(&broker, &targets, params.max_bytes).await;
+        let results = read_all(&broker, &targets, &params).await;
         let bytes: usize = results.iter().map(PartitionResult::len).sum();
         let any_error = results.iter().any(|r| r.error != ResponseError::Unknown(0));
         if params.min_bytes == 0
@@ -145,7 +162,7 @@ async fn long_poll(
         }
         let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
-            let results = read_all(&broker, &targets, params.max_bytes).await;
+            let results = read_all(&broker, &targets, &params).await;
             return build_response(&broker, &targets, results, &params);
         }
     }
@@ -156,9 +173,9 @@ const NO_ERROR: ResponseError = ResponseError::Unknown(0);
 async fn read_all(
     broker: &Broker,
     targets: &[FetchTarget],
-    max_bytes: usize,
+    params: &Params,
 ) -> Vec<PartitionResult> {
-    let mut remaining = max_bytes;
+    let mut remaining = params.max_bytes;
     let mut first_with_data = true;
     let mut results = Vec::with_capacity(targets.len());
     for t in targets {
@@ -167,7 +184,9 @@ async fn read_all(
                 error: code,
                 records: None,
                 high_watermark: -1,
+                last_stable_offset: -1,
                 log_start_offset: -1,
+                aborted: Vec::new(),
             };
             if t.topic.is_empty() {
                 break 'result error(ResponseError::UnknownTopicId);
@@ -182,10 +201,15 @@ async fn read_all(
                     error: NO_ERROR,
                     records: None,
                     high_watermark: log.high_watermark(),
+                    last_stable_offset: log.last_stable_offset(),
                     log_start_offset: log.log_start_offset(),
+                    aborted: Vec::new(),
                 };
             }
-            match log.read_region(t.fetch_offset, limit.max(1)).await {
+            match log
+                .read_region(t.fetch_offset, limit.max(1), params.isolation)
+                .await
+            {
                 Ok(read) => {
                     let mut records = read.region.filter(|r| !r.is_empty());
                     // Only the first partition with data may exceed its limit (KIP-74);
@@ -197,11 +221,19 @@ async fn read_all(
                         first_with_data = false;
                         remaining = remaining.saturating_sub(r.len());
                     }
+                    let aborted = match (&records, params.isolation) {
+                        (Some(_), Isolation::Committed) => {
+                            log.aborted_transactions(t.fetch_offset, read.last_stable_offset)
+                        }
+                        _ => Vec::new(),
+                    };
                     PartitionResult {
                         error: NO_ERROR,
                         records,
                         high_watermark: read.high_watermark,
+                        last_stable_offset: read.last_stable_offset,
                         log_start_offset: read.log_start_offset,
+                        aborted,
                     }
                 }
                 Err(e) => {
@@ -213,7 +245,9 @@ async fn read_all(
                         error: code,
                         records: None,
                         high_watermark: log.high_watermark(),
+                        last_stable_offset: log.last_stable_offset(),
                         log_start_offset: log.log_start_offset(),
+                        aborted: Vec::new(),
                     }
                 }
             }
@@ -234,7 +268,7 @@ fn build_response(
     let mut regions = Vec::new();
     for (t, r) in targets.iter().zip(results) {
         let has_news = r.len() > 0 || r.error != NO_ERROR;
-        let offsets = (r.high_watermark, r.high_watermark, r.log_start_offset);
+        let offsets = (r.high_watermark, r.last_stable_offset, r.log_start_offset);
         if !broker
             .fetch_sessions
             .should_report(params.kind, t, offsets, has_news)
@@ -245,10 +279,19 @@ fn build_response(
             .with_partition_index(t.partition)
             .with_error_code(if r.error == NO_ERROR { 0 } else { r.error.code() })
             .with_high_watermark(r.high_watermark)
-            .with_last_stable_offset(r.high_watermark)
+            .with_last_stable_offset(r.last_stable_offset)
             .with_log_start_offset(r.log_start_offset)
             .with_preferred_read_replica(BrokerId(-1))
-            .with_aborted_transactions(if params.version >= 4 { Some(vec![]) } else { None })
+            .with_aborted_transactions((params.version >= 4).then(|| {
+                r.aborted
+                    .iter()
+                    .map(|a| {
+                        AbortedTransaction::default()
+                            .with_producer_id(ProducerId(a.producer_id))
+                            .with_first_offset(a.first_offset)
+                    })
+                    .collect()
+            }))
             .with_records(Some(match r.records {
                 Some(region) => match stand_ins.take(region.len()) {
                     Some(stand_in) => {

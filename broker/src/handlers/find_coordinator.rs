@@ -1,6 +1,6 @@
-//! FindCoordinator: this broker coordinates every consumer group. Transaction coordinators
-//! are not served yet (COORDINATOR_NOT_AVAILABLE). v4+ batches keys in `coordinator_keys`.
-//! Asking for a group's coordinator creates `__consumer_offsets` if needed, as in Kafka.
+//! FindCoordinator: this broker coordinates every consumer group and every transactional
+//! id. v4+ batches keys in `coordinator_keys`. Asking for a coordinator creates
+//! `__consumer_offsets` or `__transaction_state` if needed, as in Kafka.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -14,8 +14,13 @@ use super::{Handled, RequestContext, str_bytes};
 const GROUP: i8 = 0;
 const TRANSACTION: i8 = 1;
 
-/// Handles FindCoordinator.
+/// Handles FindCoordinator (on the blocking pool: the first request creates an internal
+/// topic, which writes partition directories and the metadata store).
 pub async fn handle(ctx: &RequestContext, req: FindCoordinatorRequest) -> Handled {
+    super::on_blocking_pool(ctx, move |ctx| handle_blocking(ctx, req)).await
+}
+
+fn handle_blocking(ctx: &RequestContext, req: FindCoordinatorRequest) -> Handled {
     let broker = &ctx.broker;
     let error = match req.key_type {
         GROUP => broker
@@ -23,7 +28,11 @@ pub async fn handle(ctx: &RequestContext, req: FindCoordinatorRequest) -> Handle
             .ensure_ready(&broker.topics)
             .err()
             .map(|e| e.code()),
-        TRANSACTION => Some(ResponseError::CoordinatorNotAvailable),
+        TRANSACTION => broker
+            .txns
+            .ensure_ready(&broker.topics)
+            .err()
+            .map(|e| e.code()),
         _ => Some(ResponseError::InvalidRequest),
     };
     let endpoint = &broker.endpoint;

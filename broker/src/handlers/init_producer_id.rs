@@ -1,9 +1,10 @@
 //! InitProducerId for idempotent producers: a fresh producer id with epoch 0. A producer
 //! that asks to bump its epoch (KIP-360, after an unknown-sequence error) gets epoch + 1 on
-//! the same id, or a new id once the epoch would overflow. Transactional ids need the
-//! transaction coordinator, which is not served yet.
+//! the same id, or a new id once the epoch would overflow. With a transactional id the
+//! transaction coordinator answers: the id's producer id with its epoch bumped, which fences
+//! any earlier producer with the same transactional id and aborts a transaction it left
+//! open.
 
-use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProducerId, ResponseKind,
 };
@@ -19,13 +20,23 @@ pub async fn handle(ctx: &RequestContext, req: InitProducerIdRequest) -> Handled
 
 fn handle_blocking(ctx: &RequestContext, req: InitProducerIdRequest) -> Handled {
     let resp = InitProducerIdResponse::default();
-    if req.transactional_id.is_some() {
-        return ResponseKind::InitProducerId(
-            resp.with_error_code(ResponseError::CoordinatorNotAvailable.code())
+    if let Some(transactional_id) = &req.transactional_id {
+        let expected = (req.producer_id.0 >= 0 && req.producer_epoch >= 0)
+            .then_some((req.producer_id.0, req.producer_epoch));
+        let broker = &ctx.broker;
+        let resp = match broker.txns.init_producer_id(
+            broker,
+            transactional_id,
+            req.transaction_timeout_ms,
+            expected,
+        ) {
+            Ok((id, epoch)) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(epoch),
+            Err(e) => resp
+                .with_error_code(e.code().code())
                 .with_producer_id(ProducerId(-1))
                 .with_producer_epoch(-1),
-        )
-        .into();
+        };
+        return ResponseKind::InitProducerId(resp).into();
     }
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
         return ResponseKind::InitProducerId(

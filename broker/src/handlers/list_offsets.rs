@@ -1,5 +1,6 @@
-//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4), or the
-//! first offset whose record timestamp is at or after a given time.
+//! ListOffsets: earliest (-2), latest (-1; the last stable offset for read_committed),
+//! max timestamp (-3), earliest local (-4), or the first offset whose record timestamp is
+//! at or after a given time.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_offsets_request::ListOffsetsPartition;
@@ -23,7 +24,7 @@ pub async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> Handled {
         let name = t.name.0.to_string();
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
-            partitions.push(partition(ctx, &name, p, version).await);
+            partitions.push(partition(ctx, &name, p, version, req.isolation_level).await);
         }
         topics.push(
             ListOffsetsTopicResponse::default()
@@ -40,6 +41,7 @@ async fn partition(
     name: &str,
     p: &ListOffsetsPartition,
     version: i16,
+    isolation_level: i8,
 ) -> ListOffsetsPartitionResponse {
     let resp = ListOffsetsPartitionResponse::default()
         .with_partition_index(p.partition_index);
@@ -59,6 +61,7 @@ async fn partition(
             .with_offset(-1);
     }
     let found = match p.timestamp {
+        LATEST if isolation_level == 1 => Ok(Some((log.last_stable_offset(), -1))),
         LATEST => Ok(Some((log.high_watermark(), -1))),
         EARLIEST => Ok(Some((log.log_start_offset(), -1))),
         // KIP-405: the first offset still on local disk (the log start on an untiered log).

@@ -164,6 +164,13 @@ handlers! {
     DeleteGroups 0..=2 => delete_groups;
     ConsumerGroupHeartbeat 0..=1 => consumer_group_heartbeat;
     ConsumerGroupDescribe 0..=1 => consumer_group_describe;
+    AddPartitionsToTxn 0..=4 => add_partitions_to_txn;
+    AddOffsetsToTxn 0..=3 => add_offsets_to_txn;
+    EndTxn 0..=4 => end_txn;
+    TxnOffsetCommit 0..=4 => txn_offset_commit;
+    DescribeProducers 0..=0 => describe_producers;
+    DescribeTransactions 0..=0 => describe_transactions;
+    ListTransactions 0..=1 => list_transactions;
 }
 
 /// The served version range of an API, if it is served at all.

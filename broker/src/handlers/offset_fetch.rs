@@ -1,11 +1,13 @@
 //! OffsetFetch: a group's committed offsets (-1 where none). Null topics (v2+) means every
-//! committed offset of the group; v8+ asks for several groups at once. `require_stable`
-//! needs no waiting here: without transactions no offset commit is ever pending.
+//! committed offset of the group; v8+ asks for several groups at once. With
+//! `require_stable` (v7+), a partition whose offset a transaction that has not ended
+//! committed answers UNSTABLE_OFFSET_COMMIT (the client retries).
 
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, ResponseKind, TopicName};
 
 use super::{Handled, RequestContext, str_bytes};
@@ -17,6 +19,10 @@ use crate::group::records::OffsetValue;
 pub async fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> Handled {
     let version = ctx.version();
     let groups = &ctx.broker.groups;
+    let require_stable = version >= 7 && req.require_stable;
+    let unstable = |group: &str, topic: &str, p: i32| {
+        require_stable && groups.has_pending_txn_offset(group, topic, p)
+    };
     if version >= 8 {
         let results = req
             .groups
@@ -41,7 +47,16 @@ pub async fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> Handled {
                                     .with_name(TopicName(str_bytes(&t)))
                                     .with_partitions(
                                         ps.into_iter()
-                                            .map(|(p, v)| partitions_entry(p, v))
+                                            .map(|(p, v)| {
+                                                let entry = partitions_entry(p, v);
+                                                if unstable(&g.group_id.0, &t, p) {
+                                                    entry
+                                                        .with_committed_offset(-1)
+                                                        .with_error_code(UNSTABLE)
+                                                } else {
+                                                    entry
+                                                }
+                                            })
                                             .collect(),
                                     )
                             })
@@ -60,7 +75,18 @@ pub async fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> Handled {
             .collect()
     });
     let response = match groups.fetch_offsets(&req.group_id.0, requested.clone()) {
-        Ok(found) => OffsetFetchResponse::default().with_topics(single_group_topics(found, None)),
+        Ok(found) => {
+            let mut topics = single_group_topics(found, None);
+            for t in &mut topics {
+                for p in &mut t.partitions {
+                    if unstable(&req.group_id.0, &t.name.0, p.partition_index) {
+                        p.committed_offset = -1;
+                        p.error_code = UNSTABLE;
+                    }
+                }
+            }
+            OffsetFetchResponse::default().with_topics(topics)
+        }
         Err(e) if version >= 2 => OffsetFetchResponse::default().with_error_code(e.code().code()),
         // v1 has no top-level error: every requested partition carries it.
         Err(e) => {
@@ -74,6 +100,8 @@ pub async fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> Handled {
     };
     ResponseKind::OffsetFetch(response).into()
 }
+
+const UNSTABLE: i16 = ResponseError::UnstableOffsetCommit.code();
 
 fn single_group_topics(
     found: FetchedOffsets,

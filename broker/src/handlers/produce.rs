@@ -33,11 +33,7 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
         tracing::warn!(peer = %ctx.peer, acks, "produce with invalid acks");
         return respond_all(req, ResponseError::InvalidRequiredAcks);
     }
-    if req.transactional_id.is_some() {
-        // Transactions are not served yet; refuse clearly rather than write batches whose
-        // commit markers would never come.
-        return respond_all(req, ResponseError::TransactionalIdAuthorizationFailed);
-    }
+    let transactional_id = req.transactional_id.as_ref().map(|id| id.0.to_string());
     let now = now_ms();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     // Where each acks=all append sits in the response, and the wait for its durability.
@@ -63,9 +59,14 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
                     ResponseError::CorruptMessage,
                     Some("null records".to_string()),
                 )),
-                (Ok(log), Some(records)) => append(&log, &name, data.index, &records, now)
-                    .await
-                    .map(|info| (log, info)),
+                (Ok(log), Some(records)) => {
+                    match check_transaction(ctx, transactional_id.as_deref(), &name, data.index, &records) {
+                        Err(failure) => Err(failure),
+                        Ok(()) => append(&log, &name, data.index, &records, now)
+                            .await
+                            .map(|info| (log, info)),
+                    }
+                }
             };
             let resp = match result {
                 Ok((log, info)) => {
@@ -145,6 +146,57 @@ fn offline_message(e: &crate::topics::Unavailable) -> Option<String> {
 fn fail(p: &mut PartitionProduceResponse, code: ResponseError) {
     p.error_code = code.code();
     p.base_offset = -1;
+}
+
+/// Transactional batches need a transactional id and a partition already added to that
+/// producer's open transaction (INVALID_TXN_STATE otherwise, as Kafka's KIP-890
+/// verification answers); a transactional id comes with transactional batches only.
+/// Control batches are written by the coordinator, never by clients.
+fn check_transaction(
+    ctx: &RequestContext,
+    transactional_id: Option<&str>,
+    topic: &str,
+    partition: i32,
+    records: &bytes::Bytes,
+) -> Result<(), AppendFailure> {
+    let mut producer = None;
+    for item in iter_batches(records) {
+        // Framing errors are reported by the validation that follows.
+        let Ok((header, _)) = item else { break };
+        if header.is_control() {
+            return Err(AppendFailure::new(
+                ResponseError::InvalidRecord,
+                Some("clients cannot write control batches".to_string()),
+            ));
+        }
+        if header.is_transactional() {
+            producer = Some((header.producer_id, header.producer_epoch));
+        } else if transactional_id.is_some() {
+            return Err(AppendFailure::new(
+                ResponseError::InvalidRecord,
+                Some("a transactional produce request holds a non-transactional batch".to_string()),
+            ));
+        }
+    }
+    let Some((producer_id, epoch)) = producer else {
+        return Ok(());
+    };
+    let Some(transactional_id) = transactional_id else {
+        return Err(AppendFailure::new(
+            ResponseError::TransactionalIdNotFound,
+            Some("transactional batches need a transactional id".to_string()),
+        ));
+    };
+    ctx.broker
+        .txns
+        .verify(transactional_id, producer_id, epoch, &(topic.to_string(), partition))
+        .map_err(|e| {
+            let code = match e {
+                crate::txn::state::TxnError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+                e => e.code(),
+            };
+            AppendFailure::new(code, Some(format!("transaction check failed: {e}")))
+        })
 }
 
 /// Why a partition's append was refused: the code, a message, and for record-level

@@ -5,8 +5,9 @@
 //! the data directory's `cleaner-offset-checkpoint`): below it everything was cleaned once,
 //! above it is the dirty part. The dirty part ends at the first *uncleanable* offset: the
 //! active segment's base, the newest producer snapshot (so producer state is never rebuilt
-//! from a cleaned segment), the durable offset, and the first segment holding a record
-//! newer than `min.compaction.lag.ms`. A log is due when its dirty bytes are at least
+//! from a cleaned segment), the durable offset, the last stable offset (an open
+//! transaction's records are never mapped: it may still abort), and the first segment
+//! holding a record newer than `min.compaction.lag.ms`. A log is due when its dirty bytes are at least
 //! `min.cleanable.dirty.ratio` of its closed bytes, or its oldest dirty record is older than
 //! `max.compaction.lag.ms`.
 //!
@@ -20,6 +21,10 @@
 //! restart (when that time is not known). Kept records keep their offsets
 //! ([`floe_protocol::record_filter`]); compressed batches are recompressed with their codec;
 //! records without a key are kept (Kafka drops them; Floe never loses data it cannot judge).
+//! Transactions: records of aborted transactions never enter the map and are removed (as
+//! Kafka's cleaner does); transaction markers are kept unchanged (consumers need the marker
+//! of every transaction whose records remain; unlike Kafka, Floe does not remove markers
+//! later).
 //! Segments are not merged: a cleaned segment replaces exactly one old segment, and one left
 //! empty is deleted (the first segment is kept empty, so the log start does not move).
 //!
@@ -48,6 +53,7 @@ use crate::error::StorageError;
 use crate::io;
 use crate::offset_index::OffsetIndex;
 use crate::producer_state;
+use crate::producer_state::AbortedTxn;
 use crate::segment::{
     INDEX_SUFFIX, LOG_SUFFIX, LocatedBatch, NO_TIMESTAMP, Segment, SegmentReader,
     TIME_INDEX_SUFFIX, read_batch_header, segment_file,
@@ -180,6 +186,11 @@ fn batches(
     })
 }
 
+/// Whether a data batch belongs to one of the aborted transactions.
+fn in_aborted(header: &floe_protocol::record_batch::BatchHeader, aborted: &[AbortedTxn]) -> bool {
+    aborted.iter().any(|t| t.contains(header))
+}
+
 fn corrupt(path: &Path, e: floe_protocol::record_batch::BatchError) -> StorageError {
     StorageError::Corrupt {
         path: path.to_owned(),
@@ -210,6 +221,7 @@ impl PartitionLog {
             .copied()
             .unwrap_or(i64::MIN);
         let durable = self.durable_offset();
+        let last_stable = self.last_stable_offset();
         let first_dirty = self.cleaned_to();
         let min_lag = i64::try_from(config.min_compaction_lag_ms).unwrap_or(i64::MAX);
         let max_lag = i64::try_from(config.max_compaction_lag_ms).unwrap_or(i64::MAX);
@@ -238,7 +250,12 @@ impl PartitionLog {
             }
             let too_new = segment.max_timestamp != NO_TIMESTAMP
                 && now_ms.saturating_sub(segment.max_timestamp) < min_lag;
-            if uncleanable_found || *next > newest_snapshot || *next > durable || too_new {
+            if uncleanable_found
+                || *next > newest_snapshot
+                || *next > durable
+                || *next > last_stable
+                || too_new
+            {
                 uncleanable_found = true;
                 continue;
             }
@@ -294,10 +311,14 @@ impl PartitionLog {
                 break;
             }
             let mut snapshot = map.map.clone();
+            let aborted = self.aborted_transactions(segment.base_offset, next);
             for item in batches(segment) {
-                let (_, bytes) = item?;
+                let (batch, bytes) = item?;
                 throttle.account(bytes.len() as u64);
                 stats.bytes_read += bytes.len() as u64;
+                if batch.header.is_control() || in_aborted(&batch.header, &aborted) {
+                    continue;
+                }
                 let mut full = false;
                 record_filter::for_each_record(&bytes, |r| {
                     if let Some(key) = r.key
@@ -350,7 +371,15 @@ impl PartitionLog {
                     true
                 }
             };
-            self.clean_segment(segment, i == 0, &config, keep, throttle, &mut stats)?;
+            let aborted = self.aborted_transactions(segment.base_offset, next);
+            self.clean_segment(
+                segment,
+                i == 0,
+                &config,
+                (keep, &aborted),
+                throttle,
+                &mut stats,
+            )?;
         }
         self.cleaned_to.fetch_max(mapped_to, Ordering::AcqRel);
         self.tombstones_due_at
@@ -374,7 +403,10 @@ impl PartitionLog {
         old: &SegmentReader,
         first: bool,
         config: &LogConfig,
-        mut keep: impl FnMut(record_filter::RecordRef<'_>) -> bool,
+        (mut keep, aborted): (
+            impl FnMut(record_filter::RecordRef<'_>) -> bool,
+            &[AbortedTxn],
+        ),
         throttle: &dyn Throttle,
         stats: &mut CleanStats,
     ) -> Result<(), StorageError> {
@@ -408,13 +440,20 @@ impl PartitionLog {
             stats.bytes_read += bytes.len() as u64;
             let mut total = 0u64;
             let mut kept = 0u64;
-            let filtered = record_filter::filter_batch(&bytes, |r| {
-                total += 1;
-                let k = keep(r);
-                kept += u64::from(k);
-                k
-            })
-            .map_err(|e| corrupt(old.log.path(), e))?;
+            let filtered = if batch.header.is_control() {
+                Filtered::Unchanged
+            } else if in_aborted(&batch.header, aborted) {
+                total = u64::try_from(batch.header.records_count).unwrap_or(0);
+                Filtered::Empty
+            } else {
+                record_filter::filter_batch(&bytes, |r| {
+                    total += 1;
+                    let k = keep(r);
+                    kept += u64::from(k);
+                    k
+                })
+                .map_err(|e| corrupt(old.log.path(), e))?
+            };
             let out = match filtered {
                 Filtered::Unchanged => bytes,
                 Filtered::Empty => {

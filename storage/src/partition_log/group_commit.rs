@@ -260,9 +260,12 @@ impl PartitionLog {
                 // the directory entry were in this sync), so its snapshot may say so. Only
                 // the newest one is written: recovery starts from the newest snapshot, and
                 // each one costs two fsyncs (file and directory).
+                // The aborted transactions below the snapshot go to the index file first:
+                // recovery takes those from the file and replays the rest.
                 if let Some((base, producers)) = plan.snapshots.last()
-                    && let Err(error) =
+                    && let Err(error) = self.persist_txn_index(*base).and_then(|()| {
                         producer_state::write_snapshot(&self.io, &self.dir, *base, producers)
+                    })
                 {
                     // Only costs replay time at the next open; the data itself is durable.
                     tracing::warn!(dir = %self.dir.display(), %error, "failed to write producer snapshot");

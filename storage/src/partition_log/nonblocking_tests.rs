@@ -139,7 +139,9 @@ fn read_region_serves_cached_and_evicted_data() {
     log.sync().unwrap();
     let expected = log.read(0, 1 << 20).unwrap().records;
     let rt = runtime();
-    let cached = rt.block_on(log.read_region(0, 1 << 20)).unwrap();
+    let cached = rt
+        .block_on(log.read_region(0, 1 << 20, Isolation::Uncommitted))
+        .unwrap();
     let region = cached.region.unwrap();
     assert!(region.is_cached());
     assert_eq!(Bytes::from(region.read().unwrap()), expected);
@@ -148,11 +150,15 @@ fn read_region_serves_cached_and_evicted_data() {
         evict(&file.unwrap().path());
     }
     // Reading without waiting for the disk gives up on the evicted index or batch.
-    assert!(io::without_blocking(|| log.read_region_now(0, 1 << 20)).is_none());
+    assert!(
+        io::without_blocking(|| log.read_region_now(0, 1 << 20, Isolation::Uncommitted)).is_none()
+    );
     for file in std::fs::read_dir(log.dir()).unwrap() {
         evict(&file.unwrap().path());
     }
-    let loaded = rt.block_on(log.read_region(0, 1 << 20)).unwrap();
+    let loaded = rt
+        .block_on(log.read_region(0, 1 << 20, Isolation::Uncommitted))
+        .unwrap();
     let region = loaded.region.unwrap();
     assert!(region.is_cached(), "loaded into memory");
     assert_eq!(Bytes::from(region.read().unwrap()), expected);

@@ -136,6 +136,7 @@ impl PartitionLog {
             if whole > 0 {
                 let new_start = spans.get(whole).map_or(active_base, |s| s.0);
                 self.log_start.fetch_max(new_start, Ordering::AcqRel);
+                self.prune_txn_index();
             }
             let log_start = self.log_start.load(Ordering::Acquire);
             let closed_segments = || inner.segments.values().take(closed);
@@ -184,6 +185,7 @@ impl PartitionLog {
                 return Ok((start, Deleted::default()));
             }
             self.log_start.store(target, Ordering::Release);
+            self.prune_txn_index();
             let count = inner
                 .segments
                 .keys()
@@ -298,6 +300,7 @@ impl PartitionLog {
             .collect();
         if advance_start && let Some(&first) = inner.segments.keys().next() {
             self.log_start.fetch_max(first, Ordering::AcqRel);
+            self.prune_txn_index();
         }
         doomed
     }

@@ -83,14 +83,16 @@ fn read_region_matches_read() {
     for offset in (0..=end).step_by(3) {
         for max in [1, 60, 200, 333, 1000, 2500, 1 << 20] {
             let bytes = log.read(offset, max).unwrap();
-            let region = log.read_region_now(offset, max).unwrap();
+            let region = log
+                .read_region_now(offset, max, Isolation::Uncommitted)
+                .unwrap();
             assert_eq!(region.high_watermark, bytes.high_watermark);
             let got = region.region.map(|r| r.read().unwrap()).unwrap_or_default();
             assert_eq!(got, bytes.records.to_vec(), "offset {offset}, max {max}");
         }
     }
     assert!(matches!(
-        log.read_region_now(end + 1, 100),
+        log.read_region_now(end + 1, 100, Isolation::Uncommitted),
         Err(ReadError::OffsetOutOfRange { .. })
     ));
 }

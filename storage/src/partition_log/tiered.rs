@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
-use super::{Inner, PartitionLog, ReadError, RegionRead};
+use super::{Inner, Isolation, PartitionLog, ReadError, RegionRead};
 use crate::error::StorageError;
 use crate::io;
 use crate::producer_state;
@@ -24,6 +24,8 @@ pub(crate) struct UploadCandidate {
     pub(crate) files: Vec<(&'static str, Arc<io::File>, u64)>,
     /// The producer snapshot at `next_offset`, if it is on disk.
     pub(crate) snapshot: Option<PathBuf>,
+    /// The transactions whose abort markers are in the segment.
+    pub(crate) aborted: Vec<producer_state::AbortedTxn>,
 }
 
 impl PartitionLog {
@@ -75,7 +77,13 @@ impl PartitionLog {
             return None;
         }
         let snapshot = producer_state::snapshot_path(&self.dir, segment.next_offset);
+        let aborted = self
+            .txn_index
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .markers_in(segment.base_offset, segment.next_offset);
         Some(UploadCandidate {
+            aborted,
             base_offset: segment.base_offset,
             next_offset: segment.next_offset,
             size: segment.size,
@@ -138,6 +146,7 @@ impl PartitionLog {
         remote: Arc<RemoteLog>,
         fetch_offset: i64,
         max_bytes: usize,
+        isolation: Isolation,
     ) -> Result<RegionRead, ReadError> {
         let mut offset = fetch_offset;
         loop {
@@ -149,10 +158,26 @@ impl PartitionLog {
                     log_end,
                 });
             }
-            let Some((reader, next)) = remote.reader_at(offset).await? else {
+            let last_stable_offset = self.last_stable_offset();
+            let upper = match isolation {
+                Isolation::Uncommitted => log_end,
+                Isolation::Committed => last_stable_offset,
+            };
+            if offset >= upper {
+                return Ok(RegionRead {
+                    region: None,
+                    high_watermark: log_end,
+                    last_stable_offset,
+                    log_start_offset: log_start,
+                });
+            }
+            let Some((mut reader, next)) = remote.reader_at(offset).await? else {
                 break;
             };
             let region = io::offload(move || -> Result<_, StorageError> {
+                if upper < log_end {
+                    reader.cap_at(upper)?;
+                }
                 match reader.find_batch(offset)? {
                     Some(batch) => {
                         let region = reader.region_from(&batch, max_bytes)?;
@@ -170,6 +195,7 @@ impl PartitionLog {
                 return Ok(RegionRead {
                     region: Some(region),
                     high_watermark: log_end,
+                    last_stable_offset,
                     log_start_offset: log_start,
                 });
             }
@@ -178,6 +204,6 @@ impl PartitionLog {
                 break;
             }
         }
-        self.read_region_local(offset, max_bytes).await
+        self.read_region_local(offset, max_bytes, isolation).await
     }
 }

@@ -43,6 +43,12 @@ pub struct RemoteSegment {
     /// The uploaded files (the `.snapshot` only where the producer state at `next_offset`
     /// was still on disk).
     pub files: Vec<RemoteFile>,
+    /// Transactions aborted in the segment (their markers are in it), as
+    /// `[producer_id, first_offset, last_offset, last_stable_offset]`: what the partition's
+    /// aborted-transaction index holds for it, so a partition rebuilt from the manifest
+    /// still serves read_committed consumers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aborted: Vec<[i64; 4]>,
 }
 
 impl RemoteSegment {
@@ -142,6 +148,7 @@ mod tests {
                 size: 10,
                 crc32c: 7,
             }],
+            aborted: Vec::new(),
         }
     }
 

@@ -407,6 +407,18 @@ impl RemoteLog {
                 offset_of_max_timestamp: candidate.offset_of_max_timestamp,
                 uploaded_at_ms: wall_clock_ms(),
                 files: std::mem::take(&mut files),
+                aborted: candidate
+                    .aborted
+                    .iter()
+                    .map(|t| {
+                        [
+                            t.producer_id,
+                            t.first_offset,
+                            t.last_offset,
+                            t.last_stable_offset,
+                        ]
+                    })
+                    .collect(),
             };
             let recorded = self
                 .commit(|m| {

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use super::*;
 use crate::group::member::JoinResponse;
-use crate::group::offsets_log::memory::MemoryLog;
+use crate::internal_topic::memory::MemoryLog;
 
 const SESSION_MS: i32 = 10_000;
 const REBALANCE_MS: i32 = 30_000;

@@ -307,7 +307,82 @@ fn crash_at_every_step_of_a_swap() {
     }
 }
 
+/// A transactional batch of producer `id` setting `keys` to `value`.
+fn txn_batch(id: i64, first_seq: i32, keys: &[&str], value: &str) -> BytesMut {
+    let records: Vec<Record> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| Record {
+            transactional: true,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: id,
+            producer_epoch: 0,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: first_seq + i as i32,
+            timestamp: 1_000,
+            key: Some(Bytes::from(key.to_string())),
+            value: Some(Bytes::from(value.to_string())),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    floe_protocol::test_kit::encode(&records, Compression::None)
+}
+
+/// An aborted transaction's records never replace committed ones and are removed; markers
+/// stay; an open transaction's records are not cleaned.
+fn aborted_records_are_removed_and_markers_kept() {
+    use floe_protocol::control::ControlType;
+    let dir = tempfile::tempdir().unwrap();
+    let (_manager, log) = open(dir.path(), compact_config(u64::MAX));
+    let keys = ["k0", "k1", "k2"];
+    log.append_now(txn_batch(5, 0, &keys, "committed"), 1_000)
+        .unwrap();
+    log.append_marker(5, 0, 0, ControlType::Commit, 1_000)
+        .unwrap();
+    log.append_now(txn_batch(6, 0, &keys, "aborted"), 1_000)
+        .unwrap();
+    log.append_marker(6, 0, 0, ControlType::Abort, 1_000)
+        .unwrap();
+    let plain = |from: usize| {
+        for i in from..from + 60 {
+            let records = vec![(format!("x{}", i % 7), Some(format!("plain-{i}")))];
+            log.append_now(keyed(&records, 1_000, Compression::None), 1_000)
+                .unwrap();
+        }
+    };
+    plain(0);
+    let open_at = log
+        .append_now(txn_batch(7, 0, &["k9"], "open"), 1_000)
+        .unwrap()
+        .base_offset;
+    plain(60);
+    log.sync().unwrap();
+    assert_eq!(log.last_stable_offset(), open_at);
+    let cleanable = log.cleanable(2_000).unwrap();
+    assert!(cleanable.uncleanable <= open_at, "{cleanable:?}");
+    log.clean(1 << 20, &NoThrottle, 2_000).unwrap();
+    let after = contents(&log);
+    let values: Vec<&str> = after.values().filter_map(|(_, v)| v.as_deref()).collect();
+    assert_eq!(values.iter().filter(|v| **v == "committed").count(), 3);
+    assert!(!values.contains(&"aborted"), "{after:?}");
+    assert!(values.contains(&"open"));
+    // Both markers are still there (their records' keys are the 4-byte control keys).
+    let markers = after
+        .values()
+        .filter(|(k, _)| k.len() == 4 && k.starts_with('\0'))
+        .count();
+    assert_eq!(markers, 2, "{after:?}");
+    // The open transaction's records were not mapped: when it aborts, they go later.
+    log.append_marker(7, 0, 0, ControlType::Abort, 1_000)
+        .unwrap();
+    assert_eq!(log.aborted_transactions(0, i64::MAX).len(), 2);
+}
+
 crate::test_util::on_both_backends!(
+    aborted_records_are_removed_and_markers_kept,
     keeps_the_latest_value_of_every_key_at_its_offset,
     tombstones_go_after_delete_retention_ms,
     first_dirty_offset_survives_restart,

@@ -156,7 +156,11 @@ fn readers_of_a_deleted_segment_keep_reading() {
     let log = manager.open_partition(&tp(), config).unwrap();
     fill(&log, 30, 1_000);
     let readers = log.closed_segments();
-    let region = log.read_region_now(0, 1 << 20).unwrap().region.unwrap();
+    let region = log
+        .read_region_now(0, 1 << 20, Isolation::Uncommitted)
+        .unwrap()
+        .region
+        .unwrap();
     let expected = log.read(0, 1 << 20).unwrap().records;
     let end = log.log_end_offset();
     log.delete_records(end).unwrap();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::group::classic::{JoinArgs, Settings};
-use crate::group::offsets_log::memory::MemoryLog;
+use crate::internal_topic::memory::MemoryLog;
 
 const T: Uuid = Uuid::from_u128(9);
 

@@ -1,21 +1,26 @@
-//! How the coordinator reaches `__consumer_offsets`: append a batch, make it durable, read
-//! it back on start. Behind [`OffsetsLog`] so the state machine's tests run against memory;
-//! the broker uses [`StorageOffsetsLog`] over the topic's partition logs.
+//! How a coordinator reaches its internal topic (`__consumer_offsets` for the group
+//! coordinator, `__transaction_state` for the transaction coordinator): create it on first
+//! use, append a batch, make it durable, read it back on start. Behind [`InternalLog`] so
+//! the state machines' tests run against memory; the broker uses [`StorageInternalLog`] over
+//! the topic's partition logs.
 //!
 //! Replay ([`replay`]) reads every partition from its start, batch by batch, and hands each
-//! record (key, value or tombstone) to the caller in log order; later records win, which is
-//! also what compaction keeps.
+//! record (key, value or tombstone) to the caller in log order, with the producer of a
+//! transactional batch, and each transaction marker; later records win, which is also what
+//! compaction keeps.
 
 use std::sync::Arc;
 
+use crate::topics::Topics;
 use bytes::{Bytes, BytesMut};
+use floe_protocol::control::{ControlType, control_type};
 use floe_protocol::record_batch::iter_batches;
 use floe_storage::{AppendError, PartitionLog, ReadError, StorageError};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
-/// Why `__consumer_offsets` could not be written or read.
+/// Why an internal topic could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum PersistError {
     /// The topic could not be created.
@@ -27,10 +32,10 @@ pub enum PersistError {
         message: String,
     },
     /// A partition of the topic is not open.
-    #[error("partition {0} of __consumer_offsets is not open")]
+    #[error("partition {0} of the internal topic is not open")]
     MissingPartition(i32),
     /// An append failed.
-    #[error("failed to append to __consumer_offsets-{partition}")]
+    #[error("failed to append to partition {partition} of the internal topic")]
     Append {
         /// Partition.
         partition: i32,
@@ -39,7 +44,7 @@ pub enum PersistError {
         source: AppendError,
     },
     /// An fdatasync failed.
-    #[error("failed to sync __consumer_offsets-{partition}")]
+    #[error("failed to sync partition {partition} of the internal topic")]
     Sync {
         /// Partition.
         partition: i32,
@@ -48,7 +53,7 @@ pub enum PersistError {
         source: StorageError,
     },
     /// A read failed.
-    #[error("failed to read __consumer_offsets-{partition}")]
+    #[error("failed to read partition {partition} of the internal topic")]
     Read {
         /// Partition.
         partition: i32,
@@ -57,7 +62,9 @@ pub enum PersistError {
         source: ReadError,
     },
     /// A batch in the log does not decode.
-    #[error("undecodable batch in __consumer_offsets-{partition} at offset {offset}: {message}")]
+    #[error(
+        "undecodable batch in partition {partition} of the internal topic at offset {offset}: {message}"
+    )]
     Corrupt {
         /// Partition.
         partition: i32,
@@ -87,12 +94,23 @@ impl PersistError {
     }
 }
 
-/// The partitions of `__consumer_offsets`.
-pub trait OffsetsLog: Send + Sync {
+/// The partitions of an internal topic.
+pub trait InternalLog: Send + Sync {
     /// Number of partitions.
     fn partition_count(&self) -> i32;
     /// Appends one record batch; returns its base offset.
     fn append(&self, partition: i32, batch: BytesMut, now_ms: i64) -> Result<i64, PersistError>;
+    /// Appends a transaction marker ending `producer_id`'s transaction in the partition.
+    fn append_marker(
+        &self,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        control: ControlType,
+        now_ms: i64,
+    ) -> Result<i64, PersistError>;
+    /// Whether `producer_id` has a transaction open in the partition.
+    fn has_open_transaction(&self, partition: i32, producer_id: i64) -> bool;
     /// Makes everything appended to the partition durable. Blocking.
     fn sync(&self, partition: i32) -> Result<(), PersistError>;
     /// First offset of the partition.
@@ -101,15 +119,31 @@ pub trait OffsetsLog: Send + Sync {
     fn read(&self, partition: i32, offset: i64) -> Result<Bytes, PersistError>;
 }
 
-/// `__consumer_offsets` in the broker's storage.
-pub struct StorageOffsetsLog {
+/// An internal topic in the broker's storage.
+pub struct StorageInternalLog {
     logs: Vec<Arc<PartitionLog>>,
 }
 
-impl StorageOffsetsLog {
+impl StorageInternalLog {
     /// Over these partition logs (index = partition).
-    pub fn new(logs: Vec<Arc<PartitionLog>>) -> StorageOffsetsLog {
-        StorageOffsetsLog { logs }
+    pub fn new(logs: Vec<Arc<PartitionLog>>) -> StorageInternalLog {
+        StorageInternalLog { logs }
+    }
+
+    /// The partition logs of the existing topic `name`.
+    pub fn of(
+        topics: &Topics,
+        name: &str,
+        partitions: i32,
+    ) -> Result<Arc<dyn InternalLog>, PersistError> {
+        let logs = (0..partitions)
+            .map(|p| {
+                topics
+                    .partition(name, p)
+                    .ok_or(PersistError::MissingPartition(p))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Arc::new(StorageInternalLog::new(logs)))
     }
 
     fn log(&self, partition: i32) -> Result<&Arc<PartitionLog>, PersistError> {
@@ -122,7 +156,7 @@ impl StorageOffsetsLog {
 
 const READ_CHUNK: usize = 1 << 20;
 
-impl OffsetsLog for StorageOffsetsLog {
+impl InternalLog for StorageInternalLog {
     fn partition_count(&self) -> i32 {
         self.logs.len() as i32
     }
@@ -132,6 +166,28 @@ impl OffsetsLog for StorageOffsetsLog {
             .append_now(batch, now_ms)
             .map(|info| info.base_offset)
             .map_err(|source| PersistError::Append { partition, source })
+    }
+
+    fn append_marker(
+        &self,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        control: ControlType,
+        now_ms: i64,
+    ) -> Result<i64, PersistError> {
+        self.log(partition)?
+            .append_marker(producer_id, producer_epoch, 0, control, now_ms)
+            .map(|info| info.base_offset)
+            .map_err(|source| PersistError::Append { partition, source })
+    }
+
+    fn has_open_transaction(&self, partition: i32, producer_id: i64) -> bool {
+        self.log(partition).is_ok_and(|log| {
+            log.open_transactions()
+                .iter()
+                .any(|(producer, _)| *producer == producer_id)
+        })
     }
 
     fn sync(&self, partition: i32) -> Result<(), PersistError> {
@@ -158,16 +214,26 @@ pub fn encode_batch(
     records: &[(Bytes, Option<Bytes>)],
     now_ms: i64,
 ) -> Result<BytesMut, PersistError> {
+    encode_batch_as(records, None, now_ms)
+}
+
+/// [`encode_batch`] as part of the transaction of `producer` (id, epoch): a transactional
+/// batch without sequence numbers, as a coordinator writes one (TxnOffsetCommit).
+pub fn encode_batch_as(
+    records: &[(Bytes, Option<Bytes>)],
+    producer: Option<(i64, i16)>,
+    now_ms: i64,
+) -> Result<BytesMut, PersistError> {
     let records: Vec<Record> = records
         .iter()
         .enumerate()
         .map(|(i, (key, value))| Record {
-            transactional: false,
+            transactional: producer.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id: producer.map_or(-1, |p| p.0),
+            producer_epoch: producer.map_or(-1, |p| p.1),
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // The encoder keeps records in one batch only while offset - sequence is
@@ -192,12 +258,33 @@ pub fn encode_batch(
     Ok(buf)
 }
 
-/// Reads every record of one partition in log order: `(key, value)`, value `None` for a
-/// tombstone. Control batches (transaction markers) are skipped.
+/// What [`replay`] hands over, in log order.
+#[derive(Debug)]
+pub enum Replayed<'a> {
+    /// A record: key, value (`None` for a tombstone), and the producer id of its
+    /// transaction if it was written in one (it counts only once that commits).
+    Record {
+        /// Key.
+        key: &'a [u8],
+        /// Value.
+        value: Option<&'a [u8]>,
+        /// The producer whose transaction wrote it.
+        transaction: Option<i64>,
+    },
+    /// A marker ending `producer_id`'s transaction.
+    Marker {
+        /// The producer.
+        producer_id: i64,
+        /// Commit or abort.
+        control: ControlType,
+    },
+}
+
+/// Reads every record and marker of one partition in log order.
 pub fn replay(
-    log: &dyn OffsetsLog,
+    log: &dyn InternalLog,
     partition: i32,
-    mut apply: impl FnMut(&[u8], Option<&[u8]>),
+    mut apply: impl FnMut(Replayed<'_>),
 ) -> Result<(), PersistError> {
     let mut offset = log.start_offset(partition)?;
     loop {
@@ -216,7 +303,22 @@ pub fn replay(
             if next <= offset {
                 continue;
             }
-            if !header.is_control() {
+            if header.is_control() {
+                let control = control_type(&chunk[range]).map_err(|e| PersistError::Corrupt {
+                    partition,
+                    offset: header.base_offset,
+                    message: e.to_string(),
+                })?;
+                if let Some(control) = control
+                    && header.base_offset >= offset
+                {
+                    apply(Replayed::Marker {
+                        producer_id: header.producer_id,
+                        control,
+                    });
+                }
+            } else {
+                let transaction = header.is_transactional().then_some(header.producer_id);
                 let mut bytes = chunk.slice(range);
                 let set =
                     RecordBatchDecoder::decode(&mut bytes).map_err(|e| PersistError::Corrupt {
@@ -230,7 +332,11 @@ pub fn replay(
                         continue;
                     }
                     if let Some(key) = &r.key {
-                        apply(key, r.value.as_deref());
+                        apply(Replayed::Record {
+                            key,
+                            value: r.value.as_deref(),
+                            transaction,
+                        });
                     }
                 }
             }
@@ -245,7 +351,7 @@ pub fn replay(
 
 #[cfg(test)]
 pub mod memory {
-    //! An in-memory [`OffsetsLog`] for tests, with a switch to make syncs fail.
+    //! An in-memory [`InternalLog`] for tests, with a switch to make syncs fail.
 
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -272,7 +378,7 @@ pub mod memory {
         }
     }
 
-    impl OffsetsLog for MemoryLog {
+    impl InternalLog for MemoryLog {
         fn partition_count(&self) -> i32 {
             self.parts.lock().unwrap().len() as i32
         }
@@ -295,6 +401,38 @@ pub mod memory {
             floe_protocol::record_batch::set_base_offset(&mut batch, base).unwrap();
             part.push((base, batch.freeze()));
             Ok(base)
+        }
+
+        fn append_marker(
+            &self,
+            partition: i32,
+            producer_id: i64,
+            producer_epoch: i16,
+            control: ControlType,
+            now_ms: i64,
+        ) -> Result<i64, PersistError> {
+            let batch = floe_protocol::control::encode_marker(
+                producer_id,
+                producer_epoch,
+                0,
+                control,
+                now_ms,
+            )
+            .map_err(|e| PersistError::Encode(e.to_string()))?;
+            self.append(partition, batch, now_ms)
+        }
+
+        fn has_open_transaction(&self, partition: i32, producer_id: i64) -> bool {
+            // A transactional batch of the producer after its last marker.
+            let parts = self.parts.lock().unwrap();
+            let mut open = false;
+            for (_, b) in &parts[partition as usize] {
+                let h = floe_protocol::record_batch::BatchHeader::parse(b).unwrap();
+                if h.producer_id == producer_id && h.is_transactional() {
+                    open = !h.is_control();
+                }
+            }
+            open
         }
 
         fn sync(&self, partition: i32) -> Result<(), PersistError> {
@@ -358,7 +496,12 @@ mod tests {
         log.append(0, batch.clone(), 0).unwrap();
         log.append(0, batch, 0).unwrap();
         let mut seen = Vec::new();
-        replay(&log, 0, |k, v| seen.push((k.to_vec(), v.is_some()))).unwrap();
+        replay(&log, 0, |r| {
+            if let Replayed::Record { key, value, .. } = r {
+                seen.push((key.to_vec(), value.is_some()));
+            }
+        })
+        .unwrap();
         assert_eq!(seen.len(), 6);
         assert_eq!(seen[2], (b"k2".to_vec(), false));
     }

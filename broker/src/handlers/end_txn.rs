@@ -1,0 +1,30 @@
+//! EndTxn: commits or aborts the producer's transaction; answered once its markers are
+//! durable in every partition of the transaction.
+
+use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId, ResponseKind};
+
+use super::{Handled, RequestContext};
+
+/// Handles EndTxn.
+pub async fn handle(ctx: &RequestContext, req: EndTxnRequest) -> Handled {
+    super::on_blocking_pool(ctx, move |ctx| handle_blocking(ctx, req)).await
+}
+
+fn handle_blocking(ctx: &RequestContext, req: EndTxnRequest) -> Handled {
+    let broker = &ctx.broker;
+    let result = broker.txns.end_txn(
+        broker,
+        &req.transactional_id.0,
+        req.producer_id.0,
+        req.producer_epoch,
+        req.committed,
+    );
+    let code = result.err().map_or(0, |e| e.code().code());
+    ResponseKind::EndTxn(
+        EndTxnResponse::default()
+            .with_error_code(code)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+    )
+    .into()
+}

@@ -1,0 +1,112 @@
+//! TxnOffsetCommit: a group's offsets committed inside a producer's transaction. They are
+//! written to `__consumer_offsets` at once (answered once durable) and count from the
+//! transaction's commit marker on; an abort drops them.
+
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{
+    ResponseKind, TopicName, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+};
+
+use super::{Handled, Reply, RequestContext, str_bytes};
+use crate::group::classic::Pending;
+use crate::group::coordinator::{CommitArgs, CommitPartition, PartitionResults};
+use crate::group::{GroupError, OFFSETS_TOPIC};
+
+/// Handles TxnOffsetCommit.
+pub async fn handle(ctx: &RequestContext, req: TxnOffsetCommitRequest) -> Handled {
+    let broker = &ctx.broker;
+    let producer = (req.producer_id.0, req.producer_epoch);
+    let transactional_id = req.transactional_id.0.to_string();
+    let args = CommitArgs {
+        group_id: req.group_id.0.to_string(),
+        generation: req.generation_id,
+        member_id: req.member_id.to_string(),
+        instance_id: req.group_instance_id.map(|s| s.to_string()),
+        retention_ms: -1,
+        api_version: ctx.version(),
+        topics: req
+            .topics
+            .into_iter()
+            .map(|t| {
+                let partitions = t
+                    .partitions
+                    .into_iter()
+                    .map(|p| CommitPartition {
+                        partition: p.partition_index,
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: p.committed_metadata.map(|m| m.to_string()),
+                    })
+                    .collect();
+                (t.name.0.to_string(), partitions)
+            })
+            .collect(),
+    };
+    let fail_all = |e: GroupError| -> Handled {
+        let results: PartitionResults = args
+            .topics
+            .iter()
+            .map(|(t, ps)| {
+                (
+                    t.clone(),
+                    ps.iter().map(|p| (p.partition, Err(e.clone()))).collect(),
+                )
+            })
+            .collect();
+        ResponseKind::TxnOffsetCommit(response(results, None)).into()
+    };
+    if let Err(e) = broker.groups.ensure_ready(&broker.topics) {
+        return fail_all(e);
+    }
+    // The group's partition must be in the producer's transaction (AddOffsetsToTxn first).
+    let Some(partition) = broker.groups.offsets_partition(&args.group_id) else {
+        return fail_all(GroupError::CoordinatorNotAvailable);
+    };
+    if let Err(e) = broker.txns.verify(
+        &transactional_id,
+        producer.0,
+        producer.1,
+        &(OFFSETS_TOPIC.to_string(), partition),
+    ) {
+        let results: PartitionResults = args
+            .topics
+            .iter()
+            .map(|(t, ps)| (t.clone(), ps.iter().map(|p| (p.partition, Ok(()))).collect()))
+            .collect();
+        return ResponseKind::TxnOffsetCommit(response(results, Some(e.code().code()))).into();
+    }
+    match broker.groups.commit_txn_offsets(args, producer) {
+        Pending::Now(results) => ResponseKind::TxnOffsetCommit(response(results, None)).into(),
+        Pending::Wait(rx) => Handled::Reply(Reply::Later(Box::pin(async move {
+            let results = rx.await.unwrap_or_default();
+            ResponseKind::TxnOffsetCommit(response(results, None))
+        }))),
+    }
+}
+
+/// The response; `all` overrides every partition's code.
+fn response(results: PartitionResults, all: Option<i16>) -> TxnOffsetCommitResponse {
+    TxnOffsetCommitResponse::default().with_topics(
+        results
+            .into_iter()
+            .map(|(topic, partitions)| {
+                TxnOffsetCommitResponseTopic::default()
+                    .with_name(TopicName(str_bytes(&topic)))
+                    .with_partitions(
+                        partitions
+                            .into_iter()
+                            .map(|(p, r)| {
+                                TxnOffsetCommitResponsePartition::default()
+                                    .with_partition_index(p)
+                                    .with_error_code(
+                                        all.unwrap_or_else(|| r.err().map_or(0, |e| e.code().code())),
+                                    )
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    )
+}
