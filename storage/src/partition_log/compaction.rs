@@ -22,9 +22,11 @@
 //! ([`floe_protocol::record_filter`]); compressed batches are recompressed with their codec;
 //! records without a key are kept (Kafka drops them; Floe never loses data it cannot judge).
 //! Transactions: records of aborted transactions never enter the map and are removed (as
-//! Kafka's cleaner does); transaction markers are kept unchanged (consumers need the marker
-//! of every transaction whose records remain; unlike Kafka, Floe does not remove markers
-//! later).
+//! Kafka's cleaner does). A commit marker goes once no record of its transaction is left
+//! and it is older than `delete.retention.ms` (so a consumer that read the records before
+//! they were cleaned still finds it); abort markers stay (read_committed consumers skip an
+//! aborted producer's records until its abort marker, and the aborted-transaction index
+//! keeps naming the transaction).
 //! Segments are not merged: a cleaned segment replaces exactly one old segment, and one left
 //! empty is deleted (the first segment is kept empty, so the log start does not move).
 //!
@@ -184,6 +186,51 @@ fn batches(
             }
         }
     })
+}
+
+/// What a clean pass knows of transactions while it rewrites the log from its start: per
+/// producer, whether a record of its current transaction was kept since its last marker.
+struct Transactions {
+    retained: HashMap<i64, bool>,
+    /// Markers stamped before this are past `delete.retention.ms`.
+    expired_before_ms: i64,
+    delete_retention_ms: i64,
+    /// When the next marker kept only for its age expires (a clean is due then).
+    next_due_ms: i64,
+}
+
+impl Transactions {
+    /// A data batch of a transaction was rewritten; `kept` whether any record stayed.
+    fn data(&mut self, producer_id: i64, kept: bool) {
+        *self.retained.entry(producer_id).or_insert(false) |= kept;
+    }
+
+    /// Whether a marker can go: a commit marker with no record of its transaction kept,
+    /// past `delete.retention.ms`.
+    fn marker_removable(
+        &mut self,
+        header: &floe_protocol::record_batch::BatchHeader,
+        bytes: &[u8],
+    ) -> bool {
+        let had_records = self.retained.remove(&header.producer_id).unwrap_or(false);
+        let commit = matches!(
+            floe_protocol::control::control_type(bytes),
+            Ok(Some(floe_protocol::control::ControlType::Commit))
+        );
+        if !commit || had_records {
+            return false;
+        }
+        if header.max_timestamp < self.expired_before_ms {
+            return true;
+        }
+        self.next_due_ms = self.next_due_ms.min(
+            header
+                .max_timestamp
+                .saturating_add(self.delete_retention_ms)
+                .saturating_add(1),
+        );
+        false
+    }
 }
 
 /// Whether a data batch belongs to one of the aborted transactions.
@@ -349,6 +396,12 @@ impl PartitionLog {
         let delete_retention = i64::try_from(config.delete_retention_ms).unwrap_or(i64::MAX);
         // When the kept tombstones expire: the next clean of the clean part is due then.
         let mut tombstones_expire = i64::MAX;
+        let mut txns = Transactions {
+            retained: HashMap::new(),
+            expired_before_ms: now_ms.saturating_sub(delete_retention),
+            delete_retention_ms: delete_retention,
+            next_due_ms: i64::MAX,
+        };
         for (i, segment) in closed.iter().enumerate() {
             let next = closed.get(i + 1).map_or(mapped_to, |s| s.base_offset);
             if next > mapped_to {
@@ -376,11 +429,12 @@ impl PartitionLog {
                 segment,
                 i == 0,
                 &config,
-                (keep, &aborted),
+                (keep, &aborted, &mut txns),
                 throttle,
                 &mut stats,
             )?;
         }
+        let tombstones_expire = tombstones_expire.min(txns.next_due_ms);
         self.cleaned_to.fetch_max(mapped_to, Ordering::AcqRel);
         self.tombstones_due_at
             .store(tombstones_expire, Ordering::Release);
@@ -403,9 +457,10 @@ impl PartitionLog {
         old: &SegmentReader,
         first: bool,
         config: &LogConfig,
-        (mut keep, aborted): (
+        (mut keep, aborted, txns): (
             impl FnMut(record_filter::RecordRef<'_>) -> bool,
             &[AbortedTxn],
+            &mut Transactions,
         ),
         throttle: &dyn Throttle,
         stats: &mut CleanStats,
@@ -441,7 +496,12 @@ impl PartitionLog {
             let mut total = 0u64;
             let mut kept = 0u64;
             let filtered = if batch.header.is_control() {
-                Filtered::Unchanged
+                if txns.marker_removable(&batch.header, &bytes) {
+                    total = 1;
+                    Filtered::Empty
+                } else {
+                    Filtered::Unchanged
+                }
             } else if in_aborted(&batch.header, aborted) {
                 total = u64::try_from(batch.header.records_count).unwrap_or(0);
                 Filtered::Empty
@@ -454,6 +514,12 @@ impl PartitionLog {
                 })
                 .map_err(|e| corrupt(old.log.path(), e))?
             };
+            if batch.header.is_transactional() && !batch.header.is_control() {
+                txns.data(
+                    batch.header.producer_id,
+                    !matches!(filtered, Filtered::Empty),
+                );
+            }
             let out = match filtered {
                 Filtered::Unchanged => bytes,
                 Filtered::Empty => {

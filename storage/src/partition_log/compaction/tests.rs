@@ -381,7 +381,64 @@ fn aborted_records_are_removed_and_markers_kept() {
     assert_eq!(log.aborted_transactions(0, i64::MAX).len(), 2);
 }
 
+/// A commit marker goes once its transaction's records were all cleaned away and
+/// `delete.retention.ms` passed; one whose records remain stays, as do abort markers.
+fn commit_markers_go_with_their_records() {
+    use floe_protocol::control::ControlType;
+    let dir = tempfile::tempdir().unwrap();
+    let (_manager, log) = open(dir.path(), compact_config(10_000));
+    log.append_now(txn_batch(5, 0, &["k0", "k1"], "old"), 1_000)
+        .unwrap();
+    log.append_marker(5, 0, 0, ControlType::Commit, 1_000)
+        .unwrap();
+    log.append_now(txn_batch(6, 0, &["k2"], "stays"), 1_000)
+        .unwrap();
+    log.append_marker(6, 0, 0, ControlType::Commit, 1_000)
+        .unwrap();
+    log.append_now(txn_batch(7, 0, &["k3"], "aborted"), 1_000)
+        .unwrap();
+    log.append_marker(7, 0, 0, ControlType::Abort, 1_000)
+        .unwrap();
+    for i in 0..120 {
+        // k0 and k1 are written again outside the transaction: its records become obsolete.
+        let records = vec![(format!("k{}", i % 2), Some(format!("new-{i}")))];
+        log.append_now(keyed(&records, 1_000, Compression::None), 1_000)
+            .unwrap();
+    }
+    log.sync().unwrap();
+    let markers = |log: &PartitionLog| -> (usize, usize) {
+        let all = contents(log);
+        let commit = all.values().filter(|(k, _)| k == "\0\0\0\u{1}").count();
+        let abort = all.values().filter(|(k, _)| k == "\0\0\0\0").count();
+        (commit, abort)
+    };
+    // Within delete.retention.ms: the records go, every marker stays.
+    log.clean(1 << 20, &NoThrottle, 5_000).unwrap();
+    let values: Vec<String> = contents(&log)
+        .values()
+        .filter_map(|(_, v)| v.clone())
+        .collect();
+    assert!(
+        !values.iter().any(|v| v == "old" || v == "aborted"),
+        "{values:?}"
+    );
+    assert!(values.iter().any(|v| v == "stays"));
+    assert_eq!(markers(&log), (2, 1));
+    // The kept marker makes a later clean due by itself.
+    let later = log.cleanable(100_000).unwrap();
+    assert!(later.tombstones_due, "{later:?}");
+    // Past it: only the marker of the transaction without records goes.
+    log.clean(1 << 20, &NoThrottle, 100_000).unwrap();
+    assert_eq!(markers(&log), (1, 1));
+    assert!(
+        contents(&log)
+            .values()
+            .any(|(_, v)| v.as_deref() == Some("stays"))
+    );
+}
+
 crate::test_util::on_both_backends!(
+    commit_markers_go_with_their_records,
     aborted_records_are_removed_and_markers_kept,
     keeps_the_latest_value_of_every_key_at_its_offset,
     tombstones_go_after_delete_retention_ms,
