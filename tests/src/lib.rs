@@ -339,6 +339,30 @@ pub fn java_libs() -> PathBuf {
         .unwrap_or_else(|_| workspace_root().join(".cache/java-libs"))
 }
 
+/// Compiles `tests/clients/java/<class>.java` against the client jars in [`java_libs`] into
+/// `classes` and returns the classpath to run it with (`classes` and every client jar).
+pub fn compile_java(class: &str, classes: &Path) -> String {
+    let libs = java_libs();
+    assert!(
+        libs.join("kafka-clients.jar").is_file(),
+        "no kafka-clients.jar in {} (run scripts/install-test-deps.sh or set FLOE_JAVA_LIBS)",
+        libs.display()
+    );
+    // The JVM expands `dir/*` to every jar in `dir`.
+    let jars = format!("{}/*", libs.display());
+    run_ok_with(
+        Command::new("javac")
+            .arg("-d")
+            .arg(classes)
+            .arg("-cp")
+            .arg(&jars)
+            .arg(clients_dir().join("java").join(format!("{class}.java"))),
+        b"",
+        Duration::from_secs(180),
+    );
+    format!("{}:{jars}", classes.display())
+}
+
 /// Wait until `cond` holds, polling every 20 ms; panic with `what` after `timeout`.
 pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;

@@ -15,40 +15,16 @@
 // Test code: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use floe_tests::{Broker, clients_dir, java_libs, run_ok_with};
-
-/// Classpath entry for every jar in `dir` (the JVM expands `dir/*`).
-fn jars(dir: &Path) -> String {
-    format!("{}/*", dir.display())
-}
+use floe_tests::{Broker, compile_java, run_ok_with};
 
 /// Compiles `tests/clients/java/<class>.java` against the client jars and runs it with the
 /// broker's bootstrap address; it must print "OK". Returns its standard output.
 fn compile_and_run(class: &str, broker: &Broker) -> String {
-    let libs = java_libs();
-    assert!(
-        libs.join("kafka-clients.jar").is_file(),
-        "no kafka-clients.jar in {} (run scripts/install-test-deps.sh or set FLOE_JAVA_LIBS)",
-        libs.display()
-    );
     let classes = tempfile::tempdir().unwrap();
-    let source = clients_dir().join("java").join(format!("{class}.java"));
-    run_ok_with(
-        Command::new("javac")
-            .arg("-d")
-            .arg(classes.path())
-            .arg("-cp")
-            .arg(jars(&libs))
-            .arg(&source),
-        b"",
-        Duration::from_secs(180),
-    );
-
-    let classpath = format!("{}:{}", classes.path().display(), jars(&libs));
+    let classpath = compile_java(class, classes.path());
     let out = run_ok_with(
         Command::new("java")
             .arg("-cp")

@@ -1,4 +1,5 @@
-//! Kafka transactions against the real binary, through confluent-kafka (librdkafka 2.16):
+//! Kafka transactions against the real binary, through confluent-kafka (librdkafka 2.16)
+//! unless said otherwise:
 //! - committed and aborted transactions of two producers interleaved over three partitions:
 //!   read_committed consumers (one reading while the transactions run, one started after)
 //!   return exactly the committed records, in offset order per partition; read_uncommitted
@@ -17,10 +18,12 @@
 //! - consume-transform-produce with `send_offsets_to_transaction`, the app SIGKILLed at
 //!   random points and started again with the same `transactional.id`: the output holds
 //!   every input record exactly once, in order, and the group's committed offsets are the
-//!   input's ends.
+//!   input's ends; the same with an app on the Apache Kafka Java client 3.9.1.
 //!
 //! The clients are `tests/clients/python/txn_check.py` (one command per check; each checks
-//! what it read itself and prints a JSON summary) and `txn_ctp.py` (the app).
+//! what it read itself and prints a JSON summary), `txn_ctp.py` (the app) and
+//! `tests/clients/java/FloeJavaCtp.java` (the Java app, compiled against the jars in
+//! [`floe_tests::java_libs`]; `txn_check.py` fills its input and reads its output).
 
 // Test code: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -34,7 +37,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use floe_tests::groups::committed_offsets;
-use floe_tests::{Broker, client_command, clients_dir, python, run_ok_with};
+use floe_tests::{Broker, client_command, clients_dir, compile_java, python, run_ok_with};
 use rand::Rng;
 use serde_json::Value;
 
@@ -258,6 +261,11 @@ impl Background {
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(|v| v.get(key).is_some())
             .collect()
+    }
+
+    /// The script's exit status if it has exited, without waiting.
+    fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().unwrap())
     }
 
     /// SIGKILL the script (no cleanup of any kind) and reap it.
@@ -588,54 +596,50 @@ fn tables_hold_exactly_the_committed_records(broker: &Broker) {
     );
 }
 
-/// `txn_ctp.py` reads 6,000 records (three partitions) and writes them transformed, 30 to
-/// a transaction with 100 ms spent inside each (so the app needs at least 20 s and a kill
-/// usually lands inside a transaction). It is SIGKILLed five times, some runs after their
-/// first committed transaction and a random delay, some at a random moment from start-up
-/// (init_transactions, joining the group), and then runs to the end. A read_committed
-/// consumer of the output must see every input record exactly once, in input order per
-/// partition, and the group's committed offsets must be the input's ends.
-#[test]
-fn consume_transform_produce_is_exactly_once_across_kill9() {
-    const INPUT: &str = "ctp-in";
-    const OUTPUT: &str = "ctp-out";
-    const GROUP: &str = "ctp-app";
-    const PARTITIONS: i32 = 3;
-    const COUNT: usize = 6000;
-    const KILLS: usize = 5;
-    let broker = Broker::start_with(&["--set", "group_initial_rebalance_delay_ms=0"]);
-    let work = tempfile::tempdir().unwrap();
+/// A consume-transform-produce scenario: the input topic, filled by `txn_check.py fill` with
+/// `count` records `in-<n>` (n from 0, record n in partition n % `partitions`), is read by an
+/// app in `group` that writes each record as `out-<n>` to the same partition of the output
+/// topic, sending its consumed offsets to each transaction.
+struct Ctp {
+    input: &'static str,
+    output: &'static str,
+    group: &'static str,
+    partitions: i32,
+    count: usize,
+    /// Times the app is SIGKILLed before the run that must finish.
+    kills: usize,
+}
 
+/// Fills the input, then SIGKILLs the app `ctp.kills` times, some runs after their first
+/// committed transaction and a random delay, some at a random moment from start-up
+/// (initTransactions, joining the group), starting it again each time (`start_app(run)`,
+/// with the same `transactional.id`), and then lets it run to the end. The apps print the
+/// lines `txn_ctp.py` documents. A read_committed consumer of the output must see every
+/// input record exactly once, in input order per partition, and the group's committed
+/// offsets must be the input's ends.
+fn exactly_once_across_kill9(
+    broker: &Broker,
+    ctp: &Ctp,
+    mut start_app: impl FnMut(usize) -> Background,
+) {
     let filled = txn_check(
-        &broker,
+        broker,
         "fill",
         &[
             "--input",
-            INPUT,
+            ctp.input,
             "--output",
-            OUTPUT,
+            ctp.output,
             "--partitions",
-            &PARTITIONS.to_string(),
+            &ctp.partitions.to_string(),
             "--count",
-            &COUNT.to_string(),
+            &ctp.count.to_string(),
         ],
     );
-    assert_eq!(filled["filled"], COUNT, "{filled}");
-
-    let start_app = |run: usize| {
-        let mut cmd = client_command(python());
-        cmd.arg(script("txn_ctp.py"))
-            .arg("--bootstrap")
-            .arg(broker.bootstrap())
-            .args(["--input", INPUT, "--output", OUTPUT, "--group", GROUP])
-            .args(["--transactional-id", "ctp-app-txn"])
-            .args(["--batch", "30", "--process-ms", "100", "--timeout", "280"])
-            .env("PYTHONUNBUFFERED", "1");
-        Background::spawn(&format!("txn_ctp.py run {run}"), cmd, work.path())
-    };
+    assert_eq!(filled["filled"], ctp.count, "{filled}");
 
     let mut rng = rand::rng();
-    for run in 0..KILLS {
+    for run in 0..ctp.kills {
         let mut app = start_app(run);
         let (delay, since) = if rng.random_bool(0.3) {
             (Duration::from_millis(rng.random_range(0..4000)), "start")
@@ -647,6 +651,15 @@ fn consume_transform_produce_is_exactly_once_across_kill9() {
             )
         };
         std::thread::sleep(delay);
+        if let Some(status) = app.exit_status() {
+            app.drain();
+            panic!(
+                "the app exited ({status}) before its kill {}: it must still be working at \
+                 every kill\n{}",
+                run + 1,
+                app.diagnostics()
+            );
+        }
         app.kill9();
         assert!(
             app.printed("done").is_empty(),
@@ -662,26 +675,26 @@ fn consume_transform_produce_is_exactly_once_across_kill9() {
             txns.last().map_or(0, |t| t["processed"].as_u64().unwrap())
         );
     }
-    let mut last = start_app(KILLS);
+    let mut last = start_app(ctp.kills);
     let done = last.finish(Duration::from_secs(300));
     assert_eq!(done["done"], true, "{}", last.diagnostics());
     eprintln!("last run: {done}");
 
     // The output, read_committed: each input record exactly once, in input order.
     let out = txn_check(
-        &broker,
+        broker,
         "read",
-        &["--topic", OUTPUT, "--isolation", "read_committed"],
+        &["--topic", ctp.output, "--isolation", "read_committed"],
     );
     let got = read_records(&out["records"]);
     let mut problems = Vec::new();
-    for p in 0..PARTITIONS {
+    for p in 0..ctp.partitions {
         let values: Vec<&str> = got
             .get(&p)
             .map(|rs| rs.iter().map(|(_, v)| v.as_str()).collect())
             .unwrap_or_default();
-        let want: Vec<String> = (p as usize..COUNT)
-            .step_by(PARTITIONS as usize)
+        let want: Vec<String> = (p as usize..ctp.count)
+            .step_by(ctp.partitions as usize)
             .map(|i| format!("out-{i:05}"))
             .collect();
         if values == want {
@@ -722,15 +735,15 @@ fn consume_transform_produce_is_exactly_once_across_kill9() {
     );
 
     // The offsets committed with the last transaction become visible once the coordinator
-    // has written its commit marker, which may be after commit_transaction returned.
-    let want: BTreeMap<i32, Option<i64>> = (0..PARTITIONS)
-        .map(|p| (p, Some((COUNT / PARTITIONS as usize) as i64)))
+    // has written its commit marker, which may be after commitTransaction returned.
+    let want: BTreeMap<i32, Option<i64>> = (0..ctp.partitions)
+        .map(|p| (p, Some((ctp.count / ctp.partitions as usize) as i64)))
         .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut committed = committed_offsets(&broker, GROUP, INPUT, PARTITIONS);
+    let mut committed = committed_offsets(broker, ctp.group, ctp.input, ctp.partitions);
     while committed != want && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
-        committed = committed_offsets(&broker, GROUP, INPUT, PARTITIONS);
+        committed = committed_offsets(broker, ctp.group, ctp.input, ctp.partitions);
     }
     assert_eq!(
         committed, want,
@@ -739,14 +752,90 @@ fn consume_transform_produce_is_exactly_once_across_kill9() {
     );
 
     let raw = txn_check(
-        &broker,
+        broker,
         "read",
-        &["--topic", OUTPUT, "--isolation", "read_uncommitted"],
+        &["--topic", ctp.output, "--isolation", "read_uncommitted"],
     );
     let raw_count: usize = read_records(&raw["records"]).values().map(Vec::len).sum();
     eprintln!(
         "{} output records of transactions the kills left open were aborted and not read \
          with read_committed",
-        raw_count.saturating_sub(COUNT)
+        raw_count.saturating_sub(ctp.count)
     );
+}
+
+/// `txn_ctp.py` (librdkafka) reads 6,000 records (three partitions) and writes them
+/// transformed, 30 to a transaction with 100 ms spent inside each (so the app needs at least
+/// 20 s and a kill usually lands inside a transaction); it is SIGKILLed five times
+/// ([`exactly_once_across_kill9`]).
+#[test]
+fn consume_transform_produce_is_exactly_once_across_kill9() {
+    let ctp = Ctp {
+        input: "ctp-in",
+        output: "ctp-out",
+        group: "ctp-app",
+        partitions: 3,
+        count: 6000,
+        kills: 5,
+    };
+    let broker = Broker::start_with(&["--set", "group_initial_rebalance_delay_ms=0"]);
+    let work = tempfile::tempdir().unwrap();
+    exactly_once_across_kill9(&broker, &ctp, |run| {
+        let mut cmd = client_command(python());
+        cmd.arg(script("txn_ctp.py"))
+            .arg("--bootstrap")
+            .arg(broker.bootstrap())
+            .args([
+                "--input", ctp.input, "--output", ctp.output, "--group", ctp.group,
+            ])
+            .args(["--transactional-id", "ctp-app-txn"])
+            .args(["--batch", "30", "--process-ms", "100", "--timeout", "280"])
+            .env("PYTHONUNBUFFERED", "1");
+        Background::spawn(&format!("txn_ctp.py run {run}"), cmd, work.path())
+    });
+}
+
+/// Acceptance 2 (Java): `tests/clients/java/FloeJavaCtp.java`, a consume-transform-produce
+/// app on the Java client (a producer with default settings plus `transactional.id`, a
+/// read_committed consumer in a group without auto-commit, `sendOffsetsToTransaction` with
+/// the consumer's group metadata), reads 3,000 records (three partitions) and writes them
+/// transformed, at most 30 to a transaction (`max.poll.records`) with 100 ms spent inside
+/// each; it is SIGKILLed five times ([`exactly_once_across_kill9`]). Each start after a kill
+/// joins the group once the killed instance's 6 s session has expired.
+#[test]
+fn java_consume_transform_produce_is_exactly_once_across_kill9() {
+    let ctp = Ctp {
+        input: "java-ctp-in",
+        output: "java-ctp-out",
+        group: "java-ctp-app",
+        partitions: 3,
+        count: 3000,
+        kills: 5,
+    };
+    let broker = Broker::start_with(&["--set", "group_initial_rebalance_delay_ms=0"]);
+    let work = tempfile::tempdir().unwrap();
+    let classpath = compile_java("FloeJavaCtp", &work.path().join("classes"));
+    let count = ctp.count.to_string();
+    exactly_once_across_kill9(&broker, &ctp, |run| {
+        let mut cmd = client_command("java");
+        cmd.arg("-cp")
+            .arg(&classpath)
+            .arg("FloeJavaCtp")
+            .arg("--bootstrap")
+            .arg(broker.bootstrap())
+            .args([
+                "--input", ctp.input, "--output", ctp.output, "--group", ctp.group,
+            ])
+            .args(["--transactional-id", "java-ctp-app-txn", "--count", &count])
+            .args([
+                "--batch",
+                "30",
+                "--process-ms",
+                "100",
+                "--session-timeout-ms",
+                "6000",
+            ])
+            .args(["--timeout", "280"]);
+        Background::spawn(&format!("FloeJavaCtp run {run}"), cmd, work.path())
+    });
 }
