@@ -7,6 +7,7 @@ mod ceilings;
 mod load;
 mod report;
 mod tiered;
+mod txn;
 mod wire;
 
 use std::path::{Path, PathBuf};
@@ -156,9 +157,20 @@ struct RunArgs {
     /// Log filled, uploaded and read back in the tiered-storage scenario, in GB.
     #[arg(long, default_value_t = 2.0)]
     tiered_fill_gb: f64,
+    /// Directory the s3s-fs object store keeps its bucket in. The store stands in for one on
+    /// other machines, so by default it is on tmpfs (`/dev/shm` when there is one): its writes
+    /// then do not queue behind, or ahead of, the broker's fsyncs on the broker's disk.
+    #[arg(long)]
+    tiered_store_dir: Option<PathBuf>,
     /// Run only the tiered-storage scenario; no peer.
     #[arg(long)]
     tiered_only: bool,
+    /// How often the transactions scenario's producers commit, in ms.
+    #[arg(long, default_value_t = 100)]
+    txn_commit_interval_ms: u64,
+    /// Run only the transactions scenario (with `--tiered-only`, both); no peer.
+    #[arg(long)]
+    txn_only: bool,
 }
 
 fn main() -> Result<()> {
@@ -320,6 +332,8 @@ pub struct BrokerReport {
     pub cleaner: Option<CleanerRun>,
     /// Tiered storage: uploads, producers beside them, consumes from local and remote.
     pub tiered: Option<tiered::TieredRun>,
+    /// Transactions: transactional vs idempotent produce, read_committed end to end.
+    pub transactions: Option<txn::TxnRun>,
     /// Phases that failed; the run goes on without them.
     pub errors: Vec<String>,
 }
@@ -341,7 +355,7 @@ fn run(args: RunArgs) -> Result<()> {
     )?;
     eprintln!("[bench] {ceilings:?}");
 
-    let only = args.cleaner_only || args.tiered_only;
+    let only = args.cleaner_only || args.tiered_only || args.txn_only;
     let mut floe = if only {
         BrokerReport {
             kind: Some(Kind::Floe),
@@ -356,7 +370,20 @@ fn run(args: RunArgs) -> Result<()> {
         eprintln!("[bench] floe (std): {e:#}");
         floe.errors.push(format!("std backend: {e:#}"));
     }
-    if let Some(s3s_fs) = args.s3s_fs.as_ref().filter(|_| !args.cleaner_only) {
+    if !args.cleaner_only && (!args.tiered_only || args.txn_only) {
+        match txn::txn_phase(&args) {
+            Ok(run) => floe.transactions = Some(run),
+            Err(e) => {
+                eprintln!("[bench] floe (transactions): {e:#}");
+                floe.errors.push(format!("transactions: {e:#}"));
+            }
+        }
+    }
+    if let Some(s3s_fs) = args
+        .s3s_fs
+        .as_ref()
+        .filter(|_| !args.cleaner_only && (!args.txn_only || args.tiered_only))
+    {
         match tiered::tiered_phase(&args, s3s_fs) {
             Ok(run) => floe.tiered = Some(run),
             Err(e) => {
@@ -365,7 +392,7 @@ fn run(args: RunArgs) -> Result<()> {
             }
         }
     }
-    if args.cleaner_background_rate > 0 && !args.tiered_only {
+    if args.cleaner_background_rate > 0 && !args.tiered_only && !args.txn_only {
         match cleaner_phase(&args) {
             Ok(run) => floe.cleaner = Some(run),
             Err(e) => {

@@ -412,6 +412,20 @@ impl Report {
                 })
                 .collect(),
         );
+        if let Some(t) = &f.transactions {
+            push(
+                "transactional produce (commit every 100 ms, 8 partitions) >= 80 % of idempotent",
+                vec![(
+                    format!(
+                        "{:.0} vs {:.0} MB/s = {:.0} %",
+                        t.transactional.mb_per_sec,
+                        t.idempotent.mb_per_sec,
+                        t.share * 100.0
+                    ),
+                    Some(t.share >= 0.8),
+                )],
+            );
+        }
         if let Some(t) = &f.tiered {
             let ratio =
                 t.busy.produce.mb_per_sec / t.idle.produce.mb_per_sec.max(f64::MIN_POSITIVE);
@@ -712,6 +726,25 @@ impl Report {
             0,
         );
 
+        if let Some(t) = &f.transactions {
+            let e = &t.end_to_end;
+            let _ = writeln!(
+                s,
+                "transactions ({} partitions, commit every {} ms): idempotent {:.0} MB/s, \
+                 transactional {:.0} MB/s ({:.0} %, {} commits); read_committed end to end \
+                 at {}/s: p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms",
+                t.partitions,
+                t.commit_interval_ms,
+                t.idempotent.mb_per_sec,
+                t.transactional.mb_per_sec,
+                t.share * 100.0,
+                t.transactions,
+                e.rate_per_sec,
+                e.p50_us as f64 / 1e3,
+                e.p99_us as f64 / 1e3,
+                e.p999_us as f64 / 1e3,
+            );
+        }
         if let Some(t) = &f.tiered {
             let cpu = |x: &crate::load::Throughput| {
                 crate::tiered::TieredRun::cpu_per_gb(x)

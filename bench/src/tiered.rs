@@ -217,7 +217,15 @@ fn side(
 /// Runs the scenario (see the module docs) with the s3s-fs binary `s3s_fs`.
 pub fn tiered_phase(args: &RunArgs, s3s_fs: &Path) -> Result<TieredRun> {
     let base = args.work_dir.join("floe-tiered");
-    let store = S3sFs::start(s3s_fs, base.join("s3"))?;
+    let store_root = match &args.tiered_store_dir {
+        Some(dir) => dir.clone(),
+        None if Path::new("/dev/shm").is_dir() => {
+            PathBuf::from(format!("/dev/shm/floe-bench-s3-{}", std::process::id()))
+        }
+        None => base.join("s3"),
+    };
+    let on_tmpfs = store_root.starts_with("/dev/shm");
+    let store = S3sFs::start(s3s_fs, store_root.clone())?;
     let binary = std::fs::canonicalize(&args.floe)?;
     let mut spec = BrokerSpec {
         kind: Kind::Floe,
@@ -309,8 +317,14 @@ pub fn tiered_phase(args: &RunArgs, s3s_fs: &Path) -> Result<TieredRun> {
     drop(broker);
     drop(store);
     std::fs::remove_dir_all(&base).ok();
+    std::fs::remove_dir_all(&store_root).ok();
+    std::fs::remove_file(store_root.with_extension("log")).ok();
     Ok(TieredRun {
-        object_store: "s3s-fs 0.14.1 on loopback".into(),
+        object_store: format!(
+            "s3s-fs 0.14.1 on loopback, bucket in {}{}",
+            store_root.display(),
+            if on_tmpfs { " (tmpfs)" } else { "" }
+        ),
         segment_bytes: SEGMENT_BYTES,
         uploaded_bytes: upload_bytes,
         uploaded_segments: to_upload,
