@@ -242,7 +242,62 @@ fn nothing_is_deleted_locally_before_it_is_uploaded() {
     ));
 }
 
+/// Aborted transactions in uploaded segments are recorded in the manifest, so a partition
+/// rebuilt from it still tells read_committed readers what to skip.
+fn aborted_transactions_survive_a_rebuild_from_the_manifest() {
+    use floe_protocol::control::ControlType;
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let tp = TopicPartition::new("tiered-txn", 0);
+    let aborted;
+    {
+        let manager = open_tiered(&data, root.path());
+        let log = manager.open_partition(&tp, tiered()).unwrap();
+        for i in 0..30i32 {
+            log.append_now(
+                crate::test_util::transactional(&format!("t{i}"), 9, 0, i * 3, 3),
+                0,
+            )
+            .unwrap();
+            let control = if i % 3 == 0 {
+                ControlType::Abort
+            } else {
+                ControlType::Commit
+            };
+            log.append_marker(9, 0, 0, control, 0).unwrap();
+        }
+        log.sync().unwrap();
+        wait_durable(&log, log.log_end_offset());
+        let remote = log.remote().expect("attached at open");
+        let closed = log.closed_segments().len();
+        wait_until("uploads", || remote.manifest().segments.len() == closed);
+        let uploaded_end = remote.uploaded_end().unwrap();
+        // Those whose markers were uploaded (a transaction ending after the remote end is
+        // lost with the local tail).
+        aborted = log
+            .aborted_transactions(0, uploaded_end)
+            .into_iter()
+            .filter(|t| t.last_offset < uploaded_end)
+            .collect::<Vec<_>>();
+        assert!(aborted.len() >= 3, "{aborted:?}");
+        assert!(
+            remote
+                .manifest()
+                .segments
+                .iter()
+                .any(|s| !s.aborted.is_empty())
+        );
+        manager.shutdown().unwrap();
+    }
+    std::fs::remove_dir_all(data.join(tp.dir_name())).unwrap();
+    let manager = open_tiered(&data, root.path());
+    let log = manager.open_partition(&tp, tiered()).unwrap();
+    let remote_end = log.remote().unwrap().uploaded_end().unwrap();
+    assert_eq!(log.aborted_transactions(0, remote_end), aborted);
+}
+
 crate::test_util::on_both_backends!(
+    aborted_transactions_survive_a_rebuild_from_the_manifest,
     uploads_then_serves_the_history_from_the_remote_part,
     the_log_start_expires_remote_segments,
     nothing_is_deleted_locally_before_it_is_uploaded,
