@@ -28,7 +28,7 @@ use crate::config::LogConfig;
 use crate::error::StorageError;
 use crate::io;
 use crate::producer_state::{
-    self, AbortedTxn, Check, Pending, ProducerEntry, ProducerError, ProducerStateManager,
+    self, Check, Pending, ProducerEntry, ProducerError, ProducerStateManager,
 };
 use crate::recovery;
 use crate::remote::RemoteLog;
@@ -691,27 +691,6 @@ impl PartitionLog {
         }
     }
 
-    /// Appends a transaction marker (a control batch ending `producer_id`'s transaction in
-    /// this partition) on the calling thread, which may block. A marker with an epoch below
-    /// the producer's current one is refused ([`ProducerError::InvalidProducerEpoch`]).
-    pub fn append_marker(
-        self: &Arc<Self>,
-        producer_id: i64,
-        producer_epoch: i16,
-        coordinator_epoch: i32,
-        control: control::ControlType,
-        now_ms: i64,
-    ) -> Result<AppendInfo, AppendError> {
-        let batch = control::encode_marker(
-            producer_id,
-            producer_epoch,
-            coordinator_epoch,
-            control,
-            now_ms,
-        )?;
-        self.append_now(batch, now_ms)
-    }
-
     /// Checks the batches' framing and size limits.
     fn parse(&self, records: BytesMut) -> Result<Incoming, AppendError> {
         let config = self.config();
@@ -1065,15 +1044,6 @@ impl PartitionLog {
         })
     }
 
-    /// The offset a read with `isolation` stops before, given the log end: the high
-    /// watermark, or the last stable offset.
-    fn read_upper(&self, isolation: Isolation, log_end: i64) -> i64 {
-        match isolation {
-            Isolation::Uncommitted => log_end,
-            Isolation::Committed => log_end.min(self.first_unstable.load(Ordering::Acquire)),
-        }
-    }
-
     /// The segment and batch a read at `fetch_offset` starts with (none at the log end, or
     /// at the last stable offset for read_committed).
     fn locate(&self, fetch_offset: i64, isolation: Isolation) -> Result<Located, ReadError> {
@@ -1187,31 +1157,6 @@ impl PartitionLog {
     /// Offset up to which consumers may read: the log end offset on a single node.
     pub fn high_watermark(&self) -> i64 {
         self.log_end_offset()
-    }
-
-    /// Offset up to which read_committed consumers may read: the high watermark, or the
-    /// first offset of the oldest open transaction if that is lower.
-    pub fn last_stable_offset(&self) -> i64 {
-        self.read_upper(Isolation::Committed, self.log_end_offset())
-    }
-
-    /// The aborted transactions with records in `[from, upper)` (a read_committed fetch's
-    /// range), in marker order.
-    pub fn aborted_transactions(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
-        self.txn_index
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .collect(from, upper)
-    }
-
-    /// Producers with a transaction open in this partition, with each one's first offset.
-    pub fn open_transactions(&self) -> Vec<(i64, i64)> {
-        self.lock().producers.open_transactions()
-    }
-
-    /// Every producer this partition knows (DescribeProducers).
-    pub fn producers(&self) -> Vec<ProducerEntry> {
-        self.lock().producers.entries().cloned().collect()
     }
 
     /// Offset up to which the log is known to be on stable storage.
@@ -1358,38 +1303,6 @@ impl PartitionLog {
         producer_state::write_snapshot(&self.io, &self.dir, end, &producers)
     }
 
-    /// Forgets the aborted transactions below the log start offset.
-    pub(crate) fn prune_txn_index(&self) {
-        let start = self.log_start.load(Ordering::Acquire);
-        self.txn_index
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .prune_below(start);
-    }
-
-    /// Appends the aborted transactions below `below` that are not yet in the index file
-    /// and syncs it (before a producer snapshot at `below` is written).
-    pub(crate) fn persist_txn_index(&self, below: i64) -> Result<(), StorageError> {
-        let (position, bytes, below, path) = {
-            let index = self
-                .txn_index
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
-            let Some((position, bytes, below)) = index.unpersisted(below) else {
-                return Ok(());
-            };
-            (position, bytes, below, index.path().to_path_buf())
-        };
-        if !bytes.is_empty() {
-            crate::txn_index::append_durably(&self.io, &path, position, &bytes)?;
-        }
-        self.txn_index
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .persisted(position, bytes.len(), below);
-        Ok(())
-    }
-
     /// Marks the log closed without syncing (it is about to be deleted).
     /// Closes its files too: an unlinked file that stays open keeps its space, and deleting
     /// a topic is how an operator frees a full disk. A read in flight keeps its segment's
@@ -1410,6 +1323,7 @@ pub mod retention;
 #[cfg(test)]
 mod tests;
 mod tiered;
+mod transactions;
 #[cfg(test)]
 mod txn_tests;
 

@@ -120,6 +120,21 @@ pub struct CommitArgs {
 /// Per topic, per partition results.
 pub type PartitionResults = Vec<(String, Vec<(i32, Result<(), GroupError>)>)>;
 
+impl CommitArgs {
+    /// Every partition of the commit failed with `e`.
+    pub fn fail_all(&self, e: GroupError) -> PartitionResults {
+        self.topics
+            .iter()
+            .map(|(t, ps)| {
+                (
+                    t.clone(),
+                    ps.iter().map(|p| (p.partition, Err(e.clone()))).collect(),
+                )
+            })
+            .collect()
+    }
+}
+
 /// Committed offsets by topic, `None` where nothing is committed.
 pub type FetchedOffsets = Vec<(String, Vec<(i32, Option<OffsetValue>)>)>;
 

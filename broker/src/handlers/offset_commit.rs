@@ -10,7 +10,6 @@ use kafka_protocol::messages::{
 };
 
 use super::{Handled, Reply, RequestContext, str_bytes};
-use crate::group::GroupError;
 use crate::group::classic::Pending;
 use crate::group::coordinator::{CommitArgs, CommitPartition, PartitionResults};
 
@@ -43,7 +42,7 @@ pub async fn handle(ctx: &RequestContext, req: OffsetCommitRequest) -> Handled {
             .collect(),
     };
     if let Err(e) = groups.ensure_ready(&ctx.broker.topics) {
-        return ResponseKind::OffsetCommit(response(all_failed(&args, e))).into();
+        return ResponseKind::OffsetCommit(response(args.fail_all(e))).into();
     }
     match groups.commit_offsets(args) {
         Pending::Now(results) => ResponseKind::OffsetCommit(response(results)).into(),
@@ -54,17 +53,6 @@ pub async fn handle(ctx: &RequestContext, req: OffsetCommitRequest) -> Handled {
     }
 }
 
-fn all_failed(args: &CommitArgs, e: GroupError) -> PartitionResults {
-    args.topics
-        .iter()
-        .map(|(t, ps)| {
-            (
-                t.clone(),
-                ps.iter().map(|p| (p.partition, Err(e.clone()))).collect(),
-            )
-        })
-        .collect()
-}
 
 fn response(results: PartitionResults) -> OffsetCommitResponse {
     OffsetCommitResponse::default().with_topics(

@@ -45,17 +45,7 @@ pub async fn handle(ctx: &RequestContext, req: TxnOffsetCommitRequest) -> Handle
             .collect(),
     };
     let fail_all = |e: GroupError| -> Handled {
-        let results: PartitionResults = args
-            .topics
-            .iter()
-            .map(|(t, ps)| {
-                (
-                    t.clone(),
-                    ps.iter().map(|p| (p.partition, Err(e.clone()))).collect(),
-                )
-            })
-            .collect();
-        ResponseKind::TxnOffsetCommit(response(results, None)).into()
+        ResponseKind::TxnOffsetCommit(response(args.fail_all(e), None)).into()
     };
     if let Err(e) = broker.groups.ensure_ready(&broker.topics) {
         return fail_all(e);

@@ -111,22 +111,6 @@ impl TransactionCoordinator {
         coordinator
     }
 
-    /// A coordinator over `log` (replayed now), for tests.
-    #[cfg(test)]
-    pub fn with_log(config: TxnConfig, log: Arc<dyn InternalLog>) -> TransactionCoordinator {
-        let txns = load(log.as_ref()).unwrap();
-        let coordinator = TransactionCoordinator {
-            config,
-            slots: Mutex::new(HashMap::new()),
-            published: RwLock::new(BTreeMap::new()),
-            log: OnceLock::new(),
-            load_failure: None,
-        };
-        let _ = coordinator.log.set(log);
-        coordinator.install(txns);
-        coordinator
-    }
-
     fn install(&self, txns: HashMap<String, TxnMetadata>) {
         let mut slots = lock(&self.slots);
         let mut published = self.published.write().unwrap_or_else(|p| p.into_inner());

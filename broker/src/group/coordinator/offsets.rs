@@ -8,19 +8,8 @@ use super::*;
 impl GroupCoordinator {
     /// OffsetCommit; the answer comes once the offsets are durable.
     pub fn commit_offsets(&self, args: CommitArgs) -> Pending<PartitionResults> {
-        let all = |e: GroupError| -> PartitionResults {
-            args.topics
-                .iter()
-                .map(|(t, ps)| {
-                    (
-                        t.clone(),
-                        ps.iter().map(|p| (p.partition, Err(e.clone()))).collect(),
-                    )
-                })
-                .collect()
-        };
         if args.group_id.is_empty() {
-            return Pending::Now(all(GroupError::InvalidGroupId));
+            return Pending::Now(args.fail_all(GroupError::InvalidGroupId));
         }
         let now = now();
         let mut groups = self.inner.lock();
@@ -31,30 +20,45 @@ impl GroupCoordinator {
                 } else {
                     GroupError::IllegalGeneration
                 };
-                return Pending::Now(all(e));
+                return Pending::Now(args.fail_all(e));
             }
             groups.insert(args.group_id.clone(), Group::new(&args.group_id, now.ms));
         }
         let Some(group) = groups.get_mut(&args.group_id) else {
-            return Pending::Now(all(GroupError::CoordinatorNotAvailable));
+            return Pending::Now(args.fail_all(GroupError::CoordinatorNotAvailable));
         };
-        let valid = match &group.consumer {
-            Some(c) => c.validate_offset_commit(&args.member_id, args.generation, args.api_version),
-            None => group.validate_offset_commit(
-                &args.member_id,
-                args.instance_id.as_deref(),
-                args.generation,
-                now,
-            ),
-        };
-        if let Err(e) = valid {
-            return Pending::Now(all(e));
+        if let Err(e) = validate_commit(group, &args, now) {
+            return Pending::Now(args.fail_all(e));
         }
         let expire_timestamp = if args.retention_ms >= 0 {
             now.ms.saturating_add(args.retention_ms)
         } else {
             -1
         };
+        let (results, records, accepted) = self.commit_records(&args, now.ms, expire_timestamp);
+        if records.is_empty() {
+            return Pending::Now(results);
+        }
+        let partition = match self.append(&args.group_id, &records, now.ms) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(group = %args.group_id, "offset commit not written: {e}");
+                return Pending::Now(fail_ok(results, append_failure(&e)));
+            }
+        };
+        group.offsets.extend(accepted);
+        drop(groups);
+        self.answer_when_synced(partition, results, "offset commit")
+    }
+
+    /// The records of a commit (metadata checked against `offset_metadata_max_bytes`): the
+    /// per-partition results, the records to append, and the offsets they set.
+    pub(super) fn commit_records(
+        &self,
+        args: &CommitArgs,
+        now_ms: i64,
+        expire_timestamp: i64,
+    ) -> CommitRecords {
         let max_meta = self.inner.config.offset_metadata_max_bytes;
         let mut results: PartitionResults = Vec::with_capacity(args.topics.len());
         let mut records = Vec::new();
@@ -71,7 +75,7 @@ impl GroupCoordinator {
                     offset: p.offset,
                     leader_epoch: p.leader_epoch,
                     metadata,
-                    commit_timestamp: now.ms,
+                    commit_timestamp: now_ms,
                     expire_timestamp,
                 };
                 let key = RecordKey::Offset {
@@ -85,36 +89,23 @@ impl GroupCoordinator {
             }
             results.push((topic.clone(), rs));
         }
-        if records.is_empty() {
-            return Pending::Now(results);
-        }
-        let partition = match self.append(&args.group_id, &records, now.ms) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(group = %args.group_id, "offset commit not written: {e}");
-                let code = if e.is_too_large() {
-                    GroupError::InvalidCommitOffsetSize
-                } else {
-                    GroupError::CoordinatorNotAvailable
-                };
-                for (_, rs) in &mut results {
-                    for (_, r) in rs.iter_mut() {
-                        if r.is_ok() {
-                            *r = Err(code.clone());
-                        }
-                    }
-                }
-                return Pending::Now(results);
-            }
-        };
-        group.offsets.extend(accepted);
-        drop(groups);
+        (results, records, accepted)
+    }
+
+    /// Answers `results` once `partition` of `__consumer_offsets` is synced (every accepted
+    /// partition fails with COORDINATOR_NOT_AVAILABLE if the sync does).
+    pub(super) fn answer_when_synced(
+        &self,
+        partition: i32,
+        results: PartitionResults,
+        what: &'static str,
+    ) -> Pending<PartitionResults> {
         let (tx, rx) = oneshot::channel();
         self.sync_then(vec![partition], move |synced| {
             let results = match synced {
                 Ok(()) => results,
                 Err(e) => {
-                    tracing::error!("offset commit not durable: {e}");
+                    tracing::error!("{what} not durable: {e}");
                     fail_ok(results, GroupError::CoordinatorNotAvailable)
                 }
             };
@@ -333,5 +324,38 @@ impl GroupCoordinator {
                 }
             });
         }
+    }
+}
+
+/// A commit's per-partition results, the records to append, and the offsets they set.
+pub(super) type CommitRecords = (
+    PartitionResults,
+    Vec<(Bytes, Option<Bytes>)>,
+    Vec<((String, i32), OffsetValue)>,
+);
+
+/// The member and generation check of a commit, for classic and consumer groups.
+pub(super) fn validate_commit(
+    group: &mut Group,
+    args: &CommitArgs,
+    now: Now,
+) -> Result<(), GroupError> {
+    match &group.consumer {
+        Some(c) => c.validate_offset_commit(&args.member_id, args.generation, args.api_version),
+        None => group.validate_offset_commit(
+            &args.member_id,
+            args.instance_id.as_deref(),
+            args.generation,
+            now,
+        ),
+    }
+}
+
+/// The error a commit that could not be appended answers with.
+pub(super) fn append_failure(e: &PersistError) -> GroupError {
+    if e.is_too_large() {
+        GroupError::InvalidCommitOffsetSize
+    } else {
+        GroupError::CoordinatorNotAvailable
     }
 }

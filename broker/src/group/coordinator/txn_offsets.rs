@@ -16,19 +16,8 @@ impl GroupCoordinator {
         args: CommitArgs,
         producer: (i64, i16),
     ) -> Pending<PartitionResults> {
-        let all = |e: GroupError| -> PartitionResults {
-            args.topics
-                .iter()
-                .map(|(t, ps)| {
-                    (
-                        t.clone(),
-                        ps.iter().map(|p| (p.partition, Err(e.clone()))).collect(),
-                    )
-                })
-                .collect()
-        };
         if args.group_id.is_empty() {
-            return Pending::Now(all(GroupError::InvalidGroupId));
+            return Pending::Now(args.fail_all(GroupError::InvalidGroupId));
         }
         let now = now();
         let mut groups = self.inner.lock();
@@ -37,52 +26,12 @@ impl GroupCoordinator {
             .or_insert_with(|| Group::new(&args.group_id, now.ms));
         // v3+ carries the consumer's generation and member id (KIP-447); a simple commit
         // (generation -1, no member) is not checked.
-        if args.generation >= 0 || !args.member_id.is_empty() {
-            let valid = match &group.consumer {
-                Some(c) => {
-                    c.validate_offset_commit(&args.member_id, args.generation, args.api_version)
-                }
-                None => group.validate_offset_commit(
-                    &args.member_id,
-                    args.instance_id.as_deref(),
-                    args.generation,
-                    now,
-                ),
-            };
-            if let Err(e) = valid {
-                return Pending::Now(all(e));
-            }
+        if (args.generation >= 0 || !args.member_id.is_empty())
+            && let Err(e) = offsets::validate_commit(group, &args, now)
+        {
+            return Pending::Now(args.fail_all(e));
         }
-        let max_meta = self.inner.config.offset_metadata_max_bytes;
-        let mut results: PartitionResults = Vec::with_capacity(args.topics.len());
-        let mut records = Vec::new();
-        let mut accepted = Vec::new();
-        for (topic, partitions) in &args.topics {
-            let mut rs = Vec::with_capacity(partitions.len());
-            for p in partitions {
-                let metadata = p.metadata.clone().unwrap_or_default();
-                if metadata.len() > max_meta {
-                    rs.push((p.partition, Err(GroupError::OffsetMetadataTooLarge)));
-                    continue;
-                }
-                let value = OffsetValue {
-                    offset: p.offset,
-                    leader_epoch: p.leader_epoch,
-                    metadata,
-                    commit_timestamp: now.ms,
-                    expire_timestamp: -1,
-                };
-                let key = RecordKey::Offset {
-                    group: args.group_id.clone(),
-                    topic: topic.clone(),
-                    partition: p.partition,
-                };
-                records.push((encode_key(&key), Some(encode_offset_value(&value))));
-                accepted.push(((args.group_id.clone(), topic.clone(), p.partition), value));
-                rs.push((p.partition, Ok(())));
-            }
-            results.push((topic.clone(), rs));
-        }
+        let (results, records, accepted) = self.commit_records(&args, now.ms, -1);
         if records.is_empty() {
             return Pending::Now(results);
         }
@@ -90,32 +39,20 @@ impl GroupCoordinator {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(group = %args.group_id, "transactional offset commit not written: {e}");
-                let code = if e.is_too_large() {
-                    GroupError::InvalidCommitOffsetSize
-                } else {
-                    GroupError::CoordinatorNotAvailable
-                };
-                return Pending::Now(fail_ok(results, code));
+                return Pending::Now(fail_ok(results, offsets::append_failure(&e)));
             }
         };
         self.inner
             .pending_txn_offsets()
             .entry(producer.0)
             .or_default()
-            .extend(accepted);
+            .extend(
+                accepted
+                    .into_iter()
+                    .map(|((topic, p), v)| ((args.group_id.clone(), topic, p), v)),
+            );
         drop(groups);
-        let (tx, rx) = oneshot::channel();
-        self.sync_then(vec![partition], move |synced| {
-            let results = match synced {
-                Ok(()) => results,
-                Err(e) => {
-                    tracing::error!("transactional offset commit not durable: {e}");
-                    fail_ok(results, GroupError::CoordinatorNotAvailable)
-                }
-            };
-            let _ = tx.send(results);
-        });
-        Pending::Wait(rx)
+        self.answer_when_synced(partition, results, "transactional offset commit")
     }
 
     /// Ends `producer_id`'s transaction in `partition` of `__consumer_offsets`: writes the
