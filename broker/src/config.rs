@@ -260,6 +260,15 @@ pub struct Config {
     pub remote_log_manager_copy_max_bytes_per_second: i64,
     /// Bytes of downloaded remote segments kept on local disk for reads.
     pub remote_log_reader_cache_bytes: u64,
+    /// Address of the HTTP admin listener (`/metrics`, `/health`, `/ready`); empty: none.
+    pub http_listen: String,
+    /// Record metrics (served at `/metrics`). Off, every metric call is a no-op.
+    pub metrics_enable: bool,
+    /// Log lines as `text` (human-readable) or `json` (one object per line).
+    pub log_format: String,
+    /// On SIGTERM, how long connections may take to answer the requests they have read
+    /// before the logs are closed anyway.
+    pub shutdown_timeout_ms: u64,
     /// Storage engine settings: the `[storage]` table (`storage.io`, env `FLOE_STORAGE_IO`).
     pub storage: StorageConfig,
 }
@@ -401,6 +410,10 @@ impl Default for Config {
         Config {
             node_id: 1,
             listen: "127.0.0.1:9092".into(),
+            http_listen: "127.0.0.1:9644".into(),
+            metrics_enable: true,
+            log_format: "text".into(),
+            shutdown_timeout_ms: 20_000,
             advertised_listener: None,
             data_dir: PathBuf::from("floe-data"),
             socket_request_max_bytes: floe_protocol::frame::DEFAULT_MAX_REQUEST_SIZE,
@@ -691,6 +704,10 @@ impl Config {
             "remote_log_manager_upload_concurrency",
             "remote_log_manager_copy_max_bytes_per_second",
             "remote_log_reader_cache_bytes",
+            "http_listen",
+            "metrics_enable",
+            "log_format",
+            "shutdown_timeout_ms",
         ];
         KEYS.contains(&key)
     }
@@ -886,6 +903,16 @@ impl Config {
         if let Some(adv) = &self.advertised_listener {
             parse_host_port(adv).map_err(ConfigError::Invalid)?;
         }
+        if !self.http_listen.is_empty() {
+            parse_host_port(&self.http_listen)
+                .map_err(|e| ConfigError::Invalid(format!("http_listen: {e}")))?;
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return bad(format!(
+                "log_format must be text or json, not '{}'",
+                self.log_format
+            ));
+        }
         Ok(())
     }
 }
@@ -908,11 +935,18 @@ pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
 /// Keys whose values are always strings, even when they look like numbers.
 const STRING_KEYS: &[&str] = &[
     "listen",
+    "http_listen",
+    "log_format",
     "advertised_listener",
     "data_dir",
     "storage_io",
     "storage_recovery",
     "storage_faults",
+    // Secrets may look like numbers or booleans; they are strings.
+    "remote_storage_access_key_id",
+    "remote_storage_secret_access_key",
+    "tableflow_s3_access_key_id",
+    "tableflow_s3_secret_access_key",
 ];
 
 fn value_for(key: &str, raw: &str) -> toml::Value {
@@ -934,148 +968,4 @@ fn literal(value: &str) -> toml::Value {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn precedence_is_defaults_file_env_flags() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("floe.toml");
-        std::fs::write(
-            &file,
-            "num_partitions = 3\nlisten = \"127.0.0.1:1\"\n\"auto.create.topics.enable\" = false\n",
-        )
-        .unwrap();
-        let env = vec![
-            ("FLOE_LISTEN".to_string(), "127.0.0.1:2".to_string()),
-            ("FLOE_BIN".to_string(), "/not/a/key".to_string()),
-        ];
-        let flags = vec![("data-dir".to_string(), "/tmp/x y".to_string())];
-        let c = Config::load(Some(&file), env, &flags).unwrap();
-        assert_eq!(c.num_partitions, 3);
-        assert_eq!(c.listen, "127.0.0.1:2");
-        assert!(!c.auto_create_topics_enable);
-        assert_eq!(c.data_dir, PathBuf::from("/tmp/x y"));
-        assert_eq!(c.message_max_bytes, 1_048_588);
-    }
-
-    #[test]
-    fn storage_io_from_file_env_and_flags() {
-        use floe_storage::IoMode;
-        assert_eq!(
-            Config::load(None, vec![], &[]).unwrap().storage.io,
-            IoMode::Auto
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("floe.toml");
-        std::fs::write(&file, "[storage]\nio = \"std\"\n").unwrap();
-        let c = Config::load(Some(&file), vec![], &[]).unwrap();
-        assert_eq!(c.storage.io, IoMode::Std);
-        std::fs::write(&file, "storage.io = \"uring\"\n").unwrap();
-        let c = Config::load(Some(&file), vec![], &[]).unwrap();
-        assert_eq!(c.storage.io, IoMode::Uring);
-        let env = vec![("FLOE_STORAGE_IO".to_string(), "uring".to_string())];
-        let c = Config::load(Some(&file), env.clone(), &[]).unwrap();
-        assert_eq!(c.storage.io, IoMode::Uring);
-        let flags = vec![("storage.io".to_string(), "std".to_string())];
-        assert_eq!(
-            Config::load(Some(&file), env, &flags).unwrap().storage.io,
-            IoMode::Std
-        );
-        let err = Config::load(None, vec![], &[("storage.io".into(), "fast".into())]);
-        assert!(err.unwrap_err().to_string().contains("fast"));
-        let err = Config::load(None, vec![], &[("storage.nope".into(), "1".into())]);
-        assert!(err.unwrap_err().to_string().contains("nope"));
-    }
-
-    #[test]
-    fn bad_values_are_clear_errors() {
-        let err = Config::load(None, vec![], &[("num_partitions".into(), "0".into())]);
-        assert!(err.unwrap_err().to_string().contains("num_partitions"));
-        let err = Config::load(None, vec![], &[("no_such_key".into(), "1".into())]);
-        assert!(err.unwrap_err().to_string().contains("no_such_key"));
-        let err = Config::load(None, vec![], &[("num_partitions".into(), "many".into())]);
-        assert!(err.is_err());
-        let err = Config::load(
-            None,
-            vec![],
-            &[("advertised_listener".into(), "nohost".into())],
-        );
-        assert!(err.is_err());
-    }
-
-    #[test]
-    fn queued_max_request_bytes() {
-        let c = Config::load(None, vec![], &[]).unwrap();
-        assert_eq!(c.request_budget_bytes(), Some(512 * 1024 * 1024));
-        let set = |v: &str| {
-            Config::load(
-                None,
-                vec![],
-                &[("queued.max.request.bytes".into(), v.into())],
-            )
-        };
-        assert_eq!(set("-1").unwrap().request_budget_bytes(), None);
-        assert_eq!(
-            set("1048576").unwrap().request_budget_bytes(),
-            Some(1_048_576)
-        );
-        let env = vec![(
-            "FLOE_QUEUED_MAX_REQUEST_BYTES".to_string(),
-            "65536".to_string(),
-        )];
-        let c = Config::load(None, env, &[]).unwrap();
-        assert_eq!(c.request_budget_bytes(), Some(65536));
-        for bad in ["0", "-2", "1000", "2000000000000"] {
-            let err = set(bad).unwrap_err().to_string();
-            assert!(err.contains("queued_max_request_bytes"), "{bad}: {err}");
-        }
-        assert!(set("lots").is_err());
-    }
-
-    #[test]
-    fn connection_limits() {
-        let c = Config::load(None, vec![], &[]).unwrap();
-        assert_eq!(
-            (c.max_connections, c.max_connections_per_ip),
-            (10_000, i32::MAX)
-        );
-        let c = Config::load(
-            None,
-            vec![("FLOE_MAX_CONNECTIONS_PER_IP".to_string(), "3".to_string())],
-            &[("max.connections".into(), "50".into())],
-        )
-        .unwrap();
-        assert_eq!((c.max_connections, c.max_connections_per_ip), (50, 3));
-        for key in ["max.connections", "max_connections_per_ip"] {
-            let err = Config::load(None, vec![], &[(key.into(), "0".into())]).unwrap_err();
-            assert!(
-                err.to_string().contains(&key.replace('.', "_")),
-                "{key}: {err}"
-            );
-        }
-    }
-
-    #[test]
-    fn connections_max_idle_ms() {
-        use std::time::Duration;
-        let c = Config::load(None, vec![], &[]).unwrap();
-        assert_eq!(c.max_idle(), Some(Duration::from_secs(600)));
-        let set = |v: &str| {
-            Config::load(
-                None,
-                vec![],
-                &[("connections.max.idle.ms".into(), v.into())],
-            )
-        };
-        assert_eq!(set("-1").unwrap().max_idle(), None);
-        assert_eq!(
-            set("500").unwrap().max_idle(),
-            Some(Duration::from_millis(500))
-        );
-        for bad in ["0", "-5"] {
-            let err = set(bad).unwrap_err().to_string();
-            assert!(err.contains("connections_max_idle_ms"), "{bad}: {err}");
-        }
-    }
-}
+mod tests;

@@ -37,6 +37,7 @@ use crate::handlers::{self, FetchReply, Outgoing, Reply, RequestContext};
 use crate::log_limit::LogLimit;
 use crate::request_budget::FREE_BYTES;
 use crate::state::Broker;
+use crate::telemetry;
 
 /// Warnings about connections closed for what their client sent: any client can cause as
 /// many as it likes, so they are rate limited across all connections.
@@ -94,9 +95,15 @@ impl Activity {
     }
 }
 
-/// Serves one connection until the client closes it, sends something unparseable, or
-/// stays idle for `connections.max.idle.ms`.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
+/// Serves one connection until the client closes it, sends something unparseable, stays
+/// idle for `connections.max.idle.ms`, or `shutdown` turns true: then it reads no further
+/// request, answers those it has read, and closes.
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, "set_nodelay failed: {e}");
     }
@@ -167,6 +174,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
         // idle timer is never polled, so it costs nothing on a busy connection.
         tokio::select! {
             biased;
+            _ = shutdown.wait_for(|stop| *stop) => break,
             ready = reader.readable() => if let Err(e) = ready {
                 tracing::debug!(%peer, "read failed: {e}");
                 break;
@@ -193,6 +201,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>) {
             };
             tokio::select! {
                 biased;
+                _ = shutdown.wait_for(|stop| *stop) => break,
                 () = budget.cover(size) => {}
                 () = activity.idle_timeout(max_idle) => {
                     tracing::debug!(%peer, "closing connection idle while waiting for the request budget");
@@ -235,15 +244,20 @@ async fn write_responses(
             },
         };
         let head = (out.api_key, out.api_version, out.correlation_id);
+        let received = out.received;
         let (written, answered) = 'write: {
             let body = match out.reply {
                 Reply::Now(body) => *body,
                 Reply::Later(fut) => fut.await,
                 Reply::Fetch(fut) => {
                     let reply = fut.await;
+                    telemetry::requests::record(head.0, received.elapsed(), |f| {
+                        telemetry::errors::fetch(&reply.body, f)
+                    });
                     break 'write (write_fetch(&mut writer, head.1, head.2, reply).await, 1);
                 }
             };
+            record(head.0, received, &body);
             let Some(mut chunks) = encode(head, &body, peer) else {
                 return;
             };
@@ -278,6 +292,7 @@ fn coalesce(
     while added + 1 < COALESCE_MAX && chunks.len() < COALESCE_CHUNKS {
         let Ok(next) = rx.try_recv() else { break };
         let head = (next.api_key, next.api_version, next.correlation_id);
+        let received = next.received;
         let body = match next.reply {
             Reply::Now(body) => *body,
             Reply::Later(mut fut) => match (&mut fut).now_or_never() {
@@ -295,10 +310,18 @@ fn coalesce(
                 break;
             }
         };
+        record(head.0, received, &body);
         chunks.extend(encode(head, &body, peer)?);
         added += 1;
     }
     Some(added)
+}
+
+/// Counts a response whose body is ready in the request metrics.
+fn record(api: ApiKey, received: Instant, body: &ResponseKind) {
+    telemetry::requests::record(api, received.elapsed(), |f| {
+        telemetry::errors::for_each_error_code(body, f)
+    });
 }
 
 /// Responses written together at most.
@@ -359,6 +382,7 @@ async fn send_region(
     len: usize,
 ) -> std::io::Result<()> {
     let stream: &TcpStream = writer.as_ref();
+    let mut queued = Queued::new(len);
     let mut sent = 0;
     while sent < len {
         stream.writable().await?;
@@ -366,7 +390,10 @@ async fn send_region(
             region.send_to(stream.as_fd(), offset + sent, len - sent)
         }) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => sent += n,
+            Ok(n) => {
+                sent += n;
+                queued.written(n);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
         }
@@ -379,6 +406,7 @@ async fn send_region(
 async fn write_chunks(writer: &mut OwnedWriteHalf, mut chunks: Vec<Bytes>) -> std::io::Result<()> {
     /// Chunks per `writev` (well under every kernel's IOV_MAX).
     const MAX_SLICES: usize = 64;
+    let mut queued = Queued::new(chunks.iter().map(Bytes::len).sum());
     let mut first = 0;
     while first < chunks.len() {
         let slices: Vec<IoSlice<'_>> = chunks[first..]
@@ -390,6 +418,7 @@ async fn write_chunks(writer: &mut OwnedWriteHalf, mut chunks: Vec<Bytes>) -> st
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
+        queued.written(written);
         while written > 0 {
             let chunk = &mut chunks[first];
             let n = written.min(chunk.len());
@@ -401,4 +430,28 @@ async fn write_chunks(writer: &mut OwnedWriteHalf, mut chunks: Vec<Bytes>) -> st
         }
     }
     Ok(())
+}
+
+/// Bytes of a response counted in `floe_response_queued_bytes` until they are written (or
+/// the write fails).
+struct Queued(u64);
+
+impl Queued {
+    fn new(bytes: usize) -> Queued {
+        let bytes = bytes as u64;
+        telemetry::QUEUED_RESPONSE_BYTES.fetch_add(bytes, Ordering::Relaxed);
+        Queued(bytes)
+    }
+
+    fn written(&mut self, bytes: usize) {
+        let n = (bytes as u64).min(self.0);
+        self.0 -= n;
+        telemetry::QUEUED_RESPONSE_BYTES.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        telemetry::QUEUED_RESPONSE_BYTES.fetch_sub(self.0, Ordering::Relaxed);
+    }
 }

@@ -54,13 +54,6 @@ struct ServeArgs {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
@@ -72,6 +65,21 @@ fn main() -> std::process::ExitCode {
             eprintln!("floe: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (else `default`), as text or one JSON object per
+/// line (`log_format = "json"`, for log collectors).
+fn init_logs(default: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
     }
 }
 
@@ -99,6 +107,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     // Paths and addresses must stay strings even when they look like TOML literals.
     let config = Config::load(args.config.as_deref(), std::env::vars(), &overrides)?;
+    init_logs("info", config.log_format == "json");
     floe_broker::connection_limits::check_open_file_limit(
         usize::try_from(config.max_connections).unwrap_or(0),
     );

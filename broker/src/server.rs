@@ -1,5 +1,7 @@
 //! The listener: binds, accepts connections, and shuts the broker down cleanly on SIGTERM
-//! or Ctrl-C (stop accepting, then sync and close every log).
+//! or Ctrl-C: stop accepting, let every connection answer the requests it has read (for
+//! at most `shutdown_timeout_ms`), commit pending table data, then sync and close every log
+//! and write the clean-shutdown marker.
 
 use std::sync::Arc;
 
@@ -11,7 +13,9 @@ use crate::config::{Config, parse_host_port};
 use crate::log_limit::LogLimit;
 use crate::metadata_store::FileMetadataStore;
 use crate::state::{Broker, Endpoint};
+use crate::telemetry;
 use crate::topics::Topics;
+use std::sync::atomic::Ordering;
 
 /// Accept errors repeat every 50 ms while they last (out of file descriptors).
 static ACCEPT_FAILED: LogLimit = LogLimit::new("accept failed", 1);
@@ -26,6 +30,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // First: from here on SIGTERM means a clean shutdown (see `shutdown_signal`).
     let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
     let config = Arc::new(config);
+    // Before anything else touches `metrics`: the storage engine binds its handles to the
+    // recorder installed when it first records.
+    let metrics = if config.metrics_enable {
+        Some(crate::telemetry::install()?)
+    } else {
+        None
+    };
+    if let Some(m) = &metrics {
+        m.spawn_upkeep();
+    }
+    // The admin listener answers /health (and /ready = 503) while the logs recover.
+    let admin = crate::http::Admin::new(metrics);
+    if !config.http_listen.is_empty() {
+        let http = crate::http::bind(&config.http_listen).await?;
+        tracing::info!(http = %http.local_addr()?, "HTTP admin listener (/health, /ready, /metrics)");
+        crate::http::spawn(http, admin.clone());
+    }
     let open_file_limit = raise_open_file_limit();
     let data_dir = config.data_dir.clone();
     let io = floe_storage::Io::from_mode(config.storage.io)
@@ -131,22 +152,30 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Transactions a previous run left half-ended are completed before they time out.
     crate::txn::TransactionCoordinator::start(&broker);
 
+    admin.set_ready(broker.clone());
+
     let limits = broker.config.connection_limits();
     let shutdown = shutdown_signal(term);
     tokio::pin!(shutdown);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => match limits.try_open(peer.ip()) {
                     Ok(slot) => {
-                        let broker = broker.clone();
-                        tokio::spawn(async move {
-                            crate::connection::serve(stream, peer, broker).await;
+                        let (broker, stop) = (broker.clone(), stop_rx.clone());
+                        telemetry::ACCEPTED.fetch_add(1, Ordering::Relaxed);
+                        telemetry::CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+                        connections.spawn(async move {
+                            crate::connection::serve(stream, peer, broker, stop).await;
+                            telemetry::CONNECTIONS.fetch_sub(1, Ordering::Relaxed);
                             drop(slot);
                         });
                     }
                     Err(refused) => {
                         // Kafka closes it at once too; nothing was read from it.
+                        telemetry::REFUSED.fetch_add(1, Ordering::Relaxed);
                         crate::warn_limited!(REFUSED, %peer, "closing connection: {refused}");
                         drop(stream);
                     }
@@ -157,13 +186,43 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             },
+            // Reaps finished connections (a JoinSet keeps their results until joined).
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = &mut shutdown => break,
         }
     }
-    tracing::info!("shutting down: syncing logs");
+    admin.set_stopping();
     drop(listener);
+    let open = connections.len();
+    tracing::info!(
+        connections = open,
+        "shutting down: answering the requests connections have read"
+    );
+    let _ = stop_tx.send(true);
+    let drain = std::time::Duration::from_millis(broker.config.shutdown_timeout_ms);
+    let drained = tokio::time::timeout(drain, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            timeout_ms = broker.config.shutdown_timeout_ms,
+            "connections still busy at shutdown_timeout_ms; closing them without their answers"
+        );
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
+    }
+    tracing::info!("shutting down: syncing logs");
     // Commit what tables have pending while the logs are still open.
-    broker.tableflow.shutdown().await;
+    if tokio::time::timeout(drain, broker.tableflow.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "tables did not commit within shutdown_timeout_ms; they resume from their last commit"
+        );
+    }
     let b = broker.clone();
     tokio::task::spawn_blocking(move || b.topics.shutdown())
         .await

@@ -226,6 +226,16 @@ impl LogManager {
             }
             None => BTreeSet::new(),
         };
+        if clean.is_empty() {
+            tracing::info!(
+                "no clean-shutdown marker: every partition is recovered from its recovery point"
+            );
+        } else {
+            tracing::info!(
+                partitions = clean.len(),
+                "clean-shutdown marker found: these partitions skip recovery"
+            );
+        }
         let logs: Logs = Arc::new(Mutex::new(HashMap::new()));
         let checkpoint = Arc::new(Checkpoints {
             recovery_points: Checkpoint::open(

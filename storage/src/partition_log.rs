@@ -96,6 +96,9 @@ pub struct ReadResult {
 pub struct RegionRead {
     /// Whole record batches in a segment file; `None` if there was nothing to read.
     pub region: Option<io::FileRegion>,
+    /// Offset after the last batch of `region` (with the first batch's base offset, how many
+    /// offsets it delivers).
+    pub next_offset: Option<i64>,
     /// High watermark at the time of the read (the log end offset on a single node).
     pub high_watermark: i64,
     /// Last stable offset at the time of the read ([`ReadResult::last_stable_offset`]).
@@ -359,6 +362,8 @@ pub struct PartitionLog {
     /// First offset of the oldest open transaction (`i64::MAX` if none); stored before
     /// `log_end` under the append lock.
     first_unstable: AtomicI64,
+    /// Bytes and records clients produced and fetched (for `/metrics`).
+    traffic: traffic::Traffic,
 }
 
 /// What the data directory's checkpoints say about a log being opened.
@@ -487,6 +492,7 @@ impl PartitionLog {
             remote: std::sync::RwLock::new(None),
             txn_index: std::sync::RwLock::new(txn_index),
             first_unstable: AtomicI64::new(first_unstable),
+            traffic: traffic::Traffic::default(),
         })
     }
 
@@ -1032,12 +1038,16 @@ impl PartitionLog {
         isolation: Isolation,
     ) -> Result<RegionRead, ReadError> {
         let located = self.locate(fetch_offset, isolation)?;
-        let region = match &located.start {
-            Some((segment, batch)) => Some(segment.region_from(batch, max_bytes)?),
-            None => None,
+        let (region, next_offset) = match &located.start {
+            Some((segment, batch)) => {
+                let (region, next) = segment.region_from(batch, max_bytes)?;
+                (Some(region), Some(next))
+            }
+            None => (None, None),
         };
         Ok(RegionRead {
             region,
+            next_offset,
             high_watermark: located.high_watermark,
             last_stable_offset: located.last_stable_offset,
             log_start_offset: located.log_start_offset,
@@ -1142,6 +1152,16 @@ impl PartitionLog {
     /// Bytes of the log's segment files (`.log` only), as DescribeLogDirs reports them.
     pub fn size_bytes(&self) -> u64 {
         self.lock().segments.values().map(|s| s.size).sum()
+    }
+
+    /// Segments of the log on local disk.
+    pub fn segment_count(&self) -> usize {
+        self.lock().segments.len()
+    }
+
+    /// What clients produced to and fetched from this partition since it was opened.
+    pub fn traffic(&self) -> &traffic::Traffic {
+        &self.traffic
     }
 
     /// First offset in the log.
@@ -1323,6 +1343,7 @@ pub mod retention;
 #[cfg(test)]
 mod tests;
 mod tiered;
+pub mod traffic;
 mod transactions;
 #[cfg(test)]
 mod txn_tests;

@@ -308,6 +308,7 @@ impl Segment {
             time_index: self.time_index.reader(),
             max_timestamp: self.max_timestamp,
             offset_of_max_timestamp: self.offset_of_max_timestamp,
+            next_offset: self.next_offset,
         }
     }
 }
@@ -371,14 +372,19 @@ pub(crate) struct SegmentReader {
     pub(crate) time_index: TimeIndexReader,
     pub(crate) max_timestamp: i64,
     pub(crate) offset_of_max_timestamp: i64,
+    /// Offset after the last batch within `size`.
+    pub(crate) next_offset: i64,
 }
 
 impl SegmentReader {
     /// Ends the reader before the batch holding `upper`: a read_committed read stops at the
     /// last stable offset (a batch boundary).
     pub(crate) fn cap_at(&mut self, upper: i64) -> Result<(), StorageError> {
-        if let Some(batch) = self.find_batch(upper)? {
-            self.size = self.size.min(batch.position);
+        if let Some(batch) = self.find_batch(upper)?
+            && batch.position < self.size
+        {
+            self.size = batch.position;
+            self.next_offset = batch.header.base_offset;
         }
         Ok(())
     }
@@ -450,12 +456,13 @@ impl SegmentReader {
     /// Whole batches from `first` on, at most `max_bytes` of them but always `first` itself,
     /// as a range of the `.log` (the same batches [`SegmentReader::read_from`] returns), found
     /// without reading the records: the offset index gives a batch boundary at or before the
-    /// limit and batch headers are walked from there.
+    /// limit and batch headers are walked from there. Also returns the offset after the
+    /// range's last batch.
     pub(crate) fn region_from(
         &self,
         first: &LocatedBatch,
         max_bytes: usize,
-    ) -> Result<io::FileRegion, StorageError> {
+    ) -> Result<(io::FileRegion, i64), StorageError> {
         let start = first.position;
         let first_end = start + first.header.total_size() as u64;
         let limit = start
@@ -463,8 +470,8 @@ impl SegmentReader {
             .max(first_end)
             .min(self.size);
         // The segment ends at a batch boundary (appends write whole batches).
-        let end = if limit == self.size {
-            self.size
+        let (end, next_offset) = if limit == self.size {
+            (self.size, self.next_offset)
         } else {
             // An index entry names a batch start (and that batch's last offset): trusted
             // only if the bytes agree, as in `find_batch`.
@@ -473,13 +480,15 @@ impl SegmentReader {
                 .floor(|e| u64::from(e.position) <= limit)?
                 .filter(|e| u64::from(e.position) > first_end);
             let mut end = first_end;
+            let mut next_offset = first.header.last_offset() + 1;
             if let Some(entry) = indexed {
                 let position = u64::from(entry.position);
                 let last = self.base_offset + i64::from(entry.relative_offset);
-                if matches!(read_batch_header(&self.log, position, self.size),
-                    Ok(Some(b)) if b.header.last_offset() == last)
+                if let Ok(Some(b)) = read_batch_header(&self.log, position, self.size)
+                    && b.header.last_offset() == last
                 {
                     end = position;
+                    next_offset = b.header.base_offset;
                 }
             }
             while let Some(batch) = read_batch_header(&self.log, end, self.size)? {
@@ -487,10 +496,11 @@ impl SegmentReader {
                     break;
                 }
                 end = batch.end();
+                next_offset = batch.header.last_offset() + 1;
             }
-            end
+            (end, next_offset)
         };
-        self.log.region(start, (end - start) as usize)
+        Ok((self.log.region(start, (end - start) as usize)?, next_offset))
     }
 
     /// The whole bytes of one batch.

@@ -1,7 +1,7 @@
 //! Lag of every materialized partition: records and seconds between the log end and what
-//! the table has committed. Published as `metrics` gauges
-//! (`floe_tableflow_lag_records`, `floe_tableflow_lag_seconds`, labels `table`,
-//! `partition`) and readable with [`LagRegistry::snapshot`] for the broker to export.
+//! the table has committed, readable with [`LagRegistry::snapshot`]: the broker renders it
+//! at each `/metrics` scrape (`floe_tableflow_lag_records`, `floe_tableflow_lag_seconds`),
+//! so a table that goes away stops being reported.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -29,14 +29,8 @@ pub struct LagRegistry {
 }
 
 impl LagRegistry {
-    /// Records the lag of a partition and updates its gauges.
+    /// Records the lag of a partition.
     pub fn set(&self, lag: PartitionLag) {
-        let labels = [
-            ("table", lag.table.clone()),
-            ("partition", lag.partition.to_string()),
-        ];
-        metrics::gauge!("floe_tableflow_lag_records", &labels).set(lag.records as f64);
-        metrics::gauge!("floe_tableflow_lag_seconds", &labels).set(lag.seconds);
         self.lags
             .lock()
             .unwrap_or_else(|p| p.into_inner())

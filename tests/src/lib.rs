@@ -68,6 +68,8 @@ pub struct Broker {
     child: Option<Child>,
     /// Port the broker listens on (kept across restarts).
     pub port: u16,
+    /// Port of its HTTP admin listener (`/metrics`, `/health`, `/ready`).
+    pub http_port: u16,
     /// Data directory (kept across restarts; removed on drop).
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
@@ -89,6 +91,7 @@ impl Broker {
         let mut broker = Broker {
             child: None,
             port: free_port(),
+            http_port: free_port(),
             data_dir,
             _tmp: Some(tmp),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
@@ -120,6 +123,8 @@ impl Broker {
             .arg(&self.data_dir)
             .arg("--listen")
             .arg(self.bootstrap())
+            .arg("--set")
+            .arg(format!("http_listen=127.0.0.1:{}", self.http_port))
             .args(&self.extra_args)
             .env(
                 "RUST_LOG",
@@ -385,4 +390,24 @@ pub fn client_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut cmd = Command::new(program);
     cmd.env_remove("LD_LIBRARY_PATH");
     cmd
+}
+
+/// `GET path` on 127.0.0.1:`port` over HTTP/1.0: `(status, body)`, or `None` if nothing
+/// answered (not listening yet, or the connection failed).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
 }

@@ -220,6 +220,11 @@ async fn read_all(
                     if let Some(r) = &records {
                         first_with_data = false;
                         remaining = remaining.saturating_sub(r.len());
+                        // The client reads from its fetch offset on (the first batch may
+                        // start before it).
+                        let offsets = read.next_offset.map_or(0, |n| n - t.fetch_offset);
+                        log.traffic()
+                            .fetched(r.len() as u64, u64::try_from(offsets).unwrap_or(0));
                     }
                     let aborted = match (&records, params.isolation) {
                         (Some(_), Isolation::Committed) => {

@@ -100,6 +100,8 @@ pub struct Outgoing {
     pub correlation_id: i32,
     /// The body.
     pub reply: Reply,
+    /// When the request was read (for the latency metrics).
+    pub received: std::time::Instant,
 }
 
 /// An API and the versions of it that the broker serves.
@@ -184,11 +186,13 @@ pub async fn dispatch(
     frame: &RequestFrame,
 ) -> Result<Option<Outgoing>, String> {
     let version = frame.api_version();
+    let received = std::time::Instant::now();
     let outgoing = |api_version, reply| Outgoing {
         api_key: frame.api_key,
         api_version,
         correlation_id: frame.correlation_id(),
         reply,
+        received,
     };
     let served = supported(frame.api_key).filter(|a| (a.min..=a.max).contains(&version));
     if served.is_none() {

@@ -64,7 +64,16 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
                         Err(failure) => Err(failure),
                         Ok(()) => append(&log, &name, data.index, &records, now)
                             .await
-                            .map(|info| (log, info)),
+                            .map(|info| {
+                                if !info.duplicate {
+                                    let count = info.last_offset - info.base_offset + 1;
+                                    log.traffic().produced(
+                                        records.len() as u64,
+                                        u64::try_from(count).unwrap_or(0),
+                                    );
+                                }
+                                (log, info)
+                            }),
                     }
                 }
             };

@@ -43,6 +43,11 @@ mod nonblocking;
 #[allow(unsafe_code)]
 mod uring;
 
+/// io_uring operations submitted and not yet answered (0 on the std backend).
+pub fn uring_in_flight() -> u64 {
+    uring::URING_IN_FLIGHT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 pub use nonblocking::{offload, without_blocking};
 
 use std::collections::VecDeque;

@@ -241,6 +241,10 @@ struct InFlight {
     error: Option<(IoOp, io::Error)>,
 }
 
+/// Operations submitted to io_uring and not yet answered, over every ring of the process
+/// (one per backend; a broker has one): read by `/metrics`.
+pub static URING_IN_FLIGHT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The in-flight table. Buffers in it may still be in use by the kernel.
 struct Table(HashMap<u64, InFlight>);
 
@@ -304,6 +308,7 @@ impl DriverLoop {
             if self.closing && self.table.0.is_empty() && !self.wake_armed {
                 break;
             }
+            URING_IN_FLIGHT.store(self.table.0.len() as u64, Ordering::Relaxed);
             match self.ring.submit_and_wait(1) {
                 Ok(_) => {}
                 Err(e) if e.raw_os_error() == Some(EINTR) => {}

@@ -107,7 +107,10 @@ pub fn sync_logs(logs: &[&PartitionLog]) -> Vec<Result<(), StorageError>> {
                 owner.push(k);
             }
         }
-        for (k, result) in owner.into_iter().zip(io.sync_each(&files)) {
+        let started = std::time::Instant::now();
+        let synced = io.sync_each(&files);
+        metrics::histogram!("floe_log_fsync_seconds").record(started.elapsed().as_secs_f64());
+        for (k, result) in owner.into_iter().zip(synced) {
             let slot = outcomes[k].get_or_insert(Ok(()));
             if slot.is_ok()
                 && let Err(e) = result
@@ -380,6 +383,8 @@ impl Syncer {
                 .spawn(move || {
                     while let Some(round) = queue.next_round() {
                         let logs: Vec<&PartitionLog> = round.iter().map(|l| &**l).collect();
+                        metrics::histogram!("floe_group_commit_partitions")
+                            .record(logs.len() as f64);
                         // Failures take the log offline and reach waiters via its watch.
                         let _ = sync_logs(&logs);
                     }

@@ -166,6 +166,7 @@ impl PartitionLog {
             if offset >= upper {
                 return Ok(RegionRead {
                     region: None,
+                    next_offset: None,
                     high_watermark: log_end,
                     last_stable_offset,
                     log_start_offset: log_start,
@@ -180,20 +181,22 @@ impl PartitionLog {
                 }
                 match reader.find_batch(offset)? {
                     Some(batch) => {
-                        let region = reader.region_from(&batch, max_bytes)?;
-                        Ok(Some(if region.is_cached() {
+                        let (region, next_offset) = reader.region_from(&batch, max_bytes)?;
+                        let region = if region.is_cached() {
                             region
                         } else {
                             region.load()?
-                        }))
+                        };
+                        Ok(Some((region, next_offset)))
                     }
                     None => Ok(None),
                 }
             })
             .await?;
-            if let Some(region) = region {
+            if let Some((region, next_offset)) = region {
                 return Ok(RegionRead {
                     region: Some(region),
+                    next_offset: Some(next_offset),
                     high_watermark: log_end,
                     last_stable_offset,
                     log_start_offset: log_start,

@@ -148,6 +148,22 @@ impl GroupCoordinator {
         })
     }
 
+    /// Every committed offset, as (group, topic, partition, offset), sorted: for the lag
+    /// metrics of `/metrics`.
+    pub fn committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
+        let groups = self.inner.lock();
+        let mut out: Vec<(String, String, i32, i64)> = groups
+            .iter()
+            .flat_map(|(id, g)| {
+                g.offsets
+                    .iter()
+                    .map(move |((t, p), v)| (id.clone(), t.clone(), *p, v.offset))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// OffsetDelete: removes committed offsets of topics no member subscribes to.
     pub fn delete_offsets(
         &self,

@@ -1,0 +1,117 @@
+//! The HTTP admin listener (`http_listen`, default 127.0.0.1:9644): `/health`, `/ready` and
+//! `/metrics`. It binds before recovery starts, so probes are answered while a large log
+//! recovers: `/health` always (the process is alive and serving HTTP), `/ready` only once
+//! recovery is done, the metadata is loaded and the Kafka listener is bound, and no longer
+//! once a shutdown has begun.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+use crate::state::Broker;
+use crate::telemetry::Metrics;
+
+/// What the endpoints report on.
+pub struct Admin {
+    ready: AtomicBool,
+    stopping: AtomicBool,
+    broker: OnceLock<Arc<Broker>>,
+    metrics: Option<Metrics>,
+}
+
+impl Admin {
+    /// Not ready yet; `metrics` is `None` when they are off.
+    pub fn new(metrics: Option<Metrics>) -> Arc<Admin> {
+        Arc::new(Admin {
+            ready: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            broker: OnceLock::new(),
+            metrics,
+        })
+    }
+
+    /// The broker serves clients: `/ready` answers 200 from now on.
+    pub fn set_ready(&self, broker: Arc<Broker>) {
+        let _ = self.broker.set(broker);
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// A shutdown began: `/ready` answers 503 again.
+    pub fn set_stopping(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.ready.store(false, Ordering::Release);
+    }
+}
+
+/// Binds the admin listener; serve it with [`spawn`].
+pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (http_listen)"))
+}
+
+/// Serves the endpoints on `listener` until the process exits.
+pub fn spawn(listener: TcpListener, admin: Arc<Admin>) {
+    let app = Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(admin);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("the HTTP admin listener stopped: {e}");
+        }
+    });
+}
+
+async fn health() -> &'static str {
+    "ok\n"
+}
+
+async fn ready(State(admin): State<Arc<Admin>>) -> Response {
+    if admin.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else if admin.stopping.load(Ordering::Acquire) {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "starting: recovering logs and loading metadata\n",
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(admin): State<Arc<Admin>>) -> Response {
+    let Some(metrics) = admin.metrics.clone() else {
+        return (
+            StatusCode::NOT_FOUND,
+            "metrics are off (metrics_enable = false)\n",
+        )
+            .into_response();
+    };
+    let broker = admin.broker.get().cloned();
+    // Walks every partition and group: off the runtime's workers.
+    match tokio::task::spawn_blocking(move || metrics.render(broker.as_deref())).await {
+        Ok(body) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("rendering metrics failed: {e}\n"),
+        )
+            .into_response(),
+    }
+}
