@@ -1,5 +1,7 @@
 //! The `floe` command.
 
+mod cli;
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +22,9 @@ struct Cli {
 enum Command {
     /// Run the broker.
     Serve(ServeArgs),
+    /// Admin and client commands for any Kafka-compatible broker (docs/cli.md).
+    #[command(flatten)]
+    Client(cli::ClientCommand),
 }
 
 #[derive(clap::Args)]
@@ -57,6 +62,10 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Client(command) => {
+            init_logs("warn", false);
+            return cli::run(command);
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
