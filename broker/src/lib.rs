@@ -5,6 +5,7 @@
 //! API. Topics and their partition logs live in [`topics`], persisted through
 //! [`metadata_store`]. Internal errors become Kafka error codes only in [`errors`].
 
+pub mod broker_configs;
 pub mod config;
 pub mod connection;
 pub mod connection_limits;

@@ -138,6 +138,20 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = {
             "Largest record batch the topic accepts (compressed size).",
         ),
         def(
+            "message.downconversion.enable",
+            Boolean,
+            0,
+            &[],
+            "Accepted and ignored, as Kafka 3.x does: Floe serves record batch format v2 only (Produce v3+, Fetch v4+), so there is nothing to down-convert.",
+        ),
+        def(
+            "message.format.version",
+            String,
+            0,
+            &[],
+            "Accepted and ignored, as Kafka 3.x does: batches are always stored in format v2.",
+        ),
+        def(
             "message.timestamp.type",
             String,
             0,
@@ -305,6 +319,9 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
             "Invalid value {value} for configuration {name}: {why}"
         ))
     };
+    if name == "message.format.version" && !is_message_format_version(value) {
+        return invalid("Not a Kafka version such as 2.8 or 3.0-IV1");
+    }
     match d.kind {
         ConfigType::Boolean => {
             if !matches!(value.to_ascii_lowercase().as_str(), "true" | "false") {
@@ -363,6 +380,21 @@ pub fn validate_table_configs(
     floe_tableflow::validate_topic_configs(topic, configs).map_err(|e| e.to_string())
 }
 
+/// A Kafka release version as `message.format.version` takes it: `0.10.2`, `2.8`,
+/// `3.0-IV1`.
+fn is_message_format_version(value: &str) -> bool {
+    let (version, iv) = match value.split_once("-IV") {
+        Some((v, iv)) => (v, Some(iv)),
+        None => (value, None),
+    };
+    let parts: Vec<&str> = version.split('.').collect();
+    (2..=3).contains(&parts.len())
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && iv.is_none_or(|iv| !iv.is_empty() && iv.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// The broker-wide default of a topic config, as Kafka derives it from broker settings.
 pub fn default_value(name: &str, config: &Config) -> String {
     match name {
@@ -375,6 +407,8 @@ pub fn default_value(name: &str, config: &Config) -> String {
         "index.interval.bytes" => config.log_index_interval_bytes.to_string(),
         "max.message.bytes" => config.message_max_bytes.to_string(),
         "message.timestamp.type" => "CreateTime".into(),
+        "message.format.version" => "3.0-IV1".into(),
+        "message.downconversion.enable" => "true".into(),
         "min.cleanable.dirty.ratio" => config.log_cleaner_min_cleanable_ratio.to_string(),
         "min.compaction.lag.ms" => config.log_cleaner_min_compaction_lag_ms.to_string(),
         "segment.jitter.ms" => "0".into(),
@@ -516,6 +550,12 @@ mod tests {
                 .contains("Unknown")
         );
         assert!(validate("preallocate", "yes").is_err());
+        // Kafka 3.x accepts (and ignores) the old message format settings.
+        assert!(validate("message.format.version", "2.8").is_ok());
+        assert!(validate("message.format.version", "3.0-IV1").is_ok());
+        assert!(validate("message.format.version", "0.10.2").is_ok());
+        assert!(validate("message.format.version", "latest").is_err());
+        assert!(validate("message.downconversion.enable", "false").is_ok());
     }
 
     #[test]

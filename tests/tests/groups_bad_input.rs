@@ -374,6 +374,8 @@ fn a_replaced_static_member_is_fenced_and_its_successor_keeps_working() {
     let (group, topic, instance) = ("fencing", "fenced-topic", Some("instance-1"));
     let mut old = RawConn::open(&broker, CLIENT_ID);
     let mut new = RawConn::open(&broker, CLIENT_ID);
+    // Commits go to a topic that exists (others answer UNKNOWN_TOPIC_OR_PARTITION).
+    assert_eq!(old.create_topic(topic, 1), NONE, "CreateTopics");
 
     // The first incarnation joins (a static member gets its id at once), leads, syncs.
     let joined = join(&mut old, group, "", instance);

@@ -75,3 +75,13 @@ fn java_client_transactions_commit_abort_and_read_committed() {
     let stdout = compile_and_run("FloeJavaTxnCheck", &broker);
     eprintln!("{stdout}");
 }
+
+/// Issue 14's compatibility items with the Java AdminClient: describeFeatures, describeTopics
+/// through DescribeTopicPartitions, electLeaders, listPartitionReassignments, the broker's
+/// configs, and message.format.version accepted (see `FloeJavaAdminCompat.java`).
+#[test]
+fn java_admin_client_features_elections_reassignments_and_configs() {
+    let broker = Broker::start();
+    let stdout = compile_and_run("FloeJavaAdminCompat", &broker);
+    eprintln!("{stdout}");
+}

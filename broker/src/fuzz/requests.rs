@@ -392,6 +392,32 @@ fn seeds(key: ApiKey, topic_id: Uuid) -> Vec<RequestKind> {
                 .with_state_filters(vec![s("Ongoing")])
                 .with_producer_id_filters(vec![ProducerId(1000)]),
         )],
+        ApiKey::ElectLeaders => vec![RequestKind::ElectLeaders(
+            ElectLeadersRequest::default().with_topic_partitions(Some(vec![
+                elect_leaders_request::TopicPartitions::default()
+                    .with_topic(topic())
+                    .with_partitions(vec![0, 7]),
+            ])),
+        )],
+        ApiKey::ListPartitionReassignments => vec![RequestKind::ListPartitionReassignments(
+            ListPartitionReassignmentsRequest::default().with_topics(Some(vec![
+                list_partition_reassignments_request::ListPartitionReassignmentsTopics::default()
+                    .with_name(topic())
+                    .with_partition_indexes(vec![0]),
+            ])),
+        )],
+        ApiKey::DescribeTopicPartitions => vec![RequestKind::DescribeTopicPartitions(
+            DescribeTopicPartitionsRequest::default()
+                .with_topics(vec![
+                    describe_topic_partitions_request::TopicRequest::default().with_name(topic()),
+                ])
+                .with_response_partition_limit(1)
+                .with_cursor(Some(
+                    describe_topic_partitions_request::Cursor::default()
+                        .with_topic_name(topic())
+                        .with_partition_index(0),
+                )),
+        )],
         _ => Vec::new(),
     };
     default_request(key).into_iter().chain(populated).collect()
@@ -442,6 +468,11 @@ fn default_request(key: ApiKey) -> Option<RequestKind> {
         ApiKey::DescribeProducers => RequestKind::DescribeProducers(Default::default()),
         ApiKey::DescribeTransactions => RequestKind::DescribeTransactions(Default::default()),
         ApiKey::ListTransactions => RequestKind::ListTransactions(Default::default()),
+        ApiKey::ElectLeaders => RequestKind::ElectLeaders(Default::default()),
+        ApiKey::ListPartitionReassignments => {
+            RequestKind::ListPartitionReassignments(Default::default())
+        }
+        ApiKey::DescribeTopicPartitions => RequestKind::DescribeTopicPartitions(Default::default()),
         _ => return None,
     })
 }

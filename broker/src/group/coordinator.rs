@@ -133,6 +133,41 @@ impl CommitArgs {
             })
             .collect()
     }
+
+    /// Takes the partitions of topics that do not exist (or partitions past a topic's
+    /// count) out of the commit and answers them UNKNOWN_TOPIC_OR_PARTITION, as Kafka does
+    /// before the group is consulted. `exists(topic, partition)` says what exists.
+    pub fn take_unknown(&mut self, exists: impl Fn(&str, i32) -> bool) -> PartitionResults {
+        let mut unknown: PartitionResults = Vec::new();
+        for (topic, partitions) in &mut self.topics {
+            let (known, missing): (Vec<_>, Vec<_>) = std::mem::take(partitions)
+                .into_iter()
+                .partition(|p| exists(topic, p.partition));
+            *partitions = known;
+            if !missing.is_empty() {
+                unknown.push((
+                    topic.clone(),
+                    missing
+                        .into_iter()
+                        .map(|p| (p.partition, Err(GroupError::UnknownTopicOrPartition)))
+                        .collect(),
+                ));
+            }
+        }
+        self.topics.retain(|(_, ps)| !ps.is_empty());
+        unknown
+    }
+}
+
+/// `results` with `more` added, each topic's partitions in one entry.
+pub fn merge_results(mut results: PartitionResults, more: PartitionResults) -> PartitionResults {
+    for (topic, partitions) in more {
+        match results.iter_mut().find(|(t, _)| *t == topic) {
+            Some((_, ps)) => ps.extend(partitions),
+            None => results.push((topic, partitions)),
+        }
+    }
+    results
 }
 
 /// Committed offsets by topic, `None` where nothing is committed.

@@ -101,6 +101,9 @@ pub enum GroupError {
     /// A KIP-848 member committing with a request version it must not use.
     #[error("unsupported version")]
     UnsupportedVersion,
+    /// An offset commit for a topic or partition that does not exist.
+    #[error("unknown topic or partition")]
+    UnknownTopicOrPartition,
 }
 
 impl GroupError {
@@ -128,6 +131,7 @@ impl GroupError {
             GroupError::UnreleasedInstanceId => ResponseError::UnreleasedInstanceId,
             GroupError::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
             GroupError::UnsupportedVersion => ResponseError::UnsupportedVersion,
+            GroupError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
         }
     }
 }

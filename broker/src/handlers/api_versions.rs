@@ -1,12 +1,14 @@
 //! ApiVersions: the versions of every API this broker serves, generated from the handler
-//! table. Tagged fields (features) are left at their defaults so they are not written
-//! (old librdkafka mis-skips tagged fields it does not know).
+//! table, and (v3+) the features it supports and has finalized, which is what Kafka's
+//! DescribeFeatures (AdminClient `describeFeatures`, `kafka-features describe`) reads.
 
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, ResponseKind};
 
-use super::{Handled, RequestContext, SUPPORTED_APIS};
+use super::{Handled, RequestContext, SUPPORTED_APIS, str_bytes};
 
 fn api_keys() -> Vec<ApiVersion> {
     SUPPORTED_APIS
@@ -20,9 +22,55 @@ fn api_keys() -> Vec<ApiVersion> {
         .collect()
 }
 
+/// Features as Kafka names them: (name, lowest supported, highest supported, finalized).
+/// - `metadata.version`: the cluster's metadata level; Floe speaks the protocol of Kafka
+///   3.9 (`3.9-IV0`, level 21);
+/// - `group.version` 1: the KIP-848 consumer group protocol is served;
+/// - `transaction.version` 1: KIP-890 part 1 (server-side transaction verification); not 2,
+///   whose implicit partition adds (transactions V2) Floe does not serve, so clients that
+///   would use it keep to the protocol they share with Floe;
+/// - `kraft.version` 0: no controller quorum.
+const FEATURES: &[(&str, i16, i16, i16)] = &[
+    ("metadata.version", 1, 21, 21),
+    ("group.version", 0, 1, 1),
+    ("transaction.version", 0, 1, 1),
+    ("kraft.version", 0, 0, 0),
+];
+
+/// Epoch of the finalized features: they never change while the broker runs.
+const FINALIZED_EPOCH: i64 = 1;
+
 /// Handles ApiVersions.
-pub async fn handle(_ctx: &RequestContext, _req: ApiVersionsRequest) -> Handled {
-    ResponseKind::ApiVersions(ApiVersionsResponse::default().with_api_keys(api_keys())).into()
+pub async fn handle(ctx: &RequestContext, _req: ApiVersionsRequest) -> Handled {
+    let mut response = ApiVersionsResponse::default().with_api_keys(api_keys());
+    if ctx.version() >= 3 {
+        response = response
+            .with_supported_features(
+                FEATURES
+                    .iter()
+                    .map(|(name, min, max, _)| {
+                        SupportedFeatureKey::default()
+                            .with_name(str_bytes(name))
+                            .with_min_version(*min)
+                            .with_max_version(*max)
+                    })
+                    .collect(),
+            )
+            .with_finalized_features_epoch(FINALIZED_EPOCH)
+            .with_finalized_features(
+                FEATURES
+                    .iter()
+                    .filter(|f| f.3 > 0)
+                    .map(|(name, _, _, level)| {
+                        FinalizedFeatureKey::default()
+                            .with_name(str_bytes(name))
+                            .with_min_version_level(*level)
+                            .with_max_version_level(*level)
+                    })
+                    .collect(),
+            );
+    }
+    ResponseKind::ApiVersions(response).into()
 }
 
 /// The KIP-511 answer to an ApiVersions request of a version we do not know (sent as v0).

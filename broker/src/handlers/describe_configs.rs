@@ -1,5 +1,5 @@
 //! DescribeConfigs for topics (every known topic config, with its source) and for this
-//! broker (its settings under Kafka's names where Kafka has one).
+//! broker (its settings under Kafka's broker config names, `broker_configs.rs`).
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
@@ -8,8 +8,7 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, ResponseKind};
 
 use super::{Handled, RequestContext, str_bytes};
-use crate::config::Config;
-use crate::topic_config::{self, ConfigType};
+use crate::topic_config;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -101,22 +100,38 @@ pub async fn handle(ctx: &RequestContext, req: DescribeConfigsRequest) -> Handle
                                 broker.endpoint.node_id
                             ))));
                     }
-                    let configs = broker_configs(&broker.config)
-                        .into_iter()
-                        .filter(|(n, _, _)| wanted(n))
-                        .map(|(n, v, t)| {
-                            let mut entry = DescribeConfigsResourceResult::default()
-                                .with_name(str_bytes(n))
-                                .with_value(Some(str_bytes(&v)))
-                                .with_read_only(true)
-                                .with_config_source(SOURCE_STATIC_BROKER)
-                                .with_config_type(t as i8);
-                            if req.include_documentation {
-                                entry = entry.with_documentation(None);
-                            }
-                            entry
-                        })
-                        .collect();
+                    let configs = crate::broker_configs::broker_configs(
+                        &broker.config,
+                        &broker.endpoint,
+                    )
+                    .into_iter()
+                    .filter(|c| wanted(c.name))
+                    .map(|c| {
+                        let source = if c.is_default {
+                            SOURCE_DEFAULT
+                        } else {
+                            SOURCE_STATIC_BROKER
+                        };
+                        let mut entry = DescribeConfigsResourceResult::default()
+                            .with_name(str_bytes(c.name))
+                            .with_value(Some(str_bytes(&c.value)))
+                            .with_read_only(true)
+                            .with_config_source(source)
+                            .with_config_type(c.kind as i8);
+                        if req.include_synonyms {
+                            entry = entry.with_synonyms(vec![
+                                DescribeConfigsSynonym::default()
+                                    .with_name(str_bytes(c.name))
+                                    .with_value(Some(str_bytes(&c.value)))
+                                    .with_source(source),
+                            ]);
+                        }
+                        if req.include_documentation {
+                            entry = entry.with_documentation(Some(str_bytes(c.doc)));
+                        }
+                        entry
+                    })
+                    .collect();
                     result.with_configs(configs)
                 }
                 other => result
@@ -128,26 +143,4 @@ pub async fn handle(ctx: &RequestContext, req: DescribeConfigsRequest) -> Handle
         })
         .collect();
     ResponseKind::DescribeConfigs(DescribeConfigsResponse::default().with_results(results)).into()
-}
-
-fn broker_configs(c: &Config) -> Vec<(&'static str, String, ConfigType)> {
-    use ConfigType::*;
-    vec![
-        ("node.id", c.node_id.to_string(), Int),
-        ("broker.id", c.node_id.to_string(), Int),
-        ("log.dirs", c.data_dir.display().to_string(), String),
-        ("auto.create.topics.enable", c.auto_create_topics_enable.to_string(), Boolean),
-        ("num.partitions", c.num_partitions.to_string(), Int),
-        ("socket.request.max.bytes", c.socket_request_max_bytes.to_string(), Int),
-        ("log.segment.bytes", c.log_segment_bytes.to_string(), Int),
-        ("log.roll.ms", c.log_roll_ms.to_string(), Long),
-        ("message.max.bytes", c.message_max_bytes.to_string(), Int),
-        ("log.index.interval.bytes", c.log_index_interval_bytes.to_string(), Int),
-        ("log.retention.ms", c.log_retention_ms().to_string(), Long),
-        ("log.retention.check.interval.ms", c.log_retention_check_interval_ms.to_string(), Long),
-        ("log.segment.delete.delay.ms", c.log_segment_delete_delay_ms.to_string(), Long),
-        ("log.retention.bytes", c.log_retention_bytes.to_string(), Long),
-        ("default.replication.factor", "1".into(), Int),
-        ("min.insync.replicas", "1".into(), Int),
-    ]
 }

@@ -173,6 +173,9 @@ handlers! {
     DescribeProducers 0..=0 => describe_producers;
     DescribeTransactions 0..=0 => describe_transactions;
     ListTransactions 0..=1 => list_transactions;
+    ElectLeaders 0..=2 => elect_leaders;
+    ListPartitionReassignments 0..=0 => list_partition_reassignments;
+    DescribeTopicPartitions 0..=0 => describe_topic_partitions;
 }
 
 /// The served version range of an API, if it is served at all.

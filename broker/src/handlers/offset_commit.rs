@@ -11,12 +11,12 @@ use kafka_protocol::messages::{
 
 use super::{Handled, Reply, RequestContext, str_bytes};
 use crate::group::classic::Pending;
-use crate::group::coordinator::{CommitArgs, CommitPartition, PartitionResults};
+use crate::group::coordinator::{CommitArgs, CommitPartition, PartitionResults, merge_results};
 
 /// Handles OffsetCommit.
 pub async fn handle(ctx: &RequestContext, req: OffsetCommitRequest) -> Handled {
     let groups = &ctx.broker.groups;
-    let args = CommitArgs {
+    let mut args = CommitArgs {
         group_id: req.group_id.0.to_string(),
         generation: req.generation_id_or_member_epoch,
         member_id: req.member_id.to_string(),
@@ -44,13 +44,27 @@ pub async fn handle(ctx: &RequestContext, req: OffsetCommitRequest) -> Handled {
     if let Err(e) = groups.ensure_ready(&ctx.broker.topics) {
         return ResponseKind::OffsetCommit(response(args.fail_all(e))).into();
     }
+    let unknown = args.take_unknown(|t, p| partition_exists(ctx, t, p));
+    if args.topics.is_empty() {
+        return ResponseKind::OffsetCommit(response(unknown)).into();
+    }
     match groups.commit_offsets(args) {
-        Pending::Now(results) => ResponseKind::OffsetCommit(response(results)).into(),
+        Pending::Now(results) => {
+            ResponseKind::OffsetCommit(response(merge_results(results, unknown))).into()
+        }
         Pending::Wait(rx) => Handled::Reply(Reply::Later(Box::pin(async move {
             let results = rx.await.unwrap_or_default();
-            ResponseKind::OffsetCommit(response(results))
+            ResponseKind::OffsetCommit(response(merge_results(results, unknown)))
         }))),
     }
+}
+
+/// Whether a partition exists (Kafka checks the metadata before the group).
+pub(crate) fn partition_exists(ctx: &RequestContext, topic: &str, partition: i32) -> bool {
+    ctx.broker
+        .topics
+        .get(topic)
+        .is_some_and(|t| (0..t.record.partitions).contains(&partition))
 }
 
 

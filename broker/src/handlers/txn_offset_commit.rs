@@ -11,7 +11,7 @@ use kafka_protocol::messages::{
 
 use super::{Handled, Reply, RequestContext, str_bytes};
 use crate::group::classic::Pending;
-use crate::group::coordinator::{CommitArgs, CommitPartition, PartitionResults};
+use crate::group::coordinator::{CommitArgs, CommitPartition, PartitionResults, merge_results};
 use crate::group::{GroupError, OFFSETS_TOPIC};
 
 /// Handles TxnOffsetCommit.
@@ -19,7 +19,7 @@ pub async fn handle(ctx: &RequestContext, req: TxnOffsetCommitRequest) -> Handle
     let broker = &ctx.broker;
     let producer = (req.producer_id.0, req.producer_epoch);
     let transactional_id = req.transactional_id.0.to_string();
-    let args = CommitArgs {
+    let mut args = CommitArgs {
         group_id: req.group_id.0.to_string(),
         generation: req.generation_id,
         member_id: req.member_id.to_string(),
@@ -67,11 +67,17 @@ pub async fn handle(ctx: &RequestContext, req: TxnOffsetCommitRequest) -> Handle
             .collect();
         return ResponseKind::TxnOffsetCommit(response(results, Some(e.code().code()))).into();
     }
+    let unknown = args.take_unknown(|t, p| super::offset_commit::partition_exists(ctx, t, p));
+    if args.topics.is_empty() {
+        return ResponseKind::TxnOffsetCommit(response(unknown, None)).into();
+    }
     match broker.groups.commit_txn_offsets(args, producer) {
-        Pending::Now(results) => ResponseKind::TxnOffsetCommit(response(results, None)).into(),
+        Pending::Now(results) => {
+            ResponseKind::TxnOffsetCommit(response(merge_results(results, unknown), None)).into()
+        }
         Pending::Wait(rx) => Handled::Reply(Reply::Later(Box::pin(async move {
             let results = rx.await.unwrap_or_default();
-            ResponseKind::TxnOffsetCommit(response(results, None))
+            ResponseKind::TxnOffsetCommit(response(merge_results(results, unknown), None))
         }))),
     }
 }

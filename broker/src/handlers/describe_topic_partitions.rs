@@ -1,0 +1,135 @@
+//! DescribeTopicPartitions (KIP-966): topics and their partitions in pages of at most
+//! `response_partition_limit` partitions (capped at 2,000, Kafka's
+//! `max.request.partition.size.limit`), resumed from a cursor. Topics are listed by name;
+//! an empty request lists every topic. The partition entries are Metadata's (a single
+//! node leads every partition with itself as the only replica).
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::describe_topic_partitions_response::{
+    Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
+};
+use kafka_protocol::messages::{
+    BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, ResponseKind,
+    TopicName,
+};
+
+use super::{Handled, RequestContext, str_bytes};
+use crate::topics::is_internal;
+
+/// Kafka's `max.request.partition.size.limit`.
+const MAX_PARTITIONS: i32 = 2000;
+
+/// Every topic operation (READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS,
+/// ALTER_CONFIGS as bits of Kafka's `AclOperation` codes): without an authorizer, a
+/// client may do all of them.
+const ALL_TOPIC_OPERATIONS: i32 =
+    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+
+/// Handles DescribeTopicPartitions.
+pub async fn handle(ctx: &RequestContext, req: DescribeTopicPartitionsRequest) -> Handled {
+    ResponseKind::DescribeTopicPartitions(describe(ctx, req)).into()
+}
+
+fn describe(
+    ctx: &RequestContext,
+    req: DescribeTopicPartitionsRequest,
+) -> DescribeTopicPartitionsResponse {
+    let topics = &ctx.broker.topics;
+    let node = BrokerId(ctx.broker.endpoint.node_id);
+    let mut names: Vec<String> = if req.topics.is_empty() {
+        topics.list().into_iter().map(|t| t.name).collect()
+    } else {
+        req.topics.iter().map(|t| t.name.0.to_string()).collect()
+    };
+    names.sort();
+    names.dedup();
+    let (mut from_topic, mut from_partition) = match &req.cursor {
+        Some(c) => (Some(c.topic_name.0.to_string()), c.partition_index.max(0)),
+        None => (None, 0),
+    };
+    if let Some(cursor) = &from_topic
+        && !names.contains(cursor)
+    {
+        // Kafka refuses a cursor outside the topics asked for.
+        return DescribeTopicPartitionsResponse::default().with_topics(vec![
+            DescribeTopicPartitionsResponseTopic::default()
+                .with_error_code(ResponseError::InvalidRequest.code())
+                .with_name(Some(TopicName(str_bytes(cursor)))),
+        ]);
+    }
+    let mut budget = if req.response_partition_limit > 0 {
+        req.response_partition_limit.min(MAX_PARTITIONS)
+    } else {
+        MAX_PARTITIONS
+    };
+    let mut out = Vec::new();
+    let mut next_cursor = None;
+    for name in names {
+        if let Some(cursor) = &from_topic {
+            if name < *cursor {
+                continue;
+            }
+            from_topic = None;
+        } else {
+            from_partition = 0;
+        }
+        if budget == 0 {
+            next_cursor = Some(
+                Cursor::default()
+                    .with_topic_name(TopicName(str_bytes(&name)))
+                    .with_partition_index(0),
+            );
+            break;
+        }
+        let Some(topic) = topics.get(&name) else {
+            out.push(
+                DescribeTopicPartitionsResponseTopic::default()
+                    .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                    .with_name(Some(TopicName(str_bytes(&name))))
+                    .with_topic_authorized_operations(ALL_TOPIC_OPERATIONS),
+            );
+            continue;
+        };
+        let count = topic.record.partitions;
+        let last = count.min(from_partition.saturating_add(budget));
+        let partitions = (from_partition..last)
+            .map(|p| {
+                let entry = DescribeTopicPartitionsResponsePartition::default()
+                    .with_partition_index(p)
+                    .with_leader_epoch(0)
+                    .with_replica_nodes(vec![node])
+                    .with_eligible_leader_replicas(Some(vec![]))
+                    .with_last_known_elr(Some(vec![]));
+                if topics.offline_reason(&name, p).is_some() {
+                    entry
+                        .with_error_code(ResponseError::LeaderNotAvailable.code())
+                        .with_leader_id(BrokerId(-1))
+                        .with_isr_nodes(vec![])
+                        .with_offline_replicas(vec![node])
+                } else {
+                    entry.with_leader_id(node).with_isr_nodes(vec![node])
+                }
+            })
+            .collect::<Vec<_>>();
+        budget -= i32::try_from(partitions.len()).unwrap_or(budget);
+        out.push(
+            DescribeTopicPartitionsResponseTopic::default()
+                .with_name(Some(TopicName(str_bytes(&name))))
+                .with_topic_id(topic.record.topic_id)
+                .with_is_internal(is_internal(&name))
+                .with_partitions(partitions)
+                .with_topic_authorized_operations(ALL_TOPIC_OPERATIONS),
+        );
+        if last < count {
+            next_cursor = Some(
+                Cursor::default()
+                    .with_topic_name(TopicName(str_bytes(&name)))
+                    .with_partition_index(last),
+            );
+            break;
+        }
+    }
+    DescribeTopicPartitionsResponse::default()
+        .with_topics(out)
+        .with_next_cursor(next_cursor)
+}
