@@ -411,3 +411,22 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
         .unwrap_or_default();
     Some((status, body))
 }
+
+/// Runs `durability_load.py verify` on `topic` with the acknowledgement logs of its load
+/// producers: every acknowledged record is at its acknowledged offset, none twice. Returns
+/// its output (it ends with OK); fails the test otherwise.
+pub fn verify_acknowledged(broker: &Broker, topic: &str, ack_logs: &[PathBuf]) -> String {
+    let out = run_ok_with(
+        Command::new(python())
+            .arg(clients_dir().join("python").join("durability_load.py"))
+            .arg(broker.bootstrap())
+            .arg(topic)
+            .arg("verify")
+            .args(ack_logs),
+        b"",
+        Duration::from_secs(300),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(stdout.contains("OK"), "{stdout}");
+    stdout
+}

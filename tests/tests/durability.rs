@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use floe_tests::{Broker, clients_dir, python, run_ok_with, wait_until};
+use floe_tests::{Broker, clients_dir, python, run_ok_with, verify_acknowledged, wait_until};
 use rand::Rng;
 
 fn script(name: &str) -> PathBuf {
@@ -155,15 +155,5 @@ fn acknowledged_records_survive_kill9_under_load() {
         broker.restart();
     }
 
-    let out = run_ok_with(
-        Command::new(python())
-            .arg(script("durability_load.py"))
-            .arg(broker.bootstrap())
-            .arg(TOPIC)
-            .arg("verify")
-            .args(&ack_logs),
-        b"",
-        Duration::from_secs(300),
-    );
-    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+    eprintln!("{}", verify_acknowledged(&broker, TOPIC, &ack_logs));
 }

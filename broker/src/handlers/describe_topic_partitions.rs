@@ -94,21 +94,17 @@ fn describe(
         let last = count.min(from_partition.saturating_add(budget));
         let partitions = (from_partition..last)
             .map(|p| {
-                let entry = DescribeTopicPartitionsResponsePartition::default()
+                let l = super::metadata::leadership(topics, &name, p, node);
+                DescribeTopicPartitionsResponsePartition::default()
                     .with_partition_index(p)
                     .with_leader_epoch(0)
                     .with_replica_nodes(vec![node])
                     .with_eligible_leader_replicas(Some(vec![]))
-                    .with_last_known_elr(Some(vec![]));
-                if topics.offline_reason(&name, p).is_some() {
-                    entry
-                        .with_error_code(ResponseError::LeaderNotAvailable.code())
-                        .with_leader_id(BrokerId(-1))
-                        .with_isr_nodes(vec![])
-                        .with_offline_replicas(vec![node])
-                } else {
-                    entry.with_leader_id(node).with_isr_nodes(vec![node])
-                }
+                    .with_last_known_elr(Some(vec![]))
+                    .with_error_code(l.error_code)
+                    .with_leader_id(l.leader)
+                    .with_isr_nodes(l.isr)
+                    .with_offline_replicas(l.offline)
             })
             .collect::<Vec<_>>();
         budget -= i32::try_from(partitions.len()).unwrap_or(budget);

@@ -126,25 +126,53 @@ async fn lookup(
     }
 }
 
+/// Who leads a partition of this single node, as Metadata and DescribeTopicPartitions
+/// report it.
+pub struct Leadership {
+    /// LEADER_NOT_AVAILABLE for an offline partition, else 0.
+    pub error_code: i16,
+    /// This node, or -1 when offline.
+    pub leader: BrokerId,
+    /// In-sync replicas: this node, or none when offline.
+    pub isr: Vec<BrokerId>,
+    /// Offline replicas: this node when offline, else none.
+    pub offline: Vec<BrokerId>,
+}
+
+/// The leadership of partition `p` of `topic` on node `node`.
+pub fn leadership(topics: &Topics, topic: &str, p: i32, node: BrokerId) -> Leadership {
+    if topics.offline_reason(topic, p).is_some() {
+        Leadership {
+            error_code: ResponseError::LeaderNotAvailable.code(),
+            leader: BrokerId(-1),
+            isr: vec![],
+            offline: vec![node],
+        }
+    } else {
+        Leadership {
+            error_code: 0,
+            leader: node,
+            isr: vec![node],
+            offline: vec![],
+        }
+    }
+}
+
 /// A topic's entry. An offline partition (its log could not be opened) is listed as Kafka
 /// lists one whose only replica is offline: no leader, LEADER_NOT_AVAILABLE, the replica in
 /// `offline_replicas`; clients route around it and the other partitions keep working.
 fn topic_entry(topics: &Topics, t: &TopicInfo, node: BrokerId) -> MetadataResponseTopic {
     let partitions = (0..t.record.partitions)
         .map(|p| {
-            let entry = MetadataResponsePartition::default()
+            let l = leadership(topics, &t.name, p, node);
+            MetadataResponsePartition::default()
                 .with_partition_index(p)
                 .with_leader_epoch(0)
-                .with_replica_nodes(vec![node]);
-            if topics.offline_reason(&t.name, p).is_some() {
-                entry
-                    .with_error_code(ResponseError::LeaderNotAvailable.code())
-                    .with_leader_id(BrokerId(-1))
-                    .with_isr_nodes(vec![])
-                    .with_offline_replicas(vec![node])
-            } else {
-                entry.with_leader_id(node).with_isr_nodes(vec![node])
-            }
+                .with_replica_nodes(vec![node])
+                .with_error_code(l.error_code)
+                .with_leader_id(l.leader)
+                .with_isr_nodes(l.isr)
+                .with_offline_replicas(l.offline)
         })
         .collect();
     MetadataResponseTopic::default()
