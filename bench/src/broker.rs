@@ -84,10 +84,11 @@ impl BrokerSpec {
                     .arg("--data-dir")
                     .arg(&self.data_dir)
                     .arg("--listen")
-                    .arg(&listen)
+                    .arg(&listen);
+                if !self.env.iter().any(|(k, _)| k == "FLOE_HTTP_LISTEN") {
                     // Any free port: runs must not collide on the default 9644.
-                    .arg("--set")
-                    .arg("http_listen=127.0.0.1:0");
+                    cmd.arg("--set").arg("http_listen=127.0.0.1:0");
+                }
                 cmd
             }
             Kind::Tansu => {

@@ -5,6 +5,7 @@
 mod broker;
 mod ceilings;
 mod load;
+mod metrics_cost;
 mod report;
 mod tiered;
 mod txn;
@@ -171,6 +172,44 @@ struct RunArgs {
     /// Run only the transactions scenario (with `--tiered-only`, both); no peer.
     #[arg(long)]
     txn_only: bool,
+    /// Rounds of the metrics scenario (each: one broker with metrics on, one with them off).
+    #[arg(long, default_value_t = 2)]
+    metrics_rounds: u32,
+    /// How often the metrics scenario scrapes `/metrics` while metrics are on, in ms.
+    #[arg(long, default_value_t = 1000)]
+    metrics_scrape_interval_ms: u64,
+    /// Run only the metrics scenario (it combines with the other `--*-only` flags); no peer.
+    #[arg(long)]
+    metrics_only: bool,
+}
+
+/// Scenarios that only run when asked for or when no `--*-only` flag narrows the run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    Cleaner,
+    Tiered,
+    Txn,
+    Metrics,
+}
+
+impl RunArgs {
+    /// Whether the run includes `scenario`: every one without a `--*-only` flag, else those
+    /// flagged.
+    fn wants(&self, scenario: Scenario) -> bool {
+        let flags = [
+            (Scenario::Cleaner, self.cleaner_only),
+            (Scenario::Tiered, self.tiered_only),
+            (Scenario::Txn, self.txn_only),
+            (Scenario::Metrics, self.metrics_only),
+        ];
+        !flags.iter().any(|(_, on)| *on) || flags.contains(&(scenario, true))
+    }
+
+    /// Only some scenarios were asked for: the throughput and latency matrix and the peer
+    /// are skipped.
+    fn narrowed(&self) -> bool {
+        self.cleaner_only || self.tiered_only || self.txn_only || self.metrics_only
+    }
 }
 
 fn main() -> Result<()> {
@@ -334,6 +373,8 @@ pub struct BrokerReport {
     pub tiered: Option<tiered::TieredRun>,
     /// Transactions: transactional vs idempotent produce, read_committed end to end.
     pub transactions: Option<txn::TxnRun>,
+    /// Metrics: produce and consume with metrics on vs off.
+    pub metrics: Option<metrics_cost::MetricsRun>,
     /// Phases that failed; the run goes on without them.
     pub errors: Vec<String>,
 }
@@ -355,7 +396,7 @@ fn run(args: RunArgs) -> Result<()> {
     )?;
     eprintln!("[bench] {ceilings:?}");
 
-    let only = args.cleaner_only || args.tiered_only || args.txn_only;
+    let only = args.narrowed();
     let mut floe = if only {
         BrokerReport {
             kind: Some(Kind::Floe),
@@ -370,7 +411,7 @@ fn run(args: RunArgs) -> Result<()> {
         eprintln!("[bench] floe (std): {e:#}");
         floe.errors.push(format!("std backend: {e:#}"));
     }
-    if !args.cleaner_only && (!args.tiered_only || args.txn_only) {
+    if args.wants(Scenario::Txn) {
         match txn::txn_phase(&args) {
             Ok(run) => floe.transactions = Some(run),
             Err(e) => {
@@ -382,7 +423,7 @@ fn run(args: RunArgs) -> Result<()> {
     if let Some(s3s_fs) = args
         .s3s_fs
         .as_ref()
-        .filter(|_| !args.cleaner_only && (!args.txn_only || args.tiered_only))
+        .filter(|_| args.wants(Scenario::Tiered))
     {
         match tiered::tiered_phase(&args, s3s_fs) {
             Ok(run) => floe.tiered = Some(run),
@@ -392,7 +433,16 @@ fn run(args: RunArgs) -> Result<()> {
             }
         }
     }
-    if args.cleaner_background_rate > 0 && !args.tiered_only && !args.txn_only {
+    if args.wants(Scenario::Metrics) {
+        match metrics_cost::metrics_phase(&args) {
+            Ok(run) => floe.metrics = Some(run),
+            Err(e) => {
+                eprintln!("[bench] floe (metrics): {e:#}");
+                floe.errors.push(format!("metrics: {e:#}"));
+            }
+        }
+    }
+    if args.cleaner_background_rate > 0 && args.wants(Scenario::Cleaner) {
         match cleaner_phase(&args) {
             Ok(run) => floe.cleaner = Some(run),
             Err(e) => {

@@ -426,6 +426,27 @@ impl Report {
                 )],
             );
         }
+        if let Some(m) = &f.metrics {
+            push(
+                "metrics on cost < 3 % of produce and consume throughput",
+                vec![
+                    (
+                        format!(
+                            "produce {:.0} vs {:.0} MB/s = {:.1} %",
+                            m.on.produce_mb_per_sec, m.off.produce_mb_per_sec, m.produce_cost_pct
+                        ),
+                        Some(m.produce_cost_pct < 3.0),
+                    ),
+                    (
+                        format!(
+                            "consume {:.0} vs {:.0} MB/s = {:.1} %",
+                            m.on.consume_mb_per_sec, m.off.consume_mb_per_sec, m.consume_cost_pct
+                        ),
+                        Some(m.consume_cost_pct < 3.0),
+                    ),
+                ],
+            );
+        }
         if let Some(t) = &f.tiered {
             let ratio =
                 t.busy.produce.mb_per_sec / t.idle.produce.mb_per_sec.max(f64::MIN_POSITIVE);
@@ -743,6 +764,31 @@ impl Report {
                 e.p50_us as f64 / 1e3,
                 e.p99_us as f64 / 1e3,
                 e.p999_us as f64 / 1e3,
+            );
+        }
+        if let Some(m) = &f.metrics {
+            let cpu = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
+            let _ = writeln!(
+                s,
+                "metrics ({} partitions, {} rounds, scrape every {} ms: {} scrapes, {:.1} ms, \
+                 {} KB): produce {:.0} MB/s on / {:.0} MB/s off ({:.1} %), CPU s/GB {} / {}; \
+                 consume {:.0} / {:.0} MB/s ({:.1} %), CPU s/GB {} / {}",
+                m.partitions,
+                m.rounds,
+                m.scrape_interval_ms,
+                m.scrapes,
+                m.scrape_mean_ms,
+                m.scrape_bytes / 1000,
+                m.on.produce_mb_per_sec,
+                m.off.produce_mb_per_sec,
+                m.produce_cost_pct,
+                cpu(m.on.produce_cpu_s_per_gb),
+                cpu(m.off.produce_cpu_s_per_gb),
+                m.on.consume_mb_per_sec,
+                m.off.consume_mb_per_sec,
+                m.consume_cost_pct,
+                cpu(m.on.consume_cpu_s_per_gb),
+                cpu(m.off.consume_cpu_s_per_gb),
             );
         }
         if let Some(t) = &f.tiered {
