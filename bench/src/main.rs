@@ -173,7 +173,9 @@ struct RunArgs {
     #[arg(long)]
     txn_only: bool,
     /// Rounds of the metrics scenario (each: one broker with metrics on, one with them off).
-    #[arg(long, default_value_t = 2)]
+    /// Four: consume throughput varies by ±15 % from run to run here, more than the effect
+    /// measured, so two rounds could judge noise.
+    #[arg(long, default_value_t = 4)]
     metrics_rounds: u32,
     /// How often the metrics scenario scrapes `/metrics` while metrics are on, in ms.
     #[arg(long, default_value_t = 1000)]
