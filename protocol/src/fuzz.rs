@@ -473,6 +473,18 @@ mod tests {
         }
     }
 
+    /// A base offset near `i64::MAX` (not covered by the CRC) makes base + offset delta
+    /// overflow: the decoder must wrap, not panic (vendor/README.md).
+    #[test]
+    fn record_offsets_past_i64_max_do_not_panic_the_decoder() {
+        let mut data = sample_batch(Codec::None, 3, false);
+        data[0..8].copy_from_slice(&i64::MAX.to_be_bytes());
+        let set = RecordBatchDecoder::decode(&mut Bytes::from(data)).unwrap();
+        assert_eq!(set.records.len(), 3);
+        assert_eq!(set.records[0].offset, i64::MAX);
+        assert_eq!(set.records[1].offset, i64::MIN);
+    }
+
     #[test]
     fn fixing_crcs_makes_a_header_edit_pass_the_crc_check() {
         let mut data = sample_batch(Codec::Lz4, 3, false);
