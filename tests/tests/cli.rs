@@ -22,8 +22,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
 use support::{
-    TIMEOUT, assert_fails, configs, fails, find, floe, group_offsets, json, json_in, json_lines,
-    offsets_of, ok, run_while_polling,
+    TIMEOUT, assert_fails, configs, fails, fails_in, find, floe, group_offsets, json, json_in,
+    json_lines, offsets_of, ok, run_while_polling,
 };
 
 #[test]
@@ -277,6 +277,52 @@ fn cli_topics_produce_consume_round_trip() {
         .collect();
     assert_eq!(lines, want);
 
+    // JSON input: per-record keys, partitions, timestamps and headers, and a tombstone.
+    ok(&broker, &["topic", "create", "cli-j", "-p", "2"], b"");
+    let input = concat!(
+        r#"{"key":"j1","value":"v1","partition":1,"timestamp":1700000000000,"headers":[["h","1"]]}"#,
+        "\n",
+        r#"{"key":"j1","value":null,"partition":1,"timestamp":1700000000001}"#,
+        "\n",
+    );
+    let produced = json_in(
+        &broker,
+        &["produce", "cli-j", "--input", "json"],
+        input.as_bytes(),
+    );
+    let at: Vec<(i64, i64)> = produced["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["partition"].as_i64().unwrap(),
+                r["offset"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(at, vec![(1, 0), (1, 1)]);
+    let consumed = json_lines(&broker, &["cli-j", "-e", "-p", "1"]);
+    assert_eq!(consumed.len(), 2, "{consumed:?}");
+    assert_eq!(consumed[0]["value"], "v1");
+    assert_eq!(consumed[0]["timestamp"], 1_700_000_000_000_i64);
+    assert_eq!(
+        consumed[0]["headers"],
+        serde_json::json!([{"key": "h", "value": "1"}])
+    );
+    assert_eq!(consumed[1]["key"], "j1");
+    assert_eq!(consumed[1]["value"], Value::Null, "the tombstone");
+    // A bad line fails the command once the lines before it are sent.
+    let bad = fails_in(
+        &broker,
+        &["produce", "cli-j", "--input", "json"],
+        b"{\"value\":\"sent\",\"partition\":0}\n{\"value\":3}\n",
+    );
+    assert_fails(&bad, 1, "input line 2: value must be a string");
+    let sent = json_lines(&broker, &["cli-j", "-e", "-p", "0"]);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["value"], "sent");
+
     // Every codec, in one partition, in order; then start offsets, counts and timestamps.
     let mut values = Vec::new();
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
@@ -332,7 +378,7 @@ fn cli_topics_produce_consume_round_trip() {
         info["cluster_id"].as_str().is_some_and(|id| !id.is_empty()),
         "{info}"
     );
-    assert_eq!(info["topics"], 2);
+    assert_eq!(info["topics"], 3);
 
     // The brokers may come from the environment.
     let out = run_ok_with(

@@ -218,6 +218,20 @@ pub struct ProduceArgs {
     /// Records per batch, at most (batches also stop at 1 MiB).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch_records: u32,
+    /// How each input line is read: `text` (the line is the value, see -k/--key) or `json`
+    /// (an object with `key`, `value`, `headers`, `partition`, `timestamp`; null key or
+    /// value allowed, so tombstones can be produced).
+    #[arg(long, value_enum, default_value_t = InputFormat::Text)]
+    pub input: InputFormat,
+}
+
+/// `floe produce --input`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputFormat {
+    /// One value per line.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Where `consume` starts.

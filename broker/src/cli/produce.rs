@@ -12,7 +12,7 @@ use kafka_protocol::messages::produce_request::{
 use kafka_protocol::records::Compression;
 use serde_json::{Value, json};
 
-use crate::cli::args::{Codec, ProduceArgs};
+use crate::cli::args::{Codec, InputFormat, ProduceArgs};
 use crate::cli::client::{Client, TopicMeta, topic_name};
 use crate::cli::error::{self, check};
 use crate::cli::output::Out;
@@ -82,16 +82,48 @@ pub fn run(client: &mut Client, out: &mut Out, args: ProduceArgs) -> anyhow::Res
         if line.last() == Some(&b'\n') {
             line.pop();
         }
-        let (key, value) = split(&line, &args);
-        let partition = args
-            .partition
-            .unwrap_or_else(|| partitioner.partition(key.as_deref()));
-        let record = OutRecord {
-            key,
-            value: Some(value),
-            headers: headers.clone(),
-            timestamp: now_ms(),
+        let (record, chosen) = match args.input {
+            InputFormat::Text => {
+                let (key, value) = split(&line, &args);
+                let record = OutRecord {
+                    key,
+                    value: Some(value),
+                    headers: headers.clone(),
+                    timestamp: now_ms(),
+                };
+                (record, args.partition)
+            }
+            InputFormat::Json => {
+                let (mut record, partition) = match parse_json_line(&line) {
+                    Ok(parsed) => parsed,
+                    Err(e) => {
+                        // The lines before it are sent and reported, then the command fails.
+                        send(
+                            client,
+                            &topic,
+                            &args,
+                            compression,
+                            &mut pending,
+                            &mut produced,
+                        )?;
+                        report(out, &args, &produced)?;
+                        return Err(anyhow::anyhow!("input line {}: {e}", line_number + 1));
+                    }
+                };
+                record.headers.splice(0..0, headers.iter().cloned());
+                (record, partition.or(args.partition))
+            }
         };
+        if let Some(p) = chosen
+            && p >= count
+        {
+            return Err(error::kafka(
+                3,
+                format!("producing to {}[{p}]", args.topic),
+                format!("the topic has {count} partitions"),
+            ));
+        }
+        let partition = chosen.unwrap_or_else(|| partitioner.partition(record.key.as_deref()));
         pending.bytes += record.size();
         let batch = pending.records.entry(partition).or_default();
         batch.push((line_number, record));
@@ -130,6 +162,80 @@ fn split(line: &[u8], args: &ProduceArgs) -> (Option<Bytes>, Bytes) {
     }
     let key = args.key.as_ref().map(|k| Bytes::from(k.clone()));
     (key, Bytes::copy_from_slice(line))
+}
+
+/// One `--input json` line: `{"key": "k"|null, "value": "v"|null, "headers": {"h": "v"} or
+/// [["h", "v"], ...], "partition": 0, "timestamp": 1700000000000}`, every field optional
+/// (a missing value is a null value: a tombstone). Returns the record and its partition.
+fn parse_json_line(line: &[u8]) -> Result<(OutRecord, Option<i32>), String> {
+    let v: Value = serde_json::from_slice(line).map_err(|e| format!("not JSON: {e}"))?;
+    let Value::Object(fields) = v else {
+        return Err("not a JSON object".into());
+    };
+    let bytes = |name: &str| -> Result<Option<Bytes>, String> {
+        match fields.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(Bytes::from(s.clone()))),
+            Some(other) => Err(format!("{name} must be a string or null, not {other}")),
+        }
+    };
+    for name in fields.keys() {
+        if !matches!(
+            name.as_str(),
+            "key" | "value" | "headers" | "partition" | "timestamp"
+        ) {
+            return Err(format!("unknown field {name}"));
+        }
+    }
+    let header_value = |k: &str, v: &Value| -> Result<(String, Option<Bytes>), String> {
+        match v {
+            Value::Null => Ok((k.to_string(), None)),
+            Value::String(s) => Ok((k.to_string(), Some(Bytes::from(s.clone())))),
+            other => Err(format!("header {k} must be a string or null, not {other}")),
+        }
+    };
+    let headers = match fields.get("headers") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(k, v)| header_value(k, v))
+            .collect::<Result<_, _>>()?,
+        Some(Value::Array(pairs)) => pairs
+            .iter()
+            .map(|pair| match pair.as_array().map(Vec::as_slice) {
+                Some([Value::String(k), v]) => header_value(k, v),
+                _ => Err(format!("a header must be [name, value], not {pair}")),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => Err(format!(
+            "headers must be an object or an array, not {other}"
+        ))?,
+    };
+    let int = |name: &str| -> Result<Option<i64>, String> {
+        match fields.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| format!("{name} must be an integer, not {v}")),
+        }
+    };
+    let partition = match int("partition")? {
+        None => None,
+        Some(p) => Some(
+            i32::try_from(p)
+                .ok()
+                .filter(|p| *p >= 0)
+                .ok_or_else(|| format!("partition {p} is out of range"))?,
+        ),
+    };
+    let record = OutRecord {
+        key: bytes("key")?,
+        value: bytes("value")?,
+        headers,
+        timestamp: int("timestamp")?.unwrap_or_else(now_ms),
+    };
+    Ok((record, partition))
 }
 
 fn now_ms() -> i64 {
@@ -251,4 +357,43 @@ fn report(out: &mut Out, args: &ProduceArgs, produced: &Produced) -> anyhow::Res
         out.write(&line)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_input_lines() {
+        let (r, p) = parse_json_line(
+            br#"{"key":"k","value":null,"headers":[["a","1"],["b",null]],"partition":2,"timestamp":5}"#,
+        )
+        .unwrap();
+        assert_eq!(r.key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(r.value, None, "a tombstone");
+        assert_eq!(
+            r.headers,
+            vec![
+                ("a".to_string(), Some(Bytes::from_static(b"1"))),
+                ("b".to_string(), None)
+            ]
+        );
+        assert_eq!((p, r.timestamp), (Some(2), 5));
+        let (r, p) = parse_json_line(br#"{"value":"v","headers":{"h":"x"}}"#).unwrap();
+        assert_eq!((r.key, p), (None, None));
+        assert_eq!(r.value.as_deref(), Some(&b"v"[..]));
+        assert!(r.timestamp > 0, "defaults to now");
+        for (bad, why) in [
+            (&b"nope"[..], "not JSON"),
+            (b"[1]", "not a JSON object"),
+            (br#"{"value":3}"#, "value must be a string"),
+            (br#"{"partition":-1}"#, "out of range"),
+            (br#"{"partition":"1"}"#, "must be an integer"),
+            (br#"{"headers":[["a"]]}"#, "[name, value]"),
+            (br#"{"val":"x"}"#, "unknown field val"),
+        ] {
+            let err = parse_json_line(bad).unwrap_err();
+            assert!(err.contains(why), "{err}");
+        }
+    }
 }

@@ -138,3 +138,19 @@ pub fn run_while_polling(consumer: &BaseConsumer, cmd: Command) -> Output {
     }
     handle.join().unwrap()
 }
+
+/// Runs a command that must fail, feeding `stdin`; returns its output.
+pub fn fails_in(broker: &Broker, args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut cmd = floe(&broker.bootstrap(), args);
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "{cmd:?} succeeded");
+    out
+}
