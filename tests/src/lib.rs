@@ -395,8 +395,12 @@ pub fn client_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
 /// `GET path` on 127.0.0.1:`port` over HTTP/1.0: `(status, body)`, or `None` if nothing
 /// answered (not listening yet, or the connection failed).
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http_get_at(SocketAddr::from(([127, 0, 0, 1], port)), path)
+}
+
+/// `GET path` on `addr` over HTTP/1.0, as [`http_get`].
+pub fn http_get_at(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))

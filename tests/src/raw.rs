@@ -87,7 +87,12 @@ impl RawConn {
 
     /// Connect without sending anything.
     pub fn open_raw(broker: &Broker, client_id: &'static str) -> RawConn {
-        let stream = TcpStream::connect(broker.addr()).unwrap();
+        RawConn::connect(broker.addr(), client_id)
+    }
+
+    /// Connect to any Kafka listener at `addr` without sending anything.
+    pub fn connect(addr: std::net::SocketAddr, client_id: &'static str) -> RawConn {
+        let stream = TcpStream::connect(addr).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();

@@ -69,6 +69,10 @@ pub fn run(client: &mut Client, out: &mut Out, args: ProduceArgs) -> anyhow::Res
     let mut produced = Produced {
         offsets: BTreeMap::new(),
     };
+    // Sends what is pending (the records' topic, acks and compression are the run's).
+    let mut flush = |pending: &mut Pending, produced: &mut Produced| {
+        send(client, &topic, &args, compression, pending, produced)
+    };
     let mut line_number = 0u64;
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
@@ -98,14 +102,7 @@ pub fn run(client: &mut Client, out: &mut Out, args: ProduceArgs) -> anyhow::Res
                     Ok(parsed) => parsed,
                     Err(e) => {
                         // The lines before it are sent and reported, then the command fails.
-                        send(
-                            client,
-                            &topic,
-                            &args,
-                            compression,
-                            &mut pending,
-                            &mut produced,
-                        )?;
+                        flush(&mut pending, &mut produced)?;
                         report(out, &args, &produced)?;
                         return Err(anyhow::anyhow!("input line {}: {e}", line_number + 1));
                     }
@@ -129,24 +126,10 @@ pub fn run(client: &mut Client, out: &mut Out, args: ProduceArgs) -> anyhow::Res
         batch.push((line_number, record));
         line_number += 1;
         if batch.len() >= args.batch_records as usize || pending.bytes >= BATCH_BYTES {
-            send(
-                client,
-                &topic,
-                &args,
-                compression,
-                &mut pending,
-                &mut produced,
-            )?;
+            flush(&mut pending, &mut produced)?;
         }
     }
-    send(
-        client,
-        &topic,
-        &args,
-        compression,
-        &mut pending,
-        &mut produced,
-    )?;
+    flush(&mut pending, &mut produced)?;
     report(out, &args, &produced)
 }
 
