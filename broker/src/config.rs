@@ -47,7 +47,7 @@ pub struct Config {
     /// Address the Kafka listener binds to.
     pub listen: String,
     /// `host:port` given to clients in Metadata; defaults to the bound listener address.
-    #[serde(alias = "advertised.listeners")]
+    /// (For named listeners, `advertised_listeners`.)
     pub advertised_listener: Option<String>,
     /// Directory holding the log, metadata and (later) tables.
     #[serde(alias = "log.dirs")]
@@ -269,6 +269,89 @@ pub struct Config {
     /// On SIGTERM, how long connections may take to answer the requests they have read
     /// before the logs are closed anyway.
     pub shutdown_timeout_ms: u64,
+    /// Named listeners, Kafka's form: `NAME://host:port` separated by commas, e.g.
+    /// `PLAINTEXT://127.0.0.1:9092,SASL_SSL://0.0.0.0:9093`. Empty: one PLAINTEXT listener
+    /// named `PLAINTEXT` on `listen`. See `docs/security.md`.
+    pub listeners: String,
+    /// What each listener gives clients in Metadata, `NAME://host:port` separated by commas;
+    /// listeners not named advertise their bound address. A bare `host:port` is the same as
+    /// `advertised_listener`.
+    #[serde(alias = "advertised.listeners")]
+    pub advertised_listeners: String,
+    /// Security protocol of each listener name, `NAME:PROTOCOL` separated by commas. The
+    /// four protocol names map to themselves without being listed.
+    #[serde(alias = "listener.security.protocol.map")]
+    pub listener_security_protocol_map: String,
+    /// PEM file with the server's certificate chain (and its private key unless
+    /// `ssl_key_location` is set): Kafka's `ssl.keystore.location` with `ssl.keystore.type=PEM`.
+    #[serde(alias = "ssl.keystore.location")]
+    pub ssl_keystore_location: Option<PathBuf>,
+    /// PEM file with the server's private key, when it is not in `ssl_keystore_location`.
+    pub ssl_key_location: Option<PathBuf>,
+    /// PEM file of the certificate authorities client certificates must chain to (mTLS).
+    #[serde(alias = "ssl.truststore.location")]
+    pub ssl_truststore_location: Option<PathBuf>,
+    /// Client certificates on SSL listeners: `none`, `requested` or `required`.
+    #[serde(alias = "ssl.client.auth")]
+    pub ssl_client_auth: String,
+    /// How a client certificate's subject becomes a principal name (Kafka's rules:
+    /// `RULE:pattern/replacement/[LU]` separated by commas, and `DEFAULT`).
+    #[serde(alias = "ssl.principal.mapping.rules")]
+    pub ssl_principal_mapping_rules: String,
+    /// TLS versions served, comma-separated: `TLSv1.2`, `TLSv1.3`.
+    #[serde(alias = "ssl.enabled.protocols")]
+    pub ssl_enabled_protocols: String,
+    /// How often the certificate, key and truststore files are checked for changes (new
+    /// connections use the new ones); 0: never.
+    pub ssl_reload_interval_ms: u64,
+    /// SASL mechanisms offered on SASL listeners, comma-separated: `PLAIN`,
+    /// `SCRAM-SHA-256`, `SCRAM-SHA-512`, `OAUTHBEARER`.
+    #[serde(alias = "sasl.enabled.mechanisms")]
+    pub sasl_enabled_mechanisms: String,
+    /// SASL/PLAIN users and their passwords, as a TOML table.
+    pub sasl_plain_users: BTreeMap<String, String>,
+    /// A file of SASL/PLAIN users, one `user:password` per line (read at start).
+    pub sasl_plain_users_file: Option<PathBuf>,
+    /// Largest SASL token accepted before authentication (Kafka's
+    /// `sasl.server.max.receive.size`).
+    #[serde(alias = "sasl.server.max.receive.size")]
+    pub sasl_server_max_receive_size: usize,
+    /// A SASL session lasts this long; the client must re-authenticate (KIP-368) before it
+    /// ends or its connection is closed. 0: sessions never end.
+    #[serde(alias = "connections.max.reauth.ms")]
+    pub connections_max_reauth_ms: i64,
+    /// JSON Web Key Set that OAUTHBEARER tokens are checked against: a `file://` URL or a
+    /// path.
+    #[serde(alias = "sasl.oauthbearer.jwks.endpoint.url")]
+    pub sasl_oauthbearer_jwks_endpoint_url: Option<String>,
+    /// Audiences an OAUTHBEARER token must name one of (comma-separated); empty: any.
+    #[serde(alias = "sasl.oauthbearer.expected.audience")]
+    pub sasl_oauthbearer_expected_audience: String,
+    /// Issuer an OAUTHBEARER token must have; empty: any.
+    #[serde(alias = "sasl.oauthbearer.expected.issuer")]
+    pub sasl_oauthbearer_expected_issuer: String,
+    /// Claim of an OAUTHBEARER token that names the principal.
+    #[serde(alias = "sasl.oauthbearer.sub.claim.name")]
+    pub sasl_oauthbearer_sub_claim_name: String,
+    /// Clock difference tolerated when checking a token's times.
+    #[serde(alias = "sasl.oauthbearer.clock.skew.seconds")]
+    pub sasl_oauthbearer_clock_skew_seconds: i64,
+    /// Turns on authorization with ACLs: any of Kafka's authorizer class names, or `acl`.
+    /// Empty: every request is allowed.
+    #[serde(alias = "authorizer.class.name")]
+    pub authorizer_class_name: String,
+    /// Principals allowed everything, `User:alice;User:bob`.
+    #[serde(alias = "super.users")]
+    pub super_users: String,
+    /// Allow an operation on a resource that no ACL matches.
+    #[serde(alias = "allow.everyone.if.no.acl.found")]
+    pub allow_everyone_if_no_acl_found: bool,
+    /// Samples of the quota rate windows (Kafka's `quota.window.num`).
+    #[serde(alias = "quota.window.num")]
+    pub quota_window_num: u32,
+    /// Length of one quota sample window (Kafka's `quota.window.size.seconds`).
+    #[serde(alias = "quota.window.size.seconds")]
+    pub quota_window_size_seconds: u32,
     /// Storage engine settings: the `[storage]` table (`storage.io`, env `FLOE_STORAGE_IO`).
     pub storage: StorageConfig,
 }
@@ -488,6 +571,31 @@ impl Default for Config {
             remote_log_manager_upload_concurrency: 4,
             remote_log_manager_copy_max_bytes_per_second: -1,
             remote_log_reader_cache_bytes: 1024 * 1024 * 1024,
+            listeners: String::new(),
+            advertised_listeners: String::new(),
+            listener_security_protocol_map: String::new(),
+            ssl_keystore_location: None,
+            ssl_key_location: None,
+            ssl_truststore_location: None,
+            ssl_client_auth: "none".into(),
+            ssl_principal_mapping_rules: "DEFAULT".into(),
+            ssl_enabled_protocols: "TLSv1.2,TLSv1.3".into(),
+            ssl_reload_interval_ms: 30_000,
+            sasl_enabled_mechanisms: "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512".into(),
+            sasl_plain_users: BTreeMap::new(),
+            sasl_plain_users_file: None,
+            sasl_server_max_receive_size: 524_288,
+            connections_max_reauth_ms: 0,
+            sasl_oauthbearer_jwks_endpoint_url: None,
+            sasl_oauthbearer_expected_audience: String::new(),
+            sasl_oauthbearer_expected_issuer: String::new(),
+            sasl_oauthbearer_sub_claim_name: "sub".into(),
+            sasl_oauthbearer_clock_skew_seconds: 30,
+            authorizer_class_name: String::new(),
+            super_users: String::new(),
+            allow_everyone_if_no_acl_found: false,
+            quota_window_num: 11,
+            quota_window_size_seconds: 1,
             storage: StorageConfig::default(),
         }
     }
@@ -708,6 +816,30 @@ impl Config {
             "metrics_enable",
             "log_format",
             "shutdown_timeout_ms",
+            "listeners",
+            "advertised_listeners",
+            "listener_security_protocol_map",
+            "ssl_keystore_location",
+            "ssl_key_location",
+            "ssl_truststore_location",
+            "ssl_client_auth",
+            "ssl_principal_mapping_rules",
+            "ssl_enabled_protocols",
+            "ssl_reload_interval_ms",
+            "sasl_enabled_mechanisms",
+            "sasl_plain_users_file",
+            "sasl_server_max_receive_size",
+            "connections_max_reauth_ms",
+            "sasl_oauthbearer_jwks_endpoint_url",
+            "sasl_oauthbearer_expected_audience",
+            "sasl_oauthbearer_expected_issuer",
+            "sasl_oauthbearer_sub_claim_name",
+            "sasl_oauthbearer_clock_skew_seconds",
+            "authorizer_class_name",
+            "super_users",
+            "allow_everyone_if_no_acl_found",
+            "quota_window_num",
+            "quota_window_size_seconds",
         ];
         KEYS.contains(&key)
     }
@@ -907,6 +1039,7 @@ impl Config {
             parse_host_port(&self.http_listen)
                 .map_err(|e| ConfigError::Invalid(format!("http_listen: {e}")))?;
         }
+        self.validate_security().map_err(ConfigError::Invalid)?;
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return bad(format!(
                 "log_format must be text or json, not '{}'",
@@ -947,6 +1080,23 @@ const STRING_KEYS: &[&str] = &[
     "remote_storage_secret_access_key",
     "tableflow_s3_access_key_id",
     "tableflow_s3_secret_access_key",
+    "listeners",
+    "advertised_listeners",
+    "listener_security_protocol_map",
+    "ssl_keystore_location",
+    "ssl_key_location",
+    "ssl_truststore_location",
+    "ssl_client_auth",
+    "ssl_principal_mapping_rules",
+    "ssl_enabled_protocols",
+    "sasl_enabled_mechanisms",
+    "sasl_plain_users_file",
+    "sasl_oauthbearer_jwks_endpoint_url",
+    "sasl_oauthbearer_expected_audience",
+    "sasl_oauthbearer_expected_issuer",
+    "sasl_oauthbearer_sub_claim_name",
+    "authorizer_class_name",
+    "super_users",
 ];
 
 fn value_for(key: &str, raw: &str) -> toml::Value {
@@ -966,6 +1116,8 @@ fn literal(value: &str) -> toml::Value {
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(value.to_string()))
 }
+
+mod security;
 
 #[cfg(test)]
 mod tests;

@@ -118,6 +118,7 @@ pub async fn serve(
     let mut buf = BytesMut::new();
     // The part of `buf`'s allocation counted in the broker-wide request budget.
     let mut budget = broker.request_budget.hold();
+    let session = Arc::new(crate::security::Session::anonymous(peer.ip()));
     'conn: loop {
         loop {
             let frame = match decode_frame(&mut buf, max) {
@@ -143,6 +144,7 @@ pub async fn serve(
                 broker: broker.clone(),
                 peer,
                 header: request.header.clone(),
+                session: session.clone(),
             };
             match handlers::dispatch(&ctx, &request).await {
                 Ok(Some(out)) => {

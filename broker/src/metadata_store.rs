@@ -25,8 +25,68 @@ pub struct TopicRecord {
     pub configs: BTreeMap<String, String>,
 }
 
-/// Everything the metadata store holds.
+/// One ACL binding, with Kafka's names for its enums (`TOPIC`, `PREFIXED`, `READ`,
+/// `ALLOW`, ...), as `kafka-acls` prints them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AclRecord {
+    /// `TOPIC`, `GROUP`, `CLUSTER`, `TRANSACTIONAL_ID`, `DELEGATION_TOKEN`, `USER`.
+    pub resource_type: String,
+    /// The resource name (or prefix), `*` for every resource of the type.
+    pub resource_name: String,
+    /// `LITERAL` or `PREFIXED`.
+    pub pattern_type: String,
+    /// `User:alice`, or `User:*` for every principal.
+    pub principal: String,
+    /// Client address the binding applies to, `*` for any.
+    pub host: String,
+    /// `ALL`, `READ`, `WRITE`, `CREATE`, `DELETE`, `ALTER`, `DESCRIBE`, `CLUSTER_ACTION`,
+    /// `DESCRIBE_CONFIGS`, `ALTER_CONFIGS`, `IDEMPOTENT_WRITE`, ...
+    pub operation: String,
+    /// `ALLOW` or `DENY`.
+    pub permission_type: String,
+}
+
+/// A user's salted SCRAM credential for one mechanism (RFC 5802): never the password.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramCredentialRecord {
+    /// The salt, base64.
+    pub salt: String,
+    /// `H(ClientKey)`, base64.
+    pub stored_key: String,
+    /// `HMAC(SaltedPassword, "Server Key")`, base64.
+    pub server_key: String,
+    /// PBKDF2 iterations.
+    pub iterations: i32,
+}
+
+/// The quotas set for one client quota entity (Kafka's `user` and/or `client-id`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientQuotaRecord {
+    /// Entity type (`user`, `client-id`, `ip`) to its name; `None` is the type's default
+    /// entity (`<default>`).
+    pub entity: BTreeMap<String, Option<String>>,
+    /// Quota key (`producer_byte_rate`, `consumer_byte_rate`, `request_percentage`,
+    /// `connection_creation_rate`) to value.
+    pub quotas: BTreeMap<String, f64>,
+}
+
+/// ACLs, SCRAM credentials and client quotas: what security keeps in the metadata store.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SecurityMetadata {
+    /// Every ACL binding.
+    #[serde(default)]
+    pub acls: Vec<AclRecord>,
+    /// SCRAM credentials: user name to mechanism (`SCRAM-SHA-256`, `SCRAM-SHA-512`) to
+    /// credential.
+    #[serde(default)]
+    pub scram_credentials: BTreeMap<String, BTreeMap<String, ScramCredentialRecord>>,
+    /// Client quotas.
+    #[serde(default)]
+    pub client_quotas: Vec<ClientQuotaRecord>,
+}
+
+/// Everything the metadata store holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClusterMetadata {
     /// Format version of this document.
     pub version: u32,
@@ -38,6 +98,9 @@ pub struct ClusterMetadata {
     /// Producer ids below this value may have been handed out; allocation resumes here.
     #[serde(default)]
     pub producer_id_block_end: i64,
+    /// ACLs, SCRAM credentials and client quotas.
+    #[serde(default)]
+    pub security: SecurityMetadata,
 }
 
 impl ClusterMetadata {
@@ -48,6 +111,7 @@ impl ClusterMetadata {
             cluster_id: new_cluster_id(),
             topics: BTreeMap::new(),
             producer_id_block_end: 0,
+            security: SecurityMetadata::default(),
         }
     }
 }

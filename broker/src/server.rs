@@ -145,9 +145,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     for t in topics.list() {
         tableflow.topic_changed(&t.name, t.record.partitions, &t.record.configs);
     }
+    let security = crate::security::Security::new(&config, &topics.security())
+        .map_err(anyhow::Error::msg)
+        .context("cannot set up security")?;
     let broker = Arc::new(Broker {
         tableflow,
-        ..Broker::new(config, endpoint, topics)
+        ..Broker::new(config, endpoint, topics, security)
     });
     // Transactions a previous run left half-ended are completed before they time out.
     crate::txn::TransactionCoordinator::start(&broker);

@@ -51,8 +51,12 @@ impl ProducerIds {
 pub struct Broker {
     /// Settings.
     pub config: Arc<Config>,
-    /// This broker as clients see it.
+    /// This broker as clients of the first listener see it.
     pub endpoint: Endpoint,
+    /// This broker as each listener (by name) advertises it.
+    pub listener_endpoints: Vec<(String, Endpoint)>,
+    /// Authentication and authorization.
+    pub security: crate::security::Security,
     /// Topics and their partition logs.
     pub topics: Topics,
     /// Producer id allocation.
@@ -86,9 +90,25 @@ impl crate::topics::TopicListener for floe_tableflow::Tableflow {
 }
 
 impl Broker {
+    /// The endpoint a listener advertises (the first listener's for an unknown name).
+    pub fn endpoint_for(&self, listener: &str) -> &Endpoint {
+        self.listener_endpoints
+            .iter()
+            .find(|(name, _)| name == listener)
+            .map(|(_, e)| e)
+            .unwrap_or(&self.endpoint)
+    }
+
     /// Assembles the shared state.
-    pub fn new(config: Arc<Config>, endpoint: Endpoint, topics: Topics) -> Broker {
+    pub fn new(
+        config: Arc<Config>,
+        endpoint: Endpoint,
+        topics: Topics,
+        security: crate::security::Security,
+    ) -> Broker {
         Broker {
+            listener_endpoints: vec![("PLAINTEXT".into(), endpoint.clone())],
+            security,
             request_budget: RequestBudget::new(config.request_budget_bytes()),
             groups: crate::group::GroupCoordinator::open(&config, &topics),
             txns: crate::txn::TransactionCoordinator::open(&config, &topics),

@@ -614,6 +614,28 @@ impl Topics {
         Ok(first)
     }
 
+    /// The stored ACLs, SCRAM credentials and client quotas.
+    pub fn security(&self) -> crate::metadata_store::SecurityMetadata {
+        self.read().security.clone()
+    }
+
+    /// Changes the security metadata with `change`, persists it (with fsyncs: call from a
+    /// blocking thread), then makes it current, and returns what `change` returned. A
+    /// failed save changes nothing.
+    pub fn update_security<R>(
+        &self,
+        change: impl FnOnce(&mut crate::metadata_store::SecurityMetadata) -> R,
+    ) -> Result<R, TopicError> {
+        let _guard = self.lock_change();
+        let mut next = self.read().clone();
+        let out = change(&mut next.security);
+        if next.security != self.read().security {
+            self.store.save(&next)?;
+            *self.write() = next;
+        }
+        Ok(out)
+    }
+
     /// Flushes and closes every partition log (clean shutdown).
     pub fn shutdown(&self) -> Result<(), TopicError> {
         self.logs.shutdown()?;

@@ -577,7 +577,13 @@ impl FuzzBroker {
             port: 9092,
         };
         Ok(FuzzBroker {
-            broker: Arc::new(Broker::new(config, endpoint, topics)),
+            broker: Arc::new(Broker::new(
+                config.clone(),
+                endpoint,
+                topics,
+                crate::security::Security::new(&config, &Default::default())
+                    .map_err(anyhow::Error::msg)?,
+            )),
             topic_id: created.record.topic_id,
         })
     }
@@ -603,6 +609,9 @@ impl FuzzBroker {
             broker: self.broker.clone(),
             peer: SocketAddr::from(([127, 0, 0, 1], 40_000)),
             header: frame.header.clone(),
+            session: Arc::new(crate::security::Session::anonymous(
+                std::net::Ipv4Addr::LOCALHOST.into(),
+            )),
         };
         let out = match handlers::dispatch(&ctx, &frame).await {
             Ok(Some(out)) => out,

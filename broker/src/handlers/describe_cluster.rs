@@ -9,7 +9,7 @@ use super::{Handled, RequestContext, str_bytes};
 
 /// Handles DescribeCluster.
 pub async fn handle(ctx: &RequestContext, req: DescribeClusterRequest) -> Handled {
-    let e = &ctx.broker.endpoint;
+    let e = ctx.endpoint();
     // v1+: endpoint type 1 = brokers, 2 = controllers; this node is both.
     if req.endpoint_type != 1 && req.endpoint_type != 2 {
         return ResponseKind::DescribeCluster(

@@ -35,7 +35,7 @@ fn handle_blocking(ctx: &RequestContext, req: FindCoordinatorRequest) -> Handled
             .map(|e| e.code()),
         _ => Some(ResponseError::InvalidRequest),
     };
-    let endpoint = &broker.endpoint;
+    let endpoint = ctx.endpoint();
     let (code, message, node, host, port) = match error {
         None => (
             0,

@@ -68,8 +68,8 @@ pub async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Handled {
     let brokers = vec![
         MetadataResponseBroker::default()
             .with_node_id(node)
-            .with_host(str_bytes(&broker.endpoint.host))
-            .with_port(broker.endpoint.port),
+            .with_host(str_bytes(&ctx.endpoint().host))
+            .with_port(ctx.endpoint().port),
     ];
     ResponseKind::Metadata(
         MetadataResponse::default()

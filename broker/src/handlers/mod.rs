@@ -23,9 +23,16 @@ pub struct RequestContext {
     pub peer: SocketAddr,
     /// The request header.
     pub header: RequestHeader,
+    /// Who sent it (principal, address, listener).
+    pub session: Arc<crate::security::Session>,
 }
 
 impl RequestContext {
+    /// This broker as the client's listener advertises it.
+    pub fn endpoint(&self) -> &crate::state::Endpoint {
+        self.broker.endpoint_for(&self.session.listener)
+    }
+
     /// The API version of the request.
     pub fn version(&self) -> i16 {
         self.header.request_api_version
