@@ -183,6 +183,8 @@ handlers! {
     ElectLeaders 0..=2 => elect_leaders;
     ListPartitionReassignments 0..=0 => list_partition_reassignments;
     DescribeTopicPartitions 0..=0 => describe_topic_partitions;
+    DescribeUserScramCredentials 0..=0 => describe_user_scram_credentials;
+    AlterUserScramCredentials 0..=0 => alter_user_scram_credentials;
 }
 
 /// The served version range of an API, if it is served at all.
