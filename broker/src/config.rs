@@ -320,6 +320,11 @@ pub struct Config {
     /// ends or its connection is closed. 0: sessions never end.
     #[serde(alias = "connections.max.reauth.ms")]
     pub connections_max_reauth_ms: i64,
+    /// A failed SASL authentication is answered (and its connection closed) after this
+    /// delay, which slows password guessing (Kafka's
+    /// `connection.failed.authentication.delay.ms`).
+    #[serde(alias = "connection.failed.authentication.delay.ms")]
+    pub connection_failed_authentication_delay_ms: u64,
     /// JSON Web Key Set that OAUTHBEARER tokens are checked against: a `file://` URL or a
     /// path.
     #[serde(alias = "sasl.oauthbearer.jwks.endpoint.url")]
@@ -586,6 +591,7 @@ impl Default for Config {
             sasl_plain_users_file: None,
             sasl_server_max_receive_size: 524_288,
             connections_max_reauth_ms: 0,
+            connection_failed_authentication_delay_ms: 100,
             sasl_oauthbearer_jwks_endpoint_url: None,
             sasl_oauthbearer_expected_audience: String::new(),
             sasl_oauthbearer_expected_issuer: String::new(),
@@ -830,6 +836,7 @@ impl Config {
             "sasl_plain_users_file",
             "sasl_server_max_receive_size",
             "connections_max_reauth_ms",
+            "connection_failed_authentication_delay_ms",
             "sasl_oauthbearer_jwks_endpoint_url",
             "sasl_oauthbearer_expected_audience",
             "sasl_oauthbearer_expected_issuer",

@@ -28,10 +28,16 @@ use floe_protocol::rope::Part;
 use floe_storage::FileRegion;
 use futures_util::FutureExt;
 use kafka_protocol::messages::{ApiKey, ResponseKind};
-use tokio::io::{AsyncWriteExt, Interest};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
+
+mod auth;
+mod transport;
+
+use auth::{Authenticator, Gate};
+use transport::Writer;
 
 use crate::handlers::{self, FetchReply, Outgoing, Reply, RequestContext};
 use crate::log_limit::LogLimit;
@@ -95,31 +101,93 @@ impl Activity {
     }
 }
 
+/// A listener as its connections see it.
+pub struct Listener {
+    /// The listener name (`PLAINTEXT`, `CLIENT`, ...).
+    pub name: Arc<str>,
+    /// Its security protocol.
+    pub protocol: crate::security::SecurityProtocol,
+    /// The TLS material (SSL and SASL_SSL listeners).
+    pub tls: Option<Arc<crate::security::tls::Tls>>,
+}
+
+/// Longest a TLS handshake may take: a client that connects and sends nothing (or a
+/// plaintext client on a TLS port that waits for an answer) is closed after it.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TLS handshakes that fail: anyone can cause them (a plaintext client on a TLS port, a
+/// scanner), so they are rate limited.
+static TLS_FAILED: LogLimit = LogLimit::new("TLS handshake failed", 10);
+
 /// Serves one connection until the client closes it, sends something unparseable, stays
 /// idle for `connections.max.idle.ms`, or `shutdown` turns true: then it reads no further
-/// request, answers those it has read, and closes.
+/// request, answers those it has read, and closes. On a TLS listener the handshake comes
+/// first; on a SASL listener nothing but ApiVersions and the SASL exchange is served until
+/// the client has authenticated (`auth.rs`).
 pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     broker: Arc<Broker>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
+    listener: Arc<Listener>,
 ) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, "set_nodelay failed: {e}");
     }
-    let (reader, writer) = stream.into_split();
+    let mut session = crate::security::Session {
+        principal: crate::security::Principal::anonymous(),
+        client_address: peer.ip().to_canonical(),
+        listener: listener.name.clone(),
+        protocol: listener.protocol,
+    };
+    let (mut reader, writer) = match &listener.tls {
+        Some(tls) if listener.protocol.uses_tls() => {
+            let accept = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream));
+            let accepted = tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|stop| *stop) => return,
+                accepted = accept => accepted,
+            };
+            let failed = |reason: String| {
+                telemetry::TLS_HANDSHAKE_FAILURES.fetch_add(1, Ordering::Relaxed);
+                crate::warn_limited!(TLS_FAILED, %peer, listener = %listener.name, "closing connection: {reason}");
+            };
+            let stream = match accepted {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => return failed(format!("TLS handshake failed: {e}")),
+                Err(_) => {
+                    return failed(format!(
+                        "no TLS handshake within {}s",
+                        TLS_HANDSHAKE_TIMEOUT.as_secs()
+                    ));
+                }
+            };
+            if listener.protocol == crate::security::SecurityProtocol::Ssl {
+                let certs = stream.get_ref().1.peer_certificates();
+                match auth::tls_principal(certs, &tls.rules) {
+                    Ok(p) => session.principal = p,
+                    Err(e) => return failed(format!("client certificate refused: {e}")),
+                }
+            }
+            transport::tls(stream)
+        }
+        _ => transport::plain(stream),
+    };
+    let mut auth = Authenticator::new(broker.clone(), session);
     let (tx, rx) = mpsc::channel::<Outgoing>(MAX_IN_FLIGHT);
     let activity = Arc::new(Activity::new());
     let max_idle = broker.config.max_idle();
     let writer = tokio::spawn(write_responses(writer, rx, peer, activity.clone()));
-    let max = broker.config.socket_request_max_bytes;
+    let socket_max = broker.config.socket_request_max_bytes;
+    let sasl_max = broker.config.sasl_server_max_receive_size.min(socket_max);
     // Holds at most the start of one frame between reads (complete frames are split off
     // first), and grows only as that frame's bytes arrive (`next_capacity`).
     let mut buf = BytesMut::new();
     // The part of `buf`'s allocation counted in the broker-wide request budget.
     let mut budget = broker.request_budget.hold();
-    let session = Arc::new(crate::security::Session::anonymous(peer.ip()));
     'conn: loop {
+        // Until a SASL client has authenticated, requests are small.
+        let mut max = if auth.pending() { sasl_max } else { socket_max };
         loop {
             let frame = match decode_frame(&mut buf, max) {
                 Ok(Some(frame)) => frame.freeze(),
@@ -140,11 +208,48 @@ pub async fn serve(
                     break 'conn;
                 }
             };
+            match auth.gate(request.api_key) {
+                Gate::Dispatch => {}
+                Gate::Close(reason) => {
+                    crate::warn_limited!(CLOSED_BAD_INPUT, %peer, "closing connection: {reason}");
+                    break 'conn;
+                }
+                Gate::Sasl => {
+                    let answer = match auth.step(&request) {
+                        Ok(answer) => answer,
+                        Err(e) => {
+                            crate::warn_limited!(CLOSED_BAD_INPUT, %peer, "closing connection: undecodable SASL request: {e}");
+                            break 'conn;
+                        }
+                    };
+                    let body = answer.body;
+                    let reply = match answer.delay {
+                        Some(delay) => Reply::Later(Box::pin(async move {
+                            tokio::time::sleep(delay).await;
+                            body
+                        })),
+                        None => Reply::Now(Box::new(body)),
+                    };
+                    let out = Outgoing {
+                        api_key: request.api_key,
+                        api_version: request.api_version(),
+                        correlation_id: request.correlation_id(),
+                        reply,
+                        received: Instant::now(),
+                    };
+                    activity.in_flight.fetch_add(1, Ordering::Relaxed);
+                    if tx.send(out).await.is_err() || answer.close {
+                        break 'conn;
+                    }
+                    max = if auth.pending() { sasl_max } else { socket_max };
+                    continue;
+                }
+            }
             let ctx = RequestContext {
                 broker: broker.clone(),
                 peer,
                 header: request.header.clone(),
-                session: session.clone(),
+                session: auth.session().clone(),
             };
             match handlers::dispatch(&ctx, &request).await {
                 Ok(Some(out)) => {
@@ -230,7 +335,7 @@ pub async fn serve(
 }
 
 async fn write_responses(
-    mut writer: OwnedWriteHalf,
+    mut writer: Writer,
     mut rx: mpsc::Receiver<Outgoing>,
     peer: SocketAddr,
     activity: Arc<Activity>,
@@ -347,7 +452,7 @@ fn encode(head: (ApiKey, i16, i32), body: &ResponseKind, peer: SocketAddr) -> Op
 /// Writes a Fetch response: encoded parts with vectored writes, each partition's record
 /// batches with `sendfile` from their segment file (no copy through user space).
 async fn write_fetch(
-    writer: &mut OwnedWriteHalf,
+    writer: &mut Writer,
     api_version: i16,
     correlation_id: i32,
     reply: FetchReply,
@@ -364,11 +469,25 @@ async fn write_fetch(
         match part {
             Part::Bytes(b) => pending.push(b),
             Part::Stand { index, offset, len } => {
-                write_chunks(writer, std::mem::take(&mut pending)).await?;
                 let region = reply.regions.get(index).ok_or_else(|| {
                     std::io::Error::other(format!("fetch stand-in {index} has no file range"))
                 })?;
-                send_region(writer, region, offset, len).await?;
+                match writer.plain() {
+                    Some(_) => {
+                        write_chunks(writer, std::mem::take(&mut pending)).await?;
+                        if let Some(socket) = writer.plain() {
+                            send_region(socket, region, offset, len).await?;
+                        }
+                    }
+                    None => {
+                        // TLS: the bytes are encrypted in user space. The range is in the
+                        // page cache or memory already (the fetch loaded it off the
+                        // runtime), so this read does not wait for the disk.
+                        let bytes = Bytes::from(region.read().map_err(std::io::Error::other)?);
+                        let end = offset.saturating_add(len).min(bytes.len());
+                        pending.push(bytes.slice(offset.min(end)..end));
+                    }
+                }
             }
         }
     }
@@ -405,7 +524,7 @@ async fn send_region(
 
 /// Writes a response's chunks in order with vectored writes (fetched record batches are
 /// chunks of their own, written from the buffers they were read into).
-async fn write_chunks(writer: &mut OwnedWriteHalf, mut chunks: Vec<Bytes>) -> std::io::Result<()> {
+async fn write_chunks(writer: &mut Writer, mut chunks: Vec<Bytes>) -> std::io::Result<()> {
     /// Chunks per `writev` (well under every kernel's IOV_MAX).
     const MAX_SLICES: usize = 64;
     let mut queued = Queued::new(chunks.iter().map(Bytes::len).sum());
@@ -431,7 +550,7 @@ async fn write_chunks(writer: &mut OwnedWriteHalf, mut chunks: Vec<Bytes>) -> st
             }
         }
     }
-    Ok(())
+    writer.flush().await
 }
 
 /// Bytes of a response counted in `floe_response_queued_bytes` until they are written (or

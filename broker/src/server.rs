@@ -9,7 +9,7 @@ use anyhow::Context;
 use floe_storage::LogManager;
 use tokio::net::TcpListener;
 
-use crate::config::{Config, parse_host_port};
+use crate::config::Config;
 use crate::log_limit::LogLimit;
 use crate::metadata_store::FileMetadataStore;
 use crate::state::{Broker, Endpoint};
@@ -101,19 +101,55 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         backoff: std::time::Duration::from_millis(config.log_cleaner_backoff_ms),
     })
     .context("cannot start the log cleaner")?;
-    let listener = TcpListener::bind(&config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let local = listener.local_addr()?;
-    let (host, port) = match &config.advertised_listener {
-        Some(adv) => parse_host_port(adv).map_err(anyhow::Error::msg)?,
-        None => (local.ip().to_string(), local.port()),
+    let specs = crate::security::listeners::parse(&config).map_err(anyhow::Error::msg)?;
+    let tls = if specs.iter().any(|s| s.protocol.uses_tls()) {
+        let c = config.clone();
+        let tls = tokio::task::spawn_blocking(move || crate::security::tls::Tls::load(&c))
+            .await
+            .context("TLS loading task failed")?
+            .map_err(anyhow::Error::msg)
+            .context("cannot load the TLS certificate files")?;
+        if let Some(tls) = &tls {
+            tls.spawn_reloader(std::time::Duration::from_millis(
+                config.ssl_reload_interval_ms,
+            ));
+        }
+        tls
+    } else {
+        None
     };
-    let endpoint = Endpoint {
-        node_id: config.node_id,
-        host,
-        port: i32::from(port),
-    };
+    let mut listeners = Vec::new();
+    let mut endpoints = Vec::new();
+    for spec in &specs {
+        let socket = TcpListener::bind(&spec.bind)
+            .await
+            .with_context(|| format!("cannot listen on {} ({})", spec.bind, spec.name))?;
+        let local = socket.local_addr()?;
+        let (host, port) = spec
+            .advertised
+            .clone()
+            .unwrap_or_else(|| (local.ip().to_string(), local.port()));
+        let endpoint = Endpoint {
+            node_id: config.node_id,
+            host,
+            port: i32::from(port),
+        };
+        tracing::info!(
+            listener = %spec.name,
+            protocol = %spec.protocol,
+            listen = %local,
+            advertised = %format!("{}:{}", endpoint.host, endpoint.port),
+            "listening"
+        );
+        endpoints.push((spec.name.clone(), endpoint));
+        let info = Arc::new(crate::connection::Listener {
+            name: Arc::from(spec.name.as_str()),
+            protocol: spec.protocol,
+            tls: tls.clone().filter(|_| spec.protocol.uses_tls()),
+        });
+        listeners.push((socket, info));
+    }
+    let endpoint = endpoints[0].1.clone();
     // Three files per partition, plus sockets, the catalog and the runtime's own.
     let hosted: i64 = topics
         .list()
@@ -132,8 +168,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     tracing::info!(
-        listen = %local,
-        advertised = %format!("{}:{}", endpoint.host, endpoint.port),
+        listeners = specs.len(),
         data_dir = %data_dir.display(),
         cluster_id = %topics.cluster_id(),
         topics = topics.list().len(),
@@ -150,6 +185,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("cannot set up security")?;
     let broker = Arc::new(Broker {
         tableflow,
+        listener_endpoints: endpoints,
         ..Broker::new(config, endpoint, topics, security)
     });
     // Transactions a previous run left half-ended are completed before they time out.
@@ -161,32 +197,32 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown = shutdown_signal(term);
     tokio::pin!(shutdown);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // One accept task per listener, feeding one queue.
+    let (accepted_tx, mut accepted_rx) = tokio::sync::mpsc::channel(64);
+    let mut acceptors = tokio::task::JoinSet::new();
+    for (socket, info) in listeners {
+        acceptors.spawn(accept_loop(socket, info, accepted_tx.clone()));
+    }
+    drop(accepted_tx);
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => match limits.try_open(peer.ip()) {
-                    Ok(slot) => {
-                        let (broker, stop) = (broker.clone(), stop_rx.clone());
-                        telemetry::ACCEPTED.fetch_add(1, Ordering::Relaxed);
-                        telemetry::CONNECTIONS.fetch_add(1, Ordering::Relaxed);
-                        connections.spawn(async move {
-                            crate::connection::serve(stream, peer, broker, stop).await;
-                            telemetry::CONNECTIONS.fetch_sub(1, Ordering::Relaxed);
-                            drop(slot);
-                        });
-                    }
-                    Err(refused) => {
-                        // Kafka closes it at once too; nothing was read from it.
-                        telemetry::REFUSED.fetch_add(1, Ordering::Relaxed);
-                        crate::warn_limited!(REFUSED, %peer, "closing connection: {refused}");
-                        drop(stream);
-                    }
-                },
-                Err(e) => {
-                    // Out of file descriptors and the like: keep serving existing clients.
-                    crate::warn_limited!(ACCEPT_FAILED, "accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            Some((stream, peer, info)) = accepted_rx.recv() => match limits.try_open(peer.ip()) {
+                Ok(slot) => {
+                    let (broker, stop) = (broker.clone(), stop_rx.clone());
+                    telemetry::ACCEPTED.fetch_add(1, Ordering::Relaxed);
+                    telemetry::CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+                    connections.spawn(async move {
+                        crate::connection::serve(stream, peer, broker, stop, info).await;
+                        telemetry::CONNECTIONS.fetch_sub(1, Ordering::Relaxed);
+                        drop(slot);
+                    });
+                }
+                Err(refused) => {
+                    // Kafka closes it at once too; nothing was read from it.
+                    telemetry::REFUSED.fetch_add(1, Ordering::Relaxed);
+                    crate::warn_limited!(REFUSED, %peer, "closing connection: {refused}");
+                    drop(stream);
                 }
             },
             // Reaps finished connections (a JoinSet keeps their results until joined).
@@ -195,7 +231,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     admin.set_stopping();
-    drop(listener);
+    acceptors.abort_all();
+    while acceptors.join_next().await.is_some() {}
     let open = connections.len();
     tracing::info!(
         connections = open,
@@ -233,6 +270,33 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("clean shutdown failed")?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// Accepts connections on one listener and queues them for the main loop, until the
+/// queue closes (shutdown).
+async fn accept_loop(
+    socket: TcpListener,
+    info: Arc<crate::connection::Listener>,
+    accepted: tokio::sync::mpsc::Sender<(
+        tokio::net::TcpStream,
+        std::net::SocketAddr,
+        Arc<crate::connection::Listener>,
+    )>,
+) {
+    loop {
+        match socket.accept().await {
+            Ok((stream, peer)) => {
+                if accepted.send((stream, peer, info.clone())).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: keep serving existing clients.
+                crate::warn_limited!(ACCEPT_FAILED, listener = %info.name, "accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
 }
 
 /// Raises the soft open-file limit to the hard limit (every partition keeps three files

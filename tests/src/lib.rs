@@ -17,6 +17,7 @@
 pub mod groups;
 pub mod raw;
 pub mod s3;
+pub mod security;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -85,12 +86,18 @@ impl Broker {
 
     /// Start a broker with extra `floe serve` flags, e.g. `["--num-partitions", "3"]`.
     pub fn start_with(extra_args: &[&str]) -> Broker {
+        Broker::start_on(free_port(), extra_args)
+    }
+
+    /// Start a broker whose (PLAINTEXT) listener is `port`: for tests that name it in
+    /// `listeners` beside others.
+    pub fn start_on(port: u16, extra_args: &[&str]) -> Broker {
         let tmp = tempfile::tempdir().unwrap();
         let data_dir = tmp.path().join("data");
         let log_path = tmp.path().join("broker.log");
         let mut broker = Broker {
             child: None,
-            port: free_port(),
+            port,
             http_port: free_port(),
             data_dir,
             _tmp: Some(tmp),

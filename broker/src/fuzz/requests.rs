@@ -473,6 +473,12 @@ fn default_request(key: ApiKey) -> Option<RequestKind> {
             RequestKind::ListPartitionReassignments(Default::default())
         }
         ApiKey::DescribeTopicPartitions => RequestKind::DescribeTopicPartitions(Default::default()),
+        ApiKey::SaslHandshake => RequestKind::SaslHandshake(Default::default()),
+        ApiKey::SaslAuthenticate => RequestKind::SaslAuthenticate(Default::default()),
+        ApiKey::DescribeUserScramCredentials => {
+            RequestKind::DescribeUserScramCredentials(Default::default())
+        }
+        ApiKey::AlterUserScramCredentials => RequestKind::AlterUserScramCredentials(Default::default()),
         _ => return None,
     })
 }

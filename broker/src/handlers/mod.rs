@@ -183,6 +183,8 @@ handlers! {
     ElectLeaders 0..=2 => elect_leaders;
     ListPartitionReassignments 0..=0 => list_partition_reassignments;
     DescribeTopicPartitions 0..=0 => describe_topic_partitions;
+    SaslHandshake 1..=1 => sasl_handshake;
+    SaslAuthenticate 0..=2 => sasl_authenticate;
     DescribeUserScramCredentials 0..=0 => describe_user_scram_credentials;
     AlterUserScramCredentials 0..=0 => alter_user_scram_credentials;
 }

@@ -158,6 +158,9 @@ pub fn certificate_subject(der: &[u8]) -> Result<String, String> {
     Ok(cert.tbs_certificate.subject.to_string())
 }
 
+/// (modification time, length) of each TLS file, `None` for a missing one.
+type Stamp = Vec<Option<(SystemTime, u64)>>;
+
 /// Where the TLS material comes from.
 #[derive(Debug, Clone)]
 struct Files {
@@ -177,7 +180,7 @@ impl Files {
     }
 
     /// (modification time, length) of every file: what a reload compares.
-    fn stamp(&self) -> Vec<Option<(SystemTime, u64)>> {
+    fn stamp(&self) -> Stamp {
         self.paths()
             .iter()
             .map(|p| {
@@ -249,7 +252,7 @@ impl Files {
 /// The TLS acceptor of the SSL and SASL_SSL listeners, reloaded when its files change.
 pub struct Tls {
     files: Files,
-    current: RwLock<(tokio_rustls::TlsAcceptor, Vec<Option<(SystemTime, u64)>>)>,
+    current: RwLock<(tokio_rustls::TlsAcceptor, Stamp)>,
     /// Turns certificate subjects into principal names.
     pub rules: PrincipalRules,
 }

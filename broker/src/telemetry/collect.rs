@@ -42,6 +42,22 @@ fn connections(out: &mut String) {
     );
     refused.sample(&[], super::REFUSED.load(Ordering::Relaxed) as f64);
     refused.write(out);
+    for (name, help, value) in [
+        (
+            "floe_sasl_authentication_failures_total",
+            "SASL authentications that failed (wrong credentials, malformed tokens).",
+            &super::AUTH_FAILURES,
+        ),
+        (
+            "floe_tls_handshake_failures_total",
+            "TLS handshakes that failed or timed out (plaintext clients on a TLS port included).",
+            &super::TLS_HANDSHAKE_FAILURES,
+        ),
+    ] {
+        let mut f = Family::new(name, help, Kind::Counter);
+        f.sample(&[], value.load(Ordering::Relaxed) as f64);
+        f.write(out);
+    }
     gauge(
         "floe_response_queued_bytes",
         "Bytes of responses ready and not yet written to their sockets.",

@@ -32,6 +32,10 @@ pub static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
 pub static ACCEPTED: AtomicU64 = AtomicU64::new(0);
 /// Client connections refused by a connection limit since start.
 pub static REFUSED: AtomicU64 = AtomicU64::new(0);
+/// SASL authentications that failed since start.
+pub static AUTH_FAILURES: AtomicU64 = AtomicU64::new(0);
+/// TLS handshakes that failed (or timed out) since start.
+pub static TLS_HANDSHAKE_FAILURES: AtomicU64 = AtomicU64::new(0);
 /// Bytes of responses ready and not yet written.
 pub static QUEUED_RESPONSE_BYTES: AtomicU64 = AtomicU64::new(0);
 

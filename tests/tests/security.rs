@@ -1,0 +1,529 @@
+//! Security end to end: TLS, mTLS and SASL listeners driven by real clients, and what
+//! bad input on them gets.
+//!
+//! One broker per test with four listeners ([`SecureBroker`]): PLAINTEXT (setup as an
+//! admin), SASL_SSL, SSL with client certificates requested, SASL_PLAINTEXT. Certificates
+//! are generated for the run with openssl.
+//!
+//! - `clients_over_tls_and_sasl`: confluent-kafka and kcat (Debian's librdkafka 2.0.2) over
+//!   SASL_SSL with SCRAM-SHA-512 and over SSL with a client certificate; the Java client
+//!   over SASL_SSL with PLAIN and SCRAM-SHA-256; kafkajs with SASL PLAIN over TLS. Each
+//!   produces and consumes; a wrong password fails with an authentication error, quickly.
+//! - `bad_input_on_secured_listeners`: raw frames: requests before authentication, unknown
+//!   mechanisms, malformed tokens, oversized frames, plaintext on a TLS port, TLS garbage.
+
+// Test code: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use floe_tests::raw::RawConn;
+use floe_tests::security::SecureBroker;
+use floe_tests::{client_command, clients_dir, compile_java, python, run_ok_with};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, SaslAuthenticateRequest,
+    SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+const SCRAM_USER: &str = "alice";
+const SCRAM_PASSWORD: &str = "alice-s3cret";
+const PLAIN_USER: &str = "carol";
+const PLAIN_PASSWORD: &str = "carol-s3cret";
+
+fn start(dir: &std::path::Path) -> SecureBroker {
+    SecureBroker::start(
+        dir,
+        &[&format!(
+            "sasl_plain_users={{{PLAIN_USER} = \"{PLAIN_PASSWORD}\"}}"
+        )],
+    )
+}
+
+/// Runs `security_check.py` with `args`; returns its JSON line.
+fn py(args: &[&str]) -> serde_json::Value {
+    let script = clients_dir().join("python/security_check.py");
+    let out = run_ok_with(
+        Command::new(python()).arg(script).args(args),
+        b"",
+        Duration::from_secs(240),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("security_check.py printed {stdout:?}: {e}"))
+}
+
+fn kcat(args: &[&str], stdin: &[u8]) -> std::process::Output {
+    let mut cmd = client_command("kcat");
+    cmd.args(args);
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kcat {args:?} did not finish in 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn clients_over_tls_and_sasl() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = start(dir.path());
+    let ca = sb.pki.ca.to_str().unwrap().to_string();
+    let sasl_ssl = SecureBroker::at(sb.sasl_ssl);
+    let ssl = SecureBroker::at(sb.ssl);
+    let (alice_crt, alice_key) = sb.pki.client("alice-cert", "/O=Floe Test/CN=alice");
+    let (alice_crt, alice_key) = (alice_crt.to_str().unwrap(), alice_key.to_str().unwrap());
+
+    // SCRAM credentials through AdminClient, as an operator sets them up.
+    let set = py(&[
+        "scram-users",
+        "--bootstrap",
+        &sb.broker.bootstrap(),
+        "--user",
+        SCRAM_USER,
+        "--password",
+        SCRAM_PASSWORD,
+    ]);
+    assert_eq!(set["mechanisms"].as_array().unwrap().len(), 2, "{set}");
+
+    // confluent-kafka: SASL_SSL + SCRAM-SHA-512, SSL + client certificate.
+    let scram = [
+        "--protocol",
+        "SASL_SSL",
+        "--mechanism",
+        "SCRAM-SHA-512",
+        "--user",
+        SCRAM_USER,
+        "--ca",
+        &ca,
+    ];
+    let r = py(&[
+        &[
+            "roundtrip",
+            "--bootstrap",
+            &sasl_ssl,
+            "--topic",
+            "py-scram",
+            "--count",
+            "2000",
+            "--password",
+            SCRAM_PASSWORD,
+        ][..],
+        &scram,
+    ]
+    .concat());
+    assert_eq!(r["consumed"], 2000, "{r}");
+    let bad = py(&[
+        &[
+            "auth-fails",
+            "--bootstrap",
+            &sasl_ssl,
+            "--password",
+            "not-the-password",
+        ][..],
+        &scram,
+    ]
+    .concat());
+    assert!(bad["seconds"].as_f64().unwrap() < 20.0, "{bad}");
+    eprintln!("confluent-kafka wrong password: {bad}");
+    let r = py(&[
+        "roundtrip",
+        "--bootstrap",
+        &ssl,
+        "--topic",
+        "py-mtls",
+        "--count",
+        "2000",
+        "--protocol",
+        "SSL",
+        "--ca",
+        &ca,
+        "--cert",
+        alice_crt,
+        "--key",
+        alice_key,
+    ]);
+    assert_eq!(r["consumed"], 2000, "{r}");
+
+    // kcat (librdkafka 2.0.2): the same two ways, and a wrong password.
+    let kcat_scram = |password: &str| {
+        vec![
+            "-X".to_string(),
+            "security.protocol=SASL_SSL".into(),
+            "-X".into(),
+            "sasl.mechanisms=SCRAM-SHA-512".into(),
+            "-X".into(),
+            format!("sasl.username={SCRAM_USER}"),
+            "-X".into(),
+            format!("sasl.password={password}"),
+            "-X".into(),
+            format!("ssl.ca.location={ca}"),
+        ]
+    };
+    let lines: String = (0..500).map(|i| format!("k{i}:v{i}\n")).collect();
+    for (topic, bootstrap, sec) in [
+        ("kcat-scram", &sasl_ssl, kcat_scram(SCRAM_PASSWORD)),
+        (
+            "kcat-mtls",
+            &ssl,
+            vec![
+                "-X".to_string(),
+                "security.protocol=SSL".into(),
+                "-X".into(),
+                format!("ssl.ca.location={ca}"),
+                "-X".into(),
+                format!("ssl.certificate.location={alice_crt}"),
+                "-X".into(),
+                format!("ssl.key.location={alice_key}"),
+            ],
+        ),
+    ] {
+        let sec: Vec<&str> = sec.iter().map(String::as_str).collect();
+        let out = kcat(
+            &[
+                &[
+                    "-b",
+                    bootstrap,
+                    "-P",
+                    "-t",
+                    topic,
+                    "-K:",
+                    "-X",
+                    "message.timeout.ms=60000",
+                ][..],
+                &sec,
+            ]
+            .concat(),
+            lines.as_bytes(),
+        );
+        assert!(
+            out.status.success(),
+            "kcat produce to {topic}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = kcat(
+            &[
+                &[
+                    "-b",
+                    bootstrap,
+                    "-C",
+                    "-t",
+                    topic,
+                    "-o",
+                    "beginning",
+                    "-e",
+                    "-f",
+                    "%k:%s\n",
+                ][..],
+                &sec,
+            ]
+            .concat(),
+            b"",
+        );
+        assert!(
+            out.status.success(),
+            "kcat consume {topic}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut got: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        got.sort();
+        let mut want: Vec<String> = lines.lines().map(str::to_string).collect();
+        want.sort();
+        assert_eq!(got, want, "kcat read back {topic}");
+    }
+    let sec = kcat_scram("wrong");
+    let sec: Vec<&str> = sec.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    let out = kcat(
+        &[&["-b", &sasl_ssl, "-L", "-m", "20"][..], &sec].concat(),
+        b"",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "kcat with a wrong password listed metadata"
+    );
+    assert!(
+        stderr.contains("Authentication failed") || stderr.contains("SASL authentication error"),
+        "kcat: {stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "kcat took {:?}",
+        started.elapsed()
+    );
+
+    // The Java client: SASL_SSL with PLAIN and with SCRAM-SHA-256.
+    let classes = tempfile::tempdir().unwrap();
+    let classpath = compile_java("FloeJavaSecurity", classes.path());
+    for (mechanism, user, password, topic) in [
+        (
+            "PLAIN",
+            PLAIN_USER,
+            PLAIN_PASSWORD.to_string(),
+            "java-plain",
+        ),
+        (
+            "SCRAM-SHA-256",
+            SCRAM_USER,
+            SCRAM_PASSWORD.to_string(),
+            "java-scram",
+        ),
+        (
+            "SCRAM-SHA-256",
+            SCRAM_USER,
+            "wrong:nope".to_string(),
+            "java-wrong",
+        ),
+    ] {
+        let out = run_ok_with(
+            Command::new("java")
+                .arg("-cp")
+                .arg(&classpath)
+                .arg("FloeJavaSecurity")
+                .args([
+                    &sasl_ssl, "SASL_SSL", mechanism, user, &password, &ca, topic,
+                ]),
+            b"",
+            Duration::from_secs(240),
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        eprintln!("java {mechanism} {topic}:\n{stdout}");
+        assert!(
+            stdout.lines().any(|l| l == "OK"),
+            "java {mechanism} {topic}:\n{stdout}"
+        );
+    }
+
+    // kafkajs: SASL PLAIN over TLS, and a wrong password.
+    let node_dir = clients_dir().join("node");
+    for wrong in [false, true] {
+        let mut cmd = Command::new("node");
+        cmd.arg("kafkajs_security.js")
+            .args([&sasl_ssl, &ca, PLAIN_USER])
+            .current_dir(&node_dir);
+        if wrong {
+            cmd.args(["nope", "wrong"]);
+        } else {
+            cmd.arg(PLAIN_PASSWORD);
+        }
+        let out = run_ok_with(&mut cmd, b"", Duration::from_secs(180));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        eprintln!("kafkajs (wrong password: {wrong}):\n{stdout}");
+        assert!(stdout.lines().any(|l| l == "OK"), "kafkajs:\n{stdout}");
+    }
+
+    // Failed logins were logged (rate limited) and counted.
+    let log = sb.broker.log();
+    assert!(
+        log.contains("SASL authentication failed"),
+        "no failure logged"
+    );
+    let (_, metrics) = floe_tests::http_get(sb.broker.http_port, "/metrics").unwrap();
+    let failures: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("floe_sasl_authentication_failures_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        failures >= 4.0,
+        "floe_sasl_authentication_failures_total {failures}"
+    );
+}
+
+/// Reads until the broker closes the connection; returns what it sent (a TLS alert at
+/// most), failing if it stays open.
+fn read_to_close(stream: &mut TcpStream, what: &str) -> Vec<u8> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => {
+                got.extend_from_slice(&buf[..n]);
+                assert!(got.len() < 4096, "{what}: the broker keeps sending");
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                panic!("{what}: still open after 20 s")
+            }
+            Err(_) => return got, // reset
+        }
+    }
+}
+
+fn handshake(conn: &mut RawConn, mechanism: &'static str) -> SaslHandshakeResponse {
+    conn.call_at(
+        ApiKey::SaslHandshake,
+        1,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism)),
+    )
+}
+
+fn authenticate(conn: &mut RawConn, token: &[u8]) -> SaslAuthenticateResponse {
+    conn.call_at(
+        ApiKey::SaslAuthenticate,
+        2,
+        &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::copy_from_slice(token)),
+    )
+}
+
+#[test]
+fn bad_input_on_secured_listeners() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = start(dir.path());
+    let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let sasl = addr(sb.sasl_plaintext);
+
+    // A request before authentication closes the connection, unanswered.
+    let mut c = RawConn::connect(sasl, "early");
+    c.send(ApiKey::Metadata, 12, &MetadataRequest::default());
+    c.assert_closed("Metadata before SASL");
+
+    // ApiVersions is answered before authentication and lists the SASL APIs.
+    let mut c = RawConn::connect(sasl, "versions");
+    let v: ApiVersionsResponse = c.call_at(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    assert!(
+        v.api_keys
+            .iter()
+            .any(|k| k.api_key == ApiKey::SaslHandshake as i16)
+    );
+
+    // An unknown mechanism: UNSUPPORTED_SASL_MECHANISM with the enabled ones, then closed.
+    let r = handshake(&mut c, "GSSAPI");
+    assert_eq!(r.error_code, 33);
+    let offered: Vec<&str> = r.mechanisms.iter().map(|m| m.as_str()).collect();
+    assert!(
+        offered.contains(&"PLAIN") && offered.contains(&"SCRAM-SHA-512"),
+        "{offered:?}"
+    );
+    c.assert_closed("after an unsupported mechanism");
+
+    // A malformed PLAIN token and a wrong password: SASL_AUTHENTICATION_FAILED, then closed.
+    for token in [
+        &b"no separators at all"[..],
+        b"\0carol\0wrong-password",
+        b"\0\0",
+        b"\xff\0carol\0\xfe",
+    ] {
+        let mut c = RawConn::connect(sasl, "bad-token");
+        assert_eq!(handshake(&mut c, "PLAIN").error_code, 0);
+        let started = Instant::now();
+        let r = authenticate(&mut c, token);
+        assert_eq!(r.error_code, 58, "token {token:?}");
+        assert!(
+            started.elapsed() >= Duration::from_millis(90),
+            "failure answered without a delay"
+        );
+        c.assert_closed("after a failed authentication");
+    }
+    // Malformed SCRAM messages too.
+    for token in [
+        &b"n,,n=alice"[..],
+        b"garbage",
+        b"p=tls-unique,,n=alice,r=abc",
+        b"",
+    ] {
+        let mut c = RawConn::connect(sasl, "bad-scram");
+        assert_eq!(handshake(&mut c, "SCRAM-SHA-256").error_code, 0);
+        let r = authenticate(&mut c, token);
+        assert_eq!(r.error_code, 58, "token {token:?}");
+        c.assert_closed("after a malformed SCRAM message");
+    }
+
+    // The right PLAIN token authenticates; then requests are served.
+    let mut c = RawConn::connect(sasl, "good");
+    assert_eq!(handshake(&mut c, "PLAIN").error_code, 0);
+    let r = authenticate(
+        &mut c,
+        format!("\0{PLAIN_USER}\0{PLAIN_PASSWORD}").as_bytes(),
+    );
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    c.versions = [(ApiKey::Metadata as i16, (0, 12))].into();
+    let md = c.metadata();
+    assert_eq!(
+        md.brokers[0].port,
+        i32::from(sb.sasl_plaintext),
+        "Metadata advertises the listener connected to"
+    );
+    // A second SaslAuthenticate without a handshake: ILLEGAL_SASL_STATE, the session goes on.
+    let r = authenticate(&mut c, b"\0carol\0x");
+    assert_eq!(r.error_code, 34);
+
+    // SaslHandshake v0 (raw tokens, gone since Kafka 4.0) closes the connection.
+    let mut c = RawConn::connect(sasl, "v0");
+    c.send(
+        ApiKey::SaslHandshake,
+        0,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+    );
+    c.assert_closed("SaslHandshake v0");
+
+    // A frame larger than sasl_server_max_receive_size before authentication: closed
+    // before the broker allocates for it.
+    let mut c = RawConn::connect(sasl, "huge");
+    c.stream.write_all(&(10u32 << 20).to_be_bytes()).unwrap();
+    c.stream.write_all(&[0u8; 64]).unwrap();
+    c.assert_closed("a 10 MiB frame before authentication");
+
+    // On the PLAINTEXT listener SASL requests get ILLEGAL_SASL_STATE.
+    let mut c = RawConn::connect(sb.broker.addr(), "plain");
+    assert_eq!(handshake(&mut c, "PLAIN").error_code, 34);
+
+    // A Kafka frame on a TLS port, and TLS garbage: closed (a TLS alert at most).
+    for port in [sb.ssl, sb.sasl_ssl] {
+        let mut c = RawConn::connect(addr(port), "plaintext-on-tls");
+        c.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+        let got = read_to_close(&mut c.stream, "plaintext on a TLS port");
+        assert!(got.is_empty() || got[0] == 0x15, "not a TLS alert: {got:?}");
+        let mut s = TcpStream::connect(addr(port)).unwrap();
+        // A TLS handshake record header with a nonsense body.
+        s.write_all(&[0x16, 0x03, 0x01, 0x00, 0x20]).unwrap();
+        s.write_all(&[0xAB; 32]).unwrap();
+        let got = read_to_close(&mut s, "TLS garbage");
+        assert!(got.is_empty() || got[0] == 0x15, "not a TLS alert: {got:?}");
+    }
+    // A client that connects to a TLS port and sends nothing is closed after the
+    // handshake timeout (checked in the log, not waited for here).
+
+    // The broker still serves.
+    let mut c = RawConn::open(&sb.broker, "after");
+    assert_eq!(c.create_topic("still-serving", 1), 0);
+    let log = sb.broker.log();
+    assert!(
+        log.contains("TLS handshake failed"),
+        "TLS failures are logged"
+    );
+    assert!(
+        log.contains("before SASL authentication completed"),
+        "early requests are logged"
+    );
+}
