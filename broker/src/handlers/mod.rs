@@ -158,6 +158,8 @@ handlers! {
     CreatePartitions 0..=3 => create_partitions;
     AlterConfigs 0..=2 => alter_configs;
     IncrementalAlterConfigs 0..=1 => incremental_alter_configs;
+    DescribeClientQuotas 0..=1 => describe_client_quotas;
+    AlterClientQuotas 0..=1 => alter_client_quotas;
     DescribeCluster 0..=1 => describe_cluster;
     DescribeLogDirs 1..=4 => describe_log_dirs;
     FindCoordinator 0..=5 => find_coordinator;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 pub mod acl;
 pub mod listeners;
+pub mod quota;
 pub mod sasl;
 pub mod tls;
 
@@ -144,6 +145,8 @@ pub struct Security {
     pub authorizer: acl::Authorizer,
     /// SASL mechanisms and the credentials they check.
     pub sasl: sasl::SaslServer,
+    /// Client quotas and the rates measured against them.
+    pub quotas: quota::Quotas,
 }
 
 impl Security {
@@ -155,6 +158,7 @@ impl Security {
         Ok(Security {
             authorizer: acl::Authorizer::new(config, &stored.acls)?,
             sasl: sasl::SaslServer::new(config, &stored.scram_credentials)?,
+            quotas: quota::Quotas::new(config, &stored.client_quotas),
         })
     }
 }
