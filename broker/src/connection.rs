@@ -197,6 +197,28 @@ pub async fn serve(
                     break 'conn;
                 }
             };
+            if auth.raw_pending() {
+                // After SaslHandshake v0 the client sends bare SASL tokens, not requests.
+                let answer = auth.raw_token(&frame);
+                if let Some(token) = answer.token {
+                    let out = Outgoing {
+                        api_key: ApiKey::SaslAuthenticate,
+                        api_version: 0,
+                        correlation_id: 0,
+                        reply: Reply::Raw(token),
+                        received: Instant::now(),
+                    };
+                    activity.in_flight.fetch_add(1, Ordering::Relaxed);
+                    if tx.send(out).await.is_err() {
+                        break 'conn;
+                    }
+                }
+                if answer.close {
+                    break 'conn;
+                }
+                max = if auth.pending() { sasl_max } else { socket_max };
+                continue;
+            }
             let request = match parse_request(frame) {
                 Ok(r) => r,
                 Err(e) => {
@@ -356,6 +378,11 @@ async fn write_responses(
             let body = match out.reply {
                 Reply::Now(body) => *body,
                 Reply::Later(fut) => fut.await,
+                Reply::Raw(token) => {
+                    let len = u32::try_from(token.len()).unwrap_or(u32::MAX);
+                    let prefix = Bytes::copy_from_slice(&len.to_be_bytes());
+                    break 'write (write_chunks(&mut writer, vec![prefix, token]).await, 1);
+                }
                 Reply::Fetch(fut) => {
                     let reply = fut.await;
                     telemetry::requests::record(head.0, received.elapsed(), |f| {
@@ -412,7 +439,7 @@ fn coalesce(
                     break;
                 }
             },
-            Reply::Fetch(_) => {
+            Reply::Fetch(_) | Reply::Raw(_) => {
                 *held = Some(next);
                 break;
             }
@@ -527,6 +554,8 @@ async fn send_region(
 async fn write_chunks(writer: &mut Writer, mut chunks: Vec<Bytes>) -> std::io::Result<()> {
     /// Chunks per `writev` (well under every kernel's IOV_MAX).
     const MAX_SLICES: usize = 64;
+    // An empty slice would make a write of nothing look like a closed socket.
+    chunks.retain(|c| !c.is_empty());
     let mut queued = Queued::new(chunks.iter().map(Bytes::len).sum());
     let mut first = 0;
     while first < chunks.len() {

@@ -255,7 +255,7 @@ fn clients_over_tls_and_sasl() {
     let sec: Vec<&str> = sec.iter().map(String::as_str).collect();
     let started = Instant::now();
     let out = kcat(
-        &[&["-b", &sasl_ssl, "-L", "-m", "20"][..], &sec].concat(),
+        &[&["-b", &sasl_ssl, "-L", "-m", "5"][..], &sec].concat(),
         b"",
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -478,14 +478,31 @@ fn bad_input_on_secured_listeners() {
     let r = authenticate(&mut c, b"\0carol\0x");
     assert_eq!(r.error_code, 34);
 
-    // SaslHandshake v0 (raw tokens, gone since Kafka 4.0) closes the connection.
-    let mut c = RawConn::connect(sasl, "v0");
-    c.send(
-        ApiKey::SaslHandshake,
-        0,
-        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
-    );
-    c.assert_closed("SaslHandshake v0");
+    // SaslHandshake v0: bare size-prefixed tokens follow instead of SaslAuthenticate
+    // (clients from before Kafka 1.0); a good PLAIN token gets an empty token back and the
+    // session is authenticated, a bad one closes the connection.
+    for (password, ok) in [(PLAIN_PASSWORD, true), ("wrong", false)] {
+        let mut c = RawConn::connect(sasl, "v0");
+        let r: SaslHandshakeResponse = c.call_at(
+            ApiKey::SaslHandshake,
+            0,
+            &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+        );
+        assert_eq!(r.error_code, 0);
+        let token = format!("\0{PLAIN_USER}\0{password}");
+        let mut frame = (token.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(token.as_bytes());
+        c.stream.write_all(&frame).unwrap();
+        if ok {
+            let mut len = [0u8; 4];
+            c.stream.read_exact(&mut len).unwrap();
+            assert_eq!(u32::from_be_bytes(len), 0, "PLAIN's final token is empty");
+            c.versions = [(ApiKey::Metadata as i16, (0, 12))].into();
+            assert_eq!(c.metadata().brokers.len(), 1);
+        } else {
+            c.assert_closed("a wrong password after SaslHandshake v0");
+        }
+    }
 
     // A frame larger than sasl_server_max_receive_size before authentication: closed
     // before the broker allocates for it.

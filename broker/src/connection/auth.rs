@@ -51,11 +51,21 @@ enum State {
     Open,
     /// Waiting for SaslHandshake (first authentication, or a re-authentication).
     Handshake,
-    /// Mechanism chosen; SaslAuthenticate rounds under way.
+    /// Mechanism chosen; SaslAuthenticate rounds (or, after SaslHandshake v0, bare
+    /// tokens) under way.
     Exchanging {
         mechanism: String,
         exchange: Box<dyn SaslExchange>,
+        raw: bool,
     },
+}
+
+/// The answer to a bare SASL token (after SaslHandshake v0).
+pub struct RawAnswer {
+    /// The token to send back, if any.
+    pub token: Option<Bytes>,
+    /// Close the connection (after the token, if any).
+    pub close: bool,
 }
 
 /// The authentication state of one connection.
@@ -107,7 +117,7 @@ impl Authenticator {
         }
         match (&self.state, api) {
             (State::Handshake, ApiKey::SaslHandshake) => Gate::Sasl,
-            (State::Exchanging { .. }, ApiKey::SaslAuthenticate) => Gate::Sasl,
+            (State::Exchanging { raw: false, .. }, ApiKey::SaslAuthenticate) => Gate::Sasl,
             (State::Open, ApiKey::SaslHandshake) => Gate::Sasl,
             (_, ApiKey::ApiVersions) if !self.authenticated => Gate::Dispatch,
             _ if !self.authenticated => Gate::Close(format!(
@@ -141,7 +151,7 @@ impl Authenticator {
         match frame.api_key {
             ApiKey::SaslHandshake => {
                 let req: SaslHandshakeRequest = frame.decode_as().map_err(|e| e.to_string())?;
-                Ok(self.handshake(&req.mechanism))
+                Ok(self.handshake(&req.mechanism, version == 0))
             }
             _ => {
                 let req: SaslAuthenticateRequest = frame.decode_as().map_err(|e| e.to_string())?;
@@ -150,7 +160,56 @@ impl Authenticator {
         }
     }
 
-    fn handshake(&mut self, mechanism: &str) -> Answer {
+    /// Whether the next frame is a bare SASL token (after SaslHandshake v0).
+    pub fn raw_pending(&self) -> bool {
+        matches!(self.state, State::Exchanging { raw: true, .. })
+    }
+
+    /// One bare SASL token after SaslHandshake v0, as Kafka's authenticator takes them: the
+    /// answer is a bare token; a failure closes the connection without one.
+    pub fn raw_token(&mut self, token: &[u8]) -> RawAnswer {
+        let State::Exchanging {
+            mechanism,
+            exchange,
+            ..
+        } = &mut self.state
+        else {
+            return RawAnswer {
+                token: None,
+                close: true,
+            };
+        };
+        let mechanism = mechanism.clone();
+        match exchange.step(token) {
+            SaslStep::Challenge(bytes) => RawAnswer {
+                token: Some(Bytes::from(bytes)),
+                close: false,
+            },
+            SaslStep::Failed { message, detail } => {
+                self.fail(&mechanism, &message, &detail);
+                RawAnswer {
+                    token: None,
+                    close: true,
+                }
+            }
+            SaslStep::Done {
+                principal,
+                response,
+                expires_at_ms,
+            } => match self.complete(&mechanism, principal, expires_at_ms) {
+                Ok(_) => RawAnswer {
+                    token: Some(Bytes::from(response)),
+                    close: false,
+                },
+                Err(_) => RawAnswer {
+                    token: None,
+                    close: true,
+                },
+            },
+        }
+    }
+
+    fn handshake(&mut self, mechanism: &str, raw: bool) -> Answer {
         let sasl = &self.broker.security.sasl;
         let offered: Vec<StrBytes> = sasl
             .mechanisms()
@@ -175,6 +234,7 @@ impl Authenticator {
                 self.state = State::Exchanging {
                     mechanism: mechanism.to_string(),
                     exchange,
+                    raw,
                 };
                 Answer {
                     body: ResponseKind::SaslHandshake(reply(0)),
@@ -203,6 +263,7 @@ impl Authenticator {
         let State::Exchanging {
             mechanism,
             exchange,
+            ..
         } = &mut self.state
         else {
             // `gate` hands SaslAuthenticate over only while exchanging.
@@ -229,49 +290,63 @@ impl Authenticator {
                 principal,
                 response,
                 expires_at_ms,
-            } => {
-                if self.authenticated && principal != self.session.principal {
-                    let detail = format!(
-                        "re-authentication as {principal}, not {}",
-                        self.session.principal
-                    );
-                    return self.fail(
-                        &mechanism,
-                        "Authentication failed: re-authentication must keep the principal",
-                        &detail,
-                    );
+            } => match self.complete(&mechanism, principal, expires_at_ms) {
+                Ok(lifetime) => {
+                    let mut body =
+                        SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(response));
+                    if version >= 1 {
+                        body.session_lifetime_ms = lifetime
+                            .map(|l| i64::try_from(l.as_millis()).unwrap_or(i64::MAX))
+                            .unwrap_or(0);
+                    }
+                    Answer {
+                        body: ResponseKind::SaslAuthenticate(body),
+                        delay: None,
+                        close: false,
+                    }
                 }
-                let lifetime = self.lifetime(expires_at_ms);
-                self.expires = lifetime.map(|l| Instant::now() + l);
-                if !self.authenticated {
-                    tracing::debug!(
-                        peer = %self.session.client_address,
-                        %principal,
-                        mechanism,
-                        "SASL authentication succeeded"
-                    );
-                }
-                self.authenticated = true;
-                self.mechanism = Some(mechanism);
-                self.state = State::Open;
-                self.session = Arc::new(Session {
-                    principal,
-                    ..(*self.session).clone()
-                });
-                let mut body =
-                    SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(response));
-                if version >= 1 {
-                    body.session_lifetime_ms = lifetime
-                        .map(|l| i64::try_from(l.as_millis()).unwrap_or(i64::MAX))
-                        .unwrap_or(0);
-                }
-                Answer {
-                    body: ResponseKind::SaslAuthenticate(body),
-                    delay: None,
-                    close: false,
-                }
-            }
+                Err(failed) => failed,
+            },
         }
+    }
+
+    /// The exchange authenticated `principal`: the session becomes theirs (a
+    /// re-authentication must keep the principal). Returns the session's lifetime.
+    fn complete(
+        &mut self,
+        mechanism: &str,
+        principal: Principal,
+        expires_at_ms: Option<i64>,
+    ) -> Result<Option<Duration>, Answer> {
+        if self.authenticated && principal != self.session.principal {
+            let detail = format!(
+                "re-authentication as {principal}, not {}",
+                self.session.principal
+            );
+            return Err(self.fail(
+                mechanism,
+                "Authentication failed: re-authentication must keep the principal",
+                &detail,
+            ));
+        }
+        let lifetime = self.lifetime(expires_at_ms);
+        self.expires = lifetime.map(|l| Instant::now() + l);
+        if !self.authenticated {
+            tracing::debug!(
+                peer = %self.session.client_address,
+                %principal,
+                mechanism,
+                "SASL authentication succeeded"
+            );
+        }
+        self.authenticated = true;
+        self.mechanism = Some(mechanism.to_string());
+        self.state = State::Open;
+        self.session = Arc::new(Session {
+            principal,
+            ..(*self.session).clone()
+        });
+        Ok(lifetime)
     }
 
     /// The session's lifetime: `connections_max_reauth_ms`, shortened to the credential's

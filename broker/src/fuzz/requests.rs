@@ -479,6 +479,8 @@ fn default_request(key: ApiKey) -> Option<RequestKind> {
             RequestKind::DescribeUserScramCredentials(Default::default())
         }
         ApiKey::AlterUserScramCredentials => RequestKind::AlterUserScramCredentials(Default::default()),
+        ApiKey::DescribeClientQuotas => RequestKind::DescribeClientQuotas(Default::default()),
+        ApiKey::AlterClientQuotas => RequestKind::AlterClientQuotas(Default::default()),
         _ => return None,
     })
 }
@@ -630,6 +632,8 @@ impl FuzzBroker {
                 Ok(body) => body,
                 Err(_) => return Dispatched::StillWaiting,
             },
+            // Only the connection's SASL v0 exchange makes these, never a handler.
+            Reply::Raw(_) => return Dispatched::NoResponse,
             Reply::Fetch(fut) => match tokio::time::timeout(Duration::from_millis(50), fut).await {
                 Ok(reply) => match reply.materialize() {
                     Ok(fetch) => kafka_protocol::messages::ResponseKind::Fetch(fetch),

@@ -48,6 +48,9 @@ pub enum Reply {
     /// A future yielding a Fetch response whose record batches are sent from their segment
     /// files (`sendfile`); awaited in request order by the writer.
     Fetch(Pin<Box<dyn Future<Output = FetchReply> + Send + 'static>>),
+    /// Bytes written as one size-prefixed frame with no response header: the SASL tokens
+    /// that follow a SaslHandshake v0 (only the connection's authenticator makes these).
+    Raw(bytes::Bytes),
 }
 
 /// A Fetch response whose record fields are stand-ins (`floe_protocol::rope::StandIns`)
@@ -185,7 +188,7 @@ handlers! {
     ElectLeaders 0..=2 => elect_leaders;
     ListPartitionReassignments 0..=0 => list_partition_reassignments;
     DescribeTopicPartitions 0..=0 => describe_topic_partitions;
-    SaslHandshake 1..=1 => sasl_handshake;
+    SaslHandshake 0..=1 => sasl_handshake;
     SaslAuthenticate 0..=2 => sasl_authenticate;
     DescribeUserScramCredentials 0..=0 => describe_user_scram_credentials;
     AlterUserScramCredentials 0..=0 => alter_user_scram_credentials;

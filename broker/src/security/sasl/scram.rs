@@ -385,11 +385,16 @@ impl ScramExchange {
         let server_nonce = match self.fixed_nonce.take() {
             Some(n) => n,
             None => {
-                let mut bytes = [0u8; 24];
+                // Letters and digits only, as Kafka's (a base-36 number).
+                const ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+                let mut bytes = [0u8; 32];
                 if rand::fill(&mut bytes).is_err() {
                     return self.invalid("no random bytes for the server nonce");
                 }
-                BASE64.encode(bytes)
+                bytes
+                    .iter()
+                    .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+                    .collect::<String>()
             }
         };
         let nonce = format!("{}{server_nonce}", first.nonce);
@@ -419,8 +424,11 @@ impl ScramExchange {
         if fin.channel_binding != pending.gs2_header.as_bytes() {
             return self.invalid("the channel binding (c=) does not repeat the gs2 header");
         }
-        if fin.nonce != pending.nonce {
-            return self.invalid("the nonce of client-final is not the one of server-first");
+        // Kafka checks that the nonce ends with the server's, no more: librdkafka before
+        // 2.1 sends its own nonce again in front of the server's (and signs what it sent).
+        if !fin.nonce.ends_with(pending.nonce.as_str()) {
+            return self
+                .invalid("the nonce of client-final does not end with the one of server-first");
         }
         let auth_message = format!(
             "{},{},{}",

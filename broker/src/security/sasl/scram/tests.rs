@@ -232,6 +232,26 @@ fn scram_nonce_mismatch_fails() {
 }
 
 #[test]
+fn scram_nonce_with_the_client_part_repeated_in_front_authenticates() {
+    // librdkafka before 2.1 sends `r=<client nonce><server-first nonce>`; Kafka accepts
+    // any nonce that ends with the server's, and the proof covers what was sent.
+    let store = store(&[("alice", "pw")]);
+    let m = ScramMechanism::Sha256;
+    let mut client = Client::new(m, "alice", "pw");
+    let mut server = ScramExchange::new(m, store);
+    let server_first = challenge(server.step(&client.first()));
+    let r = std::str::from_utf8(&server_first)
+        .unwrap()
+        .split(',')
+        .find_map(|a| a.strip_prefix("r="))
+        .unwrap()
+        .to_string();
+    let doubled = format!("{}{r}", client.client_nonce);
+    let fin = client.finish(&server_first, Some(&doubled));
+    assert!(matches!(server.step(&fin), SaslStep::Done { .. }));
+}
+
+#[test]
 fn scram_channel_binding_must_repeat_the_gs2_header() {
     let store = store(&[("alice", "pw")]);
     let m = ScramMechanism::Sha256;
