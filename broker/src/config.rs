@@ -646,9 +646,14 @@ impl Config {
             let v = value_for(&key, value);
             insert_key(&mut table, key, v);
         }
-        let config: Config = toml::Value::Table(table)
+        let mut config: Config = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+        // Everything derived from the data directory (the embedded remote store's file://
+        // URL, the catalog's sqlite URI) needs an absolute path; `./floe-data` is the default.
+        config.data_dir = std::path::absolute(&config.data_dir).map_err(|e| {
+            ConfigError::Invalid(format!("data_dir {}: {e}", config.data_dir.display()))
+        })?;
         config.validate()?;
         Ok(config)
     }

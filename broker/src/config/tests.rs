@@ -166,3 +166,14 @@ fn secrets_stay_strings_from_the_environment() {
     let bad = Config::load(None, [("FLOE_HTTP_LISTEN".into(), "nohost".into())], &[]);
     assert!(bad.unwrap_err().to_string().contains("http_listen"));
 }
+
+#[test]
+fn a_relative_data_dir_is_made_absolute() {
+    // The default `floe-data` is relative; the embedded remote store's file:// URL and the
+    // catalog's sqlite URI need an absolute path (a relative one stopped the broker).
+    let c = Config::load(None, vec![], &[]).unwrap();
+    assert!(c.data_dir.is_absolute(), "{}", c.data_dir.display());
+    assert!(c.data_dir.ends_with("floe-data"));
+    let remote = c.remote_storage();
+    assert!(remote.url.starts_with("file:///"), "{}", remote.url);
+}

@@ -75,7 +75,7 @@ async fn call(broker: &Arc<Broker>, key: ApiKey, version: i16, body: RequestKind
     match out.reply {
         Reply::Now(body) => *body,
         Reply::Later(body) => body.await,
-        Reply::Fetch(_) => panic!("a fetch reply to a quota request"),
+        Reply::Fetch(_) | Reply::Raw(_) => panic!("a fetch or raw reply to a quota request"),
     }
 }
 
