@@ -418,6 +418,37 @@ fn seeds(key: ApiKey, topic_id: Uuid) -> Vec<RequestKind> {
                         .with_partition_index(0),
                 )),
         )],
+        ApiKey::DescribeAcls => vec![RequestKind::DescribeAcls(
+            DescribeAclsRequest::default()
+                .with_resource_type_filter(2)
+                .with_resource_name_filter(Some(s(TOPIC)))
+                .with_pattern_type_filter(2)
+                .with_principal_filter(Some(s("User:fuzz")))
+                .with_operation(1)
+                .with_permission_type(1),
+        )],
+        ApiKey::CreateAcls => vec![RequestKind::CreateAcls(
+            CreateAclsRequest::default().with_creations(vec![
+                create_acls_request::AclCreation::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s(TOPIC))
+                    .with_resource_pattern_type(3)
+                    .with_principal(s("User:fuzz"))
+                    .with_host(s("*"))
+                    .with_operation(3)
+                    .with_permission_type(3),
+            ]),
+        )],
+        ApiKey::DeleteAcls => vec![RequestKind::DeleteAcls(
+            DeleteAclsRequest::default().with_filters(vec![
+                delete_acls_request::DeleteAclsFilter::default()
+                    .with_resource_type_filter(1)
+                    .with_pattern_type_filter(1)
+                    .with_principal_filter(Some(s("User:fuzz")))
+                    .with_operation(1)
+                    .with_permission_type(1),
+            ]),
+        )],
         _ => Vec::new(),
     };
     default_request(key).into_iter().chain(populated).collect()
@@ -478,9 +509,14 @@ fn default_request(key: ApiKey) -> Option<RequestKind> {
         ApiKey::DescribeUserScramCredentials => {
             RequestKind::DescribeUserScramCredentials(Default::default())
         }
-        ApiKey::AlterUserScramCredentials => RequestKind::AlterUserScramCredentials(Default::default()),
+        ApiKey::AlterUserScramCredentials => {
+            RequestKind::AlterUserScramCredentials(Default::default())
+        }
         ApiKey::DescribeClientQuotas => RequestKind::DescribeClientQuotas(Default::default()),
         ApiKey::AlterClientQuotas => RequestKind::AlterClientQuotas(Default::default()),
+        ApiKey::DescribeAcls => RequestKind::DescribeAcls(Default::default()),
+        ApiKey::CreateAcls => RequestKind::CreateAcls(Default::default()),
+        ApiKey::DeleteAcls => RequestKind::DeleteAcls(Default::default()),
         _ => return None,
     })
 }

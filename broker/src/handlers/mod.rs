@@ -12,6 +12,7 @@ use std::sync::Arc;
 use floe_protocol::request::RequestFrame;
 use kafka_protocol::messages::{ApiKey, FetchResponse, RequestHeader, ResponseKind};
 
+use crate::security::acl::{Audit, CLUSTER_NAME, Operation, ResourceType};
 use crate::state::Broker;
 
 /// What a handler sees of the request besides its body.
@@ -36,6 +37,62 @@ impl RequestContext {
     /// The API version of the request.
     pub fn version(&self) -> i16 {
         self.header.request_api_version
+    }
+}
+
+/// Authorization (`crate::security::acl`): what handlers ask before acting. When
+/// authorization is off each answers "allowed" after one branch.
+impl RequestContext {
+    /// Whether requests are authorized at all (handlers skip work only authorization needs).
+    pub fn authorizing(&self) -> bool {
+        self.broker.security.authorizer.enabled()
+    }
+
+    /// Whether the client may do `operation` on the resource; a denial is logged (audit)
+    /// with this request's API. For resources the client named.
+    pub fn authorize(&self, operation: Operation, resource: ResourceType, name: &str) -> bool {
+        self.authorize_with(operation, resource, name, Audit::Log)
+    }
+
+    /// [`RequestContext::authorize`] without the audit line, for filters over resources
+    /// the client did not name (Kafka's `logIfDenied = false`).
+    pub fn authorize_quietly(
+        &self,
+        operation: Operation,
+        resource: ResourceType,
+        name: &str,
+    ) -> bool {
+        self.authorize_with(operation, resource, name, Audit::Quiet)
+    }
+
+    /// [`RequestContext::authorize`] on the cluster resource.
+    pub fn authorize_cluster(&self, operation: Operation) -> bool {
+        self.authorize(operation, ResourceType::Cluster, CLUSTER_NAME)
+    }
+
+    fn authorize_with(
+        &self,
+        operation: Operation,
+        resource: ResourceType,
+        name: &str,
+        audit: Audit,
+    ) -> bool {
+        if !self.authorizing() {
+            return true;
+        }
+        let api = ApiKey::try_from(self.header.request_api_key).ok();
+        self.broker
+            .security
+            .authorizer
+            .check(&self.session, api, operation, resource, name, audit)
+    }
+
+    /// Kafka's "authorized operations" bit field of the client on a resource.
+    pub fn authorized_operations(&self, resource: ResourceType, name: &str) -> i32 {
+        self.broker
+            .security
+            .authorizer
+            .authorized_operations(&self.session, resource, name)
     }
 }
 
@@ -163,6 +220,9 @@ handlers! {
     IncrementalAlterConfigs 0..=1 => incremental_alter_configs;
     DescribeClientQuotas 0..=1 => describe_client_quotas;
     AlterClientQuotas 0..=1 => alter_client_quotas;
+    DescribeAcls 1..=3 => describe_acls;
+    CreateAcls 1..=3 => create_acls;
+    DeleteAcls 1..=3 => delete_acls;
     DescribeCluster 0..=1 => describe_cluster;
     DescribeLogDirs 1..=4 => describe_log_dirs;
     FindCoordinator 0..=5 => find_coordinator;
