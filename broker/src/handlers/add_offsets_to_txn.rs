@@ -1,14 +1,33 @@
 //! AddOffsetsToTxn: adds the group's `__consumer_offsets` partition to the producer's
 //! transaction, so TxnOffsetCommit can commit the group's offsets inside it.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, ResponseKind};
 
 use super::{Handled, RequestContext};
 use crate::group::OFFSETS_TOPIC;
+use crate::security::acl::{Operation, ResourceType};
 use crate::txn::state::TxnError;
 
 /// Handles AddOffsetsToTxn.
 pub async fn handle(ctx: &RequestContext, req: AddOffsetsToTxnRequest) -> Handled {
+    let denied = if !ctx.authorize(
+        Operation::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id.0,
+    ) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !ctx.authorize(Operation::Read, ResourceType::Group, &req.group_id.0) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    if let Some(code) = denied {
+        return ResponseKind::AddOffsetsToTxn(
+            AddOffsetsToTxnResponse::default().with_error_code(code.code()),
+        )
+        .into();
+    }
     super::on_blocking_pool(ctx, move |ctx| handle_blocking(ctx, req)).await
 }
 

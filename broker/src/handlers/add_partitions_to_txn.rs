@@ -3,17 +3,19 @@
 //! (only checks the partitions are already in the transaction). If a partition does not
 //! exist, nothing is added and the others answer OPERATION_NOT_ATTEMPTED.
 
+use std::collections::HashMap;
+
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
 };
 use kafka_protocol::messages::{
-    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ResponseKind, TopicName,
-    TransactionalId,
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ResponseKind, TopicName, TransactionalId,
 };
 
 use super::{Handled, RequestContext, str_bytes};
+use crate::security::acl::{Operation, ResourceType};
 use crate::topics::is_internal;
 
 /// Handles AddPartitionsToTxn.
@@ -23,6 +25,38 @@ pub async fn handle(ctx: &RequestContext, req: AddPartitionsToTxnRequest) -> Han
 
 fn handle_blocking(ctx: &RequestContext, req: AddPartitionsToTxnRequest) -> Handled {
     if ctx.version() <= 3 {
+        // From clients: WRITE on the transactional id, then on each topic (in `add`).
+        if !ctx.authorize(
+            Operation::Write,
+            ResourceType::TransactionalId,
+            &req.v3_and_below_transactional_id.0,
+        ) {
+            let topics = req
+                .v3_and_below_topics
+                .iter()
+                .map(|t| {
+                    AddPartitionsToTxnTopicResult::default()
+                        .with_name(t.name.clone())
+                        .with_results_by_partition(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    AddPartitionsToTxnPartitionResult::default()
+                                        .with_partition_index(*p)
+                                        .with_partition_error_code(
+                                            ResponseError::TransactionalIdAuthorizationFailed
+                                                .code(),
+                                        )
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            return ResponseKind::AddPartitionsToTxn(
+                AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(topics),
+            )
+            .into();
+        }
         let topics = add(
             ctx,
             &req.v3_and_below_transactional_id,
@@ -33,6 +67,14 @@ fn handle_blocking(ctx: &RequestContext, req: AddPartitionsToTxnRequest) -> Hand
         );
         return ResponseKind::AddPartitionsToTxn(
             AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(topics),
+        )
+        .into();
+    }
+    // v4+ come from brokers (KIP-890): CLUSTER_ACTION.
+    if !ctx.authorize_cluster(Operation::ClusterAction) {
+        return ResponseKind::AddPartitionsToTxn(
+            AddPartitionsToTxnResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
         )
         .into();
     }
@@ -73,14 +115,29 @@ fn add(
         .iter()
         .flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), *p)))
         .collect();
-    let unknown = |(t, p): &(String, i32)| {
-        is_internal(t) || broker.topics.partition(t, *p).is_none()
-    };
-    let codes: Vec<ResponseError> = if partitions.iter().any(unknown) {
+    // Clients' requests (v0-3) need WRITE on each topic; internal topics never pass
+    // (Kafka leaves them out of the authorized set).
+    let check_topics = ctx.authorizing() && ctx.version() <= 3;
+    let mut decided: HashMap<&str, bool> = HashMap::new();
+    let denied: Vec<bool> = partitions
+        .iter()
+        .map(|(t, _)| {
+            check_topics
+                && *decided.entry(t.as_str()).or_insert_with(|| {
+                    is_internal(t) || !ctx.authorize(Operation::Write, ResourceType::Topic, t)
+                })
+        })
+        .collect();
+    let unknown =
+        |(t, p): &(String, i32)| is_internal(t) || broker.topics.partition(t, *p).is_none();
+    let codes: Vec<ResponseError> = if denied.iter().any(|d| *d) || partitions.iter().any(unknown) {
         partitions
             .iter()
-            .map(|tp| {
-                if unknown(tp) {
+            .zip(&denied)
+            .map(|(tp, denied)| {
+                if *denied {
+                    ResponseError::TopicAuthorizationFailed
+                } else if unknown(tp) {
                     ResponseError::UnknownTopicOrPartition
                 } else {
                     ResponseError::OperationNotAttempted

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, ResponseKind};
 
-use super::incremental_alter_configs::resource_outcome;
+use super::incremental_alter_configs::{config_authorization, resource_outcome};
 use super::{Handled, RequestContext};
+use crate::security::acl::Operation;
 use crate::topics::TopicError;
 
 /// Handles AlterConfigs.
@@ -23,6 +24,14 @@ fn handle_blocking(ctx: &RequestContext, req: AlterConfigsRequest) -> Handled {
             let resp = AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
+            if let Some(code) = config_authorization(
+                ctx,
+                r.resource_type,
+                &r.resource_name,
+                Operation::AlterConfigs,
+            ) {
+                return resp.with_error_code(code.code()).with_error_message(None);
+            }
             let (code, message) = resource_outcome(r.resource_type, || {
                 let mut configs = BTreeMap::new();
                 for c in &r.configs {

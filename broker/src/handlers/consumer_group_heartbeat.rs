@@ -9,16 +9,45 @@ use kafka_protocol::messages::{
 };
 
 use super::join_group::client_id;
+use kafka_protocol::ResponseError;
+
 use super::{Handled, Reply, RequestContext, str_bytes};
 use crate::group::GroupError;
 use crate::group::classic::Pending;
 use crate::group::consumer::assignor;
 use crate::group::consumer::{self, HeartbeatArgs, HeartbeatReply};
+use crate::security::acl::{Operation, ResourceType};
 use crate::topics::is_internal;
 
 /// Handles ConsumerGroupHeartbeat.
 pub async fn handle(ctx: &RequestContext, req: ConsumerGroupHeartbeatRequest) -> Handled {
     let interval = ctx.broker.config.group_consumer_heartbeat_interval_ms;
+    // READ on the group, and DESCRIBE on every subscribed topic named (Kafka 4).
+    let denied = if !ctx.authorize(Operation::Read, ResourceType::Group, &req.group_id.0) {
+        Some((
+            ResponseError::GroupAuthorizationFailed,
+            "Group authorization failed.",
+        ))
+    } else if req.subscribed_topic_names.as_ref().is_some_and(|names| {
+        !names
+            .iter()
+            .all(|t| ctx.authorize(Operation::Describe, ResourceType::Topic, &t.0))
+    }) {
+        Some((
+            ResponseError::TopicAuthorizationFailed,
+            "The group subscribes to topics the client is not authorized to describe.",
+        ))
+    } else {
+        None
+    };
+    if let Some((code, message)) = denied {
+        return ResponseKind::ConsumerGroupHeartbeat(
+            ConsumerGroupHeartbeatResponse::default()
+                .with_error_code(code.code())
+                .with_error_message(Some(str_bytes(message))),
+        )
+        .into();
+    }
     let owned = req.topic_partitions.map(|tps| {
         let mut a = assignor::Assignment::new();
         for tp in tps {

@@ -1,10 +1,12 @@
 //! CreatePartitions: grow a topic's partition count (never shrink), `validate_only`.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse, ResponseKind};
 
 use super::{Handled, RequestContext, str_bytes};
 use crate::errors::topic_error;
+use crate::security::acl::{Operation, ResourceType};
 use crate::topics::TopicError;
 
 /// Handles CreatePartitions.
@@ -20,6 +22,12 @@ fn handle_blocking(ctx: &RequestContext, req: CreatePartitionsRequest) -> Handle
         .into_iter()
         .map(|t| {
             let name = t.name.0.to_string();
+            if !ctx.authorize(Operation::Alter, ResourceType::Topic, &name) {
+                return CreatePartitionsTopicResult::default()
+                    .with_name(t.name)
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(None);
+            }
             let outcome = match &t.assignments {
                 Some(a) if a.iter().any(|r| r.broker_ids.iter().any(|b| b.0 != node) || r.broker_ids.len() != 1) => {
                     Err(TopicError::InvalidReplicaAssignment(format!(

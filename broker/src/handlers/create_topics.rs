@@ -4,11 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, ResponseKind};
 
 use super::{Handled, RequestContext, str_bytes};
 use crate::errors::topic_error;
+use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 use crate::topic_config;
 use crate::topics::{NewTopic, TopicError};
 
@@ -22,9 +26,24 @@ fn handle_blocking(ctx: &RequestContext, req: CreateTopicsRequest) -> Handled {
     let topics = &ctx.broker.topics;
     let node = ctx.broker.endpoint.node_id;
     let mut results = Vec::with_capacity(req.topics.len());
+    // CREATE on the cluster covers every topic (asked quietly, as Kafka does); else CREATE
+    // on each. The configs are answered only with DESCRIBE_CONFIGS on the topic.
+    let cluster_create = ctx.authorizing()
+        && ctx.authorize_quietly(Operation::Create, ResourceType::Cluster, CLUSTER_NAME);
     for t in req.topics {
         let name = t.name.0.to_string();
         let result = CreatableTopicResult::default().with_name(t.name.clone());
+        if !cluster_create && !ctx.authorize(Operation::Create, ResourceType::Topic, &name) {
+            results.push(
+                result
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(str_bytes("Authorization failed.")))
+                    .with_configs(None),
+            );
+            continue;
+        }
+        let describable =
+            ctx.authorize_quietly(Operation::DescribeConfigs, ResourceType::Topic, &name);
         let outcome = (|| {
             let mut configs = BTreeMap::new();
             for c in &t.configs {
@@ -81,12 +100,20 @@ fn handle_blocking(ctx: &RequestContext, req: CreateTopicsRequest) -> Handled {
                             .with_config_source(if overrides.contains_key(d.name) { 1 } else { 5 })
                     })
                     .collect();
-                result
+                let result = result
                     .with_error_message(None)
                     .with_topic_id(topic_id)
                     .with_num_partitions(partitions)
-                    .with_replication_factor(1)
-                    .with_configs(Some(configs))
+                    .with_replication_factor(1);
+                if !describable && ctx.version() >= 5 {
+                    result
+                        .with_topic_config_error_code(
+                            ResponseError::TopicAuthorizationFailed.code(),
+                        )
+                        .with_configs(Some(Vec::new()))
+                } else {
+                    result.with_configs(Some(configs))
+                }
             }
             Err(e) => {
                 if !matches!(e, TopicError::AlreadyExists(_)) {

@@ -2,10 +2,13 @@
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
-use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse, ResponseKind};
+use kafka_protocol::messages::{
+    BrokerId, DescribeClusterRequest, DescribeClusterResponse, ResponseKind,
+};
 
 use super::metadata::AUTHORIZED_OPERATIONS_OMITTED;
 use super::{Handled, RequestContext, str_bytes};
+use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 
 /// Handles DescribeCluster.
 pub async fn handle(ctx: &RequestContext, req: DescribeClusterRequest) -> Handled {
@@ -19,6 +22,15 @@ pub async fn handle(ctx: &RequestContext, req: DescribeClusterRequest) -> Handle
         )
         .into();
     }
+    // Anyone may describe the cluster (Kafka checks nothing); the operations it may do on
+    // it are reported when asked for, 0 without DESCRIBE.
+    let operations = if !req.include_cluster_authorized_operations {
+        AUTHORIZED_OPERATIONS_OMITTED
+    } else if ctx.authorize_cluster(Operation::Describe) {
+        ctx.authorized_operations(ResourceType::Cluster, CLUSTER_NAME)
+    } else {
+        0
+    };
     ResponseKind::DescribeCluster(
         DescribeClusterResponse::default()
             .with_endpoint_type(req.endpoint_type)
@@ -30,7 +42,7 @@ pub async fn handle(ctx: &RequestContext, req: DescribeClusterRequest) -> Handle
                     .with_host(str_bytes(&e.host))
                     .with_port(e.port),
             ])
-            .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED),
+            .with_cluster_authorized_operations(operations),
     )
     .into()
 }

@@ -7,7 +7,9 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, ResponseKind};
 
+use super::incremental_alter_configs::config_authorization;
 use super::{Handled, RequestContext, str_bytes};
+use crate::security::acl::Operation;
 use crate::topic_config;
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -31,6 +33,20 @@ pub async fn handle(ctx: &RequestContext, req: DescribeConfigsRequest) -> Handle
             let result = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
+            if let Some(code) = config_authorization(
+                ctx,
+                r.resource_type,
+                &r.resource_name,
+                Operation::DescribeConfigs,
+            ) {
+                let message = match code {
+                    ResponseError::TopicAuthorizationFailed => "Topic authorization failed.",
+                    _ => "Cluster authorization failed.",
+                };
+                return result
+                    .with_error_code(code.code())
+                    .with_error_message(Some(str_bytes(message)));
+            }
             match r.resource_type {
                 RESOURCE_TOPIC => {
                     let Some(topic) = broker.topics.get(r.resource_name.as_str()) else {

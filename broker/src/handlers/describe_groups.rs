@@ -2,6 +2,7 @@
 //! Dead without an error, as Kafka does up to v5; metadata and assignments are shown for
 //! Stable groups only.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{
     DescribeGroupsRequest, DescribeGroupsResponse, GroupId, ResponseKind,
@@ -9,28 +10,43 @@ use kafka_protocol::messages::{
 
 use super::{Handled, RequestContext, str_bytes};
 use crate::handlers::metadata::AUTHORIZED_OPERATIONS_OMITTED;
+use crate::security::acl::{Operation, ResourceType};
 
-/// Group operations a client may perform (READ, DELETE, DESCRIBE as ACL operation bits);
-/// without ACLs every client may perform all of them.
-const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
-
-/// Handles DescribeGroups.
+/// Handles DescribeGroups. A group the client may not DESCRIBE answers
+/// GROUP_AUTHORIZATION_FAILED and is not looked up.
 pub async fn handle(ctx: &RequestContext, req: DescribeGroupsRequest) -> Handled {
     let version = ctx.version();
-    let operations = if req.include_authorized_operations {
-        GROUP_OPERATIONS
-    } else {
-        AUTHORIZED_OPERATIONS_OMITTED
-    };
     let ids: Vec<String> = req.groups.iter().map(|g| g.0.to_string()).collect();
-    let described = ctx.broker.groups.describe(&ids);
+    let allowed: Vec<bool> = ids
+        .iter()
+        .map(|id| ctx.authorize(Operation::Describe, ResourceType::Group, id))
+        .collect();
+    let wanted: Vec<String> = ids
+        .iter()
+        .zip(&allowed)
+        .filter(|(_, ok)| **ok)
+        .map(|(id, _)| id.clone())
+        .collect();
+    let mut described = ctx.broker.groups.describe(&wanted).into_iter();
+    let operations = |id: &str| {
+        if req.include_authorized_operations {
+            ctx.authorized_operations(ResourceType::Group, id)
+        } else {
+            AUTHORIZED_OPERATIONS_OMITTED
+        }
+    };
     let groups = ids
         .iter()
-        .zip(described)
-        .map(|(id, d)| {
-            let group = DescribedGroup::default()
-                .with_group_id(GroupId(str_bytes(id)))
-                .with_authorized_operations(operations);
+        .zip(allowed)
+        .map(|(id, allowed)| {
+            let group = DescribedGroup::default().with_group_id(GroupId(str_bytes(id)));
+            if !allowed {
+                return group.with_error_code(ResponseError::GroupAuthorizationFailed.code());
+            }
+            let Some(d) = described.next() else {
+                return group.with_error_code(ResponseError::UnknownServerError.code());
+            };
+            let group = group.with_authorized_operations(operations(id));
             match d {
                 Err(e) => group
                     .with_error_code(e.code().code())

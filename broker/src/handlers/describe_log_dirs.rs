@@ -17,9 +17,18 @@ use kafka_protocol::messages::{
 };
 
 use super::{Handled, RequestContext, str_bytes};
+use crate::security::acl::Operation;
 
 /// Handles DescribeLogDirs.
 pub async fn handle(ctx: &RequestContext, req: DescribeLogDirsRequest) -> Handled {
+    if !ctx.authorize_cluster(Operation::Describe) {
+        // v3+ carry the error; older versions just get no directories, as from Kafka.
+        return ResponseKind::DescribeLogDirs(
+            DescribeLogDirsResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code()),
+        )
+        .into();
+    }
     let broker = &ctx.broker;
     let data_dir = broker.config.data_dir.clone();
     // `None`: every partition; otherwise the listed ones that exist.

@@ -1,6 +1,7 @@
 //! DescribeProducers: the producers a partition knows (id, epoch, last sequence and
 //! timestamp) and the first offset of each one's open transaction.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
 };
@@ -9,6 +10,7 @@ use kafka_protocol::messages::{
 };
 
 use super::{Handled, RequestContext};
+use crate::security::acl::{Operation, ResourceType};
 
 /// Handles DescribeProducers.
 pub async fn handle(ctx: &RequestContext, req: DescribeProducersRequest) -> Handled {
@@ -16,11 +18,16 @@ pub async fn handle(ctx: &RequestContext, req: DescribeProducersRequest) -> Hand
         .topics
         .into_iter()
         .map(|t| {
+            let allowed = ctx.authorize(Operation::Read, ResourceType::Topic, &t.name.0);
             let partitions = t
                 .partition_indexes
                 .iter()
                 .map(|&p| {
                     let resp = PartitionResponse::default().with_partition_index(p);
+                    if !allowed {
+                        return resp
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     match ctx.broker.topics.lookup(&t.name.0, p) {
                         Ok(log) => {
                             let open = log.open_transactions();

@@ -14,16 +14,11 @@ use kafka_protocol::messages::{
 };
 
 use super::{Handled, RequestContext, str_bytes};
+use crate::security::acl::{Operation, ResourceType};
 use crate::topics::is_internal;
 
 /// Kafka's `max.request.partition.size.limit`.
 const MAX_PARTITIONS: i32 = 2000;
-
-/// Every topic operation (READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS,
-/// ALTER_CONFIGS as bits of Kafka's `AclOperation` codes): without an authorizer, a
-/// client may do all of them.
-const ALL_TOPIC_OPERATIONS: i32 =
-    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
 
 /// Handles DescribeTopicPartitions.
 pub async fn handle(ctx: &RequestContext, req: DescribeTopicPartitionsRequest) -> Handled {
@@ -57,6 +52,25 @@ fn describe(
                 .with_name(Some(TopicName(str_bytes(cursor)))),
         ]);
     }
+    // Topics the client may not DESCRIBE are left out; when it named them, each answers
+    // TOPIC_AUTHORIZATION_FAILED (at the end, without its id), existence not looked at.
+    let all_topics = req.topics.is_empty();
+    let mut denied = Vec::new();
+    names.retain(|name| {
+        let allowed = ctx.authorize(Operation::Describe, ResourceType::Topic, name);
+        if !allowed && !all_topics && from_topic.as_ref().is_none_or(|c| name >= c) {
+            denied.push(
+                DescribeTopicPartitionsResponseTopic::default()
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_name(Some(TopicName(str_bytes(name)))),
+            );
+        }
+        allowed
+    });
+    if from_topic.as_ref().is_some_and(|c| !names.contains(c)) {
+        // The cursor's topic is no longer describable: resume at the next one's start.
+        from_partition = 0;
+    }
     let mut budget = if req.response_partition_limit > 0 {
         req.response_partition_limit.min(MAX_PARTITIONS)
     } else {
@@ -86,7 +100,9 @@ fn describe(
                 DescribeTopicPartitionsResponseTopic::default()
                     .with_error_code(ResponseError::UnknownTopicOrPartition.code())
                     .with_name(Some(TopicName(str_bytes(&name))))
-                    .with_topic_authorized_operations(ALL_TOPIC_OPERATIONS),
+                    .with_topic_authorized_operations(
+                        ctx.authorized_operations(ResourceType::Topic, &name),
+                    ),
             );
             continue;
         };
@@ -114,7 +130,9 @@ fn describe(
                 .with_topic_id(topic.record.topic_id)
                 .with_is_internal(is_internal(&name))
                 .with_partitions(partitions)
-                .with_topic_authorized_operations(ALL_TOPIC_OPERATIONS),
+                .with_topic_authorized_operations(
+                    ctx.authorized_operations(ResourceType::Topic, &name),
+                ),
         );
         if last < count {
             next_cursor = Some(
@@ -125,6 +143,7 @@ fn describe(
             break;
         }
     }
+    out.extend(denied);
     DescribeTopicPartitionsResponse::default()
         .with_topics(out)
         .with_next_cursor(next_cursor)

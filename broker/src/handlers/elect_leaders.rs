@@ -8,6 +8,7 @@ use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaE
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, ResponseKind};
 
 use super::{Handled, RequestContext, str_bytes};
+use crate::security::acl::Operation;
 
 /// Kafka's election types: PREFERRED (0) and UNCLEAN (1).
 const ELECTION_TYPES: std::ops::RangeInclusive<i8> = 0..=1;
@@ -15,6 +16,37 @@ const ELECTION_TYPES: std::ops::RangeInclusive<i8> = 0..=1;
 /// Handles ElectLeaders.
 pub async fn handle(ctx: &RequestContext, req: ElectLeadersRequest) -> Handled {
     let topics = &ctx.broker.topics;
+    if !ctx.authorize_cluster(Operation::Alter) {
+        // Every partition asked about carries the error too (the top-level code is v1+).
+        let code = ResponseError::ClusterAuthorizationFailed.code();
+        let results = req
+            .topic_partitions
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| {
+                ReplicaElectionResult::default()
+                    .with_topic(t.topic)
+                    .with_partition_result(
+                        t.partitions
+                            .into_iter()
+                            .map(|p| {
+                                PartitionResult::default()
+                                    .with_partition_id(p)
+                                    .with_error_code(code)
+                                    .with_error_message(None)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        let resp = ElectLeadersResponse::default().with_replica_election_results(results);
+        let resp = if ctx.version() >= 1 {
+            resp.with_error_code(code)
+        } else {
+            resp
+        };
+        return ResponseKind::ElectLeaders(resp).into();
+    }
     if !ELECTION_TYPES.contains(&req.election_type) {
         return ResponseKind::ElectLeaders(
             ElectLeadersResponse::default().with_error_code(ResponseError::InvalidRequest.code()),

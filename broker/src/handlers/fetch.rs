@@ -32,6 +32,7 @@ use floe_storage::{AbortedTxn, FileRegion, Isolation};
 use super::{FetchReply, Handled, Reply, RequestContext, str_bytes};
 use crate::errors::read_error;
 use crate::fetch_session::{FetchTarget, SessionKind, SessionRequest};
+use crate::security::acl::{Operation, ResourceType};
 use crate::state::Broker;
 
 /// Handles Fetch.
@@ -88,6 +89,22 @@ pub async fn handle(ctx: &RequestContext, req: FetchRequest) -> Handled {
             .into();
         }
     };
+    // READ on each topic of the session (not only those this request names), decided once
+    // per topic; a denied partition answers TOPIC_AUTHORIZATION_FAILED.
+    let denied = if ctx.authorizing() {
+        let mut decided: std::collections::HashMap<&str, bool> = std::collections::HashMap::new();
+        targets
+            .iter()
+            .map(|t| {
+                !t.topic.is_empty()
+                    && !*decided.entry(t.topic.as_str()).or_insert_with(|| {
+                        ctx.authorize(Operation::Read, ResourceType::Topic, &t.topic)
+                    })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let cap = broker.config.fetch_max_wait_cap_ms;
     let max_wait = Duration::from_millis((req.max_wait_ms.max(0) as u64).min(cap));
     let params = Params {
@@ -99,6 +116,7 @@ pub async fn handle(ctx: &RequestContext, req: FetchRequest) -> Handled {
         },
         version,
         kind,
+        denied,
         isolation: if version >= 4 && req.isolation_level == 1 {
             Isolation::Committed
         } else {
@@ -115,6 +133,8 @@ struct Params {
     max_bytes: usize,
     version: i16,
     kind: SessionKind,
+    /// Per target: whether the client may not read its topic (empty: authorization off).
+    denied: Vec<bool>,
     isolation: Isolation,
 }
 
@@ -178,7 +198,7 @@ async fn read_all(
     let mut remaining = params.max_bytes;
     let mut first_with_data = true;
     let mut results = Vec::with_capacity(targets.len());
-    for t in targets {
+    for (i, t) in targets.iter().enumerate() {
         let result = 'result: {
             let error = |code: ResponseError| PartitionResult {
                 error: code,
@@ -190,6 +210,9 @@ async fn read_all(
             };
             if t.topic.is_empty() {
                 break 'result error(ResponseError::UnknownTopicId);
+            }
+            if params.denied.get(i).copied().unwrap_or(false) {
+                break 'result error(ResponseError::TopicAuthorizationFailed);
             }
             let log = match broker.topics.lookup(&t.topic, t.partition) {
                 Ok(log) => log,

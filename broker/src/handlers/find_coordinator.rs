@@ -10,6 +10,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Handled, RequestContext, str_bytes};
+use crate::security::acl::{Operation, ResourceType};
 
 const GROUP: i8 = 0;
 const TRANSACTION: i8 = 1;
@@ -22,21 +23,35 @@ pub async fn handle(ctx: &RequestContext, req: FindCoordinatorRequest) -> Handle
 
 fn handle_blocking(ctx: &RequestContext, req: FindCoordinatorRequest) -> Handled {
     let broker = &ctx.broker;
-    let error = match req.key_type {
-        GROUP => broker
-            .groups
-            .ensure_ready(&broker.topics)
-            .err()
-            .map(|e| e.code()),
-        TRANSACTION => broker
-            .txns
-            .ensure_ready(&broker.topics)
-            .err()
-            .map(|e| e.code()),
-        _ => Some(ResponseError::InvalidRequest),
+    // DESCRIBE on the group or transactional id first; the coordinator is made ready (its
+    // topic created) only for a key the client may see.
+    let denied = |key: &str| match req.key_type {
+        GROUP if !ctx.authorize(Operation::Describe, ResourceType::Group, key) => {
+            Some(ResponseError::GroupAuthorizationFailed)
+        }
+        TRANSACTION if !ctx.authorize(Operation::Describe, ResourceType::TransactionalId, key) => {
+            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        }
+        _ => None,
+    };
+    let mut readiness: Option<Option<ResponseError>> = None;
+    let mut ready = || {
+        *readiness.get_or_insert_with(|| match req.key_type {
+            GROUP => broker
+                .groups
+                .ensure_ready(&broker.topics)
+                .err()
+                .map(|e| e.code()),
+            TRANSACTION => broker
+                .txns
+                .ensure_ready(&broker.topics)
+                .err()
+                .map(|e| e.code()),
+            _ => Some(ResponseError::InvalidRequest),
+        })
     };
     let endpoint = ctx.endpoint();
-    let (code, message, node, host, port) = match error {
+    let mut answer = |key: &str| match denied(key).or_else(&mut ready) {
         None => (
             0,
             None,
@@ -55,19 +70,21 @@ fn handle_blocking(ctx: &RequestContext, req: FindCoordinatorRequest) -> Handled
     let response = if ctx.version() >= 4 {
         let coordinators = req
             .coordinator_keys
-            .into_iter()
+            .iter()
             .map(|key| {
+                let (code, message, node, host, port) = answer(key);
                 Coordinator::default()
-                    .with_key(key)
+                    .with_key(key.clone())
                     .with_node_id(BrokerId(node))
-                    .with_host(host.clone())
+                    .with_host(host)
                     .with_port(port)
                     .with_error_code(code)
-                    .with_error_message(message.clone())
+                    .with_error_message(message)
             })
             .collect();
         FindCoordinatorResponse::default().with_coordinators(coordinators)
     } else {
+        let (code, message, node, host, port) = answer(&req.key);
         FindCoordinatorResponse::default()
             .with_error_code(code)
             .with_error_message(message)

@@ -6,10 +6,12 @@ use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ResponseKind,
 };
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Handled, RequestContext, str_bytes};
 use crate::errors::topic_error;
+use crate::security::acl::{Operation, ResourceType};
 use crate::topic_config::{self, ConfigType};
 use crate::topics::TopicError;
 
@@ -17,6 +19,29 @@ use crate::topics::TopicError;
 pub const RESOURCE_TOPIC: i8 = 2;
 /// Kafka's resource type for brokers.
 pub const RESOURCE_BROKER: i8 = 4;
+
+/// Kafka's resource type for broker loggers (their configs are the cluster's, for ACLs).
+pub const RESOURCE_BROKER_LOGGER: i8 = 8;
+
+/// The authorization error for `operation` (DESCRIBE_CONFIGS or ALTER_CONFIGS) on the
+/// configs of a resource, if the client may not: a topic's need the operation on the
+/// topic, a broker's on the cluster (Kafka's `ConfigHelper` and `KafkaApis`).
+pub fn config_authorization(
+    ctx: &RequestContext,
+    resource_type: i8,
+    name: &str,
+    operation: Operation,
+) -> Option<ResponseError> {
+    match resource_type {
+        RESOURCE_TOPIC if !ctx.authorize(operation, ResourceType::Topic, name) => {
+            Some(ResponseError::TopicAuthorizationFailed)
+        }
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER if !ctx.authorize_cluster(operation) => {
+            Some(ResponseError::ClusterAuthorizationFailed)
+        }
+        _ => None,
+    }
+}
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
@@ -66,6 +91,14 @@ fn handle_blocking(ctx: &RequestContext, req: IncrementalAlterConfigsRequest) ->
             let resp = AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
+            if let Some(code) = config_authorization(
+                ctx,
+                r.resource_type,
+                &r.resource_name,
+                Operation::AlterConfigs,
+            ) {
+                return resp.with_error_code(code.code()).with_error_message(None);
+            }
             let (code, message) = resource_outcome(r.resource_type, || {
                     let name = r.resource_name.as_str();
                     let topic = topics.get(name).ok_or(TopicError::Unknown)?;

@@ -5,17 +5,47 @@
 //! any earlier producer with the same transactional id and aborts a transaction it left
 //! open.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProducerId, ResponseKind,
 };
 
 use super::{Handled, RequestContext};
 use crate::errors::topic_error;
+use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 
 /// Handles InitProducerId.
 pub async fn handle(ctx: &RequestContext, req: InitProducerIdRequest) -> Handled {
+    if let Some(code) = denied(ctx, &req) {
+        return ResponseKind::InitProducerId(
+            InitProducerIdResponse::default()
+                .with_error_code(code.code())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        )
+        .into();
+    }
     // A new block of producer ids is reserved in the metadata store (an fsync'ed write).
     super::on_blocking_pool(ctx, move |ctx| handle_blocking(ctx, req)).await
+}
+
+/// A transactional producer needs WRITE on its transactional id; an idempotent one
+/// IDEMPOTENT_WRITE on the cluster or WRITE on some topic (KIP-679), else
+/// CLUSTER_AUTHORIZATION_FAILED.
+fn denied(ctx: &RequestContext, req: &InitProducerIdRequest) -> Option<ResponseError> {
+    if let Some(id) = &req.transactional_id {
+        return (!ctx.authorize(Operation::Write, ResourceType::TransactionalId, id))
+            .then_some(ResponseError::TransactionalIdAuthorizationFailed);
+    }
+    let authorizer = &ctx.broker.security.authorizer;
+    let allowed = ctx.authorize_quietly(
+        Operation::IdempotentWrite,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    ) || authorizer.authorize_any(&ctx.session, Operation::Write, ResourceType::Topic)
+        // Denied either way: asked again so that the denial is audited.
+        || ctx.authorize_cluster(Operation::IdempotentWrite);
+    (!allowed).then_some(ResponseError::ClusterAuthorizationFailed)
 }
 
 fn handle_blocking(ctx: &RequestContext, req: InitProducerIdRequest) -> Handled {

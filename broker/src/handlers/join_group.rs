@@ -1,6 +1,7 @@
 //! JoinGroup: joins (or rejoins) a classic group; the answer waits until the join phase of
 //! the rebalance completes. See `crate::group::classic` for the state machine.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, ResponseKind};
 
@@ -8,11 +9,27 @@ use super::{Handled, Reply, RequestContext, str_bytes};
 use crate::group::GroupError;
 use crate::group::classic::{JoinArgs, Pending};
 use crate::group::member::JoinOutcome;
+use crate::security::acl::{Operation, ResourceType};
 
 /// Handles JoinGroup.
 pub async fn handle(ctx: &RequestContext, req: JoinGroupRequest) -> Handled {
     let version = ctx.version();
     let member_id = req.member_id.to_string();
+    if !ctx.authorize(Operation::Read, ResourceType::Group, &req.group_id.0) {
+        return ResponseKind::JoinGroup(
+            JoinGroupResponse::default()
+                .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+                .with_generation_id(-1)
+                .with_protocol_name(if version >= 7 {
+                    None
+                } else {
+                    Some(str_bytes(""))
+                })
+                .with_leader(str_bytes(""))
+                .with_member_id(str_bytes("")),
+        )
+        .into();
+    }
     let groups = &ctx.broker.groups;
     if let Err(e) = groups.ensure_ready(&ctx.broker.topics) {
         return ResponseKind::JoinGroup(response(version, &member_id, Err(e))).into();

@@ -1,14 +1,21 @@
 //! LeaveGroup: members leave (v3+: several at once, static members by instance id), which
 //! starts a rebalance for the rest.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse, ResponseKind};
 
 use super::{Handled, RequestContext, str_bytes};
+use crate::security::acl::{Operation, ResourceType};
 
 /// Handles LeaveGroup.
 pub async fn handle(ctx: &RequestContext, req: LeaveGroupRequest) -> Handled {
     let groups = &ctx.broker.groups;
+    if !ctx.authorize(Operation::Read, ResourceType::Group, &req.group_id.0) {
+        let code = ResponseError::GroupAuthorizationFailed.code();
+        return ResponseKind::LeaveGroup(LeaveGroupResponse::default().with_error_code(code))
+            .into();
+    }
     let batched = ctx.version() >= 3;
     let members: Vec<(String, Option<String>)> = if batched {
         req.members

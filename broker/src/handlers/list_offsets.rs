@@ -10,6 +10,7 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, ResponseKind};
 
 use super::{Handled, RequestContext};
+use crate::security::acl::{Operation, ResourceType};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -22,9 +23,18 @@ pub async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> Handled {
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let name = t.name.0.to_string();
+        let allowed = ctx.authorize(Operation::Describe, ResourceType::Topic, &name);
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
-            partitions.push(partition(ctx, &name, p, version, req.isolation_level).await);
+            partitions.push(if allowed {
+                partition(ctx, &name, p, version, req.isolation_level).await
+            } else {
+                ListOffsetsPartitionResponse::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_timestamp(-1)
+                    .with_offset(-1)
+            });
         }
         topics.push(
             ListOffsetsTopicResponse::default()

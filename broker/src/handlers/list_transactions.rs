@@ -7,6 +7,7 @@ use kafka_protocol::messages::{
 };
 
 use super::{Handled, RequestContext, now_ms, str_bytes};
+use crate::security::acl::{Operation, ResourceType};
 use crate::txn::state::{TxnMetadata, TxnState};
 
 const STATES: [TxnState; 7] = [
@@ -46,6 +47,14 @@ pub async fn handle(ctx: &RequestContext, req: ListTransactionsRequest) -> Handl
     let states = all
         .iter()
         .filter(|m| keep(m))
+        // Only the transactional ids the client may describe.
+        .filter(|m| {
+            ctx.authorize(
+                Operation::Describe,
+                ResourceType::TransactionalId,
+                &m.transactional_id,
+            )
+        })
         .map(|m| {
             TransactionState::default()
                 .with_transactional_id(TransactionalId(str_bytes(&m.transactional_id)))

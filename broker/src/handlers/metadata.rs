@@ -15,12 +15,15 @@ use uuid::Uuid;
 
 use super::{Handled, RequestContext, str_bytes};
 use crate::errors::topic_error;
+use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 use crate::topics::{TopicInfo, Topics, is_internal, validate_topic_name};
 
 /// "Authorized operations not requested" in Kafka's encoding.
 pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
-/// Handles Metadata.
+/// Handles Metadata. With authorization, a topic the client may not DESCRIBE is left out
+/// of "all topics" and answers TOPIC_AUTHORIZATION_FAILED when named (before its existence
+/// is looked at); auto-creation needs CREATE on the cluster or on the topic.
 pub async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Handled {
     let broker = &ctx.broker;
     let version = ctx.version();
@@ -32,20 +35,24 @@ pub async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Handled {
     };
     let allow_auto_create = version < 4 || req.allow_auto_topic_creation;
     let node = BrokerId(broker.endpoint.node_id);
+    // v8+: the client's operations on each described topic, when asked for.
+    let topic_operations = version >= 8 && req.include_topic_authorized_operations;
 
     let mut topics = Vec::new();
     match requested {
         None => {
             for t in broker.topics.list() {
-                topics.push(topic_entry(&broker.topics, &t, node));
+                if ctx.authorize_quietly(Operation::Describe, ResourceType::Topic, &t.name) {
+                    topics.push(topic_entry(&broker.topics, &t, node));
+                }
             }
         }
         Some(list) => {
             for wanted in list {
-                let name = match (&wanted.name, wanted.topic_id) {
-                    (Some(name), _) => name.0.to_string(),
+                let (name, by_id) = match (&wanted.name, wanted.topic_id) {
+                    (Some(name), _) => (name.0.to_string(), false),
                     (None, id) if id != Uuid::nil() => match broker.topics.name_by_id(&id) {
-                        Some(n) => n,
+                        Some(n) => (n, true),
                         None => {
                             topics.push(
                                 MetadataResponseTopic::default()
@@ -60,10 +67,44 @@ pub async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Handled {
                     },
                     (None, _) => continue,
                 };
+                if !ctx.authorize(Operation::Describe, ResourceType::Topic, &name) {
+                    // Named by id: the id is not a secret, the name is.
+                    let denied = MetadataResponseTopic::default()
+                        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                        .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED);
+                    topics.push(if by_id {
+                        denied.with_topic_id(wanted.topic_id)
+                    } else {
+                        denied.with_name(Some(TopicName(str_bytes(&name))))
+                    });
+                    continue;
+                }
                 topics.push(lookup(ctx, &name, allow_auto_create, node).await);
             }
         }
     }
+    if topic_operations {
+        for t in &mut topics {
+            if t.error_code == ResponseError::TopicAuthorizationFailed.code() {
+                continue;
+            }
+            if let Some(name) = &t.name {
+                t.topic_authorized_operations =
+                    ctx.authorized_operations(ResourceType::Topic, name.0.as_str());
+            }
+        }
+    }
+    // v8-10: the client's operations on the cluster, when asked for (0 without DESCRIBE).
+    let cluster_operations =
+        if (8..=10).contains(&version) && req.include_cluster_authorized_operations {
+            if ctx.authorize_cluster(Operation::Describe) {
+                ctx.authorized_operations(ResourceType::Cluster, CLUSTER_NAME)
+            } else {
+                0
+            }
+        } else {
+            AUTHORIZED_OPERATIONS_OMITTED
+        };
 
     let brokers = vec![
         MetadataResponseBroker::default()
@@ -77,7 +118,7 @@ pub async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Handled {
             .with_cluster_id(Some(str_bytes(&broker.topics.cluster_id())))
             .with_controller_id(node)
             .with_topics(topics)
-            .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED),
+            .with_cluster_authorized_operations(cluster_operations),
     )
     .into()
 }
@@ -99,6 +140,13 @@ async fn lookup(
         return error_entry(topic_error(&e));
     }
     let found = match topics.get(name) {
+        None if allow_auto_create
+            && topics.config().auto_create_topics_enable
+            && !may_create(ctx, name) =>
+        {
+            return error_entry(ResponseError::TopicAuthorizationFailed)
+                .with_is_internal(is_internal(name));
+        }
         None if allow_auto_create => {
             // Creating a topic writes files and the metadata store: on the blocking pool.
             let broker = Arc::clone(&ctx.broker);
@@ -124,6 +172,13 @@ async fn lookup(
         Some(t) => topic_entry(topics, &t, node),
         None => error_entry(ResponseError::UnknownTopicOrPartition),
     }
+}
+
+/// Whether the client may have `name` auto-created: CREATE on the cluster (asked quietly,
+/// as Kafka does) or on the topic.
+fn may_create(ctx: &RequestContext, name: &str) -> bool {
+    ctx.authorize_quietly(Operation::Create, ResourceType::Cluster, CLUSTER_NAME)
+        || ctx.authorize(Operation::Create, ResourceType::Topic, name)
 }
 
 /// Who leads a partition of this single node, as Metadata and DescribeTopicPartitions

@@ -5,22 +5,38 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
-use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, ResponseKind};
+use kafka_protocol::messages::{
+    OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, ResponseKind,
+};
 
 use super::{Handled, RequestContext};
+use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 
 /// Handles OffsetForLeaderEpoch.
 pub async fn handle(ctx: &RequestContext, req: OffsetForLeaderEpochRequest) -> Handled {
+    // Brokers (CLUSTER_ACTION) may ask about any topic; clients need DESCRIBE on each.
+    let cluster_action = ctx.authorizing()
+        && ctx.authorize_quietly(
+            Operation::ClusterAction,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+        );
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
             let name = t.topic.0.to_string();
+            let allowed =
+                cluster_action || ctx.authorize(Operation::Describe, ResourceType::Topic, &name);
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
                     let resp = EpochEndOffset::default().with_partition(p.partition);
+                    if !allowed {
+                        return resp
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let log = match ctx.broker.topics.lookup(&name, p.partition) {
                         Ok(log) => log,
                         Err(e) => {

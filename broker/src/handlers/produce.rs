@@ -24,6 +24,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 
 use super::{Handled, Reply, RequestContext, now_ms, str_bytes};
 use crate::errors::append_error;
+use crate::security::acl::{Operation, ResourceType};
 use crate::topics::is_internal;
 
 /// Handles Produce.
@@ -34,6 +35,16 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
         return respond_all(req, ResponseError::InvalidRequiredAcks);
     }
     let transactional_id = req.transactional_id.as_ref().map(|id| id.0.to_string());
+    // Transactional batches need WRITE on their transactional id (checked before anything
+    // else, for the whole request, as Kafka does).
+    if ctx.authorizing()
+        && has_transactional_batches(&req)
+        && !transactional_id
+            .as_deref()
+            .is_some_and(|id| ctx.authorize(Operation::Write, ResourceType::TransactionalId, id))
+    {
+        return respond_all(req, ResponseError::TransactionalIdAuthorizationFailed);
+    }
     let now = now_ms();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     // Where each acks=all append sits in the response, and the wait for its durability.
@@ -42,11 +53,17 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
     let mut any_error = false;
     for (ti, topic) in req.topic_data.into_iter().enumerate() {
         let name = topic.name.0.to_string();
+        // Before the topic's existence is looked at, so a denied client learns nothing.
+        let allowed = ctx.authorize(Operation::Write, ResourceType::Topic, &name);
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for (pi, data) in topic.partition_data.into_iter().enumerate() {
             let resp = PartitionProduceResponse::default().with_index(data.index);
             let log = ctx.broker.topics.lookup(&name, data.index);
             let result = match (log, data.records) {
+                _ if !allowed => Err(AppendFailure::new(
+                    ResponseError::TopicAuthorizationFailed,
+                    None,
+                )),
                 (Ok(_), _) if is_internal(&name) => Err(AppendFailure::new(
                     ResponseError::InvalidTopicException,
                     Some(format!("Cannot append to internal topic {name}")),
@@ -143,6 +160,20 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
             ResponseKind::Produce(ProduceResponse::default().with_responses(responses))
         }))),
     }
+}
+
+/// Whether any partition's records hold a transactional batch (Kafka's
+/// `hasTransactionalRecords`).
+fn has_transactional_batches(req: &ProduceRequest) -> bool {
+    req.topic_data.iter().any(|t| {
+        t.partition_data.iter().any(|p| {
+            p.records.as_ref().is_some_and(|records| {
+                iter_batches(records)
+                    .map_while(Result::ok)
+                    .any(|(h, _)| h.is_transactional())
+            })
+        })
+    })
 }
 
 fn offline_message(e: &crate::topics::Unavailable) -> Option<String> {

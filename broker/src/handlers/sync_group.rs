@@ -1,16 +1,25 @@
 //! SyncGroup: the leader hands in the assignment; every member gets its share once the
 //! group record is durable. Followers wait for the leader.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{ResponseKind, SyncGroupRequest, SyncGroupResponse};
 
 use super::{Handled, Reply, RequestContext, str_bytes};
 use crate::group::GroupError;
 use crate::group::classic::{Pending, SyncArgs};
 use crate::group::member::SyncOutcome;
+use crate::security::acl::{Operation, ResourceType};
 
 /// Handles SyncGroup.
 pub async fn handle(ctx: &RequestContext, req: SyncGroupRequest) -> Handled {
     let version = ctx.version();
+    if !ctx.authorize(Operation::Read, ResourceType::Group, &req.group_id.0) {
+        return ResponseKind::SyncGroup(
+            SyncGroupResponse::default()
+                .with_error_code(ResponseError::GroupAuthorizationFailed.code()),
+        )
+        .into();
+    }
     let groups = &ctx.broker.groups;
     if let Err(e) = groups.ensure_ready(&ctx.broker.topics) {
         return ResponseKind::SyncGroup(response(version, Err(e))).into();

@@ -2,6 +2,7 @@
 //! written to `__consumer_offsets` at once (answered once durable) and count from the
 //! transaction's commit marker on; an abort drops them.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
@@ -13,6 +14,7 @@ use super::{Handled, Reply, RequestContext, str_bytes};
 use crate::group::classic::Pending;
 use crate::group::coordinator::{CommitArgs, CommitPartition, PartitionResults, merge_results};
 use crate::group::{GroupError, OFFSETS_TOPIC};
+use crate::security::acl::{Operation, ResourceType};
 
 /// Handles TxnOffsetCommit.
 pub async fn handle(ctx: &RequestContext, req: TxnOffsetCommitRequest) -> Handled {
@@ -44,15 +46,38 @@ pub async fn handle(ctx: &RequestContext, req: TxnOffsetCommitRequest) -> Handle
             })
             .collect(),
     };
-    let fail_all = |e: GroupError| -> Handled {
-        ResponseKind::TxnOffsetCommit(response(args.fail_all(e), None)).into()
+    // WRITE on the transactional id, then READ on the group, then READ on each topic.
+    let denied_whole = if !ctx.authorize(
+        Operation::Write,
+        ResourceType::TransactionalId,
+        &transactional_id,
+    ) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !ctx.authorize(Operation::Read, ResourceType::Group, &args.group_id) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    if let Some(code) = denied_whole {
+        let all = super::offset_commit::unreadable(&mut args);
+        let resp = TxnOffsetCommitResponse::default().with_topics(failed_topics(all, code));
+        return ResponseKind::TxnOffsetCommit(resp).into();
+    }
+    let denied = super::offset_commit::take_unreadable(ctx, &mut args);
+    let respond = move |results: PartitionResults, all: Option<i16>| {
+        let mut resp = response(results, all);
+        resp.topics.extend(failed_topics(
+            denied,
+            ResponseError::TopicAuthorizationFailed,
+        ));
+        ResponseKind::TxnOffsetCommit(resp)
     };
     if let Err(e) = broker.groups.ensure_ready(&broker.topics) {
-        return fail_all(e);
+        return respond(args.fail_all(e), None).into();
     }
     // The group's partition must be in the producer's transaction (AddOffsetsToTxn first).
     let Some(partition) = broker.groups.offsets_partition(&args.group_id) else {
-        return fail_all(GroupError::CoordinatorNotAvailable);
+        return respond(args.fail_all(GroupError::CoordinatorNotAvailable), None).into();
     };
     if let Err(e) = broker.txns.verify(
         &transactional_id,
@@ -65,21 +90,41 @@ pub async fn handle(ctx: &RequestContext, req: TxnOffsetCommitRequest) -> Handle
             .iter()
             .map(|(t, ps)| (t.clone(), ps.iter().map(|p| (p.partition, Ok(()))).collect()))
             .collect();
-        return ResponseKind::TxnOffsetCommit(response(results, Some(e.code().code()))).into();
+        return respond(results, Some(e.code().code())).into();
     }
     let unknown = args.take_unknown(|t, p| super::offset_commit::partition_exists(ctx, t, p));
     if args.topics.is_empty() {
-        return ResponseKind::TxnOffsetCommit(response(unknown, None)).into();
+        return respond(unknown, None).into();
     }
     match broker.groups.commit_txn_offsets(args, producer) {
-        Pending::Now(results) => {
-            ResponseKind::TxnOffsetCommit(response(merge_results(results, unknown), None)).into()
-        }
+        Pending::Now(results) => respond(merge_results(results, unknown), None).into(),
         Pending::Wait(rx) => Handled::Reply(Reply::Later(Box::pin(async move {
             let results = rx.await.unwrap_or_default();
-            ResponseKind::TxnOffsetCommit(response(merge_results(results, unknown), None))
+            respond(merge_results(results, unknown), None)
         }))),
     }
+}
+
+fn failed_topics(
+    topics: Vec<(String, Vec<i32>)>,
+    code: ResponseError,
+) -> Vec<TxnOffsetCommitResponseTopic> {
+    topics
+        .into_iter()
+        .map(|(t, ps)| {
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(TopicName(str_bytes(&t)))
+                .with_partitions(
+                    ps.into_iter()
+                        .map(|p| {
+                            TxnOffsetCommitResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_error_code(code.code())
+                        })
+                        .collect(),
+                )
+        })
+        .collect()
 }
 
 /// The response; `all` overrides every partition's code.

@@ -39,6 +39,8 @@ pub use filter::{AclFilter, PatternFilter};
 pub use index::Decision;
 
 #[cfg(test)]
+mod matrix_tests;
+#[cfg(test)]
 mod tests;
 
 /// Kafka's ACL operations (`AclOperation`, with their protocol codes).
