@@ -34,6 +34,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 
 mod auth;
+mod throttle;
 mod transport;
 
 use auth::{Authenticator, Gate};
@@ -60,6 +61,8 @@ struct Activity {
     last_ms: AtomicU64,
     /// Requests dispatched whose response is not written yet.
     in_flight: AtomicUsize,
+    /// Milliseconds after `start` until which a throttled client is not read from.
+    muted_until_ms: AtomicU64,
 }
 
 impl Activity {
@@ -67,8 +70,24 @@ impl Activity {
         Activity {
             start: Instant::now(),
             last_ms: AtomicU64::new(0),
+            muted_until_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
         }
+    }
+
+    /// Reads nothing for `throttle` from now (a quota was exceeded).
+    fn mute_for(&self, throttle: Duration) {
+        let until = self.start.elapsed().saturating_add(throttle);
+        let ms = u64::try_from(until.as_millis()).unwrap_or(u64::MAX);
+        self.muted_until_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// How long the connection stays muted, if it is.
+    fn muted_for(&self) -> Option<Duration> {
+        let until = Duration::from_millis(self.muted_until_ms.load(Ordering::Relaxed));
+        until
+            .checked_sub(self.start.elapsed())
+            .filter(|d| !d.is_zero())
     }
 
     fn touch(&self) {
@@ -197,6 +216,7 @@ pub async fn serve(
                     break 'conn;
                 }
             };
+            let frame_len = frame.len() as u64;
             if auth.raw_pending() {
                 // After SaslHandshake v0 the client sends bare SASL tokens, not requests.
                 let answer = auth.raw_token(&frame);
@@ -273,8 +293,15 @@ pub async fn serve(
                 header: request.header.clone(),
                 session: auth.session().clone(),
             };
+            let started = Instant::now();
             match handlers::dispatch(&ctx, &request).await {
-                Ok(Some(out)) => {
+                Ok(Some(mut out)) => {
+                    if broker.security.quotas.enabled() {
+                        let version = out.api_version;
+                        out.reply = quotas(
+                            &ctx, &request, frame_len, started, version, out.reply, &activity,
+                        );
+                    }
                     activity.in_flight.fetch_add(1, Ordering::Relaxed);
                     if tx.send(out).await.is_err() {
                         break 'conn; // the writer failed; the socket is gone
@@ -298,6 +325,14 @@ pub async fn serve(
             // holds no receive buffer at all.
             buf = BytesMut::new();
             budget.release();
+        }
+        // A throttled client is not read from until its throttle time has passed (KIP-219).
+        if let Some(muted) = activity.muted_for() {
+            tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|stop| *stop) => break,
+                () = tokio::time::sleep(muted) => {}
+            }
         }
         // Wait for bytes before allocating for them. Biased: when bytes are already there the
         // idle timer is never polled, so it costs nothing on a busy connection.
@@ -353,6 +388,74 @@ pub async fn serve(
     drop(tx);
     if let Err(e) = writer.await {
         tracing::error!(%peer, "response writer task failed: {e}");
+    }
+}
+
+/// Measures a request against the client's quotas (request time; Produce request bytes;
+/// consumer Fetch response bytes when the fetch completes) and, when one is exceeded,
+/// sets `throttle_time_ms` in the response and mutes the connection for that long. A
+/// throttled Fetch is answered without records, which are not counted (Kafka's rule).
+fn quotas(
+    ctx: &RequestContext,
+    request: &floe_protocol::request::RequestFrame,
+    frame_len: u64,
+    started: Instant,
+    version: i16,
+    reply: Reply,
+    activity: &Arc<Activity>,
+) -> Reply {
+    let quotas = &ctx.broker.security.quotas;
+    let user = ctx.session.principal.name.clone();
+    let client_id = floe_protocol::request::client_id(&request.header).to_string();
+    let now = Instant::now();
+    let mut throttle = quotas.record_request_time(&user, &client_id, now - started, now);
+    if request.api_key == ApiKey::Produce {
+        throttle = throttle.max(quotas.record_produce(&user, &client_id, frame_len, now));
+    }
+    let ms = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
+    match reply {
+        Reply::Fetch(fut) => {
+            let (broker, activity) = (ctx.broker.clone(), activity.clone());
+            Reply::Fetch(Box::pin(async move {
+                let mut reply = fut.await;
+                let quotas = &broker.security.quotas;
+                let bytes = throttle::fetch_bytes(&reply.body);
+                let now = Instant::now();
+                let fetch = quotas.record_fetch(&user, &client_id, bytes, now);
+                if !fetch.is_zero() {
+                    quotas.unrecord_fetch(&user, &client_id, bytes, now);
+                    for p in reply
+                        .body
+                        .responses
+                        .iter_mut()
+                        .flat_map(|t| &mut t.partitions)
+                    {
+                        p.records = None;
+                    }
+                }
+                let throttle = throttle.max(fetch);
+                if !throttle.is_zero() {
+                    reply.body.throttle_time_ms = reply.body.throttle_time_ms.max(ms(throttle));
+                    activity.mute_for(throttle);
+                }
+                reply
+            }))
+        }
+        reply if throttle.is_zero() => reply,
+        Reply::Now(mut body) => {
+            throttle::set_throttle_time(&mut body, version, ms(throttle));
+            activity.mute_for(throttle);
+            Reply::Now(body)
+        }
+        Reply::Later(fut) => {
+            activity.mute_for(throttle);
+            Reply::Later(Box::pin(async move {
+                let mut body = fut.await;
+                throttle::set_throttle_time(&mut body, version, ms(throttle));
+                body
+            }))
+        }
+        raw @ Reply::Raw(_) => raw,
     }
 }
 

@@ -208,6 +208,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     loop {
         tokio::select! {
             Some((stream, peer, info)) = accepted_rx.recv() => match limits.try_open(peer.ip()) {
+                Ok(_) if broker.security.quotas.allow_connection(peer.ip(), std::time::Instant::now()).is_err() => {
+                    // Kafka closes a connection over its address's connection_creation_rate.
+                    telemetry::REFUSED.fetch_add(1, Ordering::Relaxed);
+                    crate::warn_limited!(REFUSED, %peer, "closing connection: over the connection_creation_rate quota of its address");
+                    drop(stream);
+                }
                 Ok(slot) => {
                     let (broker, stop) = (broker.clone(), stop_rx.clone());
                     telemetry::ACCEPTED.fetch_add(1, Ordering::Relaxed);

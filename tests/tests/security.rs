@@ -544,3 +544,84 @@ fn bad_input_on_secured_listeners() {
         "early requests are logged"
     );
 }
+
+/// Sets `producer_byte_rate` for a client id with AlterClientQuotas.
+fn set_producer_quota(conn: &mut RawConn, client_id: &str, bytes_per_sec: f64) {
+    use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
+    use kafka_protocol::messages::{AlterClientQuotasRequest, AlterClientQuotasResponse};
+    let req = AlterClientQuotasRequest::default().with_entries(vec![
+        EntryData::default()
+            .with_entity(vec![
+                EntityData::default()
+                    .with_entity_type(StrBytes::from_static_str("client-id"))
+                    .with_entity_name(Some(StrBytes::from_string(client_id.to_string()))),
+            ])
+            .with_ops(vec![
+                OpData::default()
+                    .with_key(StrBytes::from_static_str("producer_byte_rate"))
+                    .with_value(bytes_per_sec),
+            ]),
+    ]);
+    let r: AlterClientQuotasResponse = conn.call_at(ApiKey::AlterClientQuotas, 1, &req);
+    assert_eq!(
+        r.entries[0].error_code, 0,
+        "{:?}",
+        r.entries[0].error_message
+    );
+}
+
+#[test]
+fn quotas_throttle_a_producer_and_no_one_else() {
+    const QUOTA: f64 = 1024.0 * 1024.0;
+    // Rates over 4 one-second samples (Kafka's default is 11): the first burst, which the
+    // quota lets through before it has a rate to compare, leaves the window sooner.
+    let broker = floe_tests::Broker::start_with(&["--set", "quota_window_num=4"]);
+    let mut admin = RawConn::open(&broker, "quota-admin");
+    set_producer_quota(&mut admin, "slow-producer", QUOTA);
+    assert_eq!(admin.create_topic("quota-slow", 1), 0);
+    assert_eq!(admin.create_topic("quota-fast", 1), 0);
+    let script = clients_dir().join("python/security_check.py");
+    let run = |client: &'static str, topic: &'static str| {
+        let (script, bootstrap) = (script.clone(), broker.bootstrap());
+        std::thread::spawn(move || {
+            let out = run_ok_with(
+                Command::new(python()).arg(script).args([
+                    "throttled-produce",
+                    "--bootstrap",
+                    &bootstrap,
+                    "--topic",
+                    topic,
+                    "--client-id",
+                    client,
+                    "--seconds",
+                    "18",
+                    "--warmup",
+                    "8",
+                ]),
+                b"",
+                Duration::from_secs(120),
+            );
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            serde_json::from_str::<serde_json::Value>(stdout.lines().last().unwrap()).unwrap()
+        })
+    };
+    let slow = run("slow-producer", "quota-slow");
+    let fast = run("fast-producer", "quota-fast");
+    let (slow, fast) = (slow.join().unwrap(), fast.join().unwrap());
+    eprintln!("throttled: {slow}\nunthrottled: {fast}");
+    let rate = slow["bytes_per_sec"].as_f64().unwrap();
+    assert!(
+        (0.8 * QUOTA..=1.2 * QUOTA).contains(&rate),
+        "a producer limited to 1 MiB/s made {rate:.0} B/s"
+    );
+    assert!(
+        slow["throttle_max_ms"].as_i64().unwrap() > 0,
+        "no throttle_time_ms seen: {slow}"
+    );
+    let free = fast["bytes_per_sec"].as_f64().unwrap();
+    assert!(
+        free > 3.0 * QUOTA,
+        "an unthrottled producer made only {free:.0} B/s"
+    );
+    assert_eq!(fast["throttle_max_ms"].as_i64().unwrap(), 0, "{fast}");
+}

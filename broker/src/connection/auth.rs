@@ -305,7 +305,7 @@ impl Authenticator {
                         close: false,
                     }
                 }
-                Err(failed) => failed,
+                Err(failed) => *failed,
             },
         }
     }
@@ -317,17 +317,17 @@ impl Authenticator {
         mechanism: &str,
         principal: Principal,
         expires_at_ms: Option<i64>,
-    ) -> Result<Option<Duration>, Answer> {
+    ) -> Result<Option<Duration>, Box<Answer>> {
         if self.authenticated && principal != self.session.principal {
             let detail = format!(
                 "re-authentication as {principal}, not {}",
                 self.session.principal
             );
-            return Err(self.fail(
+            return Err(Box::new(self.fail(
                 mechanism,
                 "Authentication failed: re-authentication must keep the principal",
                 &detail,
-            ));
+            )));
         }
         let lifetime = self.lifetime(expires_at_ms);
         self.expires = lifetime.map(|l| Instant::now() + l);

@@ -14,6 +14,11 @@ otherwise):
       Expect authentication to fail: a producer's error callback must see an
       authentication error (not a hang, not a timeout) within 30 s.
 
+  throttled-produce --bootstrap B --topic T --client-id C --seconds S
+      Produce 1 KiB records as fast as the broker takes them for S seconds; report the
+      acknowledged bytes per second after a warm-up (--warmup seconds) and the largest throttle time
+      librdkafka saw (its statistics' `throttle.max`).
+
 Security options: --protocol SASL_SSL|SSL|SASL_PLAINTEXT --mechanism M --user U
 --password P --ca FILE --cert FILE --key FILE.
 """
@@ -145,9 +150,54 @@ def auth_fails(args):
     print(json.dumps({"error": auth[0].str(), "seconds": round(elapsed, 2)}))
 
 
+def throttled_produce(args):
+    stats = {"throttle_max": 0}
+
+    def on_stats(raw):
+        for b in json.loads(raw).get("brokers", {}).values():
+            stats["throttle_max"] = max(stats["throttle_max"], b.get("throttle", {}).get("max", 0))
+
+    producer = Producer(
+        {
+            "bootstrap.servers": args.bootstrap,
+            "client.id": args.client_id,
+            "acks": "all",
+            "linger.ms": 5,
+            "statistics.interval.ms": 500,
+            "stats_cb": on_stats,
+            "queue.buffering.max.kbytes": 4096,
+        }
+    )
+    acked = []
+
+    def on_delivery(err, msg):
+        if err is None:
+            acked.append((time.time(), len(msg.value())))
+
+    payload = b"x" * 1024
+    start = time.time()
+    while time.time() - start < args.seconds:
+        try:
+            producer.produce(args.topic, value=payload, on_delivery=on_delivery)
+        except BufferError:
+            producer.poll(0.01)
+        producer.poll(0)
+    producer.flush(30)
+    warm = start + args.warmup
+    end = start + args.seconds
+    window = [n for t, n in acked if warm <= t <= end]
+    rate = sum(window) / (end - warm)
+    print(json.dumps({"bytes_per_sec": rate, "throttle_max_ms": stats["throttle_max"], "acked": len(acked)}))
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("command", choices=["scram-users", "roundtrip", "auth-fails"])
+    p.add_argument(
+        "command", choices=["scram-users", "roundtrip", "auth-fails", "throttled-produce"]
+    )
+    p.add_argument("--client-id")
+    p.add_argument("--seconds", type=float, default=12)
+    p.add_argument("--warmup", type=float, default=2)
     p.add_argument("--bootstrap", required=True)
     p.add_argument("--topic")
     p.add_argument("--count", type=int, default=1000)
@@ -160,9 +210,12 @@ def main():
     p.add_argument("--cert")
     p.add_argument("--key")
     args = p.parse_args()
-    {"scram-users": scram_users, "roundtrip": roundtrip, "auth-fails": auth_fails}[
-        args.command
-    ](args)
+    {
+        "scram-users": scram_users,
+        "roundtrip": roundtrip,
+        "auth-fails": auth_fails,
+        "throttled-produce": throttled_produce,
+    }[args.command](args)
 
 
 if __name__ == "__main__":
