@@ -75,11 +75,13 @@ install_apt_packages() {
     command -v cc >/dev/null 2>&1 || missing+=(gcc)
     command -v c++ >/dev/null 2>&1 || missing+=(g++)
     command -v unzip >/dev/null 2>&1 || missing+=(unzip)
+    # The security tests generate their certificates with openssl at test time.
+    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
     command -v podman >/dev/null 2>&1 || missing+=(podman)
     # The deploy test runs its container with runc: crun refuses hybrid cgroup mounts.
     command -v runc >/dev/null 2>&1 || missing+=(runc)
     if [ "${#missing[@]}" -eq 0 ]; then
-        log "apt: kcat, build tools, podman and runc present"
+        log "apt: kcat, build tools, openssl, podman and runc present"
         return
     fi
     log "apt: installing ${missing[*]}"
