@@ -625,3 +625,95 @@ fn quotas_throttle_a_producer_and_no_one_else() {
     );
     assert_eq!(fast["throttle_max_ms"].as_i64().unwrap(), 0, "{fast}");
 }
+
+/// Authenticates `conn` with PLAIN (SaslHandshake v1, SaslAuthenticate v2).
+fn plain_login(conn: &mut RawConn, user: &str, password: &str) -> SaslAuthenticateResponse {
+    assert_eq!(handshake(conn, "PLAIN").error_code, 0);
+    authenticate(conn, format!("\0{user}\0{password}").as_bytes())
+}
+
+#[test]
+fn sessions_expire_and_reauthenticate() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = SecureBroker::start(
+        dir.path(),
+        &[
+            "sasl_plain_users={carol = \"carol-s3cret\", dave = \"dave-s3cret\"}",
+            "connections_max_reauth_ms=1500",
+        ],
+    );
+    let sasl = SocketAddr::from(([127, 0, 0, 1], sb.sasl_plaintext));
+    let metadata = |c: &mut RawConn| {
+        c.versions = [(ApiKey::Metadata as i16, (0, 12))].into();
+        c.metadata()
+    };
+
+    // The session lifetime is told to the client (SaslAuthenticate v1+).
+    let mut c = RawConn::connect(sasl, "reauth");
+    let r = plain_login(&mut c, "carol", "carol-s3cret");
+    assert_eq!(r.error_code, 0);
+    assert!(
+        (1..=1500).contains(&r.session_lifetime_ms),
+        "{}",
+        r.session_lifetime_ms
+    );
+    metadata(&mut c);
+    // Re-authenticating on the same connection renews the session (KIP-368)...
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(plain_login(&mut c, "carol", "carol-s3cret").error_code, 0);
+    std::thread::sleep(Duration::from_millis(1000));
+    metadata(&mut c); // 2 s after the first login, 1 s after the second
+    // ...and a session that ran out closes the connection at the next request.
+    std::thread::sleep(Duration::from_millis(1700));
+    c.send(ApiKey::Metadata, 12, &MetadataRequest::default());
+    c.assert_closed("a request after the session expired");
+
+    // Re-authentication as someone else fails and closes the connection.
+    let mut c = RawConn::connect(sasl, "reauth-other");
+    assert_eq!(plain_login(&mut c, "carol", "carol-s3cret").error_code, 0);
+    let r = plain_login(&mut c, "dave", "dave-s3cret");
+    assert_eq!(r.error_code, 58, "{:?}", r.error_message);
+    c.assert_closed("re-authentication as another principal");
+
+    let reauths = || -> u64 {
+        let (_, metrics) = floe_tests::http_get(sb.broker.http_port, "/metrics").unwrap();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("floe_sasl_reauthentications_total "))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(reauths(), 1);
+    assert!(
+        sb.broker.log().contains("session expired"),
+        "expiry is logged"
+    );
+
+    // The Java client re-authenticates by itself while it produces and consumes for longer
+    // than a session lasts.
+    let classes = tempfile::tempdir().unwrap();
+    let classpath = compile_java("FloeJavaSecurity", classes.path());
+    let ca = sb.pki.ca.to_str().unwrap().to_string();
+    let out = run_ok_with(
+        Command::new("java")
+            .arg("-cp")
+            .arg(&classpath)
+            .arg("FloeJavaSecurity")
+            .args([
+                &SecureBroker::at(sb.sasl_plaintext),
+                "SASL_PLAINTEXT",
+                "PLAIN",
+                "carol",
+                "carol-s3cret",
+                &ca,
+                "java-reauth",
+                "slow",
+            ]),
+        b"",
+        Duration::from_secs(240),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.lines().any(|l| l == "OK"), "java:\n{stdout}");
+    assert!(reauths() > 1, "the Java client never re-authenticated");
+}

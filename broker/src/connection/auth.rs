@@ -331,7 +331,9 @@ impl Authenticator {
         }
         let lifetime = self.lifetime(expires_at_ms);
         self.expires = lifetime.map(|l| Instant::now() + l);
-        if !self.authenticated {
+        if self.authenticated {
+            crate::telemetry::REAUTHENTICATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        } else {
             tracing::debug!(
                 peer = %self.session.client_address,
                 %principal,

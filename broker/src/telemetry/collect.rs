@@ -49,6 +49,11 @@ fn connections(out: &mut String) {
             &super::AUTH_FAILURES,
         ),
         (
+            "floe_sasl_reauthentications_total",
+            "SASL sessions renewed by re-authentication on their connection (KIP-368).",
+            &super::REAUTHENTICATIONS,
+        ),
+        (
             "floe_tls_handshake_failures_total",
             "TLS handshakes that failed or timed out (plaintext clients on a TLS port included).",
             &super::TLS_HANDSHAKE_FAILURES,

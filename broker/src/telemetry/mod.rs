@@ -34,6 +34,8 @@ pub static ACCEPTED: AtomicU64 = AtomicU64::new(0);
 pub static REFUSED: AtomicU64 = AtomicU64::new(0);
 /// SASL authentications that failed since start.
 pub static AUTH_FAILURES: AtomicU64 = AtomicU64::new(0);
+/// SASL re-authentications (KIP-368) that succeeded since start.
+pub static REAUTHENTICATIONS: AtomicU64 = AtomicU64::new(0);
 /// TLS handshakes that failed (or timed out) since start.
 pub static TLS_HANDSHAKE_FAILURES: AtomicU64 = AtomicU64::new(0);
 /// Bytes of responses ready and not yet written.

@@ -1,13 +1,15 @@
 // The Apache Kafka Java client (kafka-clients 3.9.1) over Floe's secured listeners.
 //
-// Usage: java -cp 'classes:libs/*' FloeJavaSecurity BOOTSTRAP PROTOCOL MECHANISM USER PASSWORD CA_PEM TOPIC
+// Usage: java -cp 'classes:libs/*' FloeJavaSecurity BOOTSTRAP PROTOCOL MECHANISM USER PASSWORD CA_PEM TOPIC [slow]
 //
 // Configures the client as a Java user would for SASL_SSL (or SASL_PLAINTEXT): the
 // JAAS line of the mechanism's login module, a PEM truststore (KIP-651), host name
 // verification on. Creates TOPIC with AdminClient, produces records (acks=all,
 // idempotent), reads them back with a consumer group and compares every value.
 // With PASSWORD "wrong:<password>", expects the client to fail with
-// SaslAuthenticationException instead, and prints "AUTH FAILED <message>".
+// SaslAuthenticationException instead, and prints "AUTH FAILED <message>". With "slow",
+// sends one record every 10 ms (about 5 s in all), so that a broker with a short
+// connections.max.reauth.ms makes the client re-authenticate (KIP-368) meanwhile.
 //
 // Prints "OK" at the end; on a mismatch prints "FAIL: ..." and exits with status 1.
 
@@ -44,6 +46,7 @@ public class FloeJavaSecurity {
         String bootstrap = args[0], protocol = args[1], mechanism = args[2], user = args[3];
         String password = args[4], ca = args[5], topic = args[6];
         boolean expectFailure = password.startsWith("wrong:");
+        boolean slow = args.length > 7 && args[7].equals("slow");
         Properties common = new Properties();
         common.put("bootstrap.servers", bootstrap);
         common.put("security.protocol", protocol);
@@ -84,6 +87,10 @@ public class FloeJavaSecurity {
         try (KafkaProducer<String, String> producer = new KafkaProducer<>(p)) {
             for (int i = 0; i < RECORDS; i++) {
                 producer.send(new ProducerRecord<>(topic, Integer.toString(i), "value-" + i));
+                if (slow) {
+                    producer.flush();
+                    Thread.sleep(10);
+                }
             }
             producer.flush();
         }
