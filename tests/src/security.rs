@@ -53,6 +53,21 @@ impl Pki {
         pki
     }
 
+    /// Signs a new server certificate (new serial, same names) and replaces the
+    /// keystore file with it, as a certificate renewal does.
+    pub fn renew_server(&self) {
+        self.sign("server", "/O=Floe Test/CN=localhost", true);
+        let chain = [
+            std::fs::read(self.dir.join("server.crt")).unwrap(),
+            std::fs::read(self.dir.join("server.key")).unwrap(),
+        ]
+        .concat();
+        // Written next to it and renamed, so the broker never reads half a file.
+        let tmp = self.dir.join("server.pem.new");
+        std::fs::write(&tmp, chain).unwrap();
+        std::fs::rename(&tmp, &self.server).unwrap();
+    }
+
     /// Generates a client certificate with `subject` (e.g. `/O=Floe/CN=alice`); returns
     /// (certificate, key) paths.
     pub fn client(&self, name: &str, subject: &str) -> (PathBuf, PathBuf) {

@@ -717,3 +717,126 @@ fn sessions_expire_and_reauthenticate() {
     assert!(stdout.lines().any(|l| l == "OK"), "java:\n{stdout}");
     assert!(reauths() > 1, "the Java client never re-authenticated");
 }
+
+#[test]
+fn oauthbearer_tokens_checked_against_a_jwks() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("oauth");
+    std::fs::create_dir_all(&keys).unwrap();
+    py(&[
+        "oauth-keys",
+        "--bootstrap",
+        "-",
+        "--dir",
+        keys.to_str().unwrap(),
+    ]);
+    let jwks = format!(
+        "sasl_oauthbearer_jwks_endpoint_url=file://{}",
+        keys.join("jwks.json").display()
+    );
+    let sb = SecureBroker::start(
+        dir.path(),
+        &[
+            "sasl_enabled_mechanisms=SCRAM-SHA-512,OAUTHBEARER",
+            &jwks,
+            "sasl_oauthbearer_expected_audience=floe",
+            "sasl_oauthbearer_expected_issuer=floe-test",
+        ],
+    );
+    let key = keys.join("oauth-key.pem");
+    let ca = sb.pki.ca.to_str().unwrap().to_string();
+    let sasl_ssl = SecureBroker::at(sb.sasl_ssl);
+    let oauth = [
+        "--protocol",
+        "SASL_SSL",
+        "--mechanism",
+        "OAUTHBEARER",
+        "--user",
+        "erin",
+        "--oauth-key",
+        key.to_str().unwrap(),
+        "--ca",
+        &ca,
+    ];
+    // confluent-kafka's oauth_cb hands out signed tokens: produce and consume.
+    let r = py(&[
+        &[
+            "roundtrip",
+            "--bootstrap",
+            &sasl_ssl,
+            "--topic",
+            "oauth",
+            "--count",
+            "1000",
+        ][..],
+        &oauth,
+    ]
+    .concat());
+    assert_eq!(r["consumed"], 1000, "{r}");
+    // A token signed by a key the JWKS does not hold is an authentication error (an
+    // expired one never leaves librdkafka, which checks `exp` itself).
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    py(&[
+        "oauth-keys",
+        "--bootstrap",
+        "-",
+        "--dir",
+        other.to_str().unwrap(),
+    ]);
+    let forged = other.join("oauth-key.pem");
+    let mut forged_args = oauth.to_vec();
+    forged_args[7] = forged.to_str().unwrap();
+    let bad = py(&[&["auth-fails", "--bootstrap", &sasl_ssl][..], &forged_args].concat());
+    eprintln!("forged token: {bad}");
+    assert!(
+        sb.broker.log().contains("SASL authentication failed"),
+        "the expired token is logged"
+    );
+}
+
+/// The serial number of the certificate the TLS listener at `port` presents.
+fn served_serial(port: u16) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect 127.0.0.1:{port} -servername localhost </dev/null \
+             2>/dev/null | openssl x509 -noout -serial"
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn certificates_reload_without_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = SecureBroker::start(dir.path(), &["ssl_reload_interval_ms=200"]);
+    let before = served_serial(sb.ssl);
+    assert!(
+        before.starts_with("serial="),
+        "no certificate served: {before:?}"
+    );
+
+    // A renewed certificate is served to new connections without a restart.
+    sb.pki.renew_server();
+    let mut after = String::new();
+    floe_tests::wait_until(Duration::from_secs(10), "the renewed certificate", || {
+        after = served_serial(sb.ssl);
+        after.starts_with("serial=") && after != before
+    });
+    assert!(sb.broker.log().contains("TLS certificate files changed"));
+
+    // A broken file is reported and the last good certificate stays in service.
+    std::fs::write(&sb.pki.server, b"-----BEGIN CERTIFICATE-----\nnot base64\n").unwrap();
+    floe_tests::wait_until(
+        Duration::from_secs(10),
+        "the broken file to be reported",
+        || {
+            sb.broker
+                .log()
+                .contains("cannot be loaded; still serving the previous ones")
+        },
+    );
+    assert_eq!(served_serial(sb.ssl), after);
+}

@@ -19,11 +19,17 @@ otherwise):
       acknowledged bytes per second after a warm-up (--warmup seconds) and the largest throttle time
       librdkafka saw (its statistics' `throttle.max`).
 
+  oauth-keys --dir D
+      Writes an EC P-256 key (D/oauth-key.pem) and its JWKS (D/jwks.json, kid "k1").
+
 Security options: --protocol SASL_SSL|SSL|SASL_PLAINTEXT --mechanism M --user U
---password P --ca FILE --cert FILE --key FILE.
+--password P --ca FILE --cert FILE --key FILE; for OAUTHBEARER, --oauth-key FILE signs
+ES256 tokens (sub = --user, iss "floe-test", aud "floe") valid for --token-seconds
+(negative: already expired).
 """
 
 import argparse
+import base64
 import json
 import sys
 import time
@@ -43,11 +49,72 @@ def log(msg):
     print(f"[security_check] {msg}", file=sys.stderr, flush=True)
 
 
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def oauth_keys(args):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    with open(f"{args.dir}/oauth-key.pem", "wb") as f:
+        f.write(pem)
+    numbers = key.public_key().public_numbers()
+    jwk = {
+        "kty": "EC",
+        "crv": "P-256",
+        "kid": "k1",
+        "use": "sig",
+        "alg": "ES256",
+        "x": b64url(numbers.x.to_bytes(32, "big")),
+        "y": b64url(numbers.y.to_bytes(32, "big")),
+    }
+    with open(f"{args.dir}/jwks.json", "w") as f:
+        json.dump({"keys": [jwk]}, f)
+    print(json.dumps({"jwks": f"{args.dir}/jwks.json"}))
+
+
+def signed_token(key_file, subject, seconds):
+    """An ES256 JWT for `subject`, expiring `seconds` from now."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    with open(key_file, "rb") as f:
+        key = serialization.load_pem_private_key(f.read(), password=None)
+    now = int(time.time())
+    header = {"alg": "ES256", "typ": "JWT", "kid": "k1"}
+    claims = {
+        "sub": subject,
+        "iss": "floe-test",
+        "aud": "floe",
+        "iat": now - 5 if seconds > 0 else now - 600,
+        "exp": now + seconds,
+    }
+    signing_input = (
+        b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(claims).encode())
+    )
+    r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+    signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    return signing_input + "." + b64url(signature), claims["exp"]
+
+
 def security_conf(args):
     conf = {"bootstrap.servers": args.bootstrap}
     if args.protocol:
         conf["security.protocol"] = args.protocol
-    if args.mechanism:
+    if args.mechanism == "OAUTHBEARER":
+        conf["sasl.mechanism"] = "OAUTHBEARER"
+        conf["oauth_cb"] = lambda _config: signed_token(
+            args.oauth_key, args.user, args.token_seconds
+        )
+    elif args.mechanism:
         conf["sasl.mechanism"] = args.mechanism
         conf["sasl.username"] = args.user
         conf["sasl.password"] = args.password
@@ -193,8 +260,12 @@ def throttled_produce(args):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument(
-        "command", choices=["scram-users", "roundtrip", "auth-fails", "throttled-produce"]
+        "command",
+        choices=["scram-users", "roundtrip", "auth-fails", "throttled-produce", "oauth-keys"],
     )
+    p.add_argument("--dir")
+    p.add_argument("--oauth-key")
+    p.add_argument("--token-seconds", type=int, default=300)
     p.add_argument("--client-id")
     p.add_argument("--seconds", type=float, default=12)
     p.add_argument("--warmup", type=float, default=2)
@@ -215,6 +286,7 @@ def main():
         "roundtrip": roundtrip,
         "auth-fails": auth_fails,
         "throttled-produce": throttled_produce,
+        "oauth-keys": oauth_keys,
     }[args.command](args)
 
 
