@@ -20,16 +20,7 @@ use crate::security::acl::{Operation, ResourceType};
 /// DESCRIBE answers TOPIC_AUTHORIZATION_FAILED without its members (Kafka 4).
 pub async fn handle(ctx: &RequestContext, req: ConsumerGroupDescribeRequest) -> Handled {
     let ids: Vec<String> = req.group_ids.iter().map(|g| g.0.to_string()).collect();
-    let allowed: Vec<bool> = ids
-        .iter()
-        .map(|id| ctx.authorize(Operation::Describe, ResourceType::Group, id))
-        .collect();
-    let wanted: Vec<String> = ids
-        .iter()
-        .zip(&allowed)
-        .filter(|(_, ok)| **ok)
-        .map(|(id, _)| id.clone())
-        .collect();
+    let (allowed, wanted) = ctx.authorize_each(Operation::Describe, ResourceType::Group, &ids);
     let mut described = ctx.broker.groups.consumer_describe(&wanted).into_iter();
     let groups = ids
         .iter()

@@ -21,17 +21,8 @@ pub async fn handle(ctx: &RequestContext, req: CreateAclsRequest) -> Handled {
             .collect();
         ResponseKind::CreateAcls(CreateAclsResponse::default().with_results(results)).into()
     };
-    if !ctx.authorize_cluster(Operation::Alter) {
-        return refuse_all(
-            ResponseError::ClusterAuthorizationFailed,
-            "Cluster authorization failed.",
-        );
-    }
-    if !ctx.authorizing() {
-        return refuse_all(
-            ResponseError::SecurityDisabled,
-            "No Authorizer is configured.",
-        );
+    if let Some((code, message)) = ctx.acl_api_refusal(Operation::Alter) {
+        return refuse_all(code, message);
     }
     let parsed: Vec<Result<AclBinding, String>> = req
         .creations

@@ -29,12 +29,19 @@ fn handle_blocking(ctx: &RequestContext, req: CreatePartitionsRequest) -> Handle
                     .with_error_message(None);
             }
             let outcome = match &t.assignments {
-                Some(a) if a.iter().any(|r| r.broker_ids.iter().any(|b| b.0 != node) || r.broker_ids.len() != 1) => {
+                Some(a)
+                    if a.iter().any(|r| {
+                        r.broker_ids.iter().any(|b| b.0 != node) || r.broker_ids.len() != 1
+                    }) =>
+                {
                     Err(TopicError::InvalidReplicaAssignment(format!(
                         "Replica assignments must be [{node}] on this single-node cluster"
                     )))
                 }
-                _ => ctx.broker.topics.create_partitions(&name, t.count, req.validate_only),
+                _ => ctx
+                    .broker
+                    .topics
+                    .create_partitions(&name, t.count, req.validate_only),
             };
             let result = CreatePartitionsTopicResult::default().with_name(t.name);
             match outcome {

@@ -85,7 +85,11 @@ fn handle_blocking(ctx: &RequestContext, req: CreateTopicsRequest) -> Handled {
                 Ok((partitions, new.configs, uuid::Uuid::nil()))
             } else {
                 let created = topics.create(new)?;
-                Ok((created.record.partitions, created.record.configs, created.record.topic_id))
+                Ok((
+                    created.record.partitions,
+                    created.record.configs,
+                    created.record.topic_id,
+                ))
             }
         })();
         let result = match outcome {

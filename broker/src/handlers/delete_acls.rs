@@ -18,17 +18,8 @@ pub async fn handle(ctx: &RequestContext, req: DeleteAclsRequest) -> Handled {
         let results = req.filters.iter().map(|_| failed(code, message)).collect();
         ResponseKind::DeleteAcls(DeleteAclsResponse::default().with_filter_results(results)).into()
     };
-    if !ctx.authorize_cluster(Operation::Alter) {
-        return refuse_all(
-            ResponseError::ClusterAuthorizationFailed,
-            "Cluster authorization failed.",
-        );
-    }
-    if !ctx.authorizing() {
-        return refuse_all(
-            ResponseError::SecurityDisabled,
-            "No Authorizer is configured.",
-        );
+    if let Some((code, message)) = ctx.acl_api_refusal(Operation::Alter) {
+        return refuse_all(code, message);
     }
     let filters: Vec<Result<AclFilter, String>> = req
         .filters

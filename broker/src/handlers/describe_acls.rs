@@ -21,19 +21,10 @@ fn describe(ctx: &RequestContext, req: &DescribeAclsRequest) -> DescribeAclsResp
             .with_error_code(code.code())
             .with_error_message(Some(str_bytes(message)))
     };
-    if !ctx.authorize_cluster(Operation::Describe) {
-        return error(
-            ResponseError::ClusterAuthorizationFailed,
-            "Cluster authorization failed.",
-        );
+    if let Some((code, message)) = ctx.acl_api_refusal(Operation::Describe) {
+        return error(code, message);
     }
     let authorizer = &ctx.broker.security.authorizer;
-    if !authorizer.enabled() {
-        return error(
-            ResponseError::SecurityDisabled,
-            "No Authorizer is configured on the broker",
-        );
-    }
     let filter = match AclFilter::from_wire(
         req.resource_type_filter,
         req.resource_name_filter.as_deref(),

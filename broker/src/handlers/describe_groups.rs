@@ -17,16 +17,7 @@ use crate::security::acl::{Operation, ResourceType};
 pub async fn handle(ctx: &RequestContext, req: DescribeGroupsRequest) -> Handled {
     let version = ctx.version();
     let ids: Vec<String> = req.groups.iter().map(|g| g.0.to_string()).collect();
-    let allowed: Vec<bool> = ids
-        .iter()
-        .map(|id| ctx.authorize(Operation::Describe, ResourceType::Group, id))
-        .collect();
-    let wanted: Vec<String> = ids
-        .iter()
-        .zip(&allowed)
-        .filter(|(_, ok)| **ok)
-        .map(|(id, _)| id.clone())
-        .collect();
+    let (allowed, wanted) = ctx.authorize_each(Operation::Describe, ResourceType::Group, &ids);
     let mut described = ctx.broker.groups.describe(&wanted).into_iter();
     let operations = |id: &str| {
         if req.include_authorized_operations {

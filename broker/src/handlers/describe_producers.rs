@@ -61,6 +61,5 @@ pub async fn handle(ctx: &RequestContext, req: DescribeProducersRequest) -> Hand
                 .with_partitions(partitions)
         })
         .collect();
-    ResponseKind::DescribeProducers(DescribeProducersResponse::default().with_topics(topics))
-        .into()
+    ResponseKind::DescribeProducers(DescribeProducersResponse::default().with_topics(topics)).into()
 }

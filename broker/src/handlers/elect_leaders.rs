@@ -85,6 +85,8 @@ pub async fn handle(ctx: &RequestContext, req: ElectLeadersRequest) -> Handled {
                 .with_partition_result(partition_result)
         })
         .collect();
-    ResponseKind::ElectLeaders(ElectLeadersResponse::default().with_replica_election_results(results))
-        .into()
+    ResponseKind::ElectLeaders(
+        ElectLeadersResponse::default().with_replica_election_results(results),
+    )
+    .into()
 }

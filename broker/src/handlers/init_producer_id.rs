@@ -60,7 +60,9 @@ fn handle_blocking(ctx: &RequestContext, req: InitProducerIdRequest) -> Handled 
             req.transaction_timeout_ms,
             expected,
         ) {
-            Ok((id, epoch)) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(epoch),
+            Ok((id, epoch)) => resp
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(epoch),
             Err(e) => resp
                 .with_error_code(e.code().code())
                 .with_producer_id(ProducerId(-1))

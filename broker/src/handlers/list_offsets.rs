@@ -53,8 +53,7 @@ async fn partition(
     version: i16,
     isolation_level: i8,
 ) -> ListOffsetsPartitionResponse {
-    let resp = ListOffsetsPartitionResponse::default()
-        .with_partition_index(p.partition_index);
+    let resp = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
     let log = match ctx.broker.topics.lookup(name, p.partition_index) {
         Ok(log) => log,
         Err(e) => {
@@ -80,32 +79,32 @@ async fn partition(
             -1,
         ))),
         // These read segment files: off the runtime's workers.
-        ts if ts == MAX_TIMESTAMP || ts >= 0 => {
-            tokio::task::spawn_blocking(move || {
-                if ts == MAX_TIMESTAMP {
-                    log.max_timestamp_offset()
-                } else {
-                    log.offset_for_timestamp(ts)
-                }
+        ts if ts == MAX_TIMESTAMP || ts >= 0 => tokio::task::spawn_blocking(move || {
+            if ts == MAX_TIMESTAMP {
+                log.max_timestamp_offset()
+            } else {
+                log.offset_for_timestamp(ts)
+            }
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(floe_storage::StorageError::Io {
+                op: floe_storage::IoOp::Read,
+                path: std::path::PathBuf::from(name),
+                source: std::io::Error::other(format!("timestamp lookup did not finish: {e}")),
             })
-            .await
-            .unwrap_or_else(|e| {
-                Err(floe_storage::StorageError::Io {
-                    op: floe_storage::IoOp::Read,
-                    path: std::path::PathBuf::from(name),
-                    source: std::io::Error::other(format!(
-                        "timestamp lookup did not finish: {e}"
-                    )),
-                })
-            })
-        }
+        }),
         _ => Ok(None),
     };
     match found {
         Ok(Some((offset, timestamp))) => {
             let resp = resp.with_offset(offset).with_timestamp(timestamp);
             // The field exists from v4 on; before that it must stay default.
-            if version >= 4 { resp.with_leader_epoch(0) } else { resp }
+            if version >= 4 {
+                resp.with_leader_epoch(0)
+            } else {
+                resp
+            }
         }
         Ok(None) => resp.with_offset(-1).with_timestamp(-1),
         Err(e) => {

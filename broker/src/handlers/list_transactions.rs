@@ -38,7 +38,10 @@ pub async fn handle(ctx: &RequestContext, req: ListTransactionsRequest) -> Handl
     let now = now_ms();
     let keep = |m: &TxnMetadata| {
         (req.state_filters.is_empty()
-            || req.state_filters.iter().any(|f| f.as_str() == m.state.name()))
+            || req
+                .state_filters
+                .iter()
+                .any(|f| f.as_str() == m.state.name()))
             && (req.producer_id_filters.is_empty()
                 || req.producer_id_filters.contains(&ProducerId(m.producer_id)))
             && (req.duration_filter < 0

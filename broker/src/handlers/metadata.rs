@@ -152,8 +152,7 @@ async fn lookup(
             let broker = Arc::clone(&ctx.broker);
             let owned = name.to_string();
             let created =
-                tokio::task::spawn_blocking(move || broker.topics.get_or_auto_create(&owned))
-                    .await;
+                tokio::task::spawn_blocking(move || broker.topics.get_or_auto_create(&owned)).await;
             match created {
                 Ok(Ok(t)) => t,
                 Ok(Err(e)) => {

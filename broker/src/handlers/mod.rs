@@ -87,6 +87,50 @@ impl RequestContext {
             .check(&self.session, api, operation, resource, name, audit)
     }
 
+    /// [`RequestContext::authorize`] on each of `names`: whether each is allowed, and the
+    /// allowed ones in order (for APIs that look up only what the client may see).
+    pub fn authorize_each(
+        &self,
+        operation: Operation,
+        resource: ResourceType,
+        names: &[String],
+    ) -> (Vec<bool>, Vec<String>) {
+        let allowed: Vec<bool> = names
+            .iter()
+            .map(|n| self.authorize(operation, resource, n))
+            .collect();
+        let wanted = names
+            .iter()
+            .zip(&allowed)
+            .filter(|(_, ok)| **ok)
+            .map(|(n, _)| n.clone())
+            .collect();
+        (allowed, wanted)
+    }
+
+    /// Why an ACL API (CreateAcls, DeleteAcls, DescribeAcls) may not run: the client lacks
+    /// `operation` on the cluster, or no authorizer is configured (Kafka's
+    /// SECURITY_DISABLED). `None`: go ahead.
+    pub fn acl_api_refusal(
+        &self,
+        operation: Operation,
+    ) -> Option<(kafka_protocol::ResponseError, &'static str)> {
+        use kafka_protocol::ResponseError;
+        if !self.authorize_cluster(operation) {
+            Some((
+                ResponseError::ClusterAuthorizationFailed,
+                "Cluster authorization failed.",
+            ))
+        } else if !self.authorizing() {
+            Some((
+                ResponseError::SecurityDisabled,
+                "No Authorizer is configured.",
+            ))
+        } else {
+            None
+        }
+    }
+
     /// Kafka's "authorized operations" bit field of the client on a resource.
     pub fn authorized_operations(&self, resource: ResourceType, name: &str) -> i32 {
         self.broker

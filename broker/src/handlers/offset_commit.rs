@@ -132,7 +132,6 @@ pub(crate) fn partition_exists(ctx: &RequestContext, topic: &str, partition: i32
         .is_some_and(|t| (0..t.record.partitions).contains(&partition))
 }
 
-
 fn response(results: PartitionResults) -> OffsetCommitResponse {
     OffsetCommitResponse::default().with_topics(
         results

@@ -47,7 +47,8 @@ pub async fn handle(ctx: &RequestContext, req: OffsetForLeaderEpochRequest) -> H
                         return resp.with_error_code(ResponseError::UnknownLeaderEpoch.code());
                     }
                     if p.leader_epoch == 0 {
-                        resp.with_leader_epoch(0).with_end_offset(log.log_end_offset())
+                        resp.with_leader_epoch(0)
+                            .with_end_offset(log.log_end_offset())
                     } else {
                         // An epoch this log never had: undefined, as Kafka answers.
                         resp.with_leader_epoch(-1).with_end_offset(-1)

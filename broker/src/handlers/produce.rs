@@ -77,20 +77,28 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
                     Some("null records".to_string()),
                 )),
                 (Ok(log), Some(records)) => {
-                    match check_transaction(ctx, transactional_id.as_deref(), &name, data.index, &records) {
+                    match check_transaction(
+                        ctx,
+                        transactional_id.as_deref(),
+                        &name,
+                        data.index,
+                        &records,
+                    ) {
                         Err(failure) => Err(failure),
-                        Ok(()) => append(&log, &name, data.index, &records, now)
-                            .await
-                            .map(|info| {
-                                if !info.duplicate {
-                                    let count = info.last_offset - info.base_offset + 1;
-                                    log.traffic().produced(
-                                        records.len() as u64,
-                                        u64::try_from(count).unwrap_or(0),
-                                    );
-                                }
-                                (log, info)
-                            }),
+                        Ok(()) => {
+                            append(&log, &name, data.index, &records, now)
+                                .await
+                                .map(|info| {
+                                    if !info.duplicate {
+                                        let count = info.last_offset - info.base_offset + 1;
+                                        log.traffic().produced(
+                                            records.len() as u64,
+                                            u64::try_from(count).unwrap_or(0),
+                                        );
+                                    }
+                                    (log, info)
+                                })
+                        }
                     }
                 }
             };
@@ -178,7 +186,9 @@ fn has_transactional_batches(req: &ProduceRequest) -> bool {
 
 fn offline_message(e: &crate::topics::Unavailable) -> Option<String> {
     match e {
-        crate::topics::Unavailable::Offline(reason) => Some(format!("partition is offline: {reason}")),
+        crate::topics::Unavailable::Offline(reason) => {
+            Some(format!("partition is offline: {reason}"))
+        }
         crate::topics::Unavailable::Unknown => None,
     }
 }
@@ -229,7 +239,12 @@ fn check_transaction(
     };
     ctx.broker
         .txns
-        .verify(transactional_id, producer_id, epoch, &(topic.to_string(), partition))
+        .verify(
+            transactional_id,
+            producer_id,
+            epoch,
+            &(topic.to_string(), partition),
+        )
         .map_err(|e| {
             let code = match e {
                 crate::txn::state::TxnError::ProducerFenced => ResponseError::InvalidProducerEpoch,
@@ -298,8 +313,9 @@ fn refuse_keyless(
     topic: &str,
     partition: i32,
 ) -> Result<(), AppendFailure> {
-    let message =
-        format!("Compacted topic cannot accept message without key in topic partition {topic}-{partition}.");
+    let message = format!(
+        "Compacted topic cannot accept message without key in topic partition {topic}-{partition}."
+    );
     let mut record_errors = Vec::new();
     for item in iter_batches(records) {
         let Ok((_, range)) = item else { continue };

@@ -88,7 +88,12 @@ pub async fn handle(ctx: &RequestContext, req: TxnOffsetCommitRequest) -> Handle
         let results: PartitionResults = args
             .topics
             .iter()
-            .map(|(t, ps)| (t.clone(), ps.iter().map(|p| (p.partition, Ok(()))).collect()))
+            .map(|(t, ps)| {
+                (
+                    t.clone(),
+                    ps.iter().map(|p| (p.partition, Ok(()))).collect(),
+                )
+            })
             .collect();
         return respond(results, Some(e.code().code())).into();
     }
@@ -142,7 +147,9 @@ fn response(results: PartitionResults, all: Option<i16>) -> TxnOffsetCommitRespo
                                 TxnOffsetCommitResponsePartition::default()
                                     .with_partition_index(p)
                                     .with_error_code(
-                                        all.unwrap_or_else(|| r.err().map_or(0, |e| e.code().code())),
+                                        all.unwrap_or_else(|| {
+                                            r.err().map_or(0, |e| e.code().code())
+                                        }),
                                     )
                             })
                             .collect(),
