@@ -1,10 +1,14 @@
 //! Command-line arguments of the client commands (`floe topic|group|produce|consume|cluster`).
 //! Every client command takes the connection options of [`ClientOpts`] anywhere after its
-//! name. Values clap cannot check alone are checked by the parsers here, so a bad argument
-//! always exits with status 2.
+//! name, security settings included. Values clap cannot check alone are checked by the
+//! parsers here (and the security options by `cli/security.rs`), so a bad argument always
+//! exits with status 2.
+
+use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 
+use crate::cli::client::sasl::Mechanism;
 use crate::cli::output::Format;
 
 /// The client commands, flattened into the `floe` command next to `serve`.
@@ -46,6 +50,108 @@ pub struct ClientOpts {
     /// How long connecting to a broker may take, in milliseconds.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub connect_timeout_ms: u64,
+    #[command(flatten)]
+    pub security: SecurityOpts,
+}
+
+/// Kafka's client security settings (`security.protocol`, `sasl.*`, `ssl.*`), for every
+/// connection of a command.
+#[derive(Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Security options")]
+pub struct SecurityOpts {
+    /// Security protocol of the listener (default: PLAINTEXT, or SSL / SASL_PLAINTEXT /
+    /// SASL_SSL when TLS options or --sasl-mechanism are given).
+    #[arg(
+        long,
+        value_enum,
+        env = "FLOE_SECURITY_PROTOCOL",
+        ignore_case = true,
+        global = true
+    )]
+    pub security_protocol: Option<SecurityProtocol>,
+    /// SASL mechanism (implies SASL).
+    #[arg(
+        long,
+        value_enum,
+        env = "FLOE_SASL_MECHANISM",
+        ignore_case = true,
+        global = true
+    )]
+    pub sasl_mechanism: Option<Mechanism>,
+    /// SASL user name.
+    #[arg(long, env = "FLOE_SASL_USER", global = true)]
+    pub user: Option<String>,
+    /// SASL password (better from the environment, out of shell history and `ps`).
+    #[arg(
+        long,
+        env = "FLOE_SASL_PASSWORD",
+        hide_env_values = true,
+        global = true
+    )]
+    pub password: Option<String>,
+    /// PEM file of the CA certificates that sign the brokers' certificates (default: the
+    /// system's CA bundle). Implies TLS.
+    #[arg(long, value_name = "FILE", env = "FLOE_TLS_CA", global = true)]
+    pub tls_ca: Option<PathBuf>,
+    /// PEM file of a client certificate chain, for brokers that require one (mTLS); may
+    /// also hold the key. Implies TLS.
+    #[arg(long, value_name = "FILE", env = "FLOE_TLS_CERT", global = true)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file of the client certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "FLOE_TLS_KEY",
+        requires = "tls_cert",
+        global = true
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Accept any broker certificate, for any name: encryption without authentication of
+    /// the broker, for tests only. Implies TLS.
+    #[arg(long, conflicts_with = "tls_ca", global = true)]
+    pub tls_insecure_skip_verify: bool,
+}
+
+/// `--security-protocol`, Kafka's `security.protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SecurityProtocol {
+    /// No TLS, no SASL.
+    #[value(name = "PLAINTEXT")]
+    Plaintext,
+    /// TLS.
+    #[value(name = "SSL")]
+    Ssl,
+    /// SASL without TLS.
+    #[value(name = "SASL_PLAINTEXT")]
+    SaslPlaintext,
+    /// SASL over TLS.
+    #[value(name = "SASL_SSL")]
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// Whether connections use TLS.
+    pub fn tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    /// Whether connections authenticate with SASL.
+    pub fn sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+
+    /// The Kafka name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
 }
 
 /// `floe topic`.

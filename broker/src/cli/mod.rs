@@ -4,7 +4,8 @@
 //!
 //! [`client`] is a small blocking client over `kafka-protocol`'s codecs (a connection per
 //! broker, ApiVersions negotiation, metadata, coordinators, bounded retries); each command
-//! group is a module over it. Exit status: 0 on success, 1 when a request fails (the message
+//! group is a module over it; `security` turns the TLS and SASL options into the settings
+//! every connection uses. Exit status: 0 on success, 1 when a request fails (the message
 //! names the Kafka error), 2 for bad arguments.
 
 pub mod args;
@@ -20,6 +21,7 @@ pub mod output;
 mod partitioner;
 mod produce;
 pub mod records;
+mod security;
 mod topic;
 
 use std::process::ExitCode;
@@ -72,6 +74,7 @@ fn with_client(
             client_id: opts.client_id.clone(),
             connect_timeout: Duration::from_millis(opts.connect_timeout_ms),
             request_timeout: Duration::from_millis(opts.timeout_ms),
+            security: security::resolve(&opts.security)?,
         },
     )?;
     let mut out = Out::new(opts.format);

@@ -1,8 +1,12 @@
 //! A small blocking Kafka client for the admin commands: a connection per broker, metadata
 //! (brokers, controller, partition leaders), group coordinators, and a bounded retry for the
-//! errors that a new lookup can cure. Message codecs are `kafka-protocol`'s.
+//! errors that a new lookup can cure. Message codecs are `kafka-protocol`'s. Every
+//! connection it opens (bootstrap, leaders, coordinators) has the same security settings
+//! (TLS: `tls.rs`, SASL: `sasl.rs`).
 
 pub mod conn;
+pub mod sasl;
+pub mod tls;
 pub mod versions;
 
 use std::collections::HashMap;
@@ -16,7 +20,7 @@ use kafka_protocol::messages::{GroupId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::cli::error::{self, check};
-pub use conn::{Conn, ConnOpts};
+pub use conn::{Conn, ConnOpts, Security};
 
 /// Attempts of a request that fails with a retriable routing error.
 const MAX_ATTEMPTS: u32 = 8;
@@ -167,6 +171,8 @@ impl Client {
                         self.any = Some(conn);
                         break;
                     }
+                    // The same settings fail the same way at every broker.
+                    Err(e) if is_security_failure(&e) => return Err(e),
                     Err(e) => failures.push(format!("{e:#}")),
                 }
             }
@@ -341,6 +347,17 @@ impl Client {
             }
         }
     }
+}
+
+/// Whether `e` is a TLS or SASL failure (a certificate not trusted, a password refused), not
+/// a broker out of reach.
+fn is_security_failure(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.is::<rustls::Error>()
+            || c.is::<sasl::AuthFailure>()
+            || c.downcast_ref::<error::KafkaError>()
+                .is_some_and(|k| sasl::FAILURE_CODES.contains(&k.code))
+    })
 }
 
 fn cluster_meta(resp: MetadataResponse) -> ClusterMeta {
