@@ -74,6 +74,10 @@ install_apt_packages() {
     command -v make >/dev/null 2>&1 || missing+=(make)
     command -v cc >/dev/null 2>&1 || missing+=(gcc)
     command -v c++ >/dev/null 2>&1 || missing+=(g++)
+    # floe-bench builds librdkafka with TLS (rdkafka's `ssl` feature, bench/Cargo.toml), and
+    # a workspace build unifies that feature: openssl-sys finds OpenSSL through pkg-config.
+    command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+    [ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
     command -v unzip >/dev/null 2>&1 || missing+=(unzip)
     # The security tests generate their certificates with openssl at test time.
     command -v openssl >/dev/null 2>&1 || missing+=(openssl)
@@ -81,7 +85,7 @@ install_apt_packages() {
     # The deploy test runs its container with runc: crun refuses hybrid cgroup mounts.
     command -v runc >/dev/null 2>&1 || missing+=(runc)
     if [ "${#missing[@]}" -eq 0 ]; then
-        log "apt: kcat, build tools, openssl, podman and runc present"
+        log "apt: kcat, build tools, openssl (and its headers), podman and runc present"
         return
     fi
     log "apt: installing ${missing[*]}"

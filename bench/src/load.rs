@@ -64,10 +64,15 @@ impl ClientContext for Tracker {
     }
 }
 
+/// Client settings added to (or replacing) a run's own, e.g. `security.protocol=ssl` and
+/// `ssl.ca.location` for a TLS listener. Empty for the plaintext runs.
+pub type ClientSettings = [(String, String)];
+
 /// A producer (linger `linger_ms`) whose deliveries `tracker` counts, connected to the
 /// leaders of `topic` before it is returned, so no run times the connection set-up.
 fn tracked_producer(
     bootstrap: &str,
+    settings: &ClientSettings,
     topic: &str,
     acks: Acks,
     linger_ms: u32,
@@ -85,6 +90,9 @@ fn tracked_producer(
     let mut config = producer_config(bootstrap, acks, linger_ms);
     if tracker.latency.is_some() {
         config.set("statistics.interval.ms", "250");
+    }
+    for (key, value) in settings {
+        config.set(key, value);
     }
     let producer: ThreadedProducer<Tracker> = config
         .create_with_context(tracker)
@@ -197,7 +205,31 @@ pub fn produce_throughput(
     duration: Duration,
     max_records: u64,
 ) -> Result<Throughput> {
-    let producer = tracked_producer(bootstrap, topic, acks, 5, None)?;
+    produce_throughput_with(
+        bootstrap,
+        &[],
+        topic,
+        partitions,
+        acks,
+        record_size,
+        duration,
+        max_records,
+    )
+}
+
+/// [`produce_throughput`] with extra client settings (a TLS listener's).
+#[allow(clippy::too_many_arguments)]
+pub fn produce_throughput_with(
+    bootstrap: &str,
+    settings: &ClientSettings,
+    topic: &str,
+    partitions: i32,
+    acks: Acks,
+    record_size: usize,
+    duration: Duration,
+    max_records: u64,
+) -> Result<Throughput> {
+    let producer = tracked_producer(bootstrap, settings, topic, acks, 5, None)?;
     let value = payload(record_size);
     let start = Instant::now();
     let mut sent: u64 = 0;
@@ -283,6 +315,7 @@ pub fn produce_latency(
 ) -> Result<Latency> {
     let producer = tracked_producer(
         bootstrap,
+        &[],
         topic,
         acks,
         0,
@@ -382,7 +415,20 @@ pub fn consume_throughput(
     expected: u64,
     record_size: usize,
 ) -> Result<Throughput> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    consume_throughput_with(bootstrap, &[], topic, partitions, expected, record_size)
+}
+
+/// [`consume_throughput`] with extra client settings (a TLS listener's).
+pub fn consume_throughput_with(
+    bootstrap: &str,
+    settings: &ClientSettings,
+    topic: &str,
+    partitions: i32,
+    expected: u64,
+    record_size: usize,
+) -> Result<Throughput> {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
         // librdkafka needs a group id for assign(); nothing is committed.
         .set("group.id", format!("floe-bench-{topic}"))
@@ -391,9 +437,11 @@ pub fn consume_throughput(
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "4194304")
-        .create()
-        .context("creating consumer")?;
+        .set("max.partition.fetch.bytes", "4194304");
+    for (key, value) in settings {
+        config.set(key, value);
+    }
+    let consumer: BaseConsumer = config.create().context("creating consumer")?;
     consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .context("metadata before consuming")?;
@@ -481,7 +529,7 @@ pub fn produce_keyed_until(
     rate_per_sec: u32,
     stop: &std::sync::atomic::AtomicBool,
 ) -> Result<u64> {
-    let producer = tracked_producer(bootstrap, topic, Acks::Leader, 5, None)?;
+    let producer = tracked_producer(bootstrap, &[], topic, Acks::Leader, 5, None)?;
     let value = payload(record_size);
     let start = Instant::now();
     let mut sent: u64 = 0;

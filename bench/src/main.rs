@@ -7,6 +7,7 @@ mod ceilings;
 mod load;
 mod metrics_cost;
 mod report;
+mod security;
 mod tiered;
 mod txn;
 mod wire;
@@ -62,6 +63,10 @@ enum Cmd {
         /// Skip producing; consume this many records.
         #[arg(long)]
         consume_only: Option<u64>,
+        /// A librdkafka setting for producer and consumer, `key=value`, repeatable (a TLS
+        /// listener: `--client-set security.protocol=ssl --client-set ssl.ca.location=ca.pem`).
+        #[arg(long = "client-set", value_name = "KEY=VALUE")]
+        client_settings: Vec<String>,
     },
     /// One fixed-rate latency run against a broker that is already running (the topic is
     /// auto-created or must exist with `--partitions` partitions), printed as JSON. For
@@ -183,6 +188,21 @@ struct RunArgs {
     /// Run only the metrics scenario (it combines with the other `--*-only` flags); no peer.
     #[arg(long)]
     metrics_only: bool,
+    /// Rounds of the security scenario's throughput comparison (each: one broker measured
+    /// over PLAINTEXT, one over SSL, the order alternating).
+    #[arg(long, default_value_t = 4)]
+    security_rounds: u32,
+    /// The security scenario's server key: `rsa2048` (what most Kafka deployments use) or
+    /// `p256` (ECDSA, a cheaper handshake).
+    #[arg(long, default_value = "rsa2048", value_parser = ["rsa2048", "p256"])]
+    security_key: String,
+    /// Length of each connection set-up run of the security scenario, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    security_setup_seconds: f64,
+    /// Run only the security scenario (TLS vs plaintext throughput, SCRAM connection
+    /// set-ups; it combines with the other `--*-only` flags); no peer.
+    #[arg(long)]
+    security_only: bool,
 }
 
 /// Scenarios that only run when asked for or when no `--*-only` flag narrows the run.
@@ -192,6 +212,7 @@ enum Scenario {
     Tiered,
     Txn,
     Metrics,
+    Security,
 }
 
 impl RunArgs {
@@ -203,6 +224,7 @@ impl RunArgs {
             (Scenario::Tiered, self.tiered_only),
             (Scenario::Txn, self.txn_only),
             (Scenario::Metrics, self.metrics_only),
+            (Scenario::Security, self.security_only),
         ];
         !flags.iter().any(|(_, on)| *on) || flags.contains(&(scenario, true))
     }
@@ -210,7 +232,11 @@ impl RunArgs {
     /// Only some scenarios were asked for: the throughput and latency matrix and the peer
     /// are skipped.
     fn narrowed(&self) -> bool {
-        self.cleaner_only || self.tiered_only || self.txn_only || self.metrics_only
+        self.cleaner_only
+            || self.tiered_only
+            || self.txn_only
+            || self.metrics_only
+            || self.security_only
     }
 }
 
@@ -234,12 +260,22 @@ fn main() -> Result<()> {
             record_size,
             seconds,
             consume_only,
+            client_settings,
         } => {
+            let settings = client_settings
+                .iter()
+                .map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .with_context(|| format!("--client-set {kv}: expected key=value"))
+                })
+                .collect::<Result<Vec<_>>>()?;
             let records = match consume_only {
                 Some(n) => n,
                 None => {
-                    let produced = load::produce_throughput(
+                    let produced = load::produce_throughput_with(
                         &bootstrap,
+                        &settings,
                         &topic,
                         partitions,
                         parse_acks(&acks)?,
@@ -251,8 +287,14 @@ fn main() -> Result<()> {
                     produced.records
                 }
             };
-            let consumed =
-                load::consume_throughput(&bootstrap, &topic, partitions, records, record_size)?;
+            let consumed = load::consume_throughput_with(
+                &bootstrap,
+                &settings,
+                &topic,
+                partitions,
+                records,
+                record_size,
+            )?;
             println!("{}", serde_json::to_string_pretty(&consumed)?);
             Ok(())
         }
@@ -377,6 +419,8 @@ pub struct BrokerReport {
     pub transactions: Option<txn::TxnRun>,
     /// Metrics: produce and consume with metrics on vs off.
     pub metrics: Option<metrics_cost::MetricsRun>,
+    /// Security: TLS vs plaintext throughput, SCRAM connection set-ups.
+    pub security: Option<security::SecurityRun>,
     /// Phases that failed; the run goes on without them.
     pub errors: Vec<String>,
 }
@@ -441,6 +485,15 @@ fn run(args: RunArgs) -> Result<()> {
             Err(e) => {
                 eprintln!("[bench] floe (metrics): {e:#}");
                 floe.errors.push(format!("metrics: {e:#}"));
+            }
+        }
+    }
+    if args.wants(Scenario::Security) {
+        match security::security_phase(&args) {
+            Ok(run) => floe.security = Some(run),
+            Err(e) => {
+                eprintln!("[bench] floe (security): {e:#}");
+                floe.errors.push(format!("security: {e:#}"));
             }
         }
     }

@@ -91,12 +91,12 @@ fn scrape(port: u16) -> Result<Vec<u8>> {
     Ok(body)
 }
 
-fn mean(values: impl Iterator<Item = f64>) -> f64 {
+pub(crate) fn mean(values: impl Iterator<Item = f64>) -> f64 {
     let v: Vec<f64> = values.collect();
     v.iter().sum::<f64>() / (v.len().max(1) as f64)
 }
 
-fn cpu_per_gb(runs: &[Throughput]) -> Option<f64> {
+pub(crate) fn cpu_per_gb(runs: &[Throughput]) -> Option<f64> {
     let cpu: Option<f64> = runs.iter().map(|t| t.broker_cpu_seconds).sum();
     let bytes: u64 = runs.iter().map(|t| t.bytes).sum();
     cpu.map(|c| c / (bytes.max(1) as f64 / 1e9))

@@ -447,6 +447,31 @@ impl Report {
                 ],
             );
         }
+        if let Some(x) = &f.security {
+            push(
+                "TLS produce and consume throughput >= 70 % of plaintext",
+                vec![
+                    (
+                        format!(
+                            "produce {:.0} vs {:.0} MB/s = {:.0} %",
+                            x.tls.produce_mb_per_sec,
+                            x.plaintext.produce_mb_per_sec,
+                            x.produce_share_pct
+                        ),
+                        Some(x.produce_share_pct >= 70.0),
+                    ),
+                    (
+                        format!(
+                            "consume {:.0} vs {:.0} MB/s = {:.0} %",
+                            x.tls.consume_mb_per_sec,
+                            x.plaintext.consume_mb_per_sec,
+                            x.consume_share_pct
+                        ),
+                        Some(x.consume_share_pct >= 70.0),
+                    ),
+                ],
+            );
+        }
         if let Some(t) = &f.tiered {
             let ratio =
                 t.busy.produce.mb_per_sec / t.idle.produce.mb_per_sec.max(f64::MIN_POSITIVE);
@@ -790,6 +815,63 @@ impl Report {
                 cpu(m.on.consume_cpu_s_per_gb),
                 cpu(m.off.consume_cpu_s_per_gb),
             );
+        }
+        if let Some(x) = &f.security {
+            let cpu = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
+            let _ = writeln!(
+                s,
+                "security ({} partitions, {} rounds, {} {} {}): produce acks=all {:.0} MB/s TLS / \
+                 {:.0} MB/s plaintext ({:.0} %), broker CPU s/GB {} / {}, client {} / {}; \
+                 consume {:.0} / {:.0} MB/s ({:.0} %), broker CPU s/GB {} / {}, client {} / {}",
+                x.partitions,
+                x.rounds,
+                x.key,
+                x.tls_version,
+                x.tls_cipher_suite,
+                x.tls.produce_mb_per_sec,
+                x.plaintext.produce_mb_per_sec,
+                x.produce_share_pct,
+                cpu(x.tls.produce_cpu_s_per_gb),
+                cpu(x.plaintext.produce_cpu_s_per_gb),
+                cpu(x.tls.produce_client_cpu_s_per_gb),
+                cpu(x.plaintext.produce_client_cpu_s_per_gb),
+                x.tls.consume_mb_per_sec,
+                x.plaintext.consume_mb_per_sec,
+                x.consume_share_pct,
+                cpu(x.tls.consume_cpu_s_per_gb),
+                cpu(x.plaintext.consume_cpu_s_per_gb),
+                cpu(x.tls.consume_client_cpu_s_per_gb),
+                cpu(x.plaintext.consume_client_cpu_s_per_gb),
+            );
+            let _ = writeln!(
+                s,
+                "  connection set-ups (connect, TLS, ApiVersions, SCRAM-SHA-512 with {} \
+                 iterations, Metadata, close; client PBKDF2 {:.1} ms):",
+                x.scram_iterations, x.client_pbkdf2_ms
+            );
+            for r in &x.setups {
+                let us = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
+                let _ = writeln!(
+                    s,
+                    "    {:14} {} thread{}{:22} {:7.0}/s  p50 {:6.2} ms  p99 {:6.2} ms  \
+                     (tls {:.2}, sasl {:.2} ms)  broker CPU {} us, client {} us per set-up",
+                    r.listener.name(),
+                    r.threads,
+                    if r.threads == 1 { " " } else { "s" },
+                    if r.client_pbkdf2_each_time {
+                        ", PBKDF2 each time"
+                    } else {
+                        ""
+                    },
+                    r.setups_per_sec,
+                    r.p50_ms,
+                    r.p99_ms,
+                    r.steps.tls_ms,
+                    r.steps.sasl_ms,
+                    us(r.broker_cpu_us_per_setup),
+                    us(r.client_cpu_us_per_setup),
+                );
+            }
         }
         if let Some(t) = &f.tiered {
             let cpu = |x: &crate::load::Throughput| {

@@ -1,6 +1,8 @@
 //! A minimal blocking Kafka client on raw frames, for the few requests where a full client
 //! would blur the measurement: the ready-to-serve probe after a restart (librdkafka backs off
-//! between reconnects, which would add its back-off to the measured time) and topic creation.
+//! between reconnects, which would add its back-off to the measured time), topic creation,
+//! and the security scenario's connection set-ups (TLS, SASL handshake and SCRAM) and SCRAM
+//! credentials.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -8,12 +10,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, MetadataRequest, MetadataResponse,
-    ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+    AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, ApiKey,
+    ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader,
+    ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    SaslHandshakeResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes, encode_request_header_into_buffer};
 use kafka_protocol::records::{
@@ -23,24 +29,41 @@ use kafka_protocol::records::{
 const METADATA_VERSION: i16 = 9;
 const PRODUCE_VERSION: i16 = 8;
 const CREATE_TOPICS_VERSION: i16 = 5;
+const API_VERSIONS_VERSION: i16 = 3;
+/// v1: the SASL tokens that follow travel in SaslAuthenticate requests (KIP-152).
+const SASL_HANDSHAKE_VERSION: i16 = 1;
+const SASL_AUTHENTICATE_VERSION: i16 = 2;
+const ALTER_USER_SCRAM_CREDENTIALS_VERSION: i16 = 0;
 /// Kafka's `TOPIC_ALREADY_EXISTS`.
 const TOPIC_ALREADY_EXISTS: i16 = 36;
 
-/// One connection to a broker.
-pub struct Conn {
-    stream: TcpStream,
+/// One connection to a broker: a TCP socket, or any other byte stream over one (TLS).
+pub struct Conn<S = TcpStream> {
+    stream: S,
     next_correlation_id: i32,
+}
+
+/// A TCP connection to `addr` with the client's usual socket options.
+pub fn tcp(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    let stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }
 
 impl Conn {
     pub fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<Conn> {
-        let stream = TcpStream::connect_timeout(&addr, timeout)?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        stream.set_nodelay(true)?;
-        Ok(Conn {
+        Ok(Conn::over(tcp(addr, timeout)?))
+    }
+}
+
+impl<S: Read + Write> Conn<S> {
+    /// Kafka requests over `stream`, already connected (and, for TLS, wrapped).
+    pub fn over(stream: S) -> Conn<S> {
+        Conn {
             stream,
             next_correlation_id: 1,
-        })
+        }
     }
 
     fn call<Req: Encodable, Resp: Decodable>(
@@ -63,6 +86,7 @@ impl Conn {
         frame.extend_from_slice(&u32::try_from(body.len())?.to_be_bytes());
         frame.extend_from_slice(&body);
         self.stream.write_all(&frame)?;
+        self.stream.flush()?;
 
         let mut len = [0u8; 4];
         self.stream.read_exact(&mut len)?;
@@ -78,6 +102,89 @@ impl Conn {
             );
         }
         Resp::decode(&mut buf, version)
+    }
+
+    /// ApiVersions, as every client opens a connection with; fails on an error code.
+    pub fn api_versions(&mut self) -> Result<ApiVersionsResponse> {
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("floe-bench"))
+            .with_client_software_version(StrBytes::from_static_str("1"));
+        let response: ApiVersionsResponse =
+            self.call(ApiKey::ApiVersions, API_VERSIONS_VERSION, &request)?;
+        if response.error_code != 0 {
+            bail!("ApiVersions: error {}", response.error_code);
+        }
+        Ok(response)
+    }
+
+    /// SaslHandshake v1 choosing `mechanism`; fails unless the broker accepts it.
+    pub fn sasl_handshake(&mut self, mechanism: &str) -> Result<()> {
+        let request = SaslHandshakeRequest::default()
+            .with_mechanism(StrBytes::from_string(mechanism.to_owned()));
+        let response: SaslHandshakeResponse =
+            self.call(ApiKey::SaslHandshake, SASL_HANDSHAKE_VERSION, &request)?;
+        if response.error_code != 0 {
+            bail!(
+                "SaslHandshake {mechanism}: error {} (offered {:?})",
+                response.error_code,
+                response.mechanisms
+            );
+        }
+        Ok(())
+    }
+
+    /// One SASL token in a SaslAuthenticate request; the broker's token back.
+    pub fn sasl_authenticate(&mut self, token: &[u8]) -> Result<Bytes> {
+        let request =
+            SaslAuthenticateRequest::default().with_auth_bytes(Bytes::copy_from_slice(token));
+        let response: SaslAuthenticateResponse = self.call(
+            ApiKey::SaslAuthenticate,
+            SASL_AUTHENTICATE_VERSION,
+            &request,
+        )?;
+        if response.error_code != 0 {
+            bail!(
+                "SaslAuthenticate: error {} {:?}",
+                response.error_code,
+                response.error_message
+            );
+        }
+        Ok(response.auth_bytes)
+    }
+
+    /// Sets `user`'s SCRAM credential for `mechanism` (Kafka's type code: 1 SHA-256,
+    /// 2 SHA-512) from a salted password the caller computed, as AdminClient does.
+    pub fn alter_user_scram_credential(
+        &mut self,
+        user: &str,
+        mechanism: i8,
+        iterations: i32,
+        salt: &[u8],
+        salted_password: &[u8],
+    ) -> Result<()> {
+        let request = AlterUserScramCredentialsRequest::default().with_upsertions(vec![
+            ScramCredentialUpsertion::default()
+                .with_name(StrBytes::from_string(user.to_owned()))
+                .with_mechanism(mechanism)
+                .with_iterations(iterations)
+                .with_salt(Bytes::copy_from_slice(salt))
+                .with_salted_password(Bytes::copy_from_slice(salted_password)),
+        ]);
+        let response: AlterUserScramCredentialsResponse = self.call(
+            ApiKey::AlterUserScramCredentials,
+            ALTER_USER_SCRAM_CREDENTIALS_VERSION,
+            &request,
+        )?;
+        for r in &response.results {
+            if r.error_code != 0 {
+                bail!(
+                    "AlterUserScramCredentials {user}: error {} {:?}",
+                    r.error_code,
+                    r.error_message
+                );
+            }
+        }
+        Ok(())
     }
 
     pub fn metadata(&mut self, topic: &str) -> Result<MetadataResponse> {
