@@ -134,6 +134,9 @@ pub struct Listener {
 /// plaintext client on a TLS port that waits for an answer) is closed after it.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Plaintext rustls may hold for sending on one TLS connection.
+const TLS_SEND_BUFFER: usize = 1024 * 1024;
+
 /// TLS handshakes that fail: anyone can cause them (a plaintext client on a TLS port, a
 /// scanner), so they are rate limited.
 static TLS_FAILED: LogLimit = LogLimit::new("TLS handshake failed", 10);
@@ -171,7 +174,7 @@ pub async fn serve(
                 telemetry::TLS_HANDSHAKE_FAILURES.fetch_add(1, Ordering::Relaxed);
                 crate::warn_limited!(TLS_FAILED, %peer, listener = %listener.name, "closing connection: {reason}");
             };
-            let stream = match accepted {
+            let mut stream = match accepted {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => return failed(format!("TLS handshake failed: {e}")),
                 Err(_) => {
@@ -188,6 +191,9 @@ pub async fn serve(
                     Err(e) => return failed(format!("client certificate refused: {e}")),
                 }
             }
+            // Room for a large response's plaintext at once: rustls then fills each
+            // `writev` with many records (the default 64 KiB cut fetches into small writes).
+            stream.get_mut().1.set_buffer_limit(Some(TLS_SEND_BUFFER));
             transport::tls(stream)
         }
         _ => transport::plain(stream),

@@ -7,13 +7,19 @@
 use std::io::IoSlice;
 
 use bytes::BytesMut;
+use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_rustls::server::TlsStream;
 
-/// Most decrypted bytes staged at once: one TLS record.
-const TLS_STAGING: usize = 16 * 1024;
+/// Decrypted bytes read at a time: one TLS record.
+const TLS_RECORD: usize = 16 * 1024;
+
+/// Most decrypted bytes staged per wake-up: clients that write many small TLS records
+/// (librdkafka writes one per buffer slice) are read record after record while records
+/// are there, not one per trip through the connection's loop.
+const TLS_STAGING: usize = 256 * 1024;
 
 /// The reading side.
 pub enum Reader {
@@ -67,9 +73,23 @@ impl Reader {
                 if !staged.is_empty() || *eof {
                     return Ok(());
                 }
-                staged.reserve(TLS_STAGING);
+                staged.reserve(TLS_RECORD);
                 if inner.read_buf(staged).await? == 0 {
                     *eof = true;
+                    return Ok(());
+                }
+                // Take what else has arrived without waiting.
+                while staged.len() < TLS_STAGING {
+                    staged.reserve(TLS_RECORD);
+                    match inner.read_buf(staged).now_or_never() {
+                        Some(Ok(0)) => {
+                            *eof = true;
+                            break;
+                        }
+                        Some(Ok(_)) => {}
+                        // Reported by the next read; what was read goes first.
+                        Some(Err(_)) | None => break,
+                    }
                 }
                 Ok(())
             }

@@ -161,6 +161,27 @@ pub fn certificate_subject(der: &[u8]) -> Result<String, String> {
 /// (modification time, length) of each TLS file, `None` for a missing one.
 type Stamp = Vec<Option<(SystemTime, u64)>>;
 
+/// The provider's cipher suites with AES-128-GCM first: as strong as TLS needs and the
+/// cheapest for both ends to run over bulk data (clients such as OpenSSL list AES-256 first,
+/// so the server's order is the one used).
+fn fast_first(mut provider: rustls::crypto::CryptoProvider) -> rustls::crypto::CryptoProvider {
+    use rustls::CipherSuite::{
+        TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        TLS13_AES_128_GCM_SHA256,
+    };
+    let rank = |s: &rustls::SupportedCipherSuite| {
+        !matches!(
+            s.suite(),
+            TLS13_AES_128_GCM_SHA256
+                | TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+                | TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+        )
+    };
+    // A stable sort: the others keep the provider's order.
+    provider.cipher_suites.sort_by_key(rank);
+    provider
+}
+
 /// Where the TLS material comes from.
 #[derive(Debug, Clone)]
 struct Files {
@@ -207,7 +228,7 @@ impl Files {
         let key_file = self.key.as_deref().unwrap_or(&self.keystore);
         let key = PrivateKeyDer::from_pem_file(key_file)
             .map_err(|e| format!("cannot read a private key from {}: {e}", key_file.display()))?;
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let provider = Arc::new(fast_first(rustls::crypto::aws_lc_rs::default_provider()));
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&self.protocols)
             .map_err(|e| format!("TLS versions: {e}"))?;
@@ -240,12 +261,15 @@ impl Files {
             }
             _ => builder.with_no_client_auth(),
         };
-        builder.with_single_cert(chain, key).map_err(|e| {
+        let mut config = builder.with_single_cert(chain, key).map_err(|e| {
             format!(
                 "the certificate and key in {} do not go together: {e}",
                 self.keystore.display()
             )
-        })
+        })?;
+        // The server's order of cipher suites decides (see `fast_first`).
+        config.ignore_client_order = true;
+        Ok(config)
     }
 }
 
@@ -376,6 +400,20 @@ mod tests {
         assert_eq!(upper.apply("O=x"), None);
         let slash = PrincipalRules::parse(r"RULE:^CN=(.*)$/a\/$1/").unwrap();
         assert_eq!(slash.apply("CN=b").as_deref(), Some("a/b"));
+    }
+
+    #[test]
+    fn aes_128_gcm_comes_first() {
+        let provider = fast_first(rustls::crypto::aws_lc_rs::default_provider());
+        let suites: Vec<_> = provider.cipher_suites.iter().map(|s| s.suite()).collect();
+        assert_eq!(suites[0], rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+        assert!(suites.contains(&rustls::CipherSuite::TLS13_AES_256_GCM_SHA384));
+        assert_eq!(
+            suites.len(),
+            rustls::crypto::aws_lc_rs::default_provider()
+                .cipher_suites
+                .len()
+        );
     }
 
     #[test]
