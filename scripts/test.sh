@@ -31,6 +31,12 @@ STD_SKIP=(consumer_offsets_stay_small_under_many_commits gigabyte_tiered_to_moto
 # broker's storage backend.
 STD_SKIP+=(cli_bad_arguments_exit_2 cli_topics_produce_consume_round_trip
     cli_group_lag_and_reset_offsets cli_consume_skips_markers_and_aborted_records)
+# Security: TLS, SASL, ACLs and quotas sit above the storage engine.
+STD_SKIP+=(clients_over_tls_and_sasl bad_input_on_secured_listeners
+    quotas_throttle_a_producer_and_no_one_else sessions_expire_and_reauthenticate
+    oauthbearer_tokens_checked_against_a_jwks certificates_reload_without_restart
+    acl_matrix_with_real_clients_survives_restart cli_over_tls_and_sasl
+    cli_security_failures cli_reauthenticates)
 STD_FILTER="not ($(printf 'test(=%s) | ' "${STD_SKIP[@]}" | sed 's/ | $//'))"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
