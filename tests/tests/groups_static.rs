@@ -118,7 +118,9 @@ fn static_member_restart(client: Client) {
 
     let acks = producer.stop();
     let hw = high_watermarks(&acks, PARTITIONS);
-    wait_until(Duration::from_secs(60), "everything is committed", || {
+    // Generous: on a loaded CI machine the members caught up and committed everything, just
+    // after a 60 s wait had given up (the commits in their logs matched every high watermark).
+    wait_until(Duration::from_secs(180), "everything is committed", || {
         second.assert_running();
         other.assert_running();
         let mut all = second.commits();
