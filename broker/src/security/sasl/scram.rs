@@ -494,6 +494,18 @@ struct ClientFirst<'a> {
     nonce: &'a str,
 }
 
+/// The next attribute, which must be the nonce (`r=`), checked.
+fn next_nonce<'a>(attrs: &mut impl Iterator<Item = &'a str>) -> Result<&'a str, String> {
+    let nonce = attrs
+        .next()
+        .and_then(|a| a.strip_prefix("r="))
+        .ok_or("no nonce (r=)")?;
+    if !is_printable_nonce(nonce) {
+        return Err("malformed nonce".into());
+    }
+    Ok(nonce)
+}
+
 /// `printable` of RFC 5802 (the nonce's characters): 0x21..=0x7E but `,`.
 fn is_printable_nonce(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b',')
@@ -538,13 +550,7 @@ fn parse_client_first(message: &str) -> Result<ClientFirst<'_>, String> {
         return Err("empty user name".into());
     }
     let user = decode_sasl_name(first).ok_or("malformed user name")?;
-    let nonce = attrs
-        .next()
-        .and_then(|a| a.strip_prefix("r="))
-        .ok_or("no nonce (r=)")?;
-    if !is_printable_nonce(nonce) {
-        return Err("malformed nonce".into());
-    }
+    let nonce = next_nonce(&mut attrs)?;
     for ext in attrs {
         let (key, value) = parse_extension(ext)?;
         if key == "tokenauth" && value.eq_ignore_ascii_case("true") {
@@ -599,13 +605,7 @@ fn parse_client_final(message: &str, proof_len: usize) -> Result<ClientFinal<'_>
     let channel_binding = BASE64
         .decode(channel)
         .map_err(|_| "the channel binding is not base64")?;
-    let nonce = attrs
-        .next()
-        .and_then(|a| a.strip_prefix("r="))
-        .ok_or("no nonce (r=)")?;
-    if !is_printable_nonce(nonce) {
-        return Err("malformed nonce".into());
-    }
+    let nonce = next_nonce(&mut attrs)?;
     for ext in attrs {
         parse_extension(ext)?;
     }
