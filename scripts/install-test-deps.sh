@@ -74,8 +74,8 @@ install_apt_packages() {
     command -v make >/dev/null 2>&1 || missing+=(make)
     command -v cc >/dev/null 2>&1 || missing+=(gcc)
     command -v c++ >/dev/null 2>&1 || missing+=(g++)
-    # floe-bench builds librdkafka with TLS (rdkafka's `ssl` feature, bench/Cargo.toml), and
-    # a workspace build unifies that feature: openssl-sys finds OpenSSL through pkg-config.
+    # librdkafka is built with TLS (rdkafka's `ssl` feature, root Cargo.toml: the bench's
+    # security scenario uses it); openssl-sys finds OpenSSL through pkg-config.
     command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
     [ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
     command -v unzip >/dev/null 2>&1 || missing+=(unzip)
