@@ -23,21 +23,11 @@ impl Pki {
     pub fn generate(dir: &Path) -> Pki {
         std::fs::create_dir_all(dir).unwrap();
         let path = |name: &str| dir.join(name);
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
+        self_signed_ca(
+            &path("ca.key"),
+            &path("ca.pem"),
             "/O=Floe Test/CN=Floe Test CA",
-            "-keyout",
-            path("ca.key").to_str().unwrap(),
-            "-out",
-            path("ca.pem").to_str().unwrap(),
-        ]);
+        );
         let pki = Pki {
             dir: dir.to_path_buf(),
             ca: path("ca.pem"),
@@ -117,6 +107,25 @@ impl Pki {
             &path(format!("{name}.crt")),
         ]);
     }
+}
+
+/// A self-signed CA certificate with `subject`, its key at `key` and certificate at `cert`.
+pub fn self_signed_ca(key: &Path, cert: &Path, subject: &str) {
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        subject,
+        "-keyout",
+        key.to_str().unwrap(),
+        "-out",
+        cert.to_str().unwrap(),
+    ]);
 }
 
 fn openssl(args: &[&str]) {

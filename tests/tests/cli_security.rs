@@ -26,7 +26,7 @@ use bytes::Bytes;
 use floe_broker::security::sasl::{ScramMechanism, salted_password};
 use floe_tests::raw::RawConn;
 use floe_tests::security::{Pki, SecureBroker};
-use floe_tests::{floe_bin, run_ok, run_ok_with};
+use floe_tests::{floe_bin, run_ok_with};
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::messages::alter_user_scram_credentials_request::{
     AlterUserScramCredentialsRequest, ScramCredentialUpsertion,
@@ -355,21 +355,11 @@ fn cli_security_failures() {
     // same name fails the signature check, one of another name is unknown.
     let same_name = Pki::generate(&dir.path().join("same-name-pki"));
     let other_name = dir.path().join("other-ca.pem");
-    run_ok(Command::new("openssl").args([
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
+    floe_tests::security::self_signed_ca(
+        &dir.path().join("other-ca.key"),
+        &other_name,
         "/O=Elsewhere/CN=Another CA",
-        "-keyout",
-        dir.path().join("other-ca.key").to_str().unwrap(),
-        "-out",
-        other_name.to_str().unwrap(),
-    ]));
+    );
     for (other, reason) in [
         (same_name.ca.as_path(), "BadSignature"),
         (other_name.as_path(), "UnknownIssuer"),

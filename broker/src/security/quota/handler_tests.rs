@@ -666,8 +666,8 @@ async fn both_apis_need_their_cluster_permission() {
 }
 
 /// Mutated DescribeClientQuotas and AlterClientQuotas frames through the real handlers:
-/// nothing panics and every answer encodes (until `fuzz::requests` seeds these APIs, the
-/// broker-wide `fuzz_dispatch` does not reach them).
+/// nothing panics and every answer encodes. The broker-wide `fuzz_dispatch` starts from
+/// empty requests of these APIs; these seeds carry entities, filters and ops.
 #[test]
 fn mutated_quota_requests_never_panic() {
     use floe_protocol::fuzz::{cases, run};
