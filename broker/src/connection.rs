@@ -299,13 +299,12 @@ pub async fn serve(
                 header: request.header.clone(),
                 session: auth.session().clone(),
             };
-            let started = Instant::now();
             match handlers::dispatch(&ctx, &request).await {
                 Ok(Some(mut out)) => {
                     if broker.security.quotas.enabled() {
-                        let version = out.api_version;
+                        let (version, received) = (out.api_version, out.received);
                         out.reply = quotas(
-                            &ctx, &request, frame_len, started, version, out.reply, &activity,
+                            &ctx, &request, frame_len, received, version, out.reply, &activity,
                         );
                     }
                     activity.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -405,7 +404,7 @@ fn quotas(
     ctx: &RequestContext,
     request: &floe_protocol::request::RequestFrame,
     frame_len: u64,
-    started: Instant,
+    received: Instant,
     version: i16,
     reply: Reply,
     activity: &Arc<Activity>,
@@ -414,7 +413,7 @@ fn quotas(
     let user = ctx.session.principal.name.clone();
     let client_id = floe_protocol::request::client_id(&request.header).to_string();
     let now = Instant::now();
-    let mut throttle = quotas.record_request_time(&user, &client_id, now - started, now);
+    let mut throttle = quotas.record_request_time(&user, &client_id, now - received, now);
     if request.api_key == ApiKey::Produce {
         throttle = throttle.max(quotas.record_produce(&user, &client_id, frame_len, now));
     }
