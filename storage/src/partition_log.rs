@@ -364,6 +364,9 @@ pub struct PartitionLog {
     first_unstable: AtomicI64,
     /// Bytes and records clients produced and fetched (for `/metrics`).
     traffic: traffic::Traffic,
+    /// Claims on the head of the log that retention honours for a bounded time
+    /// ([`retention::RetentionHold`]); in memory only.
+    retention_holds: Arc<retention::Holds>,
 }
 
 /// What the data directory's checkpoints say about a log being opened.
@@ -493,6 +496,7 @@ impl PartitionLog {
             txn_index: std::sync::RwLock::new(txn_index),
             first_unstable: AtomicI64::new(first_unstable),
             traffic: traffic::Traffic::default(),
+            retention_holds: Arc::default(),
         })
     }
 

@@ -9,6 +9,10 @@
 //! - by `retention.bytes` (policy `delete`) while the log without it is still at least
 //!   `retention.bytes` large.
 //!
+//! Retention holds ([`hold`]: tableflow's claim on records its table has not materialized)
+//! delay the deletion of condemned segments that hold records a hold still needs, for a
+//! bounded time and within a byte bound; they never hold back DeleteRecords.
+//!
 //! The active segment is condemned only by time (a quiet topic's last segment expires too):
 //! the log rolls first, so the log always keeps an active segment, empty at the log end.
 //! Independently, an active segment older than `segment.ms` is rolled by the retention pass
@@ -27,11 +31,16 @@
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
+use self::hold::{Candidate, ForcedBy, Released};
 use super::{Inner, PartitionLog};
 use crate::config::LogConfig;
 use crate::error::StorageError;
 use crate::io;
 use crate::segment::Segment;
+
+mod hold;
+pub(crate) use hold::Holds;
+pub use hold::RetentionHold;
 
 /// Suffix of the files of a deleted segment, until they are removed.
 pub const DELETED_SUFFIX: &str = ".deleted";
@@ -64,6 +73,15 @@ pub struct Deleted {
 }
 
 impl PartitionLog {
+    /// Holds back retention from `offset` on (the first offset the caller still needs): a
+    /// segment the retention rules condemn that holds such records stays until
+    /// `max_hold_ms` after it was condemned, and while what the holds keep on local disk
+    /// stays within `log.local.hard.limit.bytes` (see [`hold`]). Move the claim with
+    /// [`RetentionHold::set_offset`]; dropping it releases it. Kept in memory only.
+    pub fn hold_retention(&self, offset: i64, max_hold_ms: u64) -> RetentionHold {
+        self.retention_holds.take(offset, max_hold_ms)
+    }
+
     /// One retention pass at wall-clock `now_ms`: rolls an active segment older than
     /// `segment.ms`, then deletes the segments the log start offset, `retention.ms` and
     /// `retention.bytes` condemn (see the module docs). Blocks (renames, directory fsync):
@@ -126,13 +144,31 @@ impl PartitionLog {
             }
             let active_size = inner.active().map_or(0, |a| a.size);
             let active_base = inner.active().map_or(0, |a| a.base_offset);
-            let whole = expired_prefix(
+            let expired = expired_prefix(
                 &spans,
                 active_size,
                 config.retention_ms,
                 config.retention_bytes,
                 now_ms,
             );
+            // The holds decide when condemned spans go; only local spans take disk.
+            let retention_ms = config
+                .retention_ms
+                .map(|r| i64::try_from(r).unwrap_or(i64::MAX));
+            let candidates: Vec<Candidate> = spans
+                .iter()
+                .enumerate()
+                .take(expired.count())
+                .map(|(i, &(base, bytes, newest))| Candidate {
+                    base,
+                    next_offset: spans.get(i + 1).map_or(active_base, |s| s.0),
+                    local_bytes: if i >= remote_spans { bytes } else { 0 },
+                    expired_at_ms: retention_ms
+                        .filter(|_| i < expired.by_time)
+                        .map(|r| newest.saturating_add(r)),
+                })
+                .collect();
+            let whole = self.release_held(&candidates, now_ms, config.local_hard_limit_bytes);
             if whole > 0 {
                 let new_start = spans.get(whole).map_or(active_base, |s| s.0);
                 self.log_start.fetch_max(new_start, Ordering::AcqRel);
@@ -156,7 +192,8 @@ impl PartitionLog {
                 config.local_retention_ms,
                 config.local_retention_bytes,
                 now_ms,
-            );
+            )
+            .count();
             self.detach_head(&mut inner, by_start.max(by_local), false)
         };
         self.delete_files(doomed)
@@ -241,7 +278,8 @@ impl PartitionLog {
         inner
     }
 
-    /// How many segments from the head the rules condemn (may include the active one).
+    /// How many segments from the head go (may include the active one): what the rules
+    /// condemn, less what retention holds keep.
     fn condemned(
         &self,
         inner: &Inner,
@@ -257,11 +295,15 @@ impl PartitionLog {
             .take_while(|s| s.base_offset <= start)
             .count();
         if !config.cleanup_policy.delete {
+            self.release_held(&[], now_ms, None);
             return Ok(by_start);
         }
-        let mut by_time = 0;
-        if let Some(retention_ms) = config.retention_ms {
-            let retention_ms = i64::try_from(retention_ms).unwrap_or(i64::MAX);
+        // The newest record time of each segment `retention.ms` condemns.
+        let mut expired_newest = Vec::new();
+        let retention_ms = config
+            .retention_ms
+            .map(|r| i64::try_from(r).unwrap_or(i64::MAX));
+        if let Some(retention_ms) = retention_ms {
             for segment in &segments {
                 if segment.size == 0 {
                     break;
@@ -270,9 +312,10 @@ impl PartitionLog {
                 if now_ms.saturating_sub(newest) <= retention_ms {
                     break;
                 }
-                by_time += 1;
+                expired_newest.push(newest);
             }
         }
+        let by_time = expired_newest.len();
         let mut by_size = 0;
         if let Some(retention_bytes) = config.retention_bytes {
             let total: u64 = segments.iter().map(|s| s.size).sum();
@@ -285,7 +328,63 @@ impl PartitionLog {
                 by_size += 1;
             }
         }
-        Ok(by_start.max(by_time).max(by_size))
+        let by_rules = by_time.max(by_size);
+        // Below the log start nothing is held; the holds decide about the rest.
+        let candidates: Vec<Candidate> = segments
+            .iter()
+            .enumerate()
+            .take(by_rules)
+            .skip(by_start)
+            .map(|(i, s)| Candidate {
+                base: s.base_offset,
+                next_offset: s.next_offset,
+                local_bytes: s.size,
+                expired_at_ms: expired_newest
+                    .get(i)
+                    .zip(retention_ms)
+                    .map(|(newest, r)| newest.saturating_add(r)),
+            })
+            .collect();
+        let released = self.release_held(&candidates, now_ms, config.local_hard_limit_bytes);
+        Ok(by_start + released)
+    }
+
+    /// How many of `candidates` (condemned segments, oldest first) the retention holds let
+    /// go, keeping at most `max_kept_bytes` on local disk; logs what they keep and what
+    /// they had to give up.
+    fn release_held(
+        &self,
+        candidates: &[Candidate],
+        now_ms: i64,
+        max_kept_bytes: Option<u64>,
+    ) -> usize {
+        let released: Released = self
+            .retention_holds
+            .release(candidates, now_ms, max_kept_bytes);
+        if let Some(forced) = released.forced {
+            let reason = match forced.by {
+                ForcedBy::HoldExpired => "the hold's time bound passed",
+                ForcedBy::ByteBound => {
+                    "keeping them would exceed the bound on bytes held (log.local.hard.limit.bytes)"
+                }
+            };
+            tracing::warn!(
+                partition = %self.tp,
+                from = forced.from,
+                to = forced.to,
+                reason,
+                "retention deletes records a retention hold still needs (a table has not materialized them)"
+            );
+        }
+        if released.kept > 0 {
+            tracing::debug!(
+                partition = %self.tp,
+                segments = released.kept,
+                bytes = released.kept_bytes,
+                "retention held back for records a table has not materialized"
+            );
+        }
+        released.count
     }
 
     /// Takes the first `count` segments out of the log (never the active one) and, with
@@ -339,6 +438,19 @@ impl PartitionLog {
 #[cfg(test)]
 mod tests;
 
+/// How many spans from the head `retention_ms` and `retention_bytes` condemn.
+#[derive(Debug, Clone, Copy)]
+struct Expired {
+    by_time: usize,
+    by_size: usize,
+}
+
+impl Expired {
+    fn count(&self) -> usize {
+        self.by_time.max(self.by_size)
+    }
+}
+
 /// How many spans from the head `retention_ms` / `retention_bytes` condemn. Spans are
 /// `(base, bytes, newest timestamp)`; `tail_bytes` are bytes after them that always stay.
 fn expired_prefix(
@@ -347,7 +459,7 @@ fn expired_prefix(
     retention_ms: Option<u64>,
     retention_bytes: Option<u64>,
     now_ms: i64,
-) -> usize {
+) -> Expired {
     let mut by_time = 0;
     if let Some(retention_ms) = retention_ms {
         let retention_ms = i64::try_from(retention_ms).unwrap_or(i64::MAX);
@@ -370,5 +482,5 @@ fn expired_prefix(
             by_size += 1;
         }
     }
-    by_time.max(by_size)
+    Expired { by_time, by_size }
 }

@@ -1,7 +1,8 @@
 //! Retention and DeleteRecords scenarios, each run on both I/O backends: segments deleted by
 //! age, by size and below a moved log start; a quiet log rolled by `segment.ms`; readers of
 //! deleted segments; the start surviving clean and unclean restarts; crashes between the
-//! steps of a deletion.
+//! steps of a deletion; retention holds (kept until their time bound, within their byte
+//! bound, never against DeleteRecords, on a tiered log only for the whole log).
 
 use std::path::Path;
 
@@ -251,7 +252,178 @@ fn crash_between_deletion_steps_leaves_a_log_that_opens() {
     assert_eq!(read_all(&log, bases[1]).len() as i64, end - bases[1]);
 }
 
+/// An hour in ms: the hold bound of the hold scenarios.
+const HOUR: i64 = 3600 * 1000;
+
+/// Time retention with a hold: what the holder has materialized goes, the segment holding
+/// its next offset and everything after stays until the hold's bound has passed since the
+/// records expired; moving the hold releases more; dropping it releases everything.
+fn a_hold_keeps_what_its_holder_still_needs_until_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        retention_ms: Some(DAY as u64),
+        ..small()
+    };
+    let (_manager, log) = open(dir.path(), config);
+    fill(&log, 100, 1_000);
+    let bases = segment_bases(log.dir());
+    assert!(bases.len() > 8, "{bases:?}");
+    let end = log.log_end_offset();
+    let expired_at = 1_000 + DAY;
+    let hold = log.hold_retention(bases[3] + 1, HOUR as u64);
+    let deleted = log.enforce_retention(expired_at + 1).unwrap();
+    assert_eq!(deleted.segments, 3);
+    assert_eq!(log.log_start_offset(), bases[3]);
+    assert_eq!(
+        read_all(&log, bases[3] + 1).len() as i64,
+        end - bases[3] - 1
+    );
+    // Still within the bound: nothing more goes.
+    let deleted = log.enforce_retention(expired_at + HOUR - 1).unwrap();
+    assert_eq!(deleted.segments, 0);
+    // The holder moved on.
+    hold.set_offset(bases[6]);
+    log.enforce_retention(expired_at + HOUR - 1).unwrap();
+    assert_eq!(log.log_start_offset(), bases[6]);
+    // A released hold keeps nothing: everything expired goes, the active segment too.
+    drop(hold);
+    log.enforce_retention(expired_at + HOUR - 1).unwrap();
+    assert_eq!(log.log_start_offset(), end);
+    assert_eq!(segment_bases(log.dir()), vec![end]);
+}
+
+/// Past its bound a hold gives way: the records it still wanted are deleted like any others.
+fn a_hold_gives_way_after_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        retention_ms: Some(DAY as u64),
+        ..small()
+    };
+    let (_manager, log) = open(dir.path(), config);
+    fill(&log, 30, 1_000);
+    let end = log.log_end_offset();
+    let _hold = log.hold_retention(0, HOUR as u64);
+    assert_eq!(log.enforce_retention(1_000 + DAY + 1).unwrap().segments, 0);
+    assert_eq!(log.log_start_offset(), 0);
+    log.enforce_retention(1_000 + DAY + HOUR).unwrap();
+    assert_eq!(log.log_start_offset(), end);
+    // Newer records are held again, each for its own bound.
+    fill(&log, 30, 2 * DAY);
+    assert_eq!(log.enforce_retention(3 * DAY + 1).unwrap().segments, 0);
+    assert_eq!(log.log_start_offset(), end);
+}
+
+/// Size retention with a hold: the bound counts from the pass that first condemned a
+/// segment, and what the hold keeps never exceeds `log.local.hard.limit.bytes`.
+fn a_hold_under_size_retention_stays_within_the_byte_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        retention_ms: None,
+        retention_bytes: Some(2048),
+        local_hard_limit_bytes: None,
+        ..small()
+    };
+    let (_manager, log) = open(dir.path(), config.clone());
+    fill(&log, 100, 1_000);
+    let total = log.size_bytes();
+    let _hold = log.hold_retention(0, HOUR as u64);
+    assert_eq!(log.enforce_retention(10_000).unwrap().segments, 0);
+    assert_eq!(log.size_bytes(), total);
+    // The byte bound: the oldest kept segments go until the hold keeps at most 3000 bytes
+    // beyond what retention.bytes keeps.
+    log.set_config(LogConfig {
+        local_hard_limit_bytes: Some(3000),
+        ..config.clone()
+    });
+    assert!(log.enforce_retention(10_000).unwrap().segments > 0);
+    let size = log.size_bytes();
+    assert!(
+        (3000..=2048 + 1024 + 3000).contains(&size),
+        "kept {size} of {total} bytes"
+    );
+    // An hour after the first pass condemned them, the rest goes too.
+    assert_eq!(
+        log.enforce_retention(10_000 + HOUR - 1).unwrap().segments,
+        0
+    );
+    assert!(log.enforce_retention(10_000 + HOUR).unwrap().segments > 0);
+    let size = log.size_bytes();
+    let first = log.lock().segments.values().next().unwrap().size;
+    assert!(size >= 2048 && size - first < 2048, "kept {size} bytes");
+}
+
+/// DeleteRecords is an admin's decision: a hold does not keep what it deletes.
+fn a_hold_never_holds_back_delete_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        retention_ms: None,
+        ..small()
+    };
+    let (manager, log) = open(dir.path(), config);
+    fill(&log, 30, 1_000);
+    let _hold = log.hold_retention(0, HOUR as u64);
+    let bases = segment_bases(log.dir());
+    let target = bases[2] + 1;
+    assert_eq!(manager.delete_records(&log, target).unwrap(), target);
+    assert_eq!(segment_bases(log.dir())[0], bases[2]);
+    log.enforce_retention(1_000).unwrap();
+    assert_eq!(log.log_start_offset(), target);
+}
+
+/// On a tiered log a hold keeps the log start (the records stay readable from the remote
+/// part) but not the local copies that local retention deletes once uploaded.
+fn a_hold_on_a_tiered_log_keeps_the_log_start_not_the_local_copies() {
+    let root = tempfile::tempdir().unwrap();
+    let manager = open_manager(&root.path().join("data"));
+    manager
+        .start_remote(crate::remote::RemoteConfig {
+            url: format!("file://{}", root.path().join("bucket").display()),
+            task_interval: std::time::Duration::from_millis(20),
+            cache_bytes: 4096,
+            ..crate::remote::RemoteConfig::local(root.path())
+        })
+        .unwrap();
+    let config = LogConfig {
+        segment_bytes: 1024,
+        remote_storage_enable: true,
+        retention_ms: Some(5_000),
+        local_retention_ms: Some(5_000),
+        topic_id: Some("t-id".into()),
+        ..LogConfig::default()
+    };
+    let log = manager.open_partition(&tp(), config).unwrap();
+    let now = crate::partition_log::wall_clock_ms();
+    let ts = now - 10_000;
+    for i in 0..40 {
+        log.append_now(batch(&format!("b{i}"), 5, ts), ts).unwrap();
+    }
+    log.sync().unwrap();
+    let end = log.log_end_offset();
+    let remote = log.remote().expect("attached at open");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while remote.manifest().segments.len() < 4 {
+        assert!(std::time::Instant::now() < deadline, "nothing uploaded");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let hold = log.hold_retention(0, HOUR as u64);
+    log.enforce_retention(now).unwrap();
+    assert_eq!(log.log_start_offset(), 0, "the hold keeps the whole log");
+    assert!(
+        log.local_start_offset() > 0,
+        "local retention still applies"
+    );
+    assert_eq!(read_all(&log, 0).len() as i64, end);
+    drop(hold);
+    log.enforce_retention(now).unwrap();
+    assert!(log.log_start_offset() > 0);
+}
+
 crate::test_util::on_both_backends!(
+    a_hold_keeps_what_its_holder_still_needs_until_its_bound,
+    a_hold_gives_way_after_its_bound,
+    a_hold_under_size_retention_stays_within_the_byte_bound,
+    a_hold_never_holds_back_delete_records,
+    a_hold_on_a_tiered_log_keeps_the_log_start_not_the_local_copies,
     time_retention_deletes_old_segments_and_moves_the_start,
     size_retention_keeps_at_least_retention_bytes,
     policy_compact_and_unlimited_retention_keep_everything,
