@@ -75,6 +75,7 @@ pub struct Broker {
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     extra_args: Vec<String>,
+    env: Vec<(String, String)>,
     log_path: PathBuf,
 }
 
@@ -102,6 +103,7 @@ impl Broker {
             data_dir,
             _tmp: Some(tmp),
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
             log_path,
         };
         broker.spawn();
@@ -137,6 +139,7 @@ impl Broker {
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or("info".into()),
             )
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
@@ -216,6 +219,31 @@ impl Broker {
     pub fn restart_with(&mut self, extra_args: &[&str]) {
         self.extra_args = extra_args.iter().map(|s| s.to_string()).collect();
         self.restart();
+    }
+
+    /// Environment variables for the next start (and the ones after), e.g. a crash point.
+    pub fn set_env(&mut self, env: &[(&str, &str)]) {
+        self.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    }
+
+    /// Waits up to `timeout` for the broker process to exit on its own (a crash point);
+    /// its exit status if it did. The broker then counts as stopped.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self.child.as_mut()?;
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Start the broker again on the same port and data directory.
