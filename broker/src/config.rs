@@ -218,6 +218,14 @@ pub struct Config {
     pub tableflow_s3_access_key_id: Option<String>,
     /// S3 secret access key.
     pub tableflow_s3_secret_access_key: Option<String>,
+    /// Serve the Iceberg REST catalog (read-only) under `/iceberg` on the HTTP listener.
+    pub tableflow_rest_catalog_enable: bool,
+    /// Hand the warehouse's S3 access keys (`tableflow_s3_access_key_id`, ...) to REST
+    /// catalog clients with every loaded table. Off: clients bring their own.
+    pub tableflow_rest_catalog_vend_credentials: bool,
+    /// Broker-wide defaults of `table.*` topic configs (e.g. `"table.maintenance.interval.ms"
+    /// = "300000"`), as a TOML table; a topic's own setting wins.
+    pub tableflow_table_defaults: BTreeMap<String, String>,
     /// Default of the topic config `remote.storage.enable`: tier closed segments of new
     /// (delete-policy) topics to the remote store.
     #[serde(alias = "remote.storage.enable")]
@@ -547,6 +555,9 @@ impl Default for Config {
             tableflow_s3_region: None,
             tableflow_s3_access_key_id: None,
             tableflow_s3_secret_access_key: None,
+            tableflow_rest_catalog_enable: true,
+            tableflow_rest_catalog_vend_credentials: false,
+            tableflow_table_defaults: BTreeMap::new(),
             remote_storage_enable: false,
             remote_storage_url: None,
             remote_storage_endpoint: None,
@@ -689,6 +700,7 @@ impl Config {
         }
         s.namespace = self.tableflow_namespace.clone();
         s.target_file_size_bytes = self.tableflow_target_file_size_bytes;
+        s.table_defaults = self.tableflow_table_defaults.clone();
         for (key, value) in [
             ("s3.endpoint", &self.tableflow_s3_endpoint),
             ("s3.region", &self.tableflow_s3_region),
@@ -705,6 +717,14 @@ impl Config {
                 .insert("s3.path-style-access".to_string(), "true".to_string());
         }
         s
+    }
+
+    /// The Iceberg REST catalog's settings (`tableflow_rest_catalog_*`).
+    pub fn rest_catalog_options(&self) -> floe_tableflow::rest::RestCatalogOptions {
+        floe_tableflow::rest::RestCatalogOptions {
+            enabled: self.tableflow_rest_catalog_enable,
+            vend_credentials: self.tableflow_rest_catalog_vend_credentials,
+        }
     }
 
     /// The request budget in bytes, `None` when unbounded.
@@ -730,6 +750,29 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |msg: String| Err(ConfigError::Invalid(msg));
+        for (key, value) in &self.tableflow_table_defaults {
+            if !floe_tableflow::is_table_config(key) {
+                return bad(format!(
+                    "tableflow_table_defaults: {key} is not a table.* topic config"
+                ));
+            }
+            // Per-topic by nature: a default would enable, name or type every topic's table.
+            if [
+                "table.enable",
+                "table.name",
+                "table.json.schema",
+                "table.mode",
+            ]
+            .contains(&key.as_str())
+            {
+                return bad(format!(
+                    "tableflow_table_defaults: {key} can only be set per topic"
+                ));
+            }
+            if let Err(e) = floe_tableflow::validate(key, value) {
+                return bad(format!("tableflow_table_defaults: {e}"));
+            }
+        }
         if self.num_partitions < 1 {
             return bad(format!(
                 "num_partitions must be at least 1, not {}",
@@ -787,6 +830,16 @@ impl Config {
                     "{key} must be -2 (the retention setting), -1 (unlimited) or a size/time, not {value}"
                 ));
             }
+        }
+        if self.tableflow_rest_catalog_vend_credentials
+            && (self.tableflow_s3_access_key_id.is_none()
+                || self.tableflow_s3_secret_access_key.is_none())
+        {
+            return bad(
+                "tableflow_rest_catalog_vend_credentials needs the keys it hands out: set \
+                 tableflow_s3_access_key_id and tableflow_s3_secret_access_key"
+                    .to_string(),
+            );
         }
         if let Some(url) = &self.remote_storage_url
             && url::Url::parse(url).is_err()

@@ -1,8 +1,10 @@
-//! The HTTP admin listener (`http_listen`, default 127.0.0.1:9644): `/health`, `/ready` and
-//! `/metrics`. It binds before recovery starts, so probes are answered while a large log
-//! recovers: `/health` always (the process is alive and serving HTTP), `/ready` only once
-//! recovery is done, the metadata is loaded and the Kafka listener is bound, and no longer
-//! once a shutdown has begun.
+//! The HTTP admin listener (`http_listen`, default 127.0.0.1:9644): `/health`, `/ready`,
+//! `/metrics`, and the Iceberg REST catalog under `/iceberg` (tableflow's
+//! `floe_tableflow::rest`, `docs/iceberg-rest.md`). It binds before recovery starts, so
+//! probes are answered while a large log recovers: `/health` always (the process is alive
+//! and serving HTTP), `/ready` only once recovery is done, the metadata is loaded and the
+//! Kafka listener is bound, and no longer once a shutdown has begun. The REST catalog reads
+//! the tables' catalog, not the broker's state, so it answers from the start too.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -15,8 +17,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 
+use crate::config::Config;
 use crate::state::Broker;
 use crate::telemetry::Metrics;
+
+/// Where the Iceberg REST catalog is served: its URI is `http://<http_listen>/iceberg`.
+pub const ICEBERG_REST_PREFIX: &str = "/iceberg";
 
 /// What the endpoints report on.
 pub struct Admin {
@@ -58,12 +64,15 @@ pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
 }
 
 /// Serves the endpoints on `listener` until the process exits.
-pub fn spawn(listener: TcpListener, admin: Arc<Admin>) {
+pub fn spawn(listener: TcpListener, admin: Arc<Admin>, config: &Config) {
+    let iceberg =
+        floe_tableflow::rest::router(config.tableflow_settings(), config.rest_catalog_options());
     let app = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
-        .with_state(admin);
+        .with_state(admin)
+        .nest(ICEBERG_REST_PREFIX, iceberg);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("the HTTP admin listener stopped: {e}");

@@ -44,8 +44,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let admin = crate::http::Admin::new(metrics);
     if !config.http_listen.is_empty() {
         let http = crate::http::bind(&config.http_listen).await?;
-        tracing::info!(http = %http.local_addr()?, "HTTP admin listener (/health, /ready, /metrics)");
-        crate::http::spawn(http, admin.clone());
+        tracing::info!(http = %http.local_addr()?, "HTTP admin listener (/health, /ready, /metrics, /iceberg)");
+        crate::http::spawn(http, admin.clone(), &config);
     }
     let open_file_limit = raise_open_file_limit();
     let data_dir = config.data_dir.clone();

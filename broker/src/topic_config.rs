@@ -259,6 +259,76 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = {
             "Iceberg schema JSON of json-mode values.",
         ),
         def(
+            "table.maintenance.compaction.enable",
+            Boolean,
+            0,
+            &[],
+            "Rewrite small data files of a table partition into files of the target size.",
+        ),
+        def(
+            "table.maintenance.compaction.min.files",
+            Long,
+            2,
+            &[],
+            "Small files a table partition must have before it is compacted.",
+        ),
+        def(
+            "table.maintenance.compaction.small.file.bytes",
+            Long,
+            1,
+            &[],
+            "Data files smaller than this are compaction candidates.",
+        ),
+        def(
+            "table.maintenance.compaction.target.file.bytes",
+            Long,
+            1048576,
+            &[],
+            "Size of the data files compaction writes.",
+        ),
+        def(
+            "table.maintenance.enable",
+            Boolean,
+            0,
+            &[],
+            "Run snapshot expiry, orphan-file cleanup and small-file compaction on the table.",
+        ),
+        def(
+            "table.maintenance.interval.ms",
+            Long,
+            1000,
+            &[],
+            "Time between two maintenance rounds of the table.",
+        ),
+        def(
+            "table.maintenance.metadata.previous.versions.max",
+            Long,
+            1,
+            &[],
+            "Previous metadata files kept (Iceberg write.metadata.previous-versions-max).",
+        ),
+        def(
+            "table.maintenance.orphan.age.ms",
+            Long,
+            1000,
+            &[],
+            "Files no snapshot references are deleted once older than this.",
+        ),
+        def(
+            "table.maintenance.snapshot.max.age.ms",
+            Long,
+            1,
+            &[],
+            "Snapshots older than this are expired (Iceberg history.expire.max-snapshot-age-ms).",
+        ),
+        def(
+            "table.maintenance.snapshot.min.keep",
+            Long,
+            1,
+            &[],
+            "Snapshots always kept (Iceberg history.expire.min-snapshots-to-keep).",
+        ),
+        def(
             "table.mode",
             String,
             0,
@@ -285,6 +355,13 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = {
             0,
             &[],
             "Table partitioning: none, hour(col), day(col), month(col), year(col), identity(col).",
+        ),
+        def(
+            "table.retention.hold.ms",
+            Long,
+            0,
+            &[],
+            "How long retention waits for records the table has not materialized (0: never).",
         ),
         def(
             "unclean.leader.election.enable",
@@ -427,6 +504,14 @@ pub fn default_value(name: &str, config: &Config) -> String {
         "table.enable" => "false".into(),
         "table.mode" => "key_value".into(),
         "table.partition.by" => "none".into(),
+        name if name.starts_with("table.") => match config.tableflow_table_defaults.get(name) {
+            Some(v) => v.clone(),
+            None => floe_tableflow::TABLE_CONFIGS
+                .iter()
+                .find(|d| d.name == name)
+                .map(|d| d.default.to_string())
+                .unwrap_or_default(),
+        },
         _ => String::new(),
     }
 }

@@ -27,6 +27,39 @@ pub const TABLE_NAME: &str = "table.name";
 /// Default of `table.commit.interval.ms`.
 pub const DEFAULT_COMMIT_INTERVAL_MS: u64 = 5000;
 
+/// `table.maintenance.enable`: run snapshot expiry, orphan-file cleanup and small-file
+/// compaction on the table in the background.
+pub const TABLE_MAINTENANCE_ENABLE: &str = "table.maintenance.enable";
+/// `table.maintenance.interval.ms`: time between two maintenance rounds of a table.
+pub const TABLE_MAINTENANCE_INTERVAL_MS: &str = "table.maintenance.interval.ms";
+/// `table.maintenance.snapshot.max.age.ms`: written to the table as Iceberg's
+/// `history.expire.max-snapshot-age-ms`.
+pub const TABLE_MAINTENANCE_SNAPSHOT_MAX_AGE_MS: &str = "table.maintenance.snapshot.max.age.ms";
+/// `table.maintenance.snapshot.min.keep`: written to the table as Iceberg's
+/// `history.expire.min-snapshots-to-keep`.
+pub const TABLE_MAINTENANCE_SNAPSHOT_MIN_KEEP: &str = "table.maintenance.snapshot.min.keep";
+/// `table.maintenance.metadata.previous.versions.max`: written to the table as Iceberg's
+/// `write.metadata.previous-versions-max` (with `write.metadata.delete-after-commit.enabled`).
+pub const TABLE_MAINTENANCE_METADATA_VERSIONS_MAX: &str =
+    "table.maintenance.metadata.previous.versions.max";
+/// `table.maintenance.orphan.age.ms`: files no snapshot references are deleted once older.
+pub const TABLE_MAINTENANCE_ORPHAN_AGE_MS: &str = "table.maintenance.orphan.age.ms";
+/// `table.maintenance.compaction.enable`: rewrite small data files into large ones.
+pub const TABLE_MAINTENANCE_COMPACTION_ENABLE: &str = "table.maintenance.compaction.enable";
+/// `table.maintenance.compaction.small.file.bytes`: data files below this size are
+/// compaction candidates.
+pub const TABLE_MAINTENANCE_COMPACTION_SMALL_FILE_BYTES: &str =
+    "table.maintenance.compaction.small.file.bytes";
+/// `table.maintenance.compaction.min.files`: a table partition is compacted once it has this
+/// many small files.
+pub const TABLE_MAINTENANCE_COMPACTION_MIN_FILES: &str = "table.maintenance.compaction.min.files";
+/// `table.maintenance.compaction.target.file.bytes`: size of the files compaction writes.
+pub const TABLE_MAINTENANCE_COMPACTION_TARGET_FILE_BYTES: &str =
+    "table.maintenance.compaction.target.file.bytes";
+/// `table.retention.hold.ms`: how long the topic's retention waits for records the table has
+/// not materialized yet before it deletes them anyway (0: never waits).
+pub const TABLE_RETENTION_HOLD_MS: &str = "table.retention.hold.ms";
+
 /// One `table.*` topic config, for DescribeConfigs.
 #[derive(Debug, Clone, Copy)]
 pub struct TableConfigDef {
@@ -84,6 +117,72 @@ pub const TABLE_CONFIGS: &[TableConfigDef] = &[
         kind: "string",
         doc: "Iceberg table name (default: the topic name).",
     },
+    TableConfigDef {
+        name: TABLE_MAINTENANCE_ENABLE,
+        default: "true",
+        kind: "boolean",
+        doc: "Run snapshot expiry, orphan-file cleanup and small-file compaction on the table.",
+    },
+    TableConfigDef {
+        name: TABLE_MAINTENANCE_INTERVAL_MS,
+        default: "60000",
+        kind: "long",
+        doc: "Time between two maintenance rounds of the table.",
+    },
+    TableConfigDef {
+        name: TABLE_MAINTENANCE_SNAPSHOT_MAX_AGE_MS,
+        default: "3600000",
+        kind: "long",
+        doc: "Snapshots older than this are expired (Iceberg history.expire.max-snapshot-age-ms).",
+    },
+    TableConfigDef {
+        name: TABLE_MAINTENANCE_SNAPSHOT_MIN_KEEP,
+        default: "10",
+        kind: "long",
+        doc: "Snapshots always kept, however old (Iceberg history.expire.min-snapshots-to-keep).",
+    },
+    TableConfigDef {
+        name: TABLE_MAINTENANCE_METADATA_VERSIONS_MAX,
+        default: "20",
+        kind: "long",
+        doc: "Previous metadata files kept; older ones are deleted (Iceberg write.metadata.previous-versions-max).",
+    },
+    TableConfigDef {
+        name: TABLE_MAINTENANCE_ORPHAN_AGE_MS,
+        default: "3600000",
+        kind: "long",
+        doc: "Files no snapshot references are deleted once older than this.",
+    },
+    TableConfigDef {
+        name: TABLE_MAINTENANCE_COMPACTION_ENABLE,
+        default: "true",
+        kind: "boolean",
+        doc: "Rewrite small data files of a table partition into files of the target size.",
+    },
+    TableConfigDef {
+        name: TABLE_MAINTENANCE_COMPACTION_SMALL_FILE_BYTES,
+        default: "16777216",
+        kind: "long",
+        doc: "Data files smaller than this are compaction candidates.",
+    },
+    TableConfigDef {
+        name: TABLE_MAINTENANCE_COMPACTION_MIN_FILES,
+        default: "8",
+        kind: "long",
+        doc: "Small files a table partition must have before it is compacted.",
+    },
+    TableConfigDef {
+        name: TABLE_MAINTENANCE_COMPACTION_TARGET_FILE_BYTES,
+        default: "134217728",
+        kind: "long",
+        doc: "Size of the data files compaction writes.",
+    },
+    TableConfigDef {
+        name: TABLE_RETENTION_HOLD_MS,
+        default: "3600000",
+        kind: "long",
+        doc: "How long retention waits for records the table has not materialized (0: never).",
+    },
 ];
 
 /// Whether `name` is a tableflow topic config.
@@ -113,6 +212,77 @@ pub struct TableConfig {
     pub namespace: String,
     /// Iceberg table name.
     pub name: String,
+    /// Background maintenance of the table.
+    pub maintenance: MaintenanceConfig,
+    /// `table.retention.hold.ms`.
+    pub retention_hold_ms: u64,
+}
+
+/// A table's maintenance settings (`table.maintenance.*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaintenanceConfig {
+    /// Run maintenance at all.
+    pub enabled: bool,
+    /// Time between rounds.
+    pub interval_ms: u64,
+    /// Iceberg `history.expire.max-snapshot-age-ms`.
+    pub snapshot_max_age_ms: u64,
+    /// Iceberg `history.expire.min-snapshots-to-keep`.
+    pub snapshot_min_keep: u64,
+    /// Iceberg `write.metadata.previous-versions-max`.
+    pub metadata_versions_max: u64,
+    /// Safety age of orphan-file cleanup.
+    pub orphan_age_ms: u64,
+    /// Run small-file compaction.
+    pub compaction_enabled: bool,
+    /// Files below this size are compaction candidates.
+    pub small_file_bytes: u64,
+    /// Candidates a table partition needs before it is compacted.
+    pub min_files: u64,
+    /// Size of the files compaction writes.
+    pub target_file_bytes: u64,
+}
+
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        let def = default_of;
+        MaintenanceConfig {
+            enabled: true,
+            interval_ms: def(TABLE_MAINTENANCE_INTERVAL_MS),
+            snapshot_max_age_ms: def(TABLE_MAINTENANCE_SNAPSHOT_MAX_AGE_MS),
+            snapshot_min_keep: def(TABLE_MAINTENANCE_SNAPSHOT_MIN_KEEP),
+            metadata_versions_max: def(TABLE_MAINTENANCE_METADATA_VERSIONS_MAX),
+            orphan_age_ms: def(TABLE_MAINTENANCE_ORPHAN_AGE_MS),
+            compaction_enabled: true,
+            small_file_bytes: def(TABLE_MAINTENANCE_COMPACTION_SMALL_FILE_BYTES),
+            min_files: def(TABLE_MAINTENANCE_COMPACTION_MIN_FILES),
+            target_file_bytes: def(TABLE_MAINTENANCE_COMPACTION_TARGET_FILE_BYTES),
+        }
+    }
+}
+
+impl MaintenanceConfig {
+    /// The Iceberg table properties these settings stand for.
+    pub fn table_properties(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "history.expire.max-snapshot-age-ms".to_string(),
+                self.snapshot_max_age_ms.to_string(),
+            ),
+            (
+                "history.expire.min-snapshots-to-keep".to_string(),
+                self.snapshot_min_keep.to_string(),
+            ),
+            (
+                "write.metadata.previous-versions-max".to_string(),
+                self.metadata_versions_max.to_string(),
+            ),
+            (
+                "write.metadata.delete-after-commit.enabled".to_string(),
+                "true".to_string(),
+            ),
+        ]
+    }
 }
 
 /// A `table.*` config value that cannot be used.
@@ -158,6 +328,21 @@ pub fn validate(key: &str, value: &str) -> Result<(), InvalidTableConfig> {
                 "must be a number of milliseconds in [10, 86400000]",
             )),
         },
+        TABLE_MAINTENANCE_ENABLE | TABLE_MAINTENANCE_COMPACTION_ENABLE => match value {
+            "true" | "false" => Ok(()),
+            _ => Err(invalid(key, "must be true or false")),
+        },
+        TABLE_MAINTENANCE_INTERVAL_MS => bounded(key, value, 1_000, 7 * 86_400_000),
+        TABLE_MAINTENANCE_SNAPSHOT_MAX_AGE_MS => bounded(key, value, 1, i64::MAX as u64),
+        TABLE_MAINTENANCE_SNAPSHOT_MIN_KEEP => bounded(key, value, 1, 100_000),
+        TABLE_MAINTENANCE_METADATA_VERSIONS_MAX => bounded(key, value, 1, 100_000),
+        // Floe's own uncommitted files are protected whatever their age (see
+        // `maintenance::InFlight`); the age guards against writers outside this process.
+        TABLE_MAINTENANCE_ORPHAN_AGE_MS => bounded(key, value, 1_000, i64::MAX as u64),
+        TABLE_MAINTENANCE_COMPACTION_SMALL_FILE_BYTES => bounded(key, value, 1, 1 << 40),
+        TABLE_MAINTENANCE_COMPACTION_MIN_FILES => bounded(key, value, 2, 100_000),
+        TABLE_MAINTENANCE_COMPACTION_TARGET_FILE_BYTES => bounded(key, value, 1 << 20, 1 << 40),
+        TABLE_RETENTION_HOLD_MS => bounded(key, value, 0, i64::MAX as u64),
         TABLE_NAMESPACE | TABLE_NAME => {
             if value.is_empty()
                 || !value
@@ -170,6 +355,25 @@ pub fn validate(key: &str, value: &str) -> Result<(), InvalidTableConfig> {
             }
         }
         _ => Err(invalid(key, "unknown table config")),
+    }
+}
+
+/// The numeric default of a `table.*` config, as [`TABLE_CONFIGS`] lists it.
+fn default_of(name: &str) -> u64 {
+    TABLE_CONFIGS
+        .iter()
+        .find(|d| d.name == name)
+        .and_then(|d| d.default.parse().ok())
+        .unwrap_or(0)
+}
+
+fn bounded(key: &str, value: &str, min: u64, max: u64) -> Result<(), InvalidTableConfig> {
+    match value.parse::<u64>() {
+        Ok(v) if (min..=max).contains(&v) => Ok(()),
+        _ => Err(invalid(
+            key,
+            format!("must be a whole number in [{min}, {max}]"),
+        )),
     }
 }
 
@@ -262,12 +466,62 @@ impl TableConfig {
             .get(TABLE_NAMESPACE)
             .cloned()
             .unwrap_or_else(|| default_namespace.to_string());
+        let num = |key: &str, into: &mut u64| -> Result<(), InvalidTableConfig> {
+            if let Some(v) = configs.get(key) {
+                validate(key, v)?;
+                *into = v.parse().map_err(|_| invalid(key, "not a number"))?;
+            }
+            Ok(())
+        };
+        let mut m = MaintenanceConfig::default();
+        num(TABLE_MAINTENANCE_INTERVAL_MS, &mut m.interval_ms)?;
+        num(
+            TABLE_MAINTENANCE_SNAPSHOT_MAX_AGE_MS,
+            &mut m.snapshot_max_age_ms,
+        )?;
+        num(
+            TABLE_MAINTENANCE_SNAPSHOT_MIN_KEEP,
+            &mut m.snapshot_min_keep,
+        )?;
+        num(
+            TABLE_MAINTENANCE_METADATA_VERSIONS_MAX,
+            &mut m.metadata_versions_max,
+        )?;
+        num(TABLE_MAINTENANCE_ORPHAN_AGE_MS, &mut m.orphan_age_ms)?;
+        num(
+            TABLE_MAINTENANCE_COMPACTION_SMALL_FILE_BYTES,
+            &mut m.small_file_bytes,
+        )?;
+        num(TABLE_MAINTENANCE_COMPACTION_MIN_FILES, &mut m.min_files)?;
+        num(
+            TABLE_MAINTENANCE_COMPACTION_TARGET_FILE_BYTES,
+            &mut m.target_file_bytes,
+        )?;
+        let mut retention_hold_ms = default_of(TABLE_RETENTION_HOLD_MS);
+        num(TABLE_RETENTION_HOLD_MS, &mut retention_hold_ms)?;
+        let flag = |key: &str| -> Result<Option<bool>, InvalidTableConfig> {
+            match configs.get(key) {
+                Some(v) => {
+                    validate(key, v)?;
+                    Ok(Some(v == "true"))
+                }
+                None => Ok(None),
+            }
+        };
+        if let Some(v) = flag(TABLE_MAINTENANCE_ENABLE)? {
+            m.enabled = v;
+        }
+        if let Some(v) = flag(TABLE_MAINTENANCE_COMPACTION_ENABLE)? {
+            m.compaction_enabled = v;
+        }
         Ok(Some(TableConfig {
             mode,
             partition_by,
             commit_interval_ms,
             namespace,
             name,
+            maintenance: m,
+            retention_hold_ms,
         }))
     }
 }
@@ -289,6 +543,8 @@ pub struct TableflowSettings {
     pub target_file_size_bytes: usize,
     /// Extra FileIO properties (`s3.endpoint`, `s3.access-key-id`, ...).
     pub storage_props: HashMap<String, String>,
+    /// Broker-wide defaults of `table.*` topic configs; a topic's own setting wins.
+    pub table_defaults: BTreeMap<String, String>,
 }
 
 impl TableflowSettings {
@@ -305,6 +561,7 @@ impl TableflowSettings {
             namespace: "default".to_string(),
             target_file_size_bytes: 128 * 1024 * 1024,
             storage_props: HashMap::new(),
+            table_defaults: BTreeMap::new(),
         }
     }
 }

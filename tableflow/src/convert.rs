@@ -310,6 +310,8 @@ mod tests {
             commit_interval_ms: 1000,
             namespace: "default".into(),
             name: "t".into(),
+            maintenance: Default::default(),
+            retention_hold_ms: 0,
         })
         .unwrap()
     }

@@ -106,4 +106,24 @@ pub enum TableflowError {
     /// A broken internal expectation.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Listing or deleting a table's files in its warehouse failed.
+    #[error("failed to {what} {path}")]
+    Warehouse {
+        /// What was being done.
+        what: String,
+        /// The file or directory.
+        path: String,
+        /// The object store's error (boxed: it is large and errors are rare).
+        #[source]
+        source: Box<object_store::Error>,
+    },
+    /// A maintenance run stopped before deleting anything more: it could not be sure that
+    /// what it would delete is unreferenced.
+    #[error("maintenance of {table} stopped: {reason}")]
+    MaintenanceAborted {
+        /// The table.
+        table: String,
+        /// Why.
+        reason: String,
+    },
 }

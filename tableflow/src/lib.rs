@@ -12,10 +12,14 @@
 //!
 //! Entry point: [`Tableflow::start`]. One task per table-enabled topic ([`worker`]).
 
+pub mod catalog;
 pub mod config;
 pub mod convert;
 pub mod error;
+pub mod faults;
 pub mod lag;
+pub mod maintenance;
+pub mod rest;
 pub mod schema;
 pub mod sink;
 mod worker;
@@ -25,7 +29,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use floe_storage::LogManager;
-use iceberg::Catalog;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -152,12 +155,14 @@ struct WorkerHandle {
     partitions: i32,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    maintenance: JoinHandle<()>,
 }
 
 impl WorkerHandle {
     async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        let _ = self.maintenance.await;
     }
 }
 
@@ -166,7 +171,7 @@ struct Manager {
     logs: Arc<LogManager>,
     lag: Arc<lag::LagRegistry>,
     status: Arc<lag::StatusRegistry>,
-    catalog: Option<Arc<dyn Catalog>>,
+    catalog: Option<Arc<catalog::FloeCatalog>>,
     workers: HashMap<String, WorkerHandle>,
 }
 
@@ -229,7 +234,10 @@ impl Manager {
         configs: BTreeMap<String, String>,
         waiting: &mut BTreeMap<String, (i32, BTreeMap<String, String>)>,
     ) {
-        let cfg = match TableConfig::from_topic(&topic, &configs, &self.settings.namespace) {
+        // Broker-wide defaults under the topic's own settings.
+        let mut effective = self.settings.table_defaults.clone();
+        effective.extend(configs.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let cfg = match TableConfig::from_topic(&topic, &effective, &self.settings.namespace) {
             Ok(cfg) => cfg,
             Err(e) => {
                 tracing::warn!(topic = %topic, error = %e, "table configs unusable; tables off for this topic");
@@ -250,7 +258,7 @@ impl Manager {
         let Some(cfg) = cfg else { return };
         let catalog = match &self.catalog {
             Some(c) => c.clone(),
-            None => match sink::open_catalog(&self.settings).await {
+            None => match sink::open_floe_catalog(&self.settings).await {
                 Ok(c) => {
                     tracing::info!(catalog = %self.settings.catalog_name, uri = %self.settings.catalog_uri, warehouse = %self.settings.warehouse, "tableflow catalog open");
                     self.catalog = Some(c.clone());
@@ -265,6 +273,20 @@ impl Manager {
         };
         let (stop, stop_rx) = watch::channel(false);
         tracing::info!(topic = %topic, table = %format!("{}.{}", cfg.namespace, cfg.name), "materializing topic as an Iceberg table");
+        let in_flight = maintenance::InFlight::default();
+        let tables = [cfg.name.clone(), format!("{}_dlq", cfg.name)]
+            .into_iter()
+            .filter_map(|name| sink::table_ident(&cfg.namespace, &name).ok())
+            .collect();
+        let maintainer = maintenance::Maintainer {
+            topic: topic.clone(),
+            tables,
+            cfg: cfg.maintenance.clone(),
+            catalog: catalog.clone(),
+            storage_props: self.settings.storage_props.clone(),
+            in_flight: in_flight.clone(),
+            stop: stop_rx.clone(),
+        };
         let worker = worker::TopicWorker {
             topic: topic.clone(),
             partitions,
@@ -275,8 +297,10 @@ impl Manager {
             lag: self.lag.clone(),
             status: self.status.clone(),
             stop: stop_rx,
+            in_flight,
         };
         let task = tokio::spawn(worker.run());
+        let maintenance = tokio::spawn(maintainer.run());
         self.workers.insert(
             topic,
             WorkerHandle {
@@ -284,6 +308,7 @@ impl Manager {
                 partitions,
                 stop,
                 task,
+                maintenance,
             },
         );
     }

@@ -28,7 +28,9 @@ use iceberg::{Catalog, NamespaceIdent, TableCreation, TableIdent};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
+use crate::catalog::FloeCatalog;
 use crate::error::TableflowError;
+use crate::maintenance::InFlight;
 use crate::schema::TableLayout;
 
 /// Snapshot summary key holding `{"<partition>": <next offset>, ...}`.
@@ -70,6 +72,9 @@ pub struct TableSink {
     /// Closed files whose commit failed, committed with the next attempt.
     staged: Vec<DataFile>,
     staged_rows: usize,
+    /// Name prefixes of this sink's uncommitted files, shared with orphan-file cleanup.
+    in_flight: InFlight,
+    prefixes: Vec<String>,
 }
 
 fn err(what: impl Into<String>) -> impl FnOnce(iceberg::Error) -> TableflowError {
@@ -177,7 +182,16 @@ impl TableSink {
             pending_bytes: 0,
             staged: Vec::new(),
             staged_rows: 0,
+            in_flight: InFlight::default(),
+            prefixes: Vec::new(),
         }))
+    }
+
+    /// Shares the names of this sink's uncommitted files with orphan-file cleanup, which
+    /// must never take them for orphans.
+    pub fn with_in_flight(mut self, in_flight: InFlight) -> TableSink {
+        self.in_flight = in_flight;
+        self
     }
 
     /// The table's name.
@@ -195,7 +209,7 @@ impl TableSink {
         self.committed.get(&partition).copied()
     }
 
-    fn new_writer(&self) -> Result<OpenWriter, TableflowError> {
+    fn new_writer(&mut self) -> Result<OpenWriter, TableflowError> {
         let metadata = self.table.metadata();
         let schema = metadata.current_schema().clone();
         let props = WriterProperties::builder()
@@ -205,11 +219,10 @@ impl TableSink {
             DefaultLocationGenerator::new(metadata).map_err(err("data file location"))?;
         // A fresh prefix per writer: the default generator only counts from 0, so without
         // it a retry would reuse (and overwrite) names of files already committed.
-        let names = DefaultFileNameGenerator::new(
-            format!("floe-{}", uuid::Uuid::new_v4()),
-            None,
-            DataFileFormat::Parquet,
-        );
+        let prefix = format!("floe-{}", uuid::Uuid::new_v4());
+        self.in_flight.add(&prefix);
+        self.prefixes.push(prefix.clone());
+        let names = DefaultFileNameGenerator::new(prefix, None, DataFileFormat::Parquet);
         let rolling = RollingFileWriterBuilder::new(
             ParquetWriterBuilder::new(props, schema.clone()),
             self.target_file_size,
@@ -297,6 +310,7 @@ impl TableSink {
             serde_json::to_string(&text).unwrap_or_default(),
         )]);
         let n_files = self.staged.len();
+        crate::faults::crash_point("sink.before_commit");
         let tx = Transaction::new(&self.table);
         let tx = tx
             .fast_append()
@@ -307,14 +321,17 @@ impl TableSink {
             .set_snapshot_properties(summary)
             .apply(tx)
             .map_err(err(format!("append to {}", self.ident)))?;
-        let table = tx
-            .commit(catalog)
-            .await
-            .map_err(err(format!("commit to {}", self.ident)))?;
-        verify_landed(catalog, &self.ident, &table).await?;
+        let table = {
+            let _turn = self.in_flight.commit_lock().await;
+            tx.commit(catalog)
+                .await
+                .map_err(err(format!("commit to {}", self.ident)))?
+        };
         self.table = table;
         self.committed = offsets;
         self.staged.clear();
+        // Every file written so far is in the table now.
+        self.in_flight.remove(&std::mem::take(&mut self.prefixes));
         let rows = std::mem::take(&mut self.staged_rows);
         tracing::debug!(table = %self.ident, rows, files = n_files, "committed");
         Ok(())
@@ -326,36 +343,26 @@ impl TableSink {
     }
 }
 
-/// Checks that the snapshot a commit produced is in the catalog's current table. The
-/// SQL catalog answers a commit whose database transaction failed to commit (SQLite
-/// busy while a reader holds its lock) as a success; trusting that advanced the offsets
-/// past records no snapshot held.
-async fn verify_landed(
-    catalog: &dyn Catalog,
-    ident: &TableIdent,
-    table: &Table,
-) -> Result<(), TableflowError> {
-    let Some(snapshot) = table.metadata().current_snapshot_id() else {
-        return Err(TableflowError::CommitNotApplied {
-            table: ident.to_string(),
-        });
-    };
-    let current = catalog
-        .load_table(ident)
-        .await
-        .map_err(err(format!("reload {} after commit", ident)))?;
-    if current.metadata().snapshot_by_id(snapshot).is_none() {
-        return Err(TableflowError::CommitNotApplied {
-            table: ident.to_string(),
-        });
+impl Drop for TableSink {
+    /// What this sink wrote and did not commit is abandoned: a new sink starts over from the
+    /// table's offsets, so those files are orphans from now on.
+    fn drop(&mut self) {
+        self.in_flight.remove(&self.prefixes);
     }
-    Ok(())
 }
 
 /// Opens the catalog named in `settings`.
 pub async fn open_catalog(
     settings: &crate::config::TableflowSettings,
 ) -> Result<Arc<dyn Catalog>, TableflowError> {
+    let catalog: Arc<dyn Catalog> = open_floe_catalog(settings).await?;
+    Ok(catalog)
+}
+
+/// Opens the catalog named in `settings`, with Floe's own commit (see [`FloeCatalog`]).
+pub async fn open_floe_catalog(
+    settings: &crate::config::TableflowSettings,
+) -> Result<Arc<FloeCatalog>, TableflowError> {
     use iceberg::CatalogBuilder;
     use iceberg_catalog_sql::{
         SQL_CATALOG_PROP_URI, SQL_CATALOG_PROP_WAREHOUSE, SqlCatalogBuilder,
@@ -395,6 +402,13 @@ pub async fn open_catalog(
         .load(settings.catalog_name.clone(), props)
         .await
         .map_err(err(format!("open catalog {}", settings.catalog_uri)))?;
+    let catalog = FloeCatalog::new(
+        Arc::new(catalog),
+        &settings.catalog_name,
+        &settings.catalog_uri,
+    )
+    .await
+    .map_err(err(format!("open catalog {}", settings.catalog_uri)))?;
     Ok(Arc::new(catalog))
 }
 

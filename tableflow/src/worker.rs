@@ -25,8 +25,20 @@ use crate::config::{TableConfig, TableMode, TableflowSettings};
 use crate::convert::{self, KafkaRecord, Rejected};
 use crate::error::TableflowError;
 use crate::lag::{EndOffsetClock, LagRegistry, PartitionLag, StatusRegistry};
+use crate::maintenance::InFlight;
 use crate::schema::TableLayout;
 use crate::sink::{TableSink, table_ident};
+
+mod outage;
+use self::outage::{Failure, WriterState};
+
+/// First wait before a failed writer restarts; it doubles up to [`RESTART_BACKOFF_MAX`],
+/// and starts over once a commit lands.
+const RESTART_BACKOFF_MIN: Duration = Duration::from_millis(500);
+/// Longest wait between two restarts of a failing writer.
+const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Longest wait between two attempts of a failed commit.
+const COMMIT_BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// Bytes read from one partition per read call.
 const READ_BYTES: usize = 1024 * 1024;
@@ -44,6 +56,8 @@ pub(crate) struct TopicWorker {
     pub lag: Arc<LagRegistry>,
     pub status: Arc<StatusRegistry>,
     pub stop: watch::Receiver<bool>,
+    /// Names of the files the topic's sinks have not committed yet (see [`InFlight`]).
+    pub in_flight: InFlight,
 }
 
 struct PartitionState {
@@ -167,15 +181,25 @@ fn decode_batches(
 impl TopicWorker {
     /// Runs until stopped; errors restart the loop from the tables' committed offsets,
     /// except a table found ahead of its log, which stops the writer until an operator acts
-    /// (refilling it from the log start would double every row it holds).
+    /// (refilling it from the log start would double every row it holds). Restarts wait
+    /// with backoff (see [`outage`]); the retention holds last as long as this does.
     pub async fn run(mut self) {
-        let mut backoff = Duration::from_millis(500);
+        let mut backoff = RESTART_BACKOFF_MIN;
         let table = format!("{}.{}", self.cfg.namespace, self.cfg.name);
         self.status.running(&self.topic, &table);
+        let mut state = WriterState::new(&table, self.cfg.retention_hold_ms);
+        // Until the table says how far it is (the catalog may not answer yet), hold all.
+        for p in 0..self.partitions {
+            if let Some(log) = self.logs.get(&TopicPartition::new(&self.topic, p)) {
+                state.hold(p, &log, log.log_start_offset());
+            }
+        }
         loop {
-            match self.run_once().await {
+            state.committed = false;
+            match self.run_once(&mut state).await {
                 Ok(()) => return,
                 Err(e @ TableflowError::TableAheadOfLog { .. }) => {
+                    state.release_holds();
                     tracing::error!(topic = %self.topic, %table, error = %e, "tableflow stopped for this table: see docs/tableflow.md, 'A table ahead of its log'");
                     self.status.stopped(&self.topic, &table, e.to_string());
                     // Until the topic's table configs change (a new writer) or shutdown.
@@ -187,13 +211,17 @@ impl TopicWorker {
                     return;
                 }
                 Err(e) => {
-                    tracing::warn!(topic = %self.topic, error = %e, source = ?std::error::Error::source(&e), "tableflow worker failed; restarting from the committed offsets");
+                    if state.committed {
+                        backoff = RESTART_BACKOFF_MIN;
+                    }
+                    state.failing();
+                    tracing::warn!(topic = %self.topic, %table, error = %e, source = ?std::error::Error::source(&e), retry_in_ms = backoff.as_millis() as u64, "tableflow worker failed; restarting from the committed offsets");
                 }
             }
             if !self.sleep_or_stop(backoff).await {
                 return;
             }
-            backoff = (backoff * 2).min(Duration::from_secs(30));
+            backoff = (backoff * 2).min(RESTART_BACKOFF_MAX);
         }
     }
 
@@ -209,13 +237,15 @@ impl TopicWorker {
     /// Commits the DLQ then the main table with `offsets`, after making every record below
     /// them durable in the log (a table never holds what a machine crash could take back
     /// from the log). A failed commit is retried with backoff until it lands, keeping its
-    /// files staged and the positions where the last successful commit put them; false if
-    /// the worker was stopped before it landed.
+    /// files staged and the positions where the last successful commit put them (never
+    /// twice: see [`outage`]); false if the worker was stopped before it landed, an error
+    /// if the worker must restart from the tables' offsets.
     async fn commit_tables(
         &mut self,
         main: &mut TableSink,
         dlq: &mut Option<TableSink>,
         parts: &BTreeMap<i32, PartitionState>,
+        state: &WriterState,
     ) -> Result<bool, TableflowError> {
         let offsets: BTreeMap<i32, i64> = parts.iter().map(|(p, s)| (*p, s.position)).collect();
         let syncs: Vec<_> = parts
@@ -235,30 +265,38 @@ impl TopicWorker {
         }
         let table = main.ident().to_string();
         let mut backoff = Duration::from_millis(200);
+        // Whether the last attempt of the DLQ, of the main table, failed (and so may have
+        // landed all the same).
+        let (mut dlq_uncertain, mut main_uncertain) = (false, false);
         loop {
             let result = match dlq.as_mut() {
-                Some(d) => d.commit(self.catalog.as_ref(), &offsets).await,
+                Some(d) => self.commit_sink(d, &offsets, &mut dlq_uncertain).await,
                 None => Ok(()),
             };
             let result = match result {
-                Ok(()) => main.commit(self.catalog.as_ref(), &offsets).await,
+                Ok(()) => self.commit_sink(main, &offsets, &mut main_uncertain).await,
                 Err(e) => Err(e),
             };
             match result {
                 Ok(()) => return Ok(true),
-                Err(e) => {
+                Err(Failure::Restart(e)) => {
                     self.status.commit_failed(&self.topic, &table);
+                    return Err(e);
+                }
+                Err(Failure::Retry(e)) => {
+                    self.status.commit_failed(&self.topic, &table);
+                    state.failing();
                     tracing::warn!(topic = %self.topic, %table, error = %e, source = ?std::error::Error::source(&e), staged_rows = main.staged_rows(), retry_in_ms = backoff.as_millis() as u64, "table commit failed; the table's offsets stay where the last commit put them, retrying");
                 }
             }
             if !self.sleep_or_stop(backoff).await {
                 return Ok(false);
             }
-            backoff = (backoff * 2).min(Duration::from_secs(10));
+            backoff = (backoff * 2).min(COMMIT_BACKOFF_MAX);
         }
     }
 
-    async fn run_once(&mut self) -> Result<(), TableflowError> {
+    async fn run_once(&mut self, state: &mut WriterState) -> Result<(), TableflowError> {
         let layout = TableLayout::new(&self.cfg).map_err(TableflowError::Internal)?;
         let dlq_layout = TableLayout::dlq();
         let ident = table_ident(&self.cfg.namespace, &self.cfg.name)?;
@@ -268,7 +306,8 @@ impl TopicWorker {
         let catalog = self.catalog.clone();
         let mut main = TableSink::open(catalog.as_ref(), ident, &layout, true, target)
             .await?
-            .ok_or_else(|| TableflowError::Internal("table not created".into()))?;
+            .ok_or_else(|| TableflowError::Internal("table not created".into()))?
+            .with_in_flight(self.in_flight.clone());
         let mut dlq = TableSink::open(
             catalog.as_ref(),
             dlq_ident.clone(),
@@ -276,7 +315,8 @@ impl TopicWorker {
             false,
             target,
         )
-        .await?;
+        .await?
+        .map(|d| d.with_in_flight(self.in_flight.clone()));
 
         let notify = Arc::new(Notify::new());
         let mut watchers = JoinSet::new();
@@ -298,8 +338,15 @@ impl TopicWorker {
                 });
             } else if position < start {
                 tracing::warn!(topic = %self.topic, partition = p, committed = position, log_start = start, "records before the log start were deleted before they were materialized");
+                metrics::counter!(
+                    "floe_tableflow_records_skipped_total",
+                    "topic" => self.topic.clone(),
+                    "partition" => p.to_string()
+                )
+                .increment(u64::try_from(start - position).unwrap_or(0));
                 position = start;
             }
+            state.hold(p, &log, position);
             if committed.is_none() && end > start {
                 tracing::info!(topic = %self.topic, partition = p, from = start, to = end, "backfilling table from the log start");
             }
@@ -415,12 +462,18 @@ impl TopicWorker {
             let due = first_pending.is_some_and(|t| t.elapsed() >= interval)
                 || main.pending_bytes >= target;
             if (pending || moved) && (due || stopping) {
-                if !self.commit_tables(&mut main, &mut dlq, &parts).await? {
+                if !self
+                    .commit_tables(&mut main, &mut dlq, &parts, state)
+                    .await?
+                {
                     return Ok(()); // stopped while retrying: restart resumes from the table
                 }
-                for s in parts.values_mut() {
+                for (p, s) in parts.iter_mut() {
                     s.committed = s.position;
+                    state.hold(*p, &s.log, s.committed);
                 }
+                state.committed = true;
+                state.healthy();
                 first_pending = None;
             }
             let now = Instant::now();
@@ -448,6 +501,10 @@ impl TopicWorker {
                 // More may be waiting; yield so other tasks run, then read again.
                 tokio::task::yield_now().await;
                 continue;
+            }
+            if !pending && !moved {
+                // Caught up, everything committed: the catalog and warehouse answered.
+                state.healthy();
             }
             let deadline = first_pending.map(|t| t + interval);
             tokio::select! {
@@ -509,7 +566,8 @@ impl TopicWorker {
                     true,
                     self.settings.target_file_size_bytes,
                 )
-                .await?;
+                .await?
+                .map(|d| d.with_in_flight(self.in_flight.clone()));
             }
             tracing::debug!(topic = %self.topic, count = rejected.len(), first_error = %rejected[0].error, "records to the dead-letter table");
             let dlq_layout = dlq.as_ref().map_or(dlq_layout, |d| d.layout());

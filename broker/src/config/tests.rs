@@ -177,3 +177,37 @@ fn a_relative_data_dir_is_made_absolute() {
     let remote = c.remote_storage();
     assert!(remote.url.starts_with("file:///"), "{}", remote.url);
 }
+
+#[test]
+fn tableflow_table_defaults_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("floe.toml");
+    std::fs::write(
+        &path,
+        "[tableflow_table_defaults]\n\"table.maintenance.interval.ms\" = \"300000\"\n",
+    )
+    .unwrap();
+    let c = Config::load(Some(&path), vec![], &[]).unwrap();
+    let s = c.tableflow_settings();
+    assert_eq!(
+        s.table_defaults
+            .get("table.maintenance.interval.ms")
+            .map(String::as_str),
+        Some("300000")
+    );
+    assert_eq!(
+        crate::topic_config::effective("table.maintenance.interval.ms", &Default::default(), &c),
+        "300000"
+    );
+    for (body, why) in [
+        ("\"table.maintenance.interval.ms\" = \"5\"", "interval"),
+        ("\"table.nope\" = \"1\"", "not a table"),
+        ("\"table.enable\" = \"true\"", "per topic"),
+    ] {
+        std::fs::write(&path, format!("[tableflow_table_defaults]\n{body}\n")).unwrap();
+        let err = Config::load(Some(&path), vec![], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(why) || err.contains("table."), "{body}: {err}");
+    }
+}

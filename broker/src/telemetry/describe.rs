@@ -91,6 +91,47 @@ pub fn describe_all() {
         "floe_tableflow_records_skipped_total",
         "Records deleted by retention before they were materialized."
     );
+    describe_gauge!(
+        "floe_tableflow_failing",
+        "1 while a table's writer fails and retries (catalog or warehouse unreachable)."
+    );
+    describe_counter!(
+        "floe_tableflow_compactions_total",
+        "Compaction commits of a table (small files rewritten or manifests merged)."
+    );
+    describe_counter!(
+        "floe_tableflow_compaction_files_rewritten_total",
+        "Small data files a table's compaction replaced."
+    );
+    describe_gauge!(
+        "floe_tableflow_data_files",
+        "Live data files of a table after its last maintenance round."
+    );
+    describe_gauge!(
+        "floe_tableflow_manifests",
+        "Manifests of a table's current snapshot after its last maintenance round."
+    );
+    describe_counter!(
+        "floe_tableflow_snapshots_expired_total",
+        "Snapshots of a table removed by snapshot expiry."
+    );
+    describe_gauge!(
+        "floe_tableflow_snapshots",
+        "Snapshots in a table's metadata."
+    );
+    describe_counter!(
+        "floe_tableflow_orphan_files_deleted_total",
+        "Files of a table that no live snapshot referenced, deleted by orphan-file cleanup."
+    );
+    describe_counter!(
+        "floe_tableflow_maintenance_failures_total",
+        "Maintenance rounds of a table that failed (the next round retries)."
+    );
+    describe_histogram!(
+        "floe_tableflow_maintenance_seconds",
+        Unit::Seconds,
+        "Time one maintenance round of a table took."
+    );
     for name in [
         "floe_remote_upload_bytes_total",
         "floe_remote_upload_segments_total",
