@@ -59,6 +59,7 @@ else
     export FLOE_PYTHON="${FLOE_PYTHON:-$ROOT/.venv/bin/python}"
     export FLOE_JAVA_LIBS="${FLOE_JAVA_LIBS:-$ROOT/.cache/java-libs}"
     export FLOE_S3S_FS="${FLOE_S3S_FS:-$ROOT/.cache/s3s-fs/bin/s3s-fs}"
+    export FLOE_SPARK_JARS="${FLOE_SPARK_JARS:-$ROOT/.cache/spark-iceberg}"
 fi
 
 THREADS="${FLOE_TEST_THREADS:-2}"
