@@ -24,26 +24,18 @@ import json
 import os
 import platform
 import shutil
-import socket
 import struct
 import subprocess
 import tempfile
 import threading
 import time
 
+from brokerproc import free_port, wait_listening
 from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING, libversion
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 PARTITIONS = 8
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def pct(sorted_vals, p):
@@ -176,15 +168,7 @@ def main():
         stdout=log, stderr=log)
     bootstrap = f"127.0.0.1:{port}"
     try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 1).close()
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.1)
+        wait_listening(port)
         admin = AdminClient({"bootstrap.servers": bootstrap})
         topics = [f"{kind}-{r}" for r in range(args.rounds) for kind in ("idem", "txn")] + ["e2e"]
         for f in admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in topics]).values():

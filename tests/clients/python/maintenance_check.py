@@ -97,6 +97,12 @@ def next_id_file(args):
     return os.path.join(args.data_dir, "..", f"{args.topic}.next-id")
 
 
+def save_next_id(path, value):
+    with open(path + ".tmp", "w") as f:
+        f.write(str(value))
+    os.replace(path + ".tmp", path)
+
+
 def produce_for(args, seconds, tolerate_failures):
     """Produces small batches continuously so every commit interval has rows; returns the
     number of acknowledged records. Ids continue across calls (kept beside the data dir)."""
@@ -122,9 +128,9 @@ def produce_for(args, seconds, tolerate_failures):
 
     deadline = time.time() + seconds
     while time.time() < deadline:
-        # Reserve the ids first: a kill of this process must not reuse them next time.
-        with open(path, "w") as f:
-            f.write(str(next_id + 30))
+        # Reserve the ids first: a kill of this process must not reuse them next time
+        # (written aside and renamed: a kill mid-write must not leave an empty file).
+        save_next_id(path, next_id + 30)
         for _ in range(30):
             i = next_id
             next_id += 1
@@ -135,8 +141,7 @@ def produce_for(args, seconds, tolerate_failures):
                 p.poll(0.1)
         p.poll(0.02)
     left = p.flush(30)
-    with open(path, "w") as f:
-        f.write(str(next_id))
+    save_next_id(path, next_id)
     if (left or errors) and not tolerate_failures:
         fail(f"produce: {left} unflushed, errors {errors[:3]}")
     return acked[0]
