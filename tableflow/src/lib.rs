@@ -150,6 +150,45 @@ impl Tableflow {
     }
 }
 
+/// The runtime of every table's maintenance: one thread (`floe-maintenance`), started on
+/// first use and kept for the life of the process. `None` if it cannot be started (the
+/// caller then uses the current runtime).
+fn maintenance_runtime() -> Option<tokio::runtime::Handle> {
+    static RUNTIME: std::sync::OnceLock<Option<tokio::runtime::Handle>> =
+        std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let started = std::thread::Builder::new()
+                .name("floe-maintenance".into())
+                .spawn(move || {
+                    match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .thread_name("floe-maintenance")
+                        .build()
+                    {
+                        Ok(rt) => {
+                            let _ = tx.send(Some(rt.handle().clone()));
+                            // Serves spawned maintenance tasks until the process exits.
+                            rt.block_on(std::future::pending::<()>());
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot start the table maintenance runtime; maintenance shares the broker's");
+                            let _ = tx.send(None);
+                        }
+                    }
+                });
+            match started {
+                Ok(_) => rx.recv().ok().flatten(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start the table maintenance thread; maintenance shares the broker's runtime");
+                    None
+                }
+            }
+        })
+        .clone()
+}
+
 struct WorkerHandle {
     cfg: TableConfig,
     partitions: i32,
@@ -300,7 +339,13 @@ impl Manager {
             in_flight,
         };
         let task = tokio::spawn(worker.run());
-        let maintenance = tokio::spawn(maintainer.run());
+        // Maintenance runs on its own thread: compaction's Parquet decoding and encoding is
+        // long CPU work that would otherwise hold one of the runtime's workers, which serve
+        // produce and fetch requests, for seconds at a time.
+        let maintenance = match maintenance_runtime() {
+            Some(rt) => rt.spawn(maintainer.run()),
+            None => tokio::spawn(maintainer.run()),
+        };
         self.workers.insert(
             topic,
             WorkerHandle {
