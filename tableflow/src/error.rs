@@ -127,3 +127,15 @@ pub enum TableflowError {
         reason: String,
     },
 }
+
+/// Maps an `iceberg` crate error to [`TableflowError::Iceberg`] saying what was being done:
+/// `.map_err(iceberg_error(format!("load {table}")))`.
+pub(crate) fn iceberg_error(
+    what: impl Into<String>,
+) -> impl FnOnce(iceberg::Error) -> TableflowError {
+    let what = what.into();
+    move |source| TableflowError::Iceberg {
+        what,
+        source: Box::new(source),
+    }
+}

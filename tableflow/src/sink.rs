@@ -30,6 +30,7 @@ use parquet::file::properties::WriterProperties;
 
 use crate::catalog::FloeCatalog;
 use crate::error::TableflowError;
+use crate::error::iceberg_error as err;
 use crate::maintenance::InFlight;
 use crate::schema::TableLayout;
 
@@ -77,41 +78,42 @@ pub struct TableSink {
     prefixes: Vec<String>,
 }
 
-fn err(what: impl Into<String>) -> impl FnOnce(iceberg::Error) -> TableflowError {
-    let what = what.into();
-    move |source| TableflowError::Iceberg {
-        what,
-        source: Box::new(source),
-    }
-}
-
 /// The next offsets recorded by the newest snapshot (walking back past snapshots that
 /// others committed without them, e.g. maintenance).
 fn committed_offsets(table: &Table) -> Result<BTreeMap<i32, i64>, TableflowError> {
+    let Some(text) = newest_next_offsets(table) else {
+        return Ok(BTreeMap::new());
+    };
+    let raw: BTreeMap<String, i64> =
+        serde_json::from_str(&text).map_err(|e| TableflowError::Summary {
+            table: table.identifier().to_string(),
+            reason: e.to_string(),
+        })?;
+    let mut out = BTreeMap::new();
+    for (k, v) in raw {
+        let p = k.parse::<i32>().map_err(|e| TableflowError::Summary {
+            table: table.identifier().to_string(),
+            reason: format!("partition '{k}': {e}"),
+        })?;
+        out.insert(p, v);
+    }
+    Ok(out)
+}
+
+/// The `floe.next-offsets` text of the newest snapshot that recorded it, walking back past
+/// snapshots committed without it.
+pub(crate) fn newest_next_offsets(table: &Table) -> Option<String> {
     let metadata = table.metadata();
     let mut snapshot = metadata.current_snapshot().cloned();
     while let Some(s) = snapshot {
         if let Some(text) = s.summary().additional_properties.get(NEXT_OFFSETS_PROPERTY) {
-            let raw: BTreeMap<String, i64> =
-                serde_json::from_str(text).map_err(|e| TableflowError::Summary {
-                    table: table.identifier().to_string(),
-                    reason: e.to_string(),
-                })?;
-            let mut out = BTreeMap::new();
-            for (k, v) in raw {
-                let p = k.parse::<i32>().map_err(|e| TableflowError::Summary {
-                    table: table.identifier().to_string(),
-                    reason: format!("partition '{k}': {e}"),
-                })?;
-                out.insert(p, v);
-            }
-            return Ok(out);
+            return Some(text.clone());
         }
         snapshot = s
             .parent_snapshot_id()
             .and_then(|id| metadata.snapshot_by_id(id).cloned());
     }
-    Ok(BTreeMap::new())
+    None
 }
 
 impl TableSink {

@@ -52,6 +52,7 @@ use parquet::file::properties::WriterProperties;
 
 use crate::catalog::FloeCatalog;
 use crate::error::TableflowError;
+use crate::error::iceberg_error as ice;
 use crate::sink::NEXT_OFFSETS_PROPERTY;
 
 /// Input bytes rewritten per table partition and round: bounds the time a round takes.
@@ -91,14 +92,6 @@ pub struct CompactionOutcome {
     pub data_files_after: usize,
     /// Commits refused because the table moved, then retried.
     pub conflicts: usize,
-}
-
-fn ice(what: impl Into<String>) -> impl FnOnce(iceberg::Error) -> TableflowError {
-    let what = what.into();
-    move |source| TableflowError::Iceberg {
-        what,
-        source: Box::new(source),
-    }
 }
 
 /// A live entry of the current snapshot.
@@ -329,21 +322,6 @@ async fn delete_files(table: &Table, paths: impl Iterator<Item = String>) {
     }
 }
 
-/// The next offsets of the newest snapshot that recorded them.
-fn next_offsets(table: &Table) -> Option<String> {
-    let metadata = table.metadata();
-    let mut snapshot = metadata.current_snapshot().cloned();
-    while let Some(s) = snapshot {
-        if let Some(v) = s.summary().additional_properties.get(NEXT_OFFSETS_PROPERTY) {
-            return Some(v.clone());
-        }
-        snapshot = s
-            .parent_snapshot_id()
-            .and_then(|id| metadata.snapshot_by_id(id).cloned());
-    }
-    None
-}
-
 /// How a commit failed.
 enum CommitFailure {
     /// The commit certainly did not land (what it wrote is deleted again).
@@ -532,14 +510,14 @@ async fn commit_replace(
         put("total-delete-files", "0".to_string());
         put("total-position-deletes", "0".to_string());
         put("total-equality-deletes", "0".to_string());
-        if let Some(offsets) = next_offsets(base) {
+        if let Some(offsets) = crate::sink::newest_next_offsets(base) {
             put(NEXT_OFFSETS_PROPERTY, offsets);
         }
         let snapshot = Snapshot::builder()
             .with_snapshot_id(snapshot_id)
             .with_parent_snapshot_id(Some(live.snapshot_id))
             .with_sequence_number(sequence_number)
-            .with_timestamp_ms(now_ms())
+            .with_timestamp_ms(super::now_ms())
             .with_manifest_list(list_path.clone())
             .with_summary(Summary {
                 operation: Operation::Replace,
@@ -591,13 +569,6 @@ async fn commit_replace(
         }
         Err(_) => Err(CommitFailure::Unknown(error)),
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn is_conflict(e: &TableflowError) -> bool {

@@ -35,6 +35,7 @@ use iceberg::{
 };
 
 use crate::error::TableflowError;
+use crate::error::iceberg_error as err;
 
 /// How many times a commit that conflicted or did not land is tried again on a fresh table
 /// (the crate's own commit retries conflicts first, a few times with backoff).
@@ -54,14 +55,6 @@ pub struct ExpireOutcome {
     /// The table as the catalog holds it after the run (the committed table when something
     /// was expired, the loaded one otherwise).
     pub table: Table,
-}
-
-fn err(what: impl Into<String>) -> impl FnOnce(iceberg::Error) -> TableflowError {
-    let what = what.into();
-    move |source| TableflowError::Iceberg {
-        what,
-        source: Box::new(source),
-    }
 }
 
 /// The snapshots an expiry of `table` would remove now: the crate's own selection, run

@@ -26,6 +26,7 @@ use tokio::sync::watch;
 use crate::catalog::FloeCatalog;
 use crate::config::MaintenanceConfig;
 use crate::error::TableflowError;
+use crate::error::iceberg_error as ice;
 
 /// What a topic's table writers and its maintainer share: the name prefixes of data files
 /// the writers have written but not committed yet (orphan-file cleanup never deletes them,
@@ -79,15 +80,7 @@ pub(crate) struct Maintainer {
     pub stop: watch::Receiver<bool>,
 }
 
-fn ice(what: impl Into<String>) -> impl FnOnce(iceberg::Error) -> TableflowError {
-    let what = what.into();
-    move |source| TableflowError::Iceberg {
-        what,
-        source: Box::new(source),
-    }
-}
-
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

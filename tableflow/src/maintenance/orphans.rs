@@ -54,6 +54,7 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 
 use crate::error::TableflowError;
+use crate::error::iceberg_error as err;
 
 /// Files deleted per batch: the table is reloaded before each batch.
 pub const BATCH: usize = 1000;
@@ -71,14 +72,6 @@ pub struct OrphanOutcome {
     pub files_too_young: usize,
     /// Unreferenced files spared because `keep` claimed them.
     pub files_kept: usize,
-}
-
-fn err(what: impl Into<String>) -> impl FnOnce(iceberg::Error) -> TableflowError {
-    let what = what.into();
-    move |source| TableflowError::Iceberg {
-        what,
-        source: Box::new(source),
-    }
 }
 
 fn store_err(
