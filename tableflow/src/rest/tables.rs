@@ -218,6 +218,15 @@ async fn exists_inner(
     rest: Rest,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, RestError> {
+    existing_table(&rest, path).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The table a request's path names, or the spec's 404 when it does not exist.
+async fn existing_table(
+    rest: &Rest,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Result<iceberg::TableIdent, RestError> {
     let Path((segment, name)) = path.map_err(path_error)?;
     let ident = request::table(&segment, &name)?;
     let catalog = rest.catalog.get().await?;
@@ -226,7 +235,7 @@ async fn exists_inner(
         .await
         .map_err(|e| from_iceberg("look up table", &e))?
     {
-        Ok(StatusCode::NO_CONTENT.into_response())
+        Ok(ident)
     } else {
         Err(RestError::no_such_table(ident.namespace(), ident.name()))
     }
@@ -245,16 +254,7 @@ async fn credentials_inner(
     rest: Rest,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, RestError> {
-    let Path((segment, name)) = path.map_err(path_error)?;
-    let ident = request::table(&segment, &name)?;
-    let catalog = rest.catalog.get().await?;
-    if !catalog
-        .table_exists(&ident)
-        .await
-        .map_err(|e| from_iceberg("look up table", &e))?
-    {
-        return Err(RestError::no_such_table(ident.namespace(), ident.name()));
-    }
+    existing_table(&rest, path).await?;
     let credentials: Vec<serde_json::Value> = if config::vends(&rest) {
         let props: BTreeMap<String, String> = config::storage_properties(&rest, true);
         vec![serde_json::json!({ "prefix": rest.settings.warehouse, "config": props })]
