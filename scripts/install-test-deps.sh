@@ -187,6 +187,19 @@ EOF
         "$venv/bin/python" -m pip install -q --disable-pip-version-check \
             "${OPS_PIP_PACKAGES[@]}"
     fi
+    # The schema registry tests (tests/tests/schema_registry.rs): confluent-kafka's
+    # SchemaRegistryClient with its Avro, Protobuf and JSON Schema serializers (fastavro,
+    # protobuf, jsonschema, httpx2, authlib come with the extras).
+    if "$venv/bin/python" - <<'EOF' 2>/dev/null; then
+import authlib, fastavro, google.protobuf, jsonschema  # noqa: F401
+from confluent_kafka.schema_registry.protobuf import ProtobufSerializer  # noqa: F401
+EOF
+        log "venv: confluent-kafka schema registry extras present"
+    else
+        log "venv: installing confluent-kafka schema registry extras"
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+            "confluent-kafka[schemaregistry,avro,protobuf,json]==$want_ck"
+    fi
     FLOE_PYTHON="$venv/bin/python"
     export FLOE_PYTHON
 }

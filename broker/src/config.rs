@@ -226,6 +226,11 @@ pub struct Config {
     /// Broker-wide defaults of `table.*` topic configs (e.g. `"table.maintenance.interval.ms"
     /// = "300000"`), as a TOML table; a topic's own setting wins.
     pub tableflow_table_defaults: BTreeMap<String, String>,
+    /// Serve the schema registry's REST API at the root of the HTTP listener.
+    pub schema_registry_enable: bool,
+    /// Compatibility level of subjects without their own while no global level is set
+    /// through the API (`PUT /config`).
+    pub schema_registry_compatibility: String,
     /// Default of the topic config `remote.storage.enable`: tier closed segments of new
     /// (delete-policy) topics to the remote store.
     #[serde(alias = "remote.storage.enable")]
@@ -558,6 +563,8 @@ impl Default for Config {
             tableflow_rest_catalog_enable: true,
             tableflow_rest_catalog_vend_credentials: false,
             tableflow_table_defaults: BTreeMap::new(),
+            schema_registry_enable: true,
+            schema_registry_compatibility: "BACKWARD".into(),
             remote_storage_enable: false,
             remote_storage_url: None,
             remote_storage_endpoint: None,
@@ -711,6 +718,15 @@ impl Config {
         let bad = |msg: String| Err(ConfigError::Invalid(msg));
         if let Err(msg) = self.validate_tableflow() {
             return bad(msg);
+        }
+        if floe_registry::compat::Compatibility::parse(&self.schema_registry_compatibility)
+            .is_none()
+        {
+            return bad(format!(
+                "schema_registry_compatibility must be one of NONE, BACKWARD, BACKWARD_TRANSITIVE, \
+                 FORWARD, FORWARD_TRANSITIVE, FULL, FULL_TRANSITIVE, not {:?}",
+                self.schema_registry_compatibility
+            ));
         }
         if self.num_partitions < 1 {
             return bad(format!(

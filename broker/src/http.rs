@@ -4,7 +4,10 @@
 //! probes are answered while a large log recovers: `/health` always (the process is alive
 //! and serving HTTP), `/ready` only once recovery is done, the metadata is loaded and the
 //! Kafka listener is bound, and no longer once a shutdown has begun. The REST catalog reads
-//! the tables' catalog, not the broker's state, so it answers from the start too.
+//! the tables' catalog, not the broker's state, so it answers from the start too. The schema
+//! registry's API (`floe_registry::rest`, `docs/schema-registry.md`) is served at the root
+//! (`/subjects`, `/schemas`, `/config`, `/mode`, `/compatibility`), as Confluent's registry
+//! serves it; it answers 50003 until `_schemas` has been replayed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -30,17 +33,25 @@ pub struct Admin {
     stopping: AtomicBool,
     broker: OnceLock<Arc<Broker>>,
     metrics: Option<Metrics>,
+    registry: Arc<floe_registry::Registry>,
 }
 
 impl Admin {
-    /// Not ready yet; `metrics` is `None` when they are off.
-    pub fn new(metrics: Option<Metrics>) -> Arc<Admin> {
+    /// Not ready yet; `metrics` is `None` when they are off. `registry` is the schema
+    /// registry the broker loads once its logs are recovered.
+    pub fn new(metrics: Option<Metrics>, registry: Arc<floe_registry::Registry>) -> Arc<Admin> {
         Arc::new(Admin {
             ready: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             broker: OnceLock::new(),
             metrics,
+            registry,
         })
+    }
+
+    /// The schema registry served.
+    pub fn registry(&self) -> Arc<floe_registry::Registry> {
+        Arc::clone(&self.registry)
     }
 
     /// The broker serves clients: `/ready` answers 200 from now on.
@@ -67,12 +78,18 @@ pub async fn bind(addr: &str) -> anyhow::Result<TcpListener> {
 pub fn spawn(listener: TcpListener, admin: Arc<Admin>, config: &Config) {
     let iceberg =
         floe_tableflow::rest::router(config.tableflow_settings(), config.rest_catalog_options());
-    let app = Router::new()
+    let registry = config
+        .schema_registry_enable
+        .then(|| floe_registry::rest::router(admin.registry()));
+    let mut app = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .with_state(admin)
         .nest(ICEBERG_REST_PREFIX, iceberg);
+    if let Some(registry) = registry {
+        app = app.merge(registry);
+    }
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("the HTTP admin listener stopped: {e}");

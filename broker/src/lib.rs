@@ -21,6 +21,7 @@ pub mod internal_topic;
 pub mod log_limit;
 pub mod metadata_store;
 pub mod request_budget;
+pub mod schema_registry;
 pub mod security;
 pub mod server;
 pub mod state;

@@ -41,7 +41,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         m.spawn_upkeep();
     }
     // The admin listener answers /health (and /ready = 503) while the logs recover.
-    let admin = crate::http::Admin::new(metrics);
+    let registry = Arc::new(floe_registry::Registry::new(
+        crate::schema_registry::settings(&config),
+    ));
+    let admin = crate::http::Admin::new(metrics, registry);
     if !config.http_listen.is_empty() {
         let http = crate::http::bind(&config.http_listen).await?;
         tracing::info!(http = %http.local_addr()?, "HTTP admin listener (/health, /ready, /metrics, /iceberg)");
@@ -118,6 +121,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
+    // The schema registry serves once `_schemas` is replayed, before clients can connect.
+    let schemas_log = crate::schema_registry::load(&admin.registry(), &topics);
     let mut listeners = Vec::new();
     let mut endpoints = Vec::new();
     for spec in &specs {
@@ -186,8 +191,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let broker = Arc::new(Broker {
         tableflow,
         listener_endpoints: endpoints,
+        schemas: admin.registry(),
         ..Broker::new(config, endpoint, topics, security)
     });
+    schemas_log.attach(&broker);
     // Transactions a previous run left half-ended are completed before they time out.
     crate::txn::TransactionCoordinator::start(&broker);
 

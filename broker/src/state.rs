@@ -71,6 +71,8 @@ pub struct Broker {
     pub tableflow: floe_tableflow::Tableflow,
     /// Bytes of requests being received, across connections (`queued.max.request.bytes`).
     pub request_budget: RequestBudget,
+    /// The schema registry (served on the HTTP listener, records in `_schemas`).
+    pub schemas: Arc<floe_registry::Registry>,
 }
 
 /// Tableflow hears about topic changes through the registry's listener hook.
@@ -106,6 +108,7 @@ impl Broker {
         topics: Topics,
         security: crate::security::Security,
     ) -> Broker {
+        let config_for_registry = Arc::clone(&config);
         Broker {
             listener_endpoints: vec![("PLAINTEXT".into(), endpoint.clone())],
             security,
@@ -118,6 +121,9 @@ impl Broker {
             topics,
             producer_ids: ProducerIds::new(),
             tableflow: floe_tableflow::Tableflow::disabled(),
+            schemas: Arc::new(floe_registry::Registry::new(
+                crate::schema_registry::settings(&config_for_registry),
+            )),
         }
     }
 }

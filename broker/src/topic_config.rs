@@ -74,6 +74,35 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = {
             &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"],
             "Final compression of the topic's batches; 'producer' keeps what the producer sent.",
         ),
+        // Broker-side schema validation (the schema registry; docs/schema-registry.md).
+        def(
+            "confluent.key.schema.validation",
+            Boolean,
+            0,
+            &[],
+            "Refuse records whose key does not name a schema of its subject in the schema registry.",
+        ),
+        def(
+            "confluent.key.subject.name.strategy",
+            String,
+            0,
+            &floe_registry::validation::STRATEGY_NAMES,
+            "How the subject of a key is named for schema validation.",
+        ),
+        def(
+            "confluent.value.schema.validation",
+            Boolean,
+            0,
+            &[],
+            "Refuse records whose value does not name a schema of its subject in the schema registry.",
+        ),
+        def(
+            "confluent.value.subject.name.strategy",
+            String,
+            0,
+            &floe_registry::validation::STRATEGY_NAMES,
+            "How the subject of a value is named for schema validation.",
+        ),
         def(
             "delete.retention.ms",
             Long,
@@ -477,6 +506,10 @@ pub fn default_value(name: &str, config: &Config) -> String {
     match name {
         "cleanup.policy" => "delete".into(),
         "compression.type" => "producer".into(),
+        "confluent.key.schema.validation" | "confluent.value.schema.validation" => "false".into(),
+        "confluent.key.subject.name.strategy" | "confluent.value.subject.name.strategy" => {
+            floe_registry::validation::STRATEGY_NAMES[0].into()
+        }
         "delete.retention.ms" => config.log_cleaner_delete_retention_ms.to_string(),
         "file.delete.delay.ms" => config.log_segment_delete_delay_ms.to_string(),
         "flush.messages" | "flush.ms" => i64::MAX.to_string(),

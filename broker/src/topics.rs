@@ -64,10 +64,13 @@ pub enum Unavailable {
     Offline(String),
 }
 
-/// Topics the broker itself writes (consumer offsets, and later transaction state);
-/// clients may read them but not produce to or delete them.
+/// Topics the broker itself writes (consumer offsets, transaction state, the schema
+/// registry's schemas); clients may read them but not produce to or delete them.
 pub fn is_internal(name: &str) -> bool {
-    matches!(name, "__consumer_offsets" | "__transaction_state")
+    matches!(
+        name,
+        "__consumer_offsets" | "__transaction_state" | crate::schema_registry::SCHEMAS_TOPIC
+    )
 }
 
 /// Kafka's topic name rules (`Topic.validate`).
@@ -238,6 +241,18 @@ impl Topics {
             name: name.to_string(),
             record: record.clone(),
         })
+    }
+
+    /// Runs `f` on a topic's config overrides (without copying them).
+    pub fn with_configs<R>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&BTreeMap<String, String>) -> R,
+    ) -> Option<R> {
+        self.read()
+            .topics
+            .get(name)
+            .map(|record| f(&record.configs))
     }
 
     /// The name of the topic with this id.

@@ -612,6 +612,15 @@ impl<'a> Cursor<'a> {
         Some(((raw >> 1) as i64) ^ -((raw & 1) as i64))
     }
 
+    /// A varint length (-1 for null) followed by that many bytes: `Some(None)` for null.
+    fn nullable_slice(&mut self) -> Option<Option<&'a [u8]>> {
+        let len = self.varint()?;
+        if len == -1 {
+            return Some(None);
+        }
+        self.take(usize::try_from(len).ok()?).map(Some)
+    }
+
     /// A varint length (-1 for null) followed by that many bytes; whether it was not null.
     fn nullable_bytes(&mut self) -> Option<bool> {
         let len = self.varint()?;
@@ -620,6 +629,46 @@ impl<'a> Cursor<'a> {
         }
         self.take(usize::try_from(len).ok()?).map(|_| true)
     }
+}
+
+/// Hands the key and value (`None` for null) of every record of one batch to `f`, with
+/// the record's index in the batch, decompressing if needed (bounded, as
+/// [`decompressed_records`]). Stops at the first malformed record with its error; headers
+/// are skipped unread (the produce path has validated the batch as a whole already).
+pub fn for_each_key_value(
+    batch: &[u8],
+    mut f: impl FnMut(usize, Option<&[u8]>, Option<&[u8]>),
+) -> Result<(), BatchError> {
+    let header = BatchHeader::parse(batch)?;
+    let records = decompressed_records(batch, &header)?;
+    let mut cursor = Cursor { buf: &records };
+    let mut index = 0;
+    while !cursor.buf.is_empty() {
+        let fail = |reason| BatchError::MalformedRecord { index, reason };
+        let length = cursor.varint().ok_or(fail("bad record length"))?;
+        let length = usize::try_from(length).map_err(|_| fail("negative record length"))?;
+        let body = cursor
+            .take(length)
+            .ok_or(fail("record overruns the batch"))?;
+        let (key, value) = record_key_value(body).ok_or(fail("malformed record body"))?;
+        f(index, key, value);
+        index += 1;
+    }
+    Ok(())
+}
+
+/// A record's key and value (`None` for null).
+type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// Key and value of a record body (everything after its length).
+fn record_key_value(body: &[u8]) -> Option<KeyValue<'_>> {
+    let mut c = Cursor { buf: body };
+    c.take(1)?;
+    c.varlong()?;
+    c.varint()?;
+    let key = c.nullable_slice()?;
+    let value = c.nullable_slice()?;
+    Some((key, value))
 }
 
 /// Indexes (within the batch) of the records whose key is null, decompressing if needed
@@ -765,6 +814,42 @@ mod tests {
         )
         .unwrap();
         buf
+    }
+
+    #[test]
+    fn keys_and_values_are_handed_over_for_every_codec() {
+        for codec in CODECS {
+            let mut records: Vec<Record> = (0..3).map(|i| record(i, 10)).collect();
+            records[1].key = None;
+            records[2].value = None;
+            let mut buf = BytesMut::new();
+            RecordBatchEncoder::encode(
+                &mut buf,
+                &records,
+                &RecordEncodeOptions {
+                    version: 2,
+                    compression: codec,
+                },
+            )
+            .unwrap();
+            let mut seen = Vec::new();
+            for_each_key_value(&buf, |i, k, v| {
+                seen.push((i, k.map(<[u8]>::to_vec), v.map(<[u8]>::len)))
+            })
+            .unwrap();
+            assert_eq!(
+                seen,
+                [
+                    (0, Some(b"key-0".to_vec()), Some(100)),
+                    (1, None, Some(100)),
+                    (2, Some(b"key-2".to_vec()), None)
+                ],
+                "{codec:?}"
+            );
+        }
+        // A truncated batch is an error, not a panic.
+        let buf = batch(Codec::None, &[1, 2]);
+        assert!(for_each_key_value(&buf[..buf.len() - 3], |_, _, _| {}).is_err());
     }
 
     #[test]

@@ -74,6 +74,8 @@ impl Config {
             "tableflow_rest_catalog_enable",
             "tableflow_rest_catalog_vend_credentials",
             "tableflow_table_defaults",
+            "schema_registry_enable",
+            "schema_registry_compatibility",
             "remote_storage_enable",
             "remote_storage_url",
             "remote_storage_endpoint",

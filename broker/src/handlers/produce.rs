@@ -24,6 +24,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 
 use super::{Handled, Reply, RequestContext, now_ms, str_bytes};
 use crate::errors::append_error;
+use crate::schema_registry::Validation;
 use crate::security::acl::{Operation, ResourceType};
 use crate::topics::is_internal;
 
@@ -55,6 +56,7 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
         let name = topic.name.0.to_string();
         // Before the topic's existence is looked at, so a denied client learns nothing.
         let allowed = ctx.authorize(Operation::Write, ResourceType::Topic, &name);
+        let validation = Validation::of(&ctx.broker.topics, &name);
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for (pi, data) in topic.partition_data.into_iter().enumerate() {
             let resp = PartitionProduceResponse::default().with_index(data.index);
@@ -86,7 +88,10 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
                     ) {
                         Err(failure) => Err(failure),
                         Ok(()) => {
-                            append(&log, &name, data.index, &records, now)
+                            let schemas = validation
+                                .is_on()
+                                .then(|| (&*ctx.broker.schemas, &validation));
+                            append(&log, &name, data.index, &records, schemas, now)
                                 .await
                                 .map(|info| {
                                     if !info.duplicate {
@@ -277,6 +282,7 @@ async fn append(
     topic: &str,
     partition: i32,
     records: &bytes::Bytes,
+    schemas: Option<(&floe_registry::Registry, &Validation)>,
     now: i64,
 ) -> Result<floe_storage::AppendInfo, AppendFailure> {
     let config = log.config();
@@ -299,6 +305,9 @@ async fn append(
         .map_err(|e| AppendFailure::new(ResponseError::CorruptMessage, Some(e.to_string())))?;
     if config.cleanup_policy.compact {
         refuse_keyless(records, topic, partition)?;
+    }
+    if let Some((registry, validation)) = schemas {
+        refuse_unregistered(records, topic, partition, registry, validation)?;
     }
     log.append(BytesMut::from(&records[..]), now)
         .await
@@ -337,6 +346,43 @@ fn refuse_keyless(
         message: Some(message),
         record_errors,
     })
+}
+
+/// Broker-side schema validation ([`Validation`]): a record whose key or value does not
+/// name a schema registered under its subject is refused with INVALID_RECORD and its index
+/// and reason (`record_errors`, KIP-467); as with keyless records, the partition's whole
+/// set of records in the request is refused.
+fn refuse_unregistered(
+    records: &bytes::Bytes,
+    topic: &str,
+    partition: i32,
+    registry: &floe_registry::Registry,
+    validation: &Validation,
+) -> Result<(), AppendFailure> {
+    let mut record_errors = Vec::new();
+    let mut first = None;
+    for item in iter_batches(records) {
+        let Ok((_, range)) = item else { continue };
+        for (index, reason) in validation.failures(registry, topic, &records[range]) {
+            let message = format!(
+                "Record {index} of the batch for {topic}-{partition} failed schema validation: {reason}"
+            );
+            first.get_or_insert_with(|| message.clone());
+            record_errors.push(
+                BatchIndexAndErrorMessage::default()
+                    .with_batch_index(i32::try_from(index).unwrap_or(i32::MAX))
+                    .with_batch_index_error_message(Some(str_bytes(&message))),
+            );
+        }
+    }
+    match first {
+        None => Ok(()),
+        Some(message) => Err(AppendFailure {
+            code: ResponseError::InvalidRecord,
+            message: Some(message),
+            record_errors,
+        }),
+    }
 }
 
 fn respond_all(req: ProduceRequest, code: ResponseError) -> Handled {
