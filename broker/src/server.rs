@@ -180,7 +180,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "floe broker ready"
     );
     // Tableflow starts once every topic is loaded; it reads the logs, never the produce path.
-    let tableflow = floe_tableflow::Tableflow::start(config.tableflow_settings(), logs.clone());
+    let tableflow = floe_tableflow::Tableflow::start(
+        config.tableflow_settings(),
+        logs.clone(),
+        Some(admin.registry()),
+    );
     topics.set_listener(Arc::new(tableflow.clone()));
     for t in topics.list() {
         tableflow.topic_changed(&t.name, t.record.partitions, &t.record.configs);

@@ -361,8 +361,8 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = {
             "table.mode",
             String,
             0,
-            &["key_value", "json"],
-            "key_value: key and value as binary; json: columns from table.json.schema.",
+            &["key_value", "json", "schema"],
+            "key_value: key and value as binary; json: columns from table.json.schema; schema: typed columns from the schema registry.",
         ),
         def(
             "table.name",
@@ -391,6 +391,20 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = {
             0,
             &[],
             "How long retention waits for records the table has not materialized (0: never).",
+        ),
+        def(
+            "table.schema.subject",
+            String,
+            0,
+            &[],
+            "Schema-mode subject whose latest version creates the table (default: <topic>-value).",
+        ),
+        def(
+            "table.schema.wire.format",
+            Boolean,
+            0,
+            &[],
+            "Schema-mode values start with the registry's wire-format header; false: bare payloads decoded with the latest version of table.schema.subject.",
         ),
         def(
             "unclean.leader.election.enable",

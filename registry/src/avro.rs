@@ -32,6 +32,8 @@ const PRIMITIVES: [&str; 8] = [
 #[derive(Debug, Clone)]
 pub struct AvroSchema {
     schema: Schema,
+    /// The same schema without logical types, for the compatibility check.
+    physical: Schema,
     canonical: String,
 }
 
@@ -57,9 +59,18 @@ impl AvroSchema {
             inline(&mut value, None, &definitions, &mut defined, 0)?;
         }
         let schema = Schema::parse(&value).map_err(|e| format!("Invalid Avro schema: {e}"))?;
-        let canonical = serde_json::to_string(&schema)
+        let rendered = serde_json::to_value(&schema)
             .map_err(|e| format!("Invalid Avro schema: cannot render it: {e}"))?;
-        Ok(AvroSchema { schema, canonical })
+        let canonical = rendered.to_string();
+        let mut physical = rendered;
+        strip_logical_types(&mut physical);
+        let physical = Schema::parse(&physical)
+            .map_err(|e| format!("Invalid Avro schema: its physical form does not parse: {e}"))?;
+        Ok(AvroSchema {
+            schema,
+            physical,
+            canonical,
+        })
     }
 
     /// Compact JSON of the parsed schema (attributes in a fixed order, references inlined).
@@ -74,7 +85,7 @@ impl AvroSchema {
 
     /// Why `self` as reader cannot read data written with `old` (empty: it can).
     pub fn backward_errors(&self, old: &AvroSchema) -> Vec<String> {
-        match SchemaCompatibility::can_read(&old.schema, &self.schema) {
+        match SchemaCompatibility::can_read(&old.physical, &self.physical) {
             Ok(()) => Vec::new(),
             Err(e) => {
                 let mut message = e.to_string();
@@ -87,6 +98,22 @@ impl AvroSchema {
                 vec![message]
             }
         }
+    }
+}
+
+/// Removes `logicalType` annotations: a logical type is read as its underlying type (as
+/// Avro's own resolution does, and Confluent's check), and `apache-avro`'s checker does not
+/// know the logical types.
+fn strip_logical_types(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            object.remove("logicalType");
+            for v in object.values_mut() {
+                strip_logical_types(v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_logical_types),
+        _ => {}
     }
 }
 
@@ -286,6 +313,33 @@ mod tests {
         assert!(errors[0].contains("email"), "{errors:?}");
         // FORWARD: the old reader ignores the new field either way.
         assert!(v1.backward_errors(&without).is_empty());
+    }
+
+    #[test]
+    fn logical_types_are_checked_as_their_underlying_types() {
+        let v1 = parse(
+            r#"{"type":"record","name":"R","fields":[
+            {"name":"amount","type":{"type":"bytes","logicalType":"decimal","precision":10,"scale":2}},
+            {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}},
+            {"name":"day","type":{"type":"int","logicalType":"date"}},
+            {"name":"u","type":{"type":"string","logicalType":"uuid"}}]}"#,
+        );
+        let v2 = parse(
+            r#"{"type":"record","name":"R","fields":[
+            {"name":"amount","type":{"type":"bytes","logicalType":"decimal","precision":10,"scale":2}},
+            {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}},
+            {"name":"day","type":{"type":"int","logicalType":"date"}},
+            {"name":"u","type":{"type":"string","logicalType":"uuid"}},
+            {"name":"c","type":["null","string"],"default":null}]}"#,
+        );
+        assert!(
+            v2.backward_errors(&v1).is_empty(),
+            "{:?}",
+            v2.backward_errors(&v1)
+        );
+        assert!(v1.backward_errors(&v2).is_empty());
+        // The canonical text keeps them.
+        assert!(v1.canonical().contains("decimal"));
     }
 
     #[test]

@@ -15,6 +15,10 @@ pub const TABLE_ENABLE: &str = "table.enable";
 pub const TABLE_MODE: &str = "table.mode";
 /// `table.json.schema`: the value schema of `json` mode, as Iceberg schema JSON.
 pub const TABLE_JSON_SCHEMA: &str = "table.json.schema";
+/// `table.schema.subject`: the registry subject of schema-mode values.
+pub const TABLE_SCHEMA_SUBJECT: &str = "table.schema.subject";
+/// `table.schema.wire.format`: schema-mode values carry the wire-format header.
+pub const TABLE_SCHEMA_WIRE_FORMAT: &str = "table.schema.wire.format";
 /// `table.partition.by`: `none`, `hour(col)`, `day(col)`, `identity(col)`, ...
 pub const TABLE_PARTITION_BY: &str = "table.partition.by";
 /// `table.commit.interval.ms`: longest time rows wait before an Iceberg commit.
@@ -85,7 +89,19 @@ pub const TABLE_CONFIGS: &[TableConfigDef] = &[
         name: TABLE_MODE,
         default: "key_value",
         kind: "string",
-        doc: "key_value: key and value as binary; json: columns from table.json.schema.",
+        doc: "key_value: key and value as binary; json: columns from table.json.schema; schema: typed columns from the schema registry (Avro, Protobuf, JSON Schema).",
+    },
+    TableConfigDef {
+        name: TABLE_SCHEMA_SUBJECT,
+        default: "",
+        kind: "string",
+        doc: "Schema-mode subject whose latest version creates the table (default: <topic>-value).",
+    },
+    TableConfigDef {
+        name: TABLE_SCHEMA_WIRE_FORMAT,
+        default: "true",
+        kind: "boolean",
+        doc: "Schema-mode values start with the registry's wire-format header (magic byte, schema id); false: bare payloads decoded with the latest version of table.schema.subject.",
     },
     TableConfigDef {
         name: TABLE_JSON_SCHEMA,
@@ -197,6 +213,16 @@ pub enum TableMode {
     KeyValue,
     /// Columns from a declared Iceberg schema; values are JSON objects.
     Json(StructType),
+    /// Typed columns from the schema registry: values in Confluent's wire format, decoded
+    /// by their schema id; the table is created from the latest version of `subject` and
+    /// evolves as new versions arrive.
+    Schema {
+        /// The subject (`table.schema.subject`, default `<topic>-value`).
+        subject: String,
+        /// Values carry the wire-format header (`table.schema.wire.format`); without it
+        /// they are decoded with the subject's latest version.
+        wire_format: bool,
+    },
 }
 
 /// A topic's table settings, parsed from its configs.
@@ -308,14 +334,25 @@ fn invalid(key: &str, reason: impl Into<String>) -> InvalidTableConfig {
 pub fn validate(key: &str, value: &str) -> Result<(), InvalidTableConfig> {
     match key {
         // Empty means "not set": the default (topic name, broker namespace, no schema).
-        TABLE_JSON_SCHEMA | TABLE_NAMESPACE | TABLE_NAME if value.is_empty() => Ok(()),
-        TABLE_ENABLE => match value {
+        TABLE_JSON_SCHEMA | TABLE_NAMESPACE | TABLE_NAME | TABLE_SCHEMA_SUBJECT
+            if value.is_empty() =>
+        {
+            Ok(())
+        }
+        TABLE_SCHEMA_SUBJECT => {
+            if value.chars().any(char::is_control) {
+                Err(invalid(key, "must not contain control characters"))
+            } else {
+                Ok(())
+            }
+        }
+        TABLE_ENABLE | TABLE_SCHEMA_WIRE_FORMAT => match value {
             "true" | "false" => Ok(()),
             _ => Err(invalid(key, "must be true or false")),
         },
         TABLE_MODE => match value {
-            "key_value" | "json" => Ok(()),
-            _ => Err(invalid(key, "must be key_value or json")),
+            "key_value" | "json" | "schema" => Ok(()),
+            _ => Err(invalid(key, "must be key_value, json or schema")),
         },
         TABLE_JSON_SCHEMA => parse_json_schema(value).map(|_| ()),
         TABLE_PARTITION_BY => schema::parse_partition_by(value)
@@ -388,7 +425,11 @@ pub fn validate_topic_configs(
             validate(k, v)?;
         }
     }
-    if let Some(cfg) = TableConfig::from_topic(topic, configs, "default")? {
+    if let Some(cfg) = TableConfig::from_topic(topic, configs, "default")?
+        // A schema-mode table's columns are known once its subject has a schema: its
+        // partition column is checked when the table is created.
+        && !matches!(cfg.mode, TableMode::Schema { .. })
+    {
         schema::TableLayout::new(&cfg).map_err(|e| invalid(TABLE_PARTITION_BY, e))?;
     }
     Ok(())
@@ -442,7 +483,16 @@ impl TableConfig {
                 })?;
                 TableMode::Json(parse_json_schema(text)?)
             }
-            Some(_) => return Err(invalid(TABLE_MODE, "must be key_value or json")),
+            Some("schema") => TableMode::Schema {
+                subject: configs
+                    .get(TABLE_SCHEMA_SUBJECT)
+                    .cloned()
+                    .unwrap_or_else(|| format!("{topic}-value")),
+                wire_format: configs
+                    .get(TABLE_SCHEMA_WIRE_FORMAT)
+                    .is_none_or(|v| v != "false"),
+            },
+            Some(_) => return Err(invalid(TABLE_MODE, "must be key_value, json or schema")),
         };
         let commit_interval_ms = match configs.get(TABLE_COMMIT_INTERVAL_MS) {
             Some(v) => {
@@ -584,6 +634,9 @@ mod tests {
             (TABLE_ENABLE, "yes", false),
             (TABLE_MODE, "json", true),
             (TABLE_MODE, "avro", false),
+            (TABLE_MODE, "schema", true),
+            (TABLE_SCHEMA_SUBJECT, "orders-value", true),
+            (TABLE_SCHEMA_SUBJECT, "a\nb", false),
             (TABLE_PARTITION_BY, "none", true),
             (TABLE_PARTITION_BY, "hour(timestamp)", true),
             (TABLE_PARTITION_BY, "day(timestamp)", true),

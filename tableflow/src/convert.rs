@@ -159,6 +159,44 @@ pub fn key_value_batch(
     RecordBatch::try_new(layout.arrow.clone(), columns)
 }
 
+/// Schema-mode rows: the decoded values (each a [`crate::typed::Value::Struct`] that fits
+/// the table's value columns) and the [`crate::schema::KAFKA_STRUCT`] column of their
+/// records.
+pub fn typed_batch(
+    layout: &TableLayout,
+    rows: &[(&KafkaRecord, crate::typed::Value)],
+) -> Result<RecordBatch, ArrowError> {
+    let value_arrow = layout
+        .typed_arrow
+        .clone()
+        .ok_or_else(|| ArrowError::SchemaError("not a schema-mode table".into()))?;
+    let values: Vec<&crate::typed::Value> = rows.iter().map(|(_, v)| v).collect();
+    let mut columns = crate::typed::build_columns(value_arrow.fields(), &values)?;
+    let kafka = field(&layout.arrow, crate::schema::KAFKA_STRUCT)?;
+    let DataType::Struct(kafka_fields) = kafka.data_type() else {
+        return Err(ArrowError::SchemaError(format!(
+            "{} is not a struct",
+            crate::schema::KAFKA_STRUCT
+        )));
+    };
+    let records: Vec<&KafkaRecord> = rows.iter().map(|(r, _)| *r).collect();
+    let kafka_schema = ArrowSchema::new(kafka_fields.clone());
+    let mut kafka_columns = Vec::with_capacity(kafka_fields.len());
+    for f in kafka_fields {
+        kafka_columns.push(
+            kafka_column(&kafka_schema, f.name(), &records)?.ok_or_else(|| {
+                ArrowError::SchemaError(format!("unexpected Kafka field {}", f.name()))
+            })?,
+        );
+    }
+    columns.push(Arc::new(StructArray::try_new(
+        kafka_fields.clone(),
+        kafka_columns,
+        None,
+    )?));
+    RecordBatch::try_new(layout.arrow.clone(), columns)
+}
+
 /// Dead-letter rows: the raw record plus the error.
 pub fn dlq_batch(layout: &TableLayout, rejected: &[Rejected]) -> Result<RecordBatch, ArrowError> {
     let records: Vec<&KafkaRecord> = rejected.iter().map(|r| &r.record).collect();

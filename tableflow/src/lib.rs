@@ -22,6 +22,7 @@ pub mod maintenance;
 pub mod rest;
 pub mod schema;
 pub mod sink;
+pub mod typed;
 mod worker;
 
 use std::collections::{BTreeMap, HashMap};
@@ -80,8 +81,13 @@ impl Tableflow {
     }
 
     /// Starts the service on the current tokio runtime. Topics are announced afterwards
-    /// with [`Tableflow::topic_changed`].
-    pub fn start(settings: TableflowSettings, logs: Arc<LogManager>) -> Tableflow {
+    /// with [`Tableflow::topic_changed`]. `registry` serves the schemas of `table.mode=schema`
+    /// tables (without one, such tables fail with an error saying so).
+    pub fn start(
+        settings: TableflowSettings,
+        logs: Arc<LogManager>,
+        registry: Option<Arc<floe_registry::Registry>>,
+    ) -> Tableflow {
         if !settings.enabled {
             return Tableflow::disabled();
         }
@@ -95,6 +101,7 @@ impl Tableflow {
             status: status.clone(),
             catalog: None,
             workers: HashMap::new(),
+            registry,
         };
         let task = tokio::spawn(manager.run(rx));
         Tableflow {
@@ -212,6 +219,7 @@ struct Manager {
     status: Arc<lag::StatusRegistry>,
     catalog: Option<Arc<catalog::FloeCatalog>>,
     workers: HashMap<String, WorkerHandle>,
+    registry: Option<Arc<floe_registry::Registry>>,
 }
 
 impl Manager {
@@ -337,6 +345,7 @@ impl Manager {
             status: self.status.clone(),
             stop: stop_rx,
             in_flight,
+            registry: self.registry.clone(),
         };
         let task = tokio::spawn(worker.run());
         // Maintenance runs on its own thread: compaction's Parquet decoding and encoding is

@@ -10,6 +10,7 @@ use iceberg::spec::{
 };
 
 use crate::config::{TableConfig, TableMode};
+use crate::typed::FieldIds;
 
 /// Columns every table row has, whatever the mode. JSON schemas may not reuse these names.
 pub const KAFKA_COLUMNS: &[&str] = &["key", "headers", "partition", "offset", "timestamp"];
@@ -54,7 +55,15 @@ pub struct TableLayout {
     pub partition: UnboundPartitionSpec,
     /// Arrow schema of the JSON value columns alone (json mode).
     pub json_arrow: Option<ArrowSchemaRef>,
+    /// Arrow schema of the value columns alone (schema mode: every column but
+    /// [`KAFKA_STRUCT`]).
+    pub typed_arrow: Option<ArrowSchemaRef>,
 }
+
+/// The struct column holding a schema-mode row's Kafka fields (key, headers, partition,
+/// offset, timestamp): value schemas commonly have fields named like those, so in schema
+/// mode they are kept apart. A value schema may not have a top-level field of this name.
+pub const KAFKA_STRUCT: &str = "_kafka";
 
 fn headers_type(first_id: i32) -> Type {
     Type::List(ListType::new(
@@ -149,6 +158,7 @@ impl TableLayout {
             schema: table_schema,
             partition: self.partition.clone(),
             json_arrow,
+            typed_arrow: None,
         })
     }
 
@@ -163,6 +173,12 @@ impl TableLayout {
                         .into(),
                 );
                 (fields, None)
+            }
+            TableMode::Schema { .. } => {
+                return Err(
+                    "a schema-mode layout comes from the schema registry (TableLayout::typed)"
+                        .into(),
+                );
             }
             TableMode::Json(user) => {
                 let user_schema = build_schema(user.fields().to_vec())?;
@@ -198,6 +214,7 @@ impl TableLayout {
             schema: Arc::new(schema),
             partition,
             json_arrow,
+            typed_arrow: None,
         })
     }
 
@@ -220,7 +237,249 @@ impl TableLayout {
             arrow,
             partition: UnboundPartitionSpec::builder().with_spec_id(0).build(),
             json_arrow: None,
+            typed_arrow: None,
         }
+    }
+
+    /// A schema-mode layout: `value` columns (from the registry schema, ids from `ids`)
+    /// followed by the [`KAFKA_STRUCT`] column, partitioned by `partition_by` (whose column
+    /// may be a value column or a Kafka field such as `_kafka.timestamp`).
+    pub fn typed(
+        value: Vec<NestedFieldRef>,
+        ids: &mut FieldIds,
+        partition_by: &str,
+    ) -> Result<TableLayout, String> {
+        if value.iter().any(|f| f.name == KAFKA_STRUCT) {
+            return Err(format!(
+                "the value schema has a top-level field named {KAFKA_STRUCT}, which holds the Kafka fields of schema-mode tables"
+            ));
+        }
+        let mut fields = value;
+        fields.push(kafka_struct(ids));
+        let schema = build_schema(fields)?;
+        let partition = partition_spec(&schema, partition_by)?;
+        TableLayout::of_typed_schema(Arc::new(schema), partition)
+    }
+
+    /// The schema-mode layout of an existing table (its current schema, its ids).
+    pub fn of_typed_schema(
+        schema: SchemaRef,
+        partition: UnboundPartitionSpec,
+    ) -> Result<TableLayout, String> {
+        let value: Vec<NestedFieldRef> = schema
+            .as_struct()
+            .fields()
+            .iter()
+            .filter(|f| f.name != KAFKA_STRUCT)
+            .cloned()
+            .collect();
+        if value.len() + 1 != schema.as_struct().fields().len() {
+            return Err(format!(
+                "the table has no {KAFKA_STRUCT} column: it was not created in schema mode"
+            ));
+        }
+        let typed_arrow = to_arrow(&build_schema(value)?)?;
+        Ok(TableLayout {
+            arrow: to_arrow(&schema)?,
+            schema,
+            partition,
+            json_arrow: None,
+            typed_arrow: Some(typed_arrow),
+        })
+    }
+
+    /// The value columns (schema mode).
+    pub fn value_fields(&self) -> Vec<NestedFieldRef> {
+        self.schema
+            .as_struct()
+            .fields()
+            .iter()
+            .filter(|f| f.name != KAFKA_STRUCT)
+            .cloned()
+            .collect()
+    }
+}
+
+/// The [`KAFKA_STRUCT`] column with ids from `ids` (stable across evolution).
+fn kafka_struct(ids: &mut FieldIds) -> NestedFieldRef {
+    let id = ids.id(KAFKA_STRUCT);
+    let key = ids.id(&format!("{KAFKA_STRUCT}.key"));
+    let headers = ids.id(&format!("{KAFKA_STRUCT}.headers"));
+    let element = ids.id(&format!("{KAFKA_STRUCT}.headers.element"));
+    let hkey = ids.id(&format!("{KAFKA_STRUCT}.headers.element.key"));
+    let hvalue = ids.id(&format!("{KAFKA_STRUCT}.headers.element.value"));
+    let partition = ids.id(&format!("{KAFKA_STRUCT}.partition"));
+    let offset = ids.id(&format!("{KAFKA_STRUCT}.offset"));
+    let timestamp = ids.id(&format!("{KAFKA_STRUCT}.timestamp"));
+    let headers_type = Type::List(ListType::new(
+        NestedField::required(
+            element,
+            "element",
+            Type::Struct(StructType::new(vec![
+                NestedField::required(hkey, "key", Type::Primitive(PrimitiveType::String)).into(),
+                NestedField::optional(hvalue, "value", Type::Primitive(PrimitiveType::Binary))
+                    .into(),
+            ])),
+        )
+        .into(),
+    ));
+    NestedField::required(
+        id,
+        KAFKA_STRUCT,
+        Type::Struct(StructType::new(vec![
+            NestedField::optional(key, "key", Type::Primitive(PrimitiveType::Binary)).into(),
+            NestedField::optional(headers, "headers", headers_type).into(),
+            NestedField::required(partition, "partition", Type::Primitive(PrimitiveType::Int))
+                .into(),
+            NestedField::required(offset, "offset", Type::Primitive(PrimitiveType::Long)).into(),
+            NestedField::required(
+                timestamp,
+                "timestamp",
+                Type::Primitive(PrimitiveType::Timestamptz),
+            )
+            .into(),
+        ])),
+    )
+    .into()
+}
+
+/// The partition spec of `partition_by` over `schema` (checked by binding it).
+fn partition_spec(schema: &Schema, partition_by: &str) -> Result<UnboundPartitionSpec, String> {
+    let mut partition = UnboundPartitionSpec::builder().with_spec_id(0);
+    if let Some((transform, column)) = parse_partition_by(partition_by)? {
+        let source = schema
+            .field_by_name(&column)
+            .ok_or_else(|| format!("partition column '{column}' is not in the table"))?;
+        let name = if transform == Transform::Identity {
+            column.replace('.', "_")
+        } else {
+            format!("{}_{transform}", column.replace('.', "_"))
+        };
+        partition = partition
+            .add_partition_field(source.id, name, transform)
+            .map_err(|e| format!("invalid partitioning: {e}"))?;
+    }
+    let partition = partition.build();
+    partition
+        .clone()
+        .bind(Arc::new(schema.clone()))
+        .map_err(|e| format!("invalid partitioning '{partition_by}': {e}"))?;
+    Ok(partition)
+}
+
+/// How a record schema's columns fit a table's value columns: `Ok(None)` when every one of
+/// its columns is in the table with the same type (or one the table's type widens:
+/// int → long, float → double), `Ok(Some(merged))` when the table must evolve to hold it
+/// (new columns appended, new fields in structs, a column widened), `Err` when a column's
+/// type conflicts with the table's. Columns of the table the record lacks stay (null).
+pub fn merge_value_fields(
+    table: &[NestedFieldRef],
+    record: &[NestedFieldRef],
+) -> Result<Option<Vec<NestedFieldRef>>, String> {
+    let (merged, changed) = merge_struct("", table, record)?;
+    Ok(changed.then_some(merged))
+}
+
+fn merge_struct(
+    path: &str,
+    table: &[NestedFieldRef],
+    record: &[NestedFieldRef],
+) -> Result<(Vec<NestedFieldRef>, bool), String> {
+    let mut out: Vec<NestedFieldRef> = Vec::with_capacity(table.len());
+    let mut changed = false;
+    for t in table {
+        match record.iter().find(|r| r.name == t.name) {
+            None => out.push(t.clone()),
+            Some(r) => {
+                let (ty, c) =
+                    merge_type(&format!("{path}{}", t.name), &t.field_type, &r.field_type)?;
+                changed |= c;
+                let mut f = t.as_ref().clone();
+                f.field_type = Box::new(ty);
+                out.push(f.into());
+            }
+        }
+    }
+    for r in record {
+        if !table.iter().any(|t| t.name == r.name) {
+            let mut f = r.as_ref().clone();
+            // An added column holds nothing for the rows already in the table.
+            f.required = false;
+            out.push(f.into());
+            changed = true;
+        }
+    }
+    Ok((out, changed))
+}
+
+fn merge_type(path: &str, table: &Type, record: &Type) -> Result<(Type, bool), String> {
+    use PrimitiveType as P;
+    let conflict = || {
+        Err(format!(
+            "column {path} is {table} in the table and {record} in the record's schema"
+        ))
+    };
+    match (table, record) {
+        (Type::Primitive(t), Type::Primitive(r)) => match (t, r) {
+            _ if t == r => Ok((table.clone(), false)),
+            (P::Long, P::Int) | (P::Double, P::Float) => Ok((table.clone(), false)),
+            (P::Int, P::Long) | (P::Float, P::Double) => Ok((record.clone(), true)),
+            (
+                P::Decimal {
+                    precision: tp,
+                    scale: ts,
+                },
+                P::Decimal {
+                    precision: rp,
+                    scale: rs,
+                },
+            ) if ts == rs => {
+                if rp > tp {
+                    Ok((record.clone(), true))
+                } else {
+                    Ok((table.clone(), false))
+                }
+            }
+            _ => conflict(),
+        },
+        (Type::Struct(t), Type::Struct(r)) => {
+            let (fields, changed) = merge_struct(&format!("{path}."), t.fields(), r.fields())?;
+            Ok((Type::Struct(StructType::new(fields)), changed))
+        }
+        (Type::List(t), Type::List(r)) => {
+            let (ty, changed) = merge_type(
+                &format!("{path}.element"),
+                &t.element_field.field_type,
+                &r.element_field.field_type,
+            )?;
+            let mut element = t.element_field.as_ref().clone();
+            element.field_type = Box::new(ty);
+            Ok((Type::List(ListType::new(element.into())), changed))
+        }
+        (Type::Map(t), Type::Map(r)) => {
+            let (k, kc) = merge_type(
+                &format!("{path}.key"),
+                &t.key_field.field_type,
+                &r.key_field.field_type,
+            )?;
+            if kc {
+                return conflict();
+            }
+            let (v, vc) = merge_type(
+                &format!("{path}.value"),
+                &t.value_field.field_type,
+                &r.value_field.field_type,
+            )?;
+            let mut key = t.key_field.as_ref().clone();
+            key.field_type = Box::new(k);
+            let mut value = t.value_field.as_ref().clone();
+            value.field_type = Box::new(v);
+            Ok((
+                Type::Map(iceberg::spec::MapType::new(key.into(), value.into())),
+                vc,
+            ))
+        }
+        _ => conflict(),
     }
 }
 
@@ -256,6 +515,96 @@ mod tests {
             ]
         );
         assert_eq!(l.partition.fields().len(), 1);
+    }
+
+    fn field(id: i32, name: &str, ty: Type) -> NestedFieldRef {
+        NestedField::optional(id, name, ty).into()
+    }
+
+    fn prim(p: PrimitiveType) -> Type {
+        Type::Primitive(p)
+    }
+
+    #[test]
+    fn typed_layout_keeps_kafka_fields_apart_and_ids_across_evolution() {
+        let mut ids = FieldIds::new(None, 1);
+        let value = vec![
+            field(ids.id("id"), "id", prim(PrimitiveType::Long)),
+            field(
+                ids.id("timestamp"),
+                "timestamp",
+                prim(PrimitiveType::String),
+            ),
+        ];
+        let l = TableLayout::typed(value, &mut ids, "day(_kafka.timestamp)").unwrap();
+        let names: Vec<_> = l.arrow.fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(names, ["id", "timestamp", KAFKA_STRUCT]);
+        assert_eq!(l.typed_arrow.as_ref().unwrap().fields().len(), 2);
+        assert_eq!(l.partition.fields().len(), 1);
+        assert!(TableLayout::typed(vec![], &mut FieldIds::new(None, 1), "hour(nope)").is_err());
+        let clash = vec![field(1, KAFKA_STRUCT, prim(PrimitiveType::Int))];
+        assert!(TableLayout::typed(clash, &mut FieldIds::new(None, 1), "none").is_err());
+
+        // Evolution: a new column gets a fresh id, existing ones keep theirs.
+        let mut again = FieldIds::new(Some(&l.schema), l.schema.highest_field_id() + 1);
+        let record = vec![
+            field(again.id("id"), "id", prim(PrimitiveType::Long)),
+            field(again.id("channel"), "channel", prim(PrimitiveType::String)),
+        ];
+        let merged = merge_value_fields(&l.value_fields(), &record)
+            .unwrap()
+            .unwrap();
+        let evolved = TableLayout::typed(merged, &mut again, "none").unwrap();
+        let id_of = |l: &TableLayout, n: &str| l.schema.field_by_name(n).unwrap().id;
+        assert_eq!(id_of(&evolved, "id"), id_of(&l, "id"));
+        assert_eq!(id_of(&evolved, "_kafka.offset"), id_of(&l, "_kafka.offset"));
+        assert!(id_of(&evolved, "channel") > l.schema.highest_field_id());
+        let of = TableLayout::of_typed_schema(evolved.schema.clone(), evolved.partition.clone())
+            .unwrap();
+        assert_eq!(of.value_fields().len(), 3);
+    }
+
+    #[test]
+    fn merging_widens_adds_and_refuses_conflicts() {
+        let table = vec![
+            field(1, "n", prim(PrimitiveType::Int)),
+            field(
+                2,
+                "s",
+                Type::Struct(StructType::new(vec![field(
+                    3,
+                    "a",
+                    prim(PrimitiveType::String),
+                )])),
+            ),
+        ];
+        // A subset with the same types fits as is; a narrower type fits the wider column.
+        assert_eq!(merge_value_fields(&table, &table[..1]).unwrap(), None);
+        let long = vec![field(1, "n", prim(PrimitiveType::Long))];
+        let widened = merge_value_fields(&table, &long).unwrap().unwrap();
+        assert_eq!(*widened[0].field_type, prim(PrimitiveType::Long));
+        assert_eq!(merge_value_fields(&widened, &table[..1]).unwrap(), None);
+        // A new nested field evolves the struct.
+        let nested = vec![field(
+            2,
+            "s",
+            Type::Struct(StructType::new(vec![
+                field(3, "a", prim(PrimitiveType::String)),
+                field(9, "b", prim(PrimitiveType::Date)),
+            ])),
+        )];
+        let merged = merge_value_fields(&table, &nested).unwrap().unwrap();
+        let Type::Struct(st) = merged[1].field_type.as_ref() else {
+            panic!("not a struct")
+        };
+        assert_eq!(st.fields().len(), 2);
+        // A changed type is a conflict that names the column.
+        let conflict = vec![field(1, "n", prim(PrimitiveType::String))];
+        assert!(
+            merge_value_fields(&table, &conflict)
+                .unwrap_err()
+                .contains("column n")
+        );
     }
 
     #[test]

@@ -167,11 +167,16 @@ impl TableSink {
         } else {
             return Ok(None);
         };
-        let layout = layout
-            .with_table_schema(table.metadata().current_schema().clone())
-            .map_err(|_| TableflowError::SchemaMismatch {
-                table: ident.to_string(),
-            })?;
+        let current = table.metadata().current_schema().clone();
+        let layout = if layout.typed_arrow.is_some() {
+            // Schema mode: the table's own (possibly evolved) schema is the layout.
+            TableLayout::of_typed_schema(current, layout.partition.clone())
+        } else {
+            layout.with_table_schema(current)
+        }
+        .map_err(|_| TableflowError::SchemaMismatch {
+            table: ident.to_string(),
+        })?;
         let committed = committed_offsets(&table)?;
         Ok(Some(TableSink {
             ident,
@@ -287,19 +292,7 @@ impl TableSink {
         catalog: &dyn Catalog,
         next_offsets: &BTreeMap<i32, i64>,
     ) -> Result<(), TableflowError> {
-        if let Some(writer) = self.writer.take() {
-            let files: Vec<DataFile> = match writer {
-                OpenWriter::Unpartitioned(mut w) => {
-                    w.close().await.map_err(err("close data file"))?
-                }
-                OpenWriter::Partitioned { writer, .. } => {
-                    writer.close().await.map_err(err("close data files"))?
-                }
-            };
-            self.staged_rows += std::mem::take(&mut self.pending_rows);
-            self.pending_bytes = 0;
-            self.staged.extend(files);
-        }
+        self.close_writer().await?;
         if self.staged.is_empty() {
             return Ok(());
         }
@@ -337,6 +330,70 @@ impl TableSink {
         let rows = std::mem::take(&mut self.staged_rows);
         tracing::debug!(table = %self.ident, rows, files = n_files, "committed");
         Ok(())
+    }
+
+    /// Closes the open files and stages them for the next commit.
+    async fn close_writer(&mut self) -> Result<(), TableflowError> {
+        if let Some(writer) = self.writer.take() {
+            let files: Vec<DataFile> = match writer {
+                OpenWriter::Unpartitioned(mut w) => {
+                    w.close().await.map_err(err("close data file"))?
+                }
+                OpenWriter::Partitioned { writer, .. } => {
+                    writer.close().await.map_err(err("close data files"))?
+                }
+            };
+            self.staged_rows += std::mem::take(&mut self.pending_rows);
+            self.pending_bytes = 0;
+            self.staged.extend(files);
+        }
+        Ok(())
+    }
+
+    /// Evolves a schema-mode table to `layout` (the current schema's columns with their
+    /// ids, plus new ones): one commit that adds the schema and makes it current, with no
+    /// snapshot, so the offsets in the table do not move. Rows written so far were written
+    /// with the old schema: their files are closed and staged for the next commit (Iceberg
+    /// reads them by field id; the new columns read null), and rows from now on are
+    /// written with the new one. A crash after this commit leaves the table evolved and its
+    /// offsets where they were: the records are read again and fit the new schema.
+    pub async fn evolve(
+        &mut self,
+        catalog: &FloeCatalog,
+        layout: TableLayout,
+    ) -> Result<(), TableflowError> {
+        self.close_writer().await?;
+        let current = self.table.metadata().current_schema_id();
+        let schema = layout.schema.as_ref().clone();
+        let table = {
+            let _turn = self.in_flight.commit_lock().await;
+            catalog
+                .commit(
+                    &self.ident,
+                    vec![iceberg::TableRequirement::CurrentSchemaIdMatch {
+                        current_schema_id: current,
+                    }],
+                    vec![
+                        iceberg::TableUpdate::AddSchema { schema },
+                        iceberg::TableUpdate::SetCurrentSchema { schema_id: -1 },
+                    ],
+                )
+                .await
+                .map_err(err(format!("evolve the schema of {}", self.ident)))?
+        };
+        self.layout = TableLayout::of_typed_schema(
+            table.metadata().current_schema().clone(),
+            self.layout.partition.clone(),
+        )
+        .map_err(TableflowError::Internal)?;
+        self.table = table;
+        tracing::info!(table = %self.ident, schema_id = self.table.metadata().current_schema_id(), columns = self.layout.value_fields().len(), "evolved the table schema");
+        Ok(())
+    }
+
+    /// The table as last loaded or committed.
+    pub fn table(&self) -> &Table {
+        &self.table
     }
 
     /// Rows closed into files that a failed commit left staged for the next one.

@@ -16,11 +16,11 @@ use bytes::Bytes;
 use floe_protocol::compression;
 use floe_protocol::record_batch::Compression;
 use floe_storage::{AbortedTxn, Isolation, LogManager, PartitionLog, ReadError, TopicPartition};
-use iceberg::Catalog;
 use kafka_protocol::records::{Compression as KafkaCompression, RecordBatchDecoder};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+use crate::catalog::FloeCatalog;
 use crate::config::{TableConfig, TableMode, TableflowSettings};
 use crate::convert::{self, KafkaRecord, Rejected};
 use crate::error::TableflowError;
@@ -30,7 +30,9 @@ use crate::schema::TableLayout;
 use crate::sink::{TableSink, table_ident};
 
 mod outage;
+mod typed;
 use self::outage::{Failure, WriterState};
+use self::typed::Typed;
 
 /// First wait before a failed writer restarts; it doubles up to [`RESTART_BACKOFF_MAX`],
 /// and starts over once a commit lands.
@@ -51,13 +53,15 @@ pub(crate) struct TopicWorker {
     pub partitions: i32,
     pub cfg: TableConfig,
     pub logs: Arc<LogManager>,
-    pub catalog: Arc<dyn Catalog>,
+    pub catalog: Arc<FloeCatalog>,
     pub settings: TableflowSettings,
     pub lag: Arc<LagRegistry>,
     pub status: Arc<StatusRegistry>,
     pub stop: watch::Receiver<bool>,
     /// Names of the files the topic's sinks have not committed yet (see [`InFlight`]).
     pub in_flight: InFlight,
+    /// The schema registry (schema mode).
+    pub registry: Option<Arc<floe_registry::Registry>>,
 }
 
 struct PartitionState {
@@ -297,15 +301,55 @@ impl TopicWorker {
     }
 
     async fn run_once(&mut self, state: &mut WriterState) -> Result<(), TableflowError> {
-        let layout = TableLayout::new(&self.cfg).map_err(TableflowError::Internal)?;
         let dlq_layout = TableLayout::dlq();
         let ident = table_ident(&self.cfg.namespace, &self.cfg.name)?;
         let dlq_ident = table_ident(&self.cfg.namespace, &format!("{}_dlq", self.cfg.name))?;
         let table_name = ident.to_string();
         let target = self.settings.target_file_size_bytes;
         let catalog = self.catalog.clone();
-        let mut main = TableSink::open(catalog.as_ref(), ident, &layout, true, target)
+        let mut typed = match &self.cfg.mode {
+            TableMode::Schema {
+                subject,
+                wire_format,
+            } => {
+                let registry = self.registry.clone().ok_or_else(|| {
+                    TableflowError::Internal(
+                        "table.mode=schema needs the broker's schema registry".into(),
+                    )
+                })?;
+                Some(Typed::new(
+                    registry,
+                    subject.clone(),
+                    *wire_format,
+                    self.cfg.partition_by.clone(),
+                ))
+            }
+            _ => None,
+        };
+        let main = match &typed {
+            // An existing table keeps its own (evolved) schema; a new one is created from
+            // the subject's latest schema.
+            Some(t) => match TableSink::open(
+                catalog.as_ref(),
+                ident.clone(),
+                &Typed::existing_table()?,
+                false,
+                target,
+            )
             .await?
+            {
+                Some(sink) => Some(sink),
+                None => {
+                    let layout = t.create_layout()?;
+                    TableSink::open(catalog.as_ref(), ident, &layout, true, target).await?
+                }
+            },
+            None => {
+                let layout = TableLayout::new(&self.cfg).map_err(TableflowError::Internal)?;
+                TableSink::open(catalog.as_ref(), ident, &layout, true, target).await?
+            }
+        };
+        let mut main = main
             .ok_or_else(|| TableflowError::Internal("table not created".into()))?
             .with_in_flight(self.in_flight.clone());
         let mut dlq = TableSink::open(
@@ -450,8 +494,16 @@ impl TopicWorker {
                     }
                     st.position = next;
                     progressed = true;
-                    self.write_records(&dlq_layout, &dlq_ident, &mut main, &mut dlq, st, &decoded)
-                        .await?;
+                    self.write_records(
+                        &dlq_layout,
+                        &dlq_ident,
+                        &mut main,
+                        &mut dlq,
+                        &mut typed,
+                        st,
+                        &decoded,
+                    )
+                    .await?;
                 }
             }
             let pending = main.pending_rows > 0 || dlq.as_ref().is_some_and(|d| d.pending_rows > 0);
@@ -528,6 +580,7 @@ impl TopicWorker {
         dlq_ident: &iceberg::TableIdent,
         main: &mut TableSink,
         dlq: &mut Option<TableSink>,
+        typed: &mut Option<Typed>,
         st: &PartitionState,
         decoded: &Decoded,
     ) -> Result<(), TableflowError> {
@@ -548,6 +601,14 @@ impl TopicWorker {
             TableMode::Json(_) => {
                 convert::json_batch(layout, &fresh).map_err(arrow_err(&self.cfg.name))?
             }
+            TableMode::Schema { .. } => match typed.as_mut() {
+                Some(t) => (None, t.write(main, &self.catalog, &fresh).await?),
+                None => {
+                    return Err(TableflowError::Internal(
+                        "schema mode without its state".into(),
+                    ));
+                }
+            },
         };
         if let Some(batch) = batch {
             main.write(batch, bytes).await?;

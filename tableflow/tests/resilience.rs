@@ -64,7 +64,7 @@ fn start(dir: &Path, io: Io) -> Node {
     let log = logs
         .open_partition(&TopicPartition::new(TOPIC, 0), LogConfig::default())
         .unwrap();
-    let tableflow = Tableflow::start(settings(dir), logs.clone());
+    let tableflow = Tableflow::start(settings(dir), logs.clone(), None);
     tableflow.topic_changed(TOPIC, 1, &configs());
     Node {
         logs,
@@ -342,7 +342,7 @@ async fn table_ahead_of_its_log_stops_instead_of_refilling() {
     node.logs.delete_partition(&tp).unwrap();
     let log = node.logs.open_partition(&tp, LogConfig::default()).unwrap();
     append(&log, 0, 10);
-    let tableflow = Tableflow::start(settings(dir.path()), node.logs.clone());
+    let tableflow = Tableflow::start(settings(dir.path()), node.logs.clone(), None);
     tableflow.topic_changed(TOPIC, 1, &configs());
     let deadline = Instant::now() + Duration::from_secs(30);
     let reason = loop {

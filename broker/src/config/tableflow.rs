@@ -60,6 +60,7 @@ impl Config {
                 "table.name",
                 "table.json.schema",
                 "table.mode",
+                "table.schema.subject",
             ]
             .contains(&key.as_str())
             {

@@ -168,7 +168,7 @@ mod tests {
     use crate::lag::{LagRegistry, StatusRegistry};
     use crate::maintenance::InFlight;
     use crate::schema::TableLayout;
-    use crate::sink::{open_catalog, table_ident};
+    use crate::sink::table_ident;
 
     const TOPIC: &str = "events";
 
@@ -190,12 +190,13 @@ mod tests {
             partitions: 1,
             cfg,
             logs,
-            catalog: open_catalog(&settings).await.unwrap(),
+            catalog: crate::sink::open_floe_catalog(&settings).await.unwrap(),
             settings,
             lag: Arc::new(LagRegistry::default()),
             status: Arc::new(StatusRegistry::default()),
             stop,
             in_flight: InFlight::default(),
+            registry: None,
         };
         (worker, stop_tx)
     }
@@ -228,7 +229,9 @@ mod tests {
 
     async fn rows(w: &TopicWorker) -> usize {
         let ident = table_ident("default", TOPIC).unwrap();
-        let table = w.catalog.load_table(&ident).await.unwrap();
+        let table = iceberg::Catalog::load_table(w.catalog.as_ref(), &ident)
+            .await
+            .unwrap();
         let batches: Vec<arrow_array::RecordBatch> = table
             .scan()
             .build()
