@@ -34,3 +34,26 @@ def wait_listening(port, timeout=30):
             if time.time() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def write_report(root, bench, body):
+    """Writes `body` (the benchmark's config and results) with the benchmark's name, the git
+    revision and the machine to bench/results/<bench>-<unix time>.json; returns the path."""
+    import json
+    import platform
+    import subprocess
+
+    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                         text=True).stdout.strip()
+    report = {
+        "bench": bench,
+        "git": rev,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "loadavg": os.getloadavg()},
+        **body,
+    }
+    os.makedirs(os.path.join(root, "bench", "results"), exist_ok=True)
+    path = os.path.join(root, "bench", "results", f"{bench}-{int(time.time())}.json")
+    with open(path, "w") as f:
+        json.dump(report, f, indent=2)
+    return path

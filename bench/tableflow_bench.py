@@ -16,7 +16,6 @@ Writes a JSON report (git revision, machine, config, results) to bench/results/.
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "clients", "python"))
 import tableflow_check as tc  # noqa: E402
-from brokerproc import cpu_seconds, free_port, wait_listening  # noqa: E402
+from brokerproc import cpu_seconds, free_port, wait_listening, write_report  # noqa: E402
 from confluent_kafka import Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic  # noqa: E402
 
@@ -177,20 +176,12 @@ def main():
             "max_ms": round(lat[-1] * 1000),
         }
         print("freshness:", json.dumps(fresh), flush=True)
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        report = {
-            "bench": "tableflow",
-            "git": rev,
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        out = write_report(ROOT, "tableflow", {
             "floe": args.floe,
             "config": vars(args),
             "throughput": throughput,
             "freshness": fresh,
-        }
-        os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-        out = os.path.join(ROOT, "bench", "results", f"tableflow-{int(time.time())}.json")
-        with open(out, "w") as f:
-            json.dump(report, f, indent=2)
+        })
         print("report:", out)
     finally:
         broker.terminate()

@@ -22,7 +22,6 @@ Writes a JSON report (git revision, machine, config, results) to bench/results/.
 import argparse
 import json
 import os
-import platform
 import shutil
 import struct
 import subprocess
@@ -30,7 +29,7 @@ import tempfile
 import threading
 import time
 
-from brokerproc import free_port, wait_listening
+from brokerproc import free_port, wait_listening, write_report
 from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING, libversion
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -191,12 +190,7 @@ def main():
         verdict = "met" if share >= 0.8 else "MISSED"
         print(f"transactional {mb['transactional']:.0f} vs idempotent {mb['idempotent']:.0f} MB/s = "
               f"{share * 100:.0f} % (target >= 80 %: {verdict})")
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        report = {
-            "bench": "transactions",
-            "git": rev,
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                        "loadavg": os.getloadavg()},
+        out = write_report(ROOT, "transactions", {
             "client": {"librdkafka": libversion()[0]},
             "floe": args.floe,
             "config": vars(args),
@@ -205,11 +199,7 @@ def main():
             "share": round(share, 3),
             "target_met": share >= 0.8,
             "end_to_end": e2e,
-        }
-        os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-        out = os.path.join(ROOT, "bench", "results", f"transactions-{int(time.time())}.json")
-        with open(out, "w") as f:
-            json.dump(report, f, indent=2)
+        })
         print("report:", out)
     finally:
         broker.terminate()
