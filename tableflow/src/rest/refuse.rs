@@ -2,6 +2,7 @@
 //! and commits them itself), server-side scan planning, views (there are none), and paths
 //! outside the specification.
 
+use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
@@ -20,21 +21,24 @@ pub fn write_refused(operation: &str) -> Response {
     .into_response()
 }
 
-/// A handler that refuses `operation` with 403.
+/// A handler that refuses `operation` with 403. The request body is read (and dropped)
+/// first: a body left unread makes the server close the connection after the answer, and a
+/// client that reuses its pooled connection for the next request then finds it closed.
 pub fn refuse(
     operation: &'static str,
-) -> impl FnOnce() -> std::future::Ready<Response> + Clone + Send + 'static {
-    move || std::future::ready(write_refused(operation))
+) -> impl FnOnce(Bytes) -> std::future::Ready<Response> + Clone + Send + 'static {
+    move |_body: Bytes| std::future::ready(write_refused(operation))
 }
 
 /// Methods a path does not serve: anything but a read is a write to a read-only catalog.
-pub async fn other_method(method: Method) -> Response {
+/// The body is read first, as in [`refuse`].
+pub async fn other_method(method: Method, _body: Bytes) -> Response {
     write_refused(&format!("{method} on this catalog path"))
 }
 
 /// Paths outside the specification: 404 for reads, 403 for writes (a write is refused
-/// whatever it names).
-pub async fn unknown_path(method: Method) -> Response {
+/// whatever it names). The body is read first, as in [`refuse`].
+pub async fn unknown_path(method: Method, _body: Bytes) -> Response {
     if method == Method::GET || method == Method::HEAD {
         RestError::not_found(
             "no such endpoint in this Iceberg REST catalog (GET /v1/config lists the endpoints)",

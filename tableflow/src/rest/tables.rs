@@ -268,9 +268,9 @@ async fn credentials_inner(
 }
 
 /// `POST /v1/namespaces/{namespace}/tables/{table}/metrics`: the scan and commit reports
-/// engines send. Reading a table is not a write: accepted and dropped (the body is never
-/// read).
-pub async fn report_metrics() -> Response {
+/// engines send. Reading a table is not a write: accepted and dropped (the body is read,
+/// so the connection stays usable for the client's next request, and not looked at).
+pub async fn report_metrics(_body: axum::body::Bytes) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
