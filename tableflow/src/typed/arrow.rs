@@ -253,10 +253,35 @@ fn as_decimal(v: &Value, p: u8, s: i8) -> Option<i128> {
 /// is `None`.
 fn lookup<'v>(entries: &'v [(String, Value)], i: usize, name: &str) -> Option<&'v Value> {
     let found = match entries.get(i) {
-        Some((n, v)) if n == name => Some(v),
-        _ => entries.iter().find(|(n, _)| n == name).map(|(_, v)| v),
+        Some((n, v)) if same_name(n, name) => Some(v),
+        _ => entries
+            .iter()
+            .find(|(n, _)| same_name(n, name))
+            .map(|(_, v)| v),
     };
     found.filter(|v| !matches!(v, Value::Null))
+}
+
+/// `a == b`, without a call to `memcmp` for the short names fields usually have (two
+/// overlapping word compares): names are compared for every field of every row.
+#[inline]
+fn same_name(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    match a.len() {
+        8..=16 => {
+            a.first_chunk::<8>() == b.first_chunk::<8>()
+                && a.last_chunk::<8>() == b.last_chunk::<8>()
+        }
+        4..=7 => {
+            a.first_chunk::<4>() == b.first_chunk::<4>()
+                && a.last_chunk::<4>() == b.last_chunk::<4>()
+        }
+        0..=3 => a.iter().zip(b).all(|(x, y)| x == y),
+        _ => a == b,
+    }
 }
 
 fn not_null(v: &Value) -> Option<&Value> {
@@ -285,19 +310,40 @@ fn map_fields(
 /// [`check_fits`]), in column order, with exactly the data types of `fields` (nested
 /// struct/list/map included).
 pub fn build_columns(fields: &Fields, rows: &[&Value]) -> Result<Vec<ArrayRef>, ArrowError> {
-    let mut columns = Vec::with_capacity(fields.len());
-    let mut values: Vec<Option<&Value>> = Vec::with_capacity(rows.len());
-    for (i, f) in fields.iter().enumerate() {
-        values.clear();
-        for row in rows {
-            match row {
-                Value::Struct(entries) => values.push(lookup(entries, i, f.name())),
-                other => return Err(mismatch(other, &DataType::Struct(fields.clone()))),
-            }
+    let mut entries = Vec::with_capacity(rows.len());
+    for row in rows {
+        match row {
+            Value::Struct(e) => entries.push(Some(e.as_slice())),
+            other => return Err(mismatch(other, &DataType::Struct(fields.clone()))),
         }
-        columns.push(build(f.data_type(), &values)?);
     }
-    Ok(columns)
+    fields
+        .iter()
+        .zip(gather(fields, &entries))
+        .map(|(f, values)| build(f.data_type(), &values))
+        .collect()
+}
+
+/// The values of every field of `fields` in structs `entries` (`None`: a null struct), in
+/// one pass over the structs: each is read once, while it is in cache.
+fn gather<'v>(
+    fields: &Fields,
+    entries: &[Option<&'v [(String, Value)]>],
+) -> Vec<Vec<Option<&'v Value>>> {
+    let mut columns: Vec<Vec<Option<&Value>>> = (0..fields.len())
+        .map(|_| Vec::with_capacity(entries.len()))
+        .collect();
+    for e in entries {
+        match e {
+            Some(e) => {
+                for ((i, f), column) in fields.iter().enumerate().zip(columns.iter_mut()) {
+                    column.push(lookup(e, i, f.name()));
+                }
+            }
+            None => columns.iter_mut().for_each(|c| c.push(None)),
+        }
+    }
+    columns
 }
 
 fn primitive<T: ArrowPrimitiveType>(
@@ -425,17 +471,11 @@ fn build(dt: &DataType, values: &[Option<&Value>]) -> Result<ArrayRef, ArrowErro
                     }
                 }
             }
-            let mut children = Vec::with_capacity(fields.len());
-            let mut child: Vec<Option<&Value>> = Vec::with_capacity(n);
-            for (i, f) in fields.iter().enumerate() {
-                child.clear();
-                child.extend(
-                    entries
-                        .iter()
-                        .map(|e| e.and_then(|e| lookup(e, i, f.name()))),
-                );
-                children.push(build(f.data_type(), &child)?);
-            }
+            let children = fields
+                .iter()
+                .zip(gather(fields, &entries))
+                .map(|(f, values)| build(f.data_type(), &values))
+                .collect::<Result<Vec<_>, _>>()?;
             Ok(Arc::new(StructArray::try_new_with_length(
                 fields.clone(),
                 children,
@@ -651,6 +691,24 @@ mod tests {
         assert!(ok(map(Value::Null, Value::Null)).is_err());
         assert!(ok(map(Value::Int(1), row(vec![]))).is_err());
         assert!(check_fits(f, &Value::Int(1)).is_err());
+    }
+
+    #[test]
+    fn names_compare_as_strings() {
+        let names: Vec<String> = (0..=20)
+            .map(|n| "abcdefghijklmnopqrstu"[..n].to_string())
+            .collect();
+        for a in &names {
+            for b in &names {
+                assert_eq!(same_name(a, b), a == b, "{a} {b}");
+                let mut c = b.clone().into_bytes();
+                if let Some(last) = c.last_mut() {
+                    *last = b'z';
+                    let c = String::from_utf8(c).unwrap();
+                    assert_eq!(same_name(a, &c), *a == c, "{a} {c}");
+                }
+            }
+        }
     }
 
     #[test]
