@@ -39,7 +39,7 @@ use arrow_array::{ArrayRef, ListArray, MapArray, PrimitiveArray, StructArray};
 use arrow_buffer::{NullBufferBuilder, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{ArrowError, DataType, Fields, TimeUnit};
 
-use super::Value;
+use super::{FieldName, Value};
 
 /// Whether `row` (a [`Value::Struct`]) fits the Arrow columns `fields`: names match columns,
 /// missing fields are null, fields not in `fields` are ignored, types must be convertible
@@ -51,7 +51,7 @@ pub fn check_fits(fields: &Fields, row: &Value) -> Result<(), String> {
     }
 }
 
-fn check_struct(fields: &Fields, entries: &[(String, Value)]) -> Result<(), String> {
+fn check_struct(fields: &Fields, entries: &[(FieldName, Value)]) -> Result<(), String> {
     for (i, f) in fields.iter().enumerate() {
         match lookup(entries, i, f.name()) {
             None if !f.is_nullable() => {
@@ -251,7 +251,7 @@ fn as_decimal(v: &Value, p: u8, s: i8) -> Option<i128> {
 
 /// The field of a struct by name: at position `i` (the usual case), else anywhere. `Null`
 /// is `None`.
-fn lookup<'v>(entries: &'v [(String, Value)], i: usize, name: &str) -> Option<&'v Value> {
+fn lookup<'v>(entries: &'v [(FieldName, Value)], i: usize, name: &str) -> Option<&'v Value> {
     let found = match entries.get(i) {
         Some((n, v)) if same_name(n, name) => Some(v),
         _ => entries
@@ -328,7 +328,7 @@ pub fn build_columns(fields: &Fields, rows: &[&Value]) -> Result<Vec<ArrayRef>, 
 /// one pass over the structs: each is read once, while it is in cache.
 fn gather<'v>(
     fields: &Fields,
-    entries: &[Option<&'v [(String, Value)]>],
+    entries: &[Option<&'v [(FieldName, Value)]>],
 ) -> Vec<Vec<Option<&'v Value>>> {
     let mut columns: Vec<Vec<Option<&Value>>> = (0..fields.len())
         .map(|_| Vec::with_capacity(entries.len()))
@@ -457,7 +457,7 @@ fn build(dt: &DataType, values: &[Option<&Value>]) -> Result<ArrayRef, ArrowErro
         }
         DataType::Struct(fields) => {
             let mut nulls = NullBufferBuilder::new(n);
-            let mut entries: Vec<Option<&[(String, Value)]>> = Vec::with_capacity(n);
+            let mut entries: Vec<Option<&[(FieldName, Value)]>> = Vec::with_capacity(n);
             for v in values {
                 match v {
                     Some(Value::Struct(e)) => {
@@ -622,7 +622,7 @@ mod tests {
         Value::Struct(
             fields
                 .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
+                .map(|(k, v)| (FieldName::from(k), v))
                 .collect(),
         )
     }

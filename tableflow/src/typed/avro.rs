@@ -16,7 +16,7 @@ use iceberg::spec::{
 };
 
 use super::ids::child_path;
-use super::{FieldIds, MAX_DEPTH, VALUE_COLUMN, Value, single, too_deep};
+use super::{FieldIds, FieldName, MAX_DEPTH, VALUE_COLUMN, Value, single, too_deep};
 
 /// Items of arrays and maps a payload may hold beyond its length in bytes (an item of a
 /// type encoded in zero bytes, `null` or an empty record, takes no bytes).
@@ -65,6 +65,9 @@ fn collect_names<'a>(schema: &'a Schema, out: &mut Names<'a>, depth: usize) {
 struct Ctx<'a> {
     root: &'a Schema,
     names: OnceLock<Names<'a>>,
+    /// The field names of every record of the schema, shared by all the values decoded
+    /// (by the address of the record's schema).
+    field_names: OnceLock<HashMap<usize, Vec<FieldName>>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -72,23 +75,47 @@ impl<'a> Ctx<'a> {
         Ctx {
             root,
             names: OnceLock::new(),
+            field_names: OnceLock::new(),
         }
+    }
+
+    fn names(&self) -> &Names<'a> {
+        self.names.get_or_init(|| {
+            let mut names = HashMap::new();
+            collect_names(self.root, &mut names, 0);
+            names
+        })
+    }
+
+    /// The shared field names of record `r` (`None` for a record not found by name).
+    fn field_names(&self, r: &RecordSchema) -> Option<&[FieldName]> {
+        let map = self.field_names.get_or_init(|| {
+            self.names()
+                .values()
+                .filter_map(|s| match s {
+                    Schema::Record(r) => Some((
+                        std::ptr::from_ref(r) as usize,
+                        r.fields
+                            .iter()
+                            .map(|f| FieldName::from(f.name.as_str()))
+                            .collect(),
+                    )),
+                    _ => None,
+                })
+                .collect()
+        });
+        map.get(&(std::ptr::from_ref(r) as usize))
+            .map(Vec::as_slice)
     }
 
     /// `schema`, or the definition it references.
     fn resolve(&self, schema: &'a Schema) -> Result<&'a Schema, String> {
         match schema {
-            Schema::Ref { name } => {
-                let names = self.names.get_or_init(|| {
-                    let mut names = HashMap::new();
-                    collect_names(self.root, &mut names, 0);
-                    names
-                });
-                names
-                    .get(name)
-                    .copied()
-                    .ok_or_else(|| format!("unknown named type {}", name.fullname(None)))
-            }
+            Schema::Ref { name } => self
+                .names()
+                .get(name)
+                .copied()
+                .ok_or_else(|| format!("unknown named type {}", name.fullname(None))),
             other => Ok(other),
         }
     }
@@ -506,11 +533,16 @@ impl<'a> Reader<'_, '_, 'a> {
 
     fn record(&mut self, r: &'a RecordSchema, depth: usize) -> Result<Value, String> {
         let mut fields = Vec::with_capacity(r.fields.len());
-        for f in &r.fields {
+        let shared = self.ctx.field_names(r);
+        for (i, f) in r.fields.iter().enumerate() {
             let v = self
                 .value(&f.schema, depth + 1)
                 .map_err(|e| format!("{}: {e}", f.name))?;
-            fields.push((f.name.clone(), v));
+            let name = match shared.and_then(|names| names.get(i)) {
+                Some(name) => FieldName::clone(name),
+                None => FieldName::from(f.name.as_str()),
+            };
+            fields.push((name, v));
         }
         Ok(Value::Struct(fields))
     }
@@ -630,7 +662,10 @@ impl<'a> Reader<'_, '_, 'a> {
                     for (j, w) in variants.iter().enumerate() {
                         if !matches!(w, Schema::Null) {
                             let value = if j == i { v.take() } else { None };
-                            fields.push((branch_name(u, j), value.unwrap_or(Value::Null)));
+                            fields.push((
+                                FieldName::from(branch_name(u, j)),
+                                value.unwrap_or(Value::Null),
+                            ));
                         }
                     }
                     Value::Struct(fields)

@@ -15,7 +15,8 @@ use serde_json::{Map, Value as J};
 
 use super::ids::child_path;
 use super::{
-    FieldIds, MAX_DEPTH, MICROS_PER_DAY, Value, days_from_civil, days_in_month, single, too_deep,
+    FieldIds, FieldName, MAX_DEPTH, MICROS_PER_DAY, Value, days_from_civil, days_in_month, single,
+    too_deep,
 };
 
 /// The schema that accepts anything (an array without `items`).
@@ -511,7 +512,7 @@ impl<'a> JsonDecoder<'a> {
                         .map_err(|e| format!("{name}: {e}"))?
                 }
             };
-            fields.push((name.clone(), v));
+            fields.push((FieldName::from(name.as_str()), v));
         }
         Ok(Value::Struct(fields))
     }

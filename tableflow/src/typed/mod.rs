@@ -124,6 +124,10 @@ pub const MAX_DEPTH: usize = 64;
 /// Name of the one column of a schema that is not a record, message or object.
 pub const VALUE_COLUMN: &str = "value";
 
+/// A field name in a [`Value::Struct`]: shared, so a decoder hands out the names of a
+/// schema's fields without allocating them for every record.
+pub type FieldName = std::sync::Arc<str>;
+
 /// A decoded value of any schema type, the common form the three decoders produce.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -162,7 +166,7 @@ pub enum Value {
     /// A map: its entries in order.
     Map(Vec<(Value, Value)>),
     /// A struct: its fields by name, in order.
-    Struct(Vec<(String, Value)>),
+    Struct(Vec<(FieldName, Value)>),
 }
 
 /// The Iceberg columns of a record value written with `parsed`: the top-level fields of the
@@ -236,7 +240,7 @@ impl<'a> Decoder<'a> {
 
 /// The one-field struct of a value of a schema that is not a record, message or object.
 pub(crate) fn single(value: Value) -> Value {
-    Value::Struct(vec![(VALUE_COLUMN.to_string(), value)])
+    Value::Struct(vec![(FieldName::from(VALUE_COLUMN), value)])
 }
 
 /// The error for nesting deeper than [`MAX_DEPTH`].
@@ -289,7 +293,7 @@ pub fn to_json(value: &Value) -> serde_json::Value {
         Value::Struct(fields) => J::Object(
             fields
                 .iter()
-                .map(|(k, v)| (k.clone(), to_json(v)))
+                .map(|(k, v)| (k.to_string(), to_json(v)))
                 .collect(),
         ),
     }

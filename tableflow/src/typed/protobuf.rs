@@ -14,7 +14,7 @@ use prost_reflect::{
 };
 
 use super::ids::child_path;
-use super::{FieldIds, MAX_DEPTH, Value, too_deep};
+use super::{FieldIds, FieldName, MAX_DEPTH, Value, too_deep};
 
 /// Well-known types with a mapping of their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,7 +213,7 @@ fn message_value(mut msg: DynamicMessage, depth: usize) -> Result<Value, String>
             None => field_value(&f, f.default_value(), depth + 1),
         }
         .map_err(|e| format!("{}: {e}", f.name()))?;
-        fields.push((f.name().to_string(), v));
+        fields.push((FieldName::from(f.name()), v));
     }
     Ok(Value::Struct(fields))
 }
@@ -404,7 +404,7 @@ fn any_json(m: &DynamicMessage, depth: usize) -> Result<serde_json::Value, Strin
             None => {
                 if let Value::Struct(fields) = message_value(inner, depth + 1)? {
                     for (k, v) in fields {
-                        out.insert(k, super::to_json(&v));
+                        out.insert(k.to_string(), super::to_json(&v));
                     }
                 }
             }
