@@ -258,7 +258,7 @@ impl Registry {
     pub fn schema_by_id(&self, id: i32) -> Result<Arc<StoredSchema>, RegistryError> {
         let state = self.read()?;
         match state.schema(id) {
-            Some(s) if !state.uses(id).is_empty() => Ok(Arc::clone(s)),
+            Some(s) if state.is_used(id) => Ok(Arc::clone(s)),
             _ => Err(RegistryError::schema_not_found(id)),
         }
     }
@@ -267,7 +267,7 @@ impl Registry {
     pub fn parsed(&self, id: i32) -> Result<Arc<Parsed>, RegistryError> {
         let state = self.read()?;
         let stored = match state.schema(id) {
-            Some(s) if !state.uses(id).is_empty() => s,
+            Some(s) if state.is_used(id) => s,
             _ => return Err(RegistryError::schema_not_found(id)),
         };
         state.parsed(stored).map_err(RegistryError::invalid_schema)

@@ -7,7 +7,7 @@
 //! before the schema it references, and a replay should not parse thousands of schemas no
 //! one asks for.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
 use crate::compat::{Compatibility, Mode};
@@ -48,6 +48,9 @@ pub struct State {
     schemas: BTreeMap<i32, Arc<StoredSchema>>,
     /// Ids by (type, exact text, references): the fast path of "is this schema known".
     exact: HashMap<(SchemaType, String, Vec<Reference>), i32>,
+    /// The (subject, version) pairs using each id: what every lookup by id (a produce's
+    /// validation, a table's decoding) asks, answered without walking every subject.
+    uses: HashMap<i32, BTreeSet<(String, i32)>>,
     configs: HashMap<Option<String>, Compatibility>,
     modes: HashMap<Option<String>, Mode>,
     max_id: i32,
@@ -59,11 +62,15 @@ impl State {
         match record {
             Record::Schema(v) => self.apply_schema(v),
             Record::SchemaDeleted { subject, version } => {
+                let mut removed = None;
                 if let Some(versions) = self.subjects.get_mut(&subject) {
-                    versions.remove(&version);
+                    removed = versions.remove(&version);
                     if versions.is_empty() {
                         self.subjects.remove(&subject);
                     }
+                }
+                if let Some(old) = removed {
+                    self.unuse(old.id, &subject, version);
                 }
             }
             Record::Config { subject, level } => match level {
@@ -102,13 +109,20 @@ impl State {
                 .or_insert(v.id);
             self.schemas.insert(v.id, stored);
         }
-        self.subjects.entry(v.subject).or_default().insert(
+        self.uses
+            .entry(v.id)
+            .or_default()
+            .insert((v.subject.clone(), v.version));
+        let old = self.subjects.entry(v.subject.clone()).or_default().insert(
             v.version,
             Version {
                 id: v.id,
                 deleted: v.deleted,
             },
         );
+        if let Some(old) = old.filter(|old| old.id != v.id) {
+            self.unuse(old.id, &v.subject, v.version);
+        }
     }
 
     /// The largest id ever seen (ids of hard-deleted schemas are not reused).
@@ -146,17 +160,31 @@ impl State {
             .copied()
     }
 
-    /// Where an id is used: (subject, version, soft-deleted).
-    pub fn uses(&self, id: i32) -> Vec<(&str, i32, bool)> {
-        let mut out = Vec::new();
-        for (subject, versions) in &self.subjects {
-            for (version, v) in versions {
-                if v.id == id {
-                    out.push((subject.as_str(), *version, v.deleted));
-                }
+    fn unuse(&mut self, id: i32, subject: &str, version: i32) {
+        if let Some(set) = self.uses.get_mut(&id) {
+            set.remove(&(subject.to_string(), version));
+            if set.is_empty() {
+                self.uses.remove(&id);
             }
         }
-        out
+    }
+
+    /// Where an id is used: (subject, version, soft-deleted), by subject and version.
+    pub fn uses(&self, id: i32) -> Vec<(&str, i32, bool)> {
+        let Some(set) = self.uses.get(&id) else {
+            return Vec::new();
+        };
+        set.iter()
+            .filter_map(|(subject, version)| {
+                let v = self.subjects.get(subject)?.get(version)?;
+                Some((subject.as_str(), *version, v.deleted))
+            })
+            .collect()
+    }
+
+    /// Whether any version, live or soft-deleted, uses the id.
+    pub fn is_used(&self, id: i32) -> bool {
+        self.uses.contains_key(&id)
     }
 
     /// A subject's own compatibility level.

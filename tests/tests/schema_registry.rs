@@ -142,7 +142,7 @@ fn serializers_register_produce_consume_and_everything_survives_a_restart() {
             "id {id} is new: {out}"
         );
     }
-    // `_schemas` is the broker's: clients may read it but not write to it.
+    // Every `_schemas` record written was replayed, none skipped as undecodable.
     let log = broker.log();
     assert!(!log.contains("skipping an undecodable record"), "{log}");
 }
