@@ -51,6 +51,7 @@ fn handle_blocking(ctx: &RequestContext, req: AddOffsetsToTxnRequest) -> Handled
                 req.producer_id.0,
                 req.producer_epoch,
                 &[(OFFSETS_TOPIC.to_string(), partition)],
+                0,
             )
         });
     let code = result.err().map_or(0, |e| e.code().code());

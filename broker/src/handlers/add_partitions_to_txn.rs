@@ -155,7 +155,7 @@ fn add(
     } else {
         let code = match broker
             .txns
-            .add_partitions(broker, &id, producer_id, epoch, &partitions)
+            .add_partitions(broker, &id, producer_id, epoch, &partitions, 0)
         {
             Ok(()) => ResponseError::Unknown(0),
             Err(e) => e.code(),

@@ -26,14 +26,15 @@ fn api_keys() -> Vec<ApiVersion> {
 /// - `metadata.version`: the cluster's metadata level; Floe speaks the protocol of Kafka
 ///   3.9 (`3.9-IV0`, level 21);
 /// - `group.version` 1: the KIP-848 consumer group protocol is served;
-/// - `transaction.version` 1: KIP-890 part 1 (server-side transaction verification); not 2,
-///   whose implicit partition adds (transactions V2) Floe does not serve, so clients that
-///   would use it keep to the protocol they share with Floe;
+/// - `transaction.version` 2: KIP-890 part 1 (server-side transaction verification) and
+///   part 2 (transactions V2: partitions join a transaction with Produce v12+ and
+///   TxnOffsetCommit v5+, EndTxn v5+ bumps the epoch after every transaction); clients
+///   that know only V1 keep using it;
 /// - `kraft.version` 0: no controller quorum.
 const FEATURES: &[(&str, i16, i16, i16)] = &[
     ("metadata.version", 1, 21, 21),
     ("group.version", 0, 1, 1),
-    ("transaction.version", 0, 1, 1),
+    ("transaction.version", 0, 2, 2),
     ("kraft.version", 0, 0, 0),
 ];
 

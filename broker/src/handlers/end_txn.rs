@@ -27,19 +27,25 @@ pub async fn handle(ctx: &RequestContext, req: EndTxnRequest) -> Handled {
 
 fn handle_blocking(ctx: &RequestContext, req: EndTxnRequest) -> Handled {
     let broker = &ctx.broker;
+    // v5+ is transactions V2 (KIP-890 part 2): the end bumps the epoch and the answer
+    // carries the producer id and epoch the producer goes on with.
     let result = broker.txns.end_txn(
         broker,
         &req.transactional_id.0,
         req.producer_id.0,
         req.producer_epoch,
         req.committed,
+        ctx.version() >= 5,
     );
-    let code = result.err().map_or(0, |e| e.code().code());
+    let (code, (id, epoch)) = match result {
+        Ok(next) => (0, next),
+        Err(e) => (e.code().code(), (-1, -1)),
+    };
     ResponseKind::EndTxn(
         EndTxnResponse::default()
             .with_error_code(code)
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1),
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(epoch),
     )
     .into()
 }

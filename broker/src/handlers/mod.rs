@@ -248,7 +248,7 @@ macro_rules! handlers {
 }
 
 handlers! {
-    Produce 3..=11 => produce;
+    Produce 3..=12 => produce;
     Fetch 4..=16 => fetch;
     ListOffsets 1..=8 => list_offsets;
     Metadata 0..=12 => metadata;
@@ -284,8 +284,8 @@ handlers! {
     ConsumerGroupDescribe 0..=1 => consumer_group_describe;
     AddPartitionsToTxn 0..=4 => add_partitions_to_txn;
     AddOffsetsToTxn 0..=3 => add_offsets_to_txn;
-    EndTxn 0..=4 => end_txn;
-    TxnOffsetCommit 0..=4 => txn_offset_commit;
+    EndTxn 0..=5 => end_txn;
+    TxnOffsetCommit 0..=5 => txn_offset_commit;
     DescribeProducers 0..=0 => describe_producers;
     DescribeTransactions 0..=0 => describe_transactions;
     ListTransactions 0..=1 => list_transactions;

@@ -85,7 +85,9 @@ pub async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Handled {
                         &name,
                         data.index,
                         &records,
-                    ) {
+                    )
+                    .await
+                    {
                         Err(failure) => Err(failure),
                         Ok(()) => {
                             let schemas = validation
@@ -205,9 +207,10 @@ fn fail(p: &mut PartitionProduceResponse, code: ResponseError) {
 
 /// Transactional batches need a transactional id and a partition already added to that
 /// producer's open transaction (INVALID_TXN_STATE otherwise, as Kafka's KIP-890
-/// verification answers); a transactional id comes with transactional batches only.
-/// Control batches are written by the coordinator, never by clients.
-fn check_transaction(
+/// verification answers); from v12 on (transactions V2) the partition joins the
+/// transaction, starting it if none is open. A transactional id comes with transactional
+/// batches only. Control batches are written by the coordinator, never by clients.
+async fn check_transaction(
     ctx: &RequestContext,
     transactional_id: Option<&str>,
     topic: &str,
@@ -242,15 +245,22 @@ fn check_transaction(
             Some("transactional batches need a transactional id".to_string()),
         ));
     };
-    ctx.broker
-        .txns
-        .verify(
+    let partition = (topic.to_string(), partition);
+    let checked = if ctx.version() >= 12 {
+        crate::txn::TransactionCoordinator::join(
+            &ctx.broker,
             transactional_id,
             producer_id,
             epoch,
-            &(topic.to_string(), partition),
+            partition,
         )
-        .map_err(|e| {
+        .await
+    } else {
+        ctx.broker
+            .txns
+            .verify(transactional_id, producer_id, epoch, &partition)
+    };
+    checked.map_err(|e| {
             let code = match e {
                 crate::txn::state::TxnError::ProducerFenced => ResponseError::InvalidProducerEpoch,
                 e => e.code(),

@@ -75,16 +75,27 @@ pub async fn handle(ctx: &RequestContext, req: TxnOffsetCommitRequest) -> Handle
     if let Err(e) = broker.groups.ensure_ready(&broker.topics) {
         return respond(args.fail_all(e), None).into();
     }
-    // The group's partition must be in the producer's transaction (AddOffsetsToTxn first).
+    // The group's partition must be in the producer's transaction (AddOffsetsToTxn first);
+    // from v5 on (transactions V2) it joins the transaction here.
     let Some(partition) = broker.groups.offsets_partition(&args.group_id) else {
         return respond(args.fail_all(GroupError::CoordinatorNotAvailable), None).into();
     };
-    if let Err(e) = broker.txns.verify(
-        &transactional_id,
-        producer.0,
-        producer.1,
-        &(OFFSETS_TOPIC.to_string(), partition),
-    ) {
+    let partition = (OFFSETS_TOPIC.to_string(), partition);
+    let checked = if ctx.version() >= 5 {
+        crate::txn::TransactionCoordinator::join(
+            broker,
+            &transactional_id,
+            producer.0,
+            producer.1,
+            partition,
+        )
+        .await
+    } else {
+        broker
+            .txns
+            .verify(&transactional_id, producer.0, producer.1, &partition)
+    };
+    if let Err(e) = checked {
         let results: PartitionResults = args
             .topics
             .iter()

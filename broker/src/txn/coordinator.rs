@@ -323,7 +323,8 @@ impl TransactionCoordinator {
         result
     }
 
-    /// AddPartitionsToTxn (and AddOffsetsToTxn). Blocking.
+    /// AddPartitionsToTxn (and AddOffsetsToTxn; `client_version` 0), and the implicit adds
+    /// of transactions V2 (`client_version` 2). Blocking.
     pub fn add_partitions(
         &self,
         broker: &Broker,
@@ -331,6 +332,7 @@ impl TransactionCoordinator {
         producer_id: i64,
         epoch: i16,
         partitions: &[(String, i32)],
+        client_version: i16,
     ) -> Result<(), TxnError> {
         let (slot, now) = self.begin(broker, transactional_id, false)?;
         let mut current = lock(&slot);
@@ -338,7 +340,9 @@ impl TransactionCoordinator {
         let Some(m) = current.as_ref() else {
             return Err(TxnError::InvalidProducerIdMapping);
         };
-        if let Some(step) = state::add_partitions(m, producer_id, epoch, partitions, now)? {
+        if let Some(step) =
+            state::add_partitions(m, producer_id, epoch, partitions, client_version, now)?
+        {
             self.run(broker, &mut current, vec![step])?;
         }
         Ok(())
@@ -360,7 +364,38 @@ impl TransactionCoordinator {
         }
     }
 
-    /// EndTxn. Blocking; answered once the markers are durable.
+    /// Transactions V2's implicit add (Produce v12+, TxnOffsetCommit v5+): the partition
+    /// joins the producer's transaction, which this starts if none is open. The check that
+    /// it already belongs is answered at once; an add runs on the blocking pool (it syncs
+    /// `__transaction_state`).
+    pub async fn join(
+        broker: &Arc<Broker>,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partition: (String, i32),
+    ) -> Result<(), TxnError> {
+        match broker
+            .txns
+            .verify(transactional_id, producer_id, epoch, &partition)
+        {
+            Err(TxnError::InvalidTxnState) => {}
+            done => return done,
+        }
+        let broker = Arc::clone(broker);
+        let id = transactional_id.to_string();
+        tokio::task::spawn_blocking(move || {
+            broker
+                .txns
+                .add_partitions(&broker, &id, producer_id, epoch, &[partition], 2)
+        })
+        .await
+        .unwrap_or(Err(TxnError::CoordinatorNotAvailable))
+    }
+
+    /// EndTxn. Blocking; answered once the markers are durable. `v2` for EndTxn v5+
+    /// (transactions V2, [`state::end_v2`]): the answer is the producer id and epoch to go
+    /// on with (-1 and -1 before v5).
     pub fn end_txn(
         &self,
         broker: &Broker,
@@ -368,7 +403,8 @@ impl TransactionCoordinator {
         producer_id: i64,
         epoch: i16,
         commit: bool,
-    ) -> Result<(), TxnError> {
+        v2: bool,
+    ) -> Result<(i64, i16), TxnError> {
         let (slot, now) = self.begin(broker, transactional_id, false)?;
         let mut current = lock(&slot);
         // A decided end finishing here is the same request retried, or a different one that
@@ -377,8 +413,21 @@ impl TransactionCoordinator {
         let Some(m) = current.as_ref() else {
             return Err(TxnError::InvalidProducerIdMapping);
         };
-        let steps = state::end(m, producer_id, epoch, commit, now)?;
-        self.run(broker, &mut current, steps)
+        if !v2 {
+            let steps = state::end(m, producer_id, epoch, commit, now)?;
+            self.run(broker, &mut current, steps)?;
+            return Ok((-1, -1));
+        }
+        let mut new_id = || {
+            broker.producer_ids.allocate(&broker.topics).map_err(|e| {
+                tracing::error!("cannot allocate a producer id: {e}");
+                TxnError::CoordinatorNotAvailable
+            })
+        };
+        let (steps, next_id, next_epoch) =
+            state::end_v2(m, producer_id, epoch, commit, now, &mut new_id)?;
+        self.run(broker, &mut current, steps)?;
+        Ok((next_id, next_epoch))
     }
 
     /// The metadata of an id (DescribeTransactions).

@@ -9,6 +9,13 @@
 //! transaction. InitProducerId bumps the epoch (fencing earlier producers with the same
 //! transactional id) and aborts a transaction left open; a transaction open past its
 //! timeout is aborted with a bumped epoch, which fences the producer that left it.
+//!
+//! Transactions V2 (KIP-890 part 2, EndTxn v5+): every end bumps the epoch, the markers are
+//! written with the bumped epoch (so a late write of the ended transaction is fenced in
+//! every partition) and the answer carries the producer id and epoch to use next; when the
+//! epoch is exhausted the end moves to a new producer id (`next_producer_id` in the prepare
+//! record, `previous_producer_id` after it). A retried end is recognised by its epoch being
+//! one below the current one (or by the previous producer id after such a move).
 
 use std::collections::BTreeSet;
 
@@ -100,9 +107,38 @@ pub struct TxnMetadata {
     pub last_update_ms: i64,
     /// When the open transaction began (-1 if none).
     pub start_ms: i64,
+    /// The producer id before the last move to a new one (transactions V2), or -1.
+    pub previous_producer_id: i64,
+    /// The producer id an ending transaction moves to (its epoch was exhausted), or -1.
+    pub next_producer_id: i64,
+    /// The transaction protocol version the producer used last (2: transactions V2).
+    pub client_version: i16,
 }
 
 impl TxnMetadata {
+    /// A transactional id's metadata with no transaction.
+    pub fn new(
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        timeout_ms: i32,
+        now_ms: i64,
+    ) -> TxnMetadata {
+        TxnMetadata {
+            transactional_id: transactional_id.to_string(),
+            producer_id,
+            producer_epoch,
+            timeout_ms,
+            state: TxnState::Empty,
+            partitions: BTreeSet::new(),
+            last_update_ms: now_ms,
+            start_ms: -1,
+            previous_producer_id: -1,
+            next_producer_id: -1,
+            client_version: 0,
+        }
+    }
+
     /// The partitions grouped by topic.
     pub fn topics(&self) -> Vec<(String, Vec<i32>)> {
         let mut out: Vec<(String, Vec<i32>)> = Vec::new();
@@ -210,13 +246,10 @@ fn bump(
 fn abort_steps(m: &TxnMetadata, producer_id: i64, epoch: i16, now_ms: i64) -> Vec<Step> {
     let prepare = TxnMetadata {
         producer_epoch: epoch,
+        next_producer_id: -1,
         ..m.with(TxnState::PrepareAbort, now_ms)
     };
-    let complete = TxnMetadata {
-        partitions: BTreeSet::new(),
-        start_ms: -1,
-        ..prepare.with(TxnState::CompleteAbort, now_ms)
-    };
+    let complete = completed(&prepare, TxnState::CompleteAbort, now_ms);
     vec![
         Step::Persist(prepare),
         Step::Markers {
@@ -241,16 +274,7 @@ pub fn init(
 ) -> Result<(Vec<Step>, i64, i16), TxnError> {
     let Some(m) = current.filter(|m| m.state != TxnState::Dead) else {
         let producer_id = new_id()?;
-        let m = TxnMetadata {
-            transactional_id: transactional_id.to_string(),
-            producer_id,
-            producer_epoch: 0,
-            timeout_ms,
-            state: TxnState::Empty,
-            partitions: BTreeSet::new(),
-            last_update_ms: now_ms,
-            start_ms: -1,
-        };
+        let m = TxnMetadata::new(transactional_id, producer_id, 0, timeout_ms, now_ms);
         return Ok((vec![Step::Persist(m)], producer_id, 0));
     };
     if let Some((id, epoch)) = expected
@@ -279,14 +303,12 @@ pub fn init(
         _ => bump(m.producer_id, m.producer_epoch, new_id)?,
     };
     steps.push(Step::Persist(TxnMetadata {
-        transactional_id: m.transactional_id.clone(),
-        producer_id,
-        producer_epoch: epoch,
-        timeout_ms,
-        state: TxnState::Empty,
-        partitions: BTreeSet::new(),
-        last_update_ms: now_ms,
-        start_ms: -1,
+        previous_producer_id: if producer_id == m.producer_id {
+            m.previous_producer_id
+        } else {
+            m.producer_id
+        },
+        ..TxnMetadata::new(&m.transactional_id, producer_id, epoch, timeout_ms, now_ms)
     }));
     Ok((steps, producer_id, epoch))
 }
@@ -304,11 +326,14 @@ fn check_producer(m: &TxnMetadata, producer_id: i64, epoch: i16) -> Result<(), T
 
 /// AddPartitionsToTxn (and AddOffsetsToTxn, with the group's `__consumer_offsets`
 /// partition): the step that records new partitions, if any are new.
+/// `client_version` is 2 for the implicit adds of transactions V2 (Produce v12+,
+/// TxnOffsetCommit v5+), else 0.
 pub fn add_partitions(
     m: &TxnMetadata,
     producer_id: i64,
     epoch: i16,
     partitions: &[(String, i32)],
+    client_version: i16,
     now_ms: i64,
 ) -> Result<Option<Step>, TxnError> {
     check_producer(m, producer_id, epoch)?;
@@ -329,6 +354,7 @@ pub fn add_partitions(
         next.start_ms = now_ms;
     }
     next.partitions.extend(partitions.iter().cloned());
+    next.client_version = client_version;
     Ok(Some(Step::Persist(next)))
 }
 
@@ -348,17 +374,9 @@ pub fn verify(
     }
 }
 
-/// EndTxn: the steps that commit or abort the open transaction (none for a retry of an
-/// end that already completed).
-pub fn end(
-    m: &TxnMetadata,
-    producer_id: i64,
-    epoch: i16,
-    commit: bool,
-    now_ms: i64,
-) -> Result<Vec<Step>, TxnError> {
-    check_producer(m, producer_id, epoch)?;
-    let (prepare, complete, control) = if commit {
+/// The states an end of `commit` goes through, and its markers' type.
+fn end_states(commit: bool) -> (TxnState, TxnState, ControlType) {
+    if commit {
         (
             TxnState::PrepareCommit,
             TxnState::CompleteCommit,
@@ -370,29 +388,136 @@ pub fn end(
             TxnState::CompleteAbort,
             ControlType::Abort,
         )
+    }
+}
+
+/// The metadata once the markers of the decided end `prepared` are all written: no
+/// partitions, and on the new producer id if the end moved to one.
+fn completed(prepared: &TxnMetadata, state: TxnState, now_ms: i64) -> TxnMetadata {
+    let mut done = TxnMetadata {
+        partitions: BTreeSet::new(),
+        start_ms: -1,
+        ..prepared.with(state, now_ms)
     };
+    if prepared.next_producer_id >= 0 {
+        done.previous_producer_id = prepared.producer_id;
+        done.producer_id = prepared.next_producer_id;
+        done.producer_epoch = 0;
+        done.next_producer_id = -1;
+    }
+    done
+}
+
+/// The steps of an end decided as `prepared`: the prepare record (the decision), the
+/// markers, the completion.
+fn end_steps(
+    m: &TxnMetadata,
+    prepared: TxnMetadata,
+    complete: TxnState,
+    control: ControlType,
+    now_ms: i64,
+) -> Vec<Step> {
+    let done = completed(&prepared, complete, now_ms);
+    let markers = Step::Markers {
+        producer_id: prepared.producer_id,
+        producer_epoch: prepared.producer_epoch,
+        control,
+        partitions: m.partitions.iter().cloned().collect(),
+    };
+    vec![Step::Persist(prepared), markers, Step::Persist(done)]
+}
+
+/// EndTxn before v5 (transactions V1): the steps that commit or abort the open
+/// transaction (none for a retry of an end that already completed). The epoch stays.
+pub fn end(
+    m: &TxnMetadata,
+    producer_id: i64,
+    epoch: i16,
+    commit: bool,
+    now_ms: i64,
+) -> Result<Vec<Step>, TxnError> {
+    check_producer(m, producer_id, epoch)?;
+    let (prepare, complete, control) = end_states(commit);
     match m.state {
-        TxnState::Ongoing => {
-            let prepared = m.with(prepare, now_ms);
-            let done = TxnMetadata {
-                partitions: BTreeSet::new(),
-                start_ms: -1,
-                ..prepared.with(complete, now_ms)
-            };
-            Ok(vec![
-                Step::Persist(prepared),
-                Step::Markers {
-                    producer_id,
-                    producer_epoch: epoch,
-                    control,
-                    partitions: m.partitions.iter().cloned().collect(),
-                },
-                Step::Persist(done),
-            ])
-        }
+        TxnState::Ongoing => Ok(end_steps(
+            m,
+            m.with(prepare, now_ms),
+            complete,
+            control,
+            now_ms,
+        )),
         // A retry of the same end.
         s if s == complete => Ok(Vec::new()),
         s if s == prepare => Err(TxnError::ConcurrentTransactions),
+        _ => Err(TxnError::InvalidTxnState),
+    }
+}
+
+/// EndTxn v5+ (transactions V2): the steps, and the producer id and epoch the producer
+/// goes on with. The end bumps the epoch (its markers carry the bumped one), moving to a
+/// new producer id when the epoch is exhausted. As Kafka's coordinator: an abort with no
+/// transaction open (nothing was produced since the last end) still bumps the epoch; a
+/// retry (the epoch one below the current one, or the previous producer id's last epoch
+/// after a move) of an end that completed is answered with the current id and epoch; any
+/// other epoch is fenced.
+pub fn end_v2(
+    m: &TxnMetadata,
+    producer_id: i64,
+    epoch: i16,
+    commit: bool,
+    now_ms: i64,
+    new_id: &mut dyn FnMut() -> Result<i64, TxnError>,
+) -> Result<(Vec<Step>, i64, i16), TxnError> {
+    let retry_on_bump =
+        producer_id == m.producer_id && i32::from(m.producer_epoch) == i32::from(epoch) + 1;
+    let retry_on_move = m.previous_producer_id == producer_id
+        && producer_id != m.producer_id
+        && epoch == i16::MAX - 1
+        && m.producer_epoch == 0;
+    if producer_id != m.producer_id && !retry_on_move {
+        return Err(TxnError::InvalidProducerIdMapping);
+    }
+    let valid = match m.state {
+        TxnState::Ongoing | TxnState::Empty | TxnState::Dead | TxnState::PrepareEpochFence => {
+            epoch == m.producer_epoch
+        }
+        TxnState::PrepareCommit | TxnState::PrepareAbort => retry_on_bump,
+        TxnState::CompleteCommit | TxnState::CompleteAbort => {
+            retry_on_bump || retry_on_move || epoch == m.producer_epoch
+        }
+    };
+    if !valid {
+        return Err(TxnError::ProducerFenced);
+    }
+    let retry = retry_on_bump || retry_on_move;
+    let (prepare, complete, control) = end_states(commit);
+    let current = (Vec::new(), m.producer_id, m.producer_epoch);
+    match (m.state, commit) {
+        (TxnState::Ongoing, _)
+        | (TxnState::Empty, false)
+        | (TxnState::CompleteCommit | TxnState::CompleteAbort, false)
+            if !retry =>
+        {
+            let next_producer_id = if m.producer_epoch >= i16::MAX - 1 {
+                new_id()?
+            } else {
+                -1
+            };
+            let prepared = TxnMetadata {
+                producer_epoch: m.producer_epoch.saturating_add(1),
+                next_producer_id,
+                client_version: 2,
+                ..m.with(prepare, now_ms)
+            };
+            let steps = end_steps(m, prepared, complete, control, now_ms);
+            let Some(Step::Persist(done)) = steps.last() else {
+                unreachable!("end_steps ends with the completion")
+            };
+            let (id, epoch) = (done.producer_id, done.producer_epoch);
+            Ok((steps, id, epoch))
+        }
+        (s, _) if s == complete && retry => Ok(current),
+        (s, _) if s == prepare => Err(TxnError::ConcurrentTransactions),
         _ => Err(TxnError::InvalidTxnState),
     }
 }
@@ -415,11 +540,7 @@ pub fn resume(m: &TxnMetadata, now_ms: i64) -> Vec<Step> {
             control,
             partitions: m.partitions.iter().cloned().collect(),
         },
-        Step::Persist(TxnMetadata {
-            partitions: BTreeSet::new(),
-            start_ms: -1,
-            ..m.with(complete, now_ms)
-        }),
+        Step::Persist(completed(m, complete, now_ms)),
     ]
 }
 
@@ -430,8 +551,12 @@ pub fn expire(m: &TxnMetadata, now_ms: i64) -> Option<Vec<Step>> {
     {
         return None;
     }
-    let epoch = if m.producer_epoch < i16::MAX - 1 {
-        m.producer_epoch + 1
+    // A transactions V2 producer retrying its end with the old epoch would pass for a
+    // retry of this abort (one below the current epoch): bump twice, as Kafka's fence
+    // followed by a V2 abort does, so it is fenced.
+    let step = if m.client_version >= 2 { 2 } else { 1 };
+    let epoch = if i32::from(m.producer_epoch) + step < i32::from(i16::MAX) {
+        m.producer_epoch + step as i16
     } else {
         m.producer_epoch
     };

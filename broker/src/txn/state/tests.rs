@@ -16,6 +16,9 @@ fn meta(state: TxnState, epoch: i16) -> TxnMetadata {
             .collect(),
         last_update_ms: 0,
         start_ms: 100,
+        previous_producer_id: -1,
+        next_producer_id: -1,
+        client_version: 0,
     }
 }
 
@@ -98,22 +101,22 @@ fn add_partitions_opens_and_extends_a_transaction() {
     let idle = meta(TxnState::CompleteCommit, 3);
     let new = [("u".to_string(), 5)];
     assert_eq!(
-        add_partitions(&idle, 8, 3, &new, 50).unwrap_err(),
+        add_partitions(&idle, 8, 3, &new, 0, 50).unwrap_err(),
         TxnError::InvalidProducerIdMapping
     );
     assert_eq!(
-        add_partitions(&idle, 7, 2, &new, 50).unwrap_err(),
+        add_partitions(&idle, 7, 2, &new, 0, 50).unwrap_err(),
         TxnError::ProducerFenced
     );
-    let Some(Step::Persist(open)) = add_partitions(&idle, 7, 3, &new, 50).unwrap() else {
+    let Some(Step::Persist(open)) = add_partitions(&idle, 7, 3, &new, 0, 50).unwrap() else {
         panic!("a new transaction is recorded")
     };
     // The previous transaction's partitions are not carried over.
     assert_eq!(open.state, TxnState::Ongoing);
     assert_eq!(open.partitions.len(), 1);
     assert_eq!(open.start_ms, 50);
-    assert_eq!(add_partitions(&open, 7, 3, &new, 60).unwrap(), None);
-    let Some(Step::Persist(more)) = add_partitions(&open, 7, 3, &[("t".into(), 0)], 60).unwrap()
+    assert_eq!(add_partitions(&open, 7, 3, &new, 0, 60).unwrap(), None);
+    let Some(Step::Persist(more)) = add_partitions(&open, 7, 3, &[("t".into(), 0)], 0, 60).unwrap()
     else {
         panic!()
     };
@@ -171,4 +174,143 @@ fn a_decided_end_resumes_and_an_expired_transaction_aborts() {
         vec![(TxnState::PrepareAbort, 4), (TxnState::CompleteAbort, 4)]
     );
     assert_eq!(expire(&meta(TxnState::CompleteAbort, 3), i64::MAX), None);
+}
+
+/// Transactions V2: every end bumps the epoch, markers carry the bumped one, and the
+/// answer is the id and epoch to go on with; Kafka's table of retries and fencing.
+#[test]
+fn v2_ends_bump_the_epoch_and_answer_retries() {
+    let open = meta(TxnState::Ongoing, 3);
+    let (steps, id, epoch) = end_v2(&open, 7, 3, true, 9, &mut no_new_id).unwrap();
+    assert_eq!((id, epoch), (7, 4));
+    assert_eq!(
+        persisted(&steps),
+        vec![(TxnState::PrepareCommit, 4), (TxnState::CompleteCommit, 4)]
+    );
+    assert_eq!(markers(&steps), vec![(ControlType::Commit, 4, 2)]);
+    let Some(Step::Persist(done)) = steps.last() else {
+        panic!()
+    };
+    assert_eq!(done.client_version, 2);
+    assert!(done.partitions.is_empty());
+
+    let committed = meta(TxnState::CompleteCommit, 4);
+    // A retry (epoch one below) of the same end: the current id and epoch, nothing done.
+    assert_eq!(
+        end_v2(&committed, 7, 3, true, 9, &mut no_new_id).unwrap(),
+        (Vec::new(), 7, 4)
+    );
+    // A retry of the other end, or a commit with nothing open: INVALID_TXN_STATE.
+    for (epoch, commit) in [(3, false), (4, true)] {
+        assert_eq!(
+            end_v2(&committed, 7, epoch, commit, 9, &mut no_new_id).unwrap_err(),
+            TxnError::InvalidTxnState,
+            "{epoch} {commit}"
+        );
+    }
+    // An abort with nothing open (nothing was produced): the epoch still moves, no markers.
+    for state in [
+        TxnState::CompleteCommit,
+        TxnState::CompleteAbort,
+        TxnState::Empty,
+    ] {
+        let (steps, id, epoch) = end_v2(&meta(state, 4), 7, 4, false, 9, &mut no_new_id).unwrap();
+        assert_eq!((id, epoch), (7, 5), "{state:?}");
+        assert_eq!(
+            persisted(&steps),
+            vec![(TxnState::PrepareAbort, 5), (TxnState::CompleteAbort, 5)]
+        );
+    }
+    let aborted = meta(TxnState::CompleteAbort, 5);
+    assert_eq!(
+        end_v2(&aborted, 7, 4, false, 9, &mut no_new_id).unwrap(),
+        (Vec::new(), 7, 5)
+    );
+    // Older epochs, and a retry against an open transaction, are fenced.
+    assert_eq!(
+        end_v2(&aborted, 7, 3, false, 9, &mut no_new_id).unwrap_err(),
+        TxnError::ProducerFenced
+    );
+    assert_eq!(
+        end_v2(&meta(TxnState::Empty, 4), 7, 3, false, 9, &mut no_new_id).unwrap_err(),
+        TxnError::ProducerFenced
+    );
+    assert_eq!(
+        end_v2(&open, 7, 2, true, 9, &mut no_new_id).unwrap_err(),
+        TxnError::ProducerFenced
+    );
+    assert_eq!(
+        end_v2(&open, 8, 3, true, 9, &mut no_new_id).unwrap_err(),
+        TxnError::InvalidProducerIdMapping
+    );
+    assert_eq!(
+        end_v2(
+            &meta(TxnState::PrepareCommit, 4),
+            7,
+            3,
+            true,
+            9,
+            &mut no_new_id
+        )
+        .unwrap_err(),
+        TxnError::ConcurrentTransactions
+    );
+}
+
+/// An exhausted epoch: the markers take the last epoch, the id moves to a new one (also
+/// when the end is resumed after a crash), and a retry with the old id is recognised.
+#[test]
+fn v2_end_moves_to_a_new_id_when_the_epoch_is_exhausted() {
+    let open = meta(TxnState::Ongoing, i16::MAX - 1);
+    let (steps, id, epoch) = end_v2(&open, 7, i16::MAX - 1, true, 9, &mut || Ok(99)).unwrap();
+    assert_eq!((id, epoch), (99, 0));
+    assert_eq!(markers(&steps), vec![(ControlType::Commit, i16::MAX, 2)]);
+    let Step::Persist(prepared) = &steps[0] else {
+        panic!()
+    };
+    assert_eq!((prepared.producer_id, prepared.next_producer_id), (7, 99));
+    let Some(Step::Persist(done)) = steps.last() else {
+        panic!()
+    };
+    assert_eq!(
+        (
+            done.producer_id,
+            done.producer_epoch,
+            done.previous_producer_id,
+            done.next_producer_id
+        ),
+        (99, 0, 7, -1)
+    );
+    // The crash case: the prepare record alone is resumed to the same completion.
+    let resumed = resume(prepared, 9);
+    assert_eq!(resumed.last(), Some(&Step::Persist(done.clone())));
+    // A retry with the old id and epoch.
+    assert_eq!(
+        end_v2(done, 7, i16::MAX - 1, true, 9, &mut no_new_id).unwrap(),
+        (Vec::new(), 99, 0)
+    );
+    // The old id otherwise is not the transactional id's.
+    assert_eq!(
+        end_v2(done, 7, 5, true, 9, &mut no_new_id).unwrap_err(),
+        TxnError::InvalidProducerIdMapping
+    );
+}
+
+/// A V2 producer's timed-out transaction is aborted two epochs up, so its own late end
+/// (one epoch below the abort's would read as a retry) is fenced.
+#[test]
+fn v2_timeouts_fence_the_producer() {
+    let open = TxnMetadata {
+        client_version: 2,
+        ..meta(TxnState::Ongoing, 3)
+    };
+    let steps = expire(&open, 1101).unwrap();
+    assert_eq!(markers(&steps), vec![(ControlType::Abort, 5, 2)]);
+    let Some(Step::Persist(done)) = steps.last() else {
+        panic!()
+    };
+    assert_eq!(
+        end_v2(done, 7, 3, false, 2000, &mut no_new_id).unwrap_err(),
+        TxnError::ProducerFenced
+    );
 }
