@@ -359,6 +359,8 @@ pub struct PartitionLog {
     /// Aborted transactions ([`crate::txn_index`]); updated before `first_unstable` and
     /// `log_end` are published, so a reader that sees a marker sees its entry.
     txn_index: std::sync::RwLock<TxnIndex>,
+    /// Held while the index file is appended to or rewritten (the two never interleave).
+    txn_index_file: Mutex<()>,
     /// First offset of the oldest open transaction (`i64::MAX` if none); stored before
     /// `log_end` under the append lock.
     first_unstable: AtomicI64,
@@ -494,6 +496,7 @@ impl PartitionLog {
             tombstones_due_at: AtomicI64::new(i64::MIN),
             remote: std::sync::RwLock::new(None),
             txn_index: std::sync::RwLock::new(txn_index),
+            txn_index_file: Mutex::new(()),
             first_unstable: AtomicI64::new(first_unstable),
             traffic: traffic::Traffic::default(),
             retention_holds: Arc::default(),

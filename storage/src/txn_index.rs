@@ -163,6 +163,33 @@ impl TxnIndex {
         self.entries = self.entries.split_off(&log_start);
     }
 
+    /// Removes the entries whose markers are at `markers`. If any of them is in the file,
+    /// returns the file's new contents (the remaining entries it holds) and the bound they
+    /// cover, to be written whole and then recorded with [`TxnIndex::rewritten`].
+    pub(crate) fn remove(&mut self, markers: &[i64]) -> Option<(Vec<u8>, i64)> {
+        let mut in_file = false;
+        for marker in markers {
+            if self.entries.remove(marker).is_some() && *marker < self.persisted_below {
+                in_file = true;
+            }
+        }
+        if !in_file {
+            return None;
+        }
+        let mut contents = Vec::new();
+        for txn in self.entries.range(..self.persisted_below).map(|(_, t)| t) {
+            encode(txn, &mut contents);
+        }
+        Some((contents, self.persisted_below))
+    }
+
+    /// Records that the file was rewritten whole with `len` bytes covering the entries
+    /// below `below`.
+    pub(crate) fn rewritten(&mut self, len: u64, below: i64) {
+        self.persisted_len = len;
+        self.persisted_below = below;
+    }
+
     /// Number of entries in memory.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

@@ -24,9 +24,12 @@
 //! Transactions: records of aborted transactions never enter the map and are removed (as
 //! Kafka's cleaner does). A commit marker goes once no record of its transaction is left
 //! and it is older than `delete.retention.ms` (so a consumer that read the records before
-//! they were cleaned still finds it); abort markers stay (read_committed consumers skip an
-//! aborted producer's records until its abort marker, and the aborted-transaction index
-//! keeps naming the transaction).
+//! they were cleaned still finds it). An abort marker goes, as in Kafka, once a pass finds
+//! no record of its transaction left (the pass that removes the records keeps it, so it
+//! outlives them by at least one pass) and it is older than `delete.retention.ms`; its
+//! aborted-transaction index entry is removed durably first (read_committed consumers skip
+//! an aborted producer's records until its abort marker: an entry without its marker
+//! would hide that producer's later records, a marker without its entry hides nothing).
 //! Segments are not merged: a cleaned segment replaces exactly one old segment, and one left
 //! empty is deleted (the first segment is kept empty, so the log start does not move).
 //!
@@ -189,9 +192,11 @@ fn batches(
 }
 
 /// What a clean pass knows of transactions while it rewrites the log from its start: per
-/// producer, whether a record of its current transaction was kept since its last marker.
+/// producer, whether a batch of its current transaction was read since its last marker,
+/// and whether a record of it was kept.
 struct Transactions {
-    retained: HashMap<i64, bool>,
+    /// Producer id -> (a batch was read, a record was kept).
+    retained: HashMap<i64, (bool, bool)>,
     /// Markers stamped before this are past `delete.retention.ms`.
     expired_before_ms: i64,
     delete_retention_ms: i64,
@@ -202,22 +207,40 @@ struct Transactions {
 impl Transactions {
     /// A data batch of a transaction was rewritten; `kept` whether any record stayed.
     fn data(&mut self, producer_id: i64, kept: bool) {
-        *self.retained.entry(producer_id).or_insert(false) |= kept;
+        let entry = self.retained.entry(producer_id).or_insert((false, false));
+        entry.0 = true;
+        entry.1 |= kept;
     }
 
-    /// Whether a marker can go: a commit marker with no record of its transaction kept,
-    /// past `delete.retention.ms`.
+    /// Whether a marker can go: a commit marker with no record of its transaction kept, an
+    /// abort marker with no batch of its transaction read in this pass; either past
+    /// `delete.retention.ms`.
     fn marker_removable(
         &mut self,
         header: &floe_protocol::record_batch::BatchHeader,
         bytes: &[u8],
     ) -> bool {
-        let had_records = self.retained.remove(&header.producer_id).unwrap_or(false);
-        let commit = matches!(
-            floe_protocol::control::control_type(bytes),
-            Ok(Some(floe_protocol::control::ControlType::Commit))
-        );
-        if !commit || had_records {
+        use floe_protocol::control::{ControlType, control_type};
+        let (read, kept) = self
+            .retained
+            .remove(&header.producer_id)
+            .unwrap_or((false, false));
+        let ended_empty = match control_type(bytes) {
+            Ok(Some(ControlType::Commit)) => !kept,
+            Ok(Some(ControlType::Abort)) => !read,
+            _ => false,
+        };
+        if !ended_empty {
+            if read && !kept {
+                // An abort whose records this pass removed: the next pass may take the
+                // marker once it is old enough.
+                self.next_due_ms = self.next_due_ms.min(
+                    header
+                        .max_timestamp
+                        .saturating_add(self.delete_retention_ms)
+                        .saturating_add(1),
+                );
+            }
             return false;
         }
         if header.max_timestamp < self.expired_before_ms {
@@ -489,6 +512,8 @@ impl PartitionLog {
         new.time_index.clear()?;
         let mut changed = false;
         let mut removed = 0u64;
+        // Abort markers this rewrite leaves out: their index entries go first.
+        let mut aborts_removed = Vec::new();
         for item in batches(old) {
             let (batch, bytes) = item?;
             throttle.account(bytes.len() as u64);
@@ -498,6 +523,12 @@ impl PartitionLog {
             let filtered = if batch.header.is_control() {
                 if txns.marker_removable(&batch.header, &bytes) {
                     total = 1;
+                    if matches!(
+                        floe_protocol::control::control_type(&bytes),
+                        Ok(Some(floe_protocol::control::ControlType::Abort))
+                    ) {
+                        aborts_removed.push(batch.header.base_offset);
+                    }
                     Filtered::Empty
                 } else {
                     Filtered::Unchanged
@@ -555,6 +586,8 @@ impl PartitionLog {
         }
         stats.records_removed += removed;
         stats.segments_cleaned += 1;
+        // Before the markers can disappear (commit point or deletion below).
+        self.remove_aborted(&aborts_removed)?;
         if new.size == 0 && !first {
             for path in [&log_path, &index_path, &time_path] {
                 io::remove_file(&with_suffix(path, CLEANED_SUFFIX))?;

@@ -71,6 +71,10 @@ impl PartitionLog {
     /// Appends the aborted transactions below `below` that are not yet in the index file
     /// and syncs it (before a producer snapshot at `below` is written).
     pub(crate) fn persist_txn_index(&self, below: i64) -> Result<(), StorageError> {
+        let _file = self
+            .txn_index_file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let (position, bytes, below, path) = {
             let index = self
                 .txn_index
@@ -88,6 +92,38 @@ impl PartitionLog {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .persisted(position, bytes.len(), below);
+        Ok(())
+    }
+
+    /// Removes the aborted transactions whose abort markers are at `markers` (the cleaner
+    /// is about to remove those markers, their records being gone) from the index, and
+    /// from its file durably, before the markers' segment is swapped.
+    pub(crate) fn remove_aborted(&self, markers: &[i64]) -> Result<(), StorageError> {
+        if markers.is_empty() {
+            return Ok(());
+        }
+        let _file = self
+            .txn_index_file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let rewrite = self
+            .txn_index
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(markers);
+        if let Some((contents, persisted_below)) = rewrite {
+            let path = self
+                .txn_index
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .path()
+                .to_path_buf();
+            self.io.write_atomic(&path, &contents)?;
+            self.txn_index
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .rewritten(contents.len() as u64, persisted_below);
+        }
         Ok(())
     }
 

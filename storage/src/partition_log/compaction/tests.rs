@@ -382,11 +382,12 @@ fn aborted_records_are_removed_and_markers_kept() {
 }
 
 /// A commit marker goes once its transaction's records were all cleaned away and
-/// `delete.retention.ms` passed; one whose records remain stays, as do abort markers.
-fn commit_markers_go_with_their_records() {
+/// `delete.retention.ms` passed; one whose records remain stays. An abort marker outlives
+/// its records by a pass, then goes with its aborted-transaction entry, also on disk.
+fn markers_go_with_their_records() {
     use floe_protocol::control::ControlType;
     let dir = tempfile::tempdir().unwrap();
-    let (_manager, log) = open(dir.path(), compact_config(10_000));
+    let (manager, log) = open(dir.path(), compact_config(10_000));
     log.append_now(txn_batch(5, 0, &["k0", "k1"], "old"), 1_000)
         .unwrap();
     log.append_marker(5, 0, 0, ControlType::Commit, 1_000)
@@ -424,21 +425,35 @@ fn commit_markers_go_with_their_records() {
     );
     assert!(values.iter().any(|v| v == "stays"));
     assert_eq!(markers(&log), (2, 1));
-    // The kept marker makes a later clean due by itself.
+    assert_eq!(log.aborted_transactions(0, i64::MAX).len(), 1);
+    // The kept markers make a later clean due by themselves.
     let later = log.cleanable(100_000).unwrap();
     assert!(later.tombstones_due, "{later:?}");
-    // Past it: only the marker of the transaction without records goes.
+    // Past it: the markers of the transactions without records go (the abort marker's
+    // records went in the pass before), the one with a record left stays.
     log.clean(1 << 20, &NoThrottle, 100_000).unwrap();
-    assert_eq!(markers(&log), (1, 1));
+    assert_eq!(markers(&log), (1, 0));
+    assert!(log.aborted_transactions(0, i64::MAX).is_empty());
     assert!(
         contents(&log)
             .values()
             .any(|(_, v)| v.as_deref() == Some("stays"))
     );
+    // The index file agrees after a restart.
+    let after = contents(&log);
+    drop(log);
+    manager.shutdown().unwrap();
+    drop(manager);
+    let manager = open_manager(dir.path());
+    let log = manager
+        .open_partition(&tp(), compact_config(10_000))
+        .unwrap();
+    assert!(log.aborted_transactions(0, i64::MAX).is_empty());
+    assert_eq!(contents(&log), after);
 }
 
 crate::test_util::on_both_backends!(
-    commit_markers_go_with_their_records,
+    markers_go_with_their_records,
     aborted_records_are_removed_and_markers_kept,
     keeps_the_latest_value_of_every_key_at_its_offset,
     tombstones_go_after_delete_retention_ms,
