@@ -171,7 +171,18 @@ pub fn typed_batch(
         .clone()
         .ok_or_else(|| ArrowError::SchemaError("not a schema-mode table".into()))?;
     let values: Vec<&crate::typed::Value> = rows.iter().map(|(_, v)| v).collect();
-    let mut columns = crate::typed::build_columns(value_arrow.fields(), &values)?;
+    let columns = crate::typed::build_columns(value_arrow.fields(), &values)?;
+    let records: Vec<&KafkaRecord> = rows.iter().map(|(r, _)| *r).collect();
+    typed_batch_of(layout, &records, columns)
+}
+
+/// The batch of `records` whose value columns (the table's columns before `_kafka`, in
+/// order) are already built.
+pub fn typed_batch_of(
+    layout: &TableLayout,
+    records: &[&KafkaRecord],
+    mut columns: Vec<ArrayRef>,
+) -> Result<RecordBatch, ArrowError> {
     let kafka = field(&layout.arrow, crate::schema::KAFKA_STRUCT)?;
     let DataType::Struct(kafka_fields) = kafka.data_type() else {
         return Err(ArrowError::SchemaError(format!(
@@ -179,12 +190,11 @@ pub fn typed_batch(
             crate::schema::KAFKA_STRUCT
         )));
     };
-    let records: Vec<&KafkaRecord> = rows.iter().map(|(r, _)| *r).collect();
     let kafka_schema = ArrowSchema::new(kafka_fields.clone());
     let mut kafka_columns = Vec::with_capacity(kafka_fields.len());
     for f in kafka_fields {
         kafka_columns.push(
-            kafka_column(&kafka_schema, f.name(), &records)?.ok_or_else(|| {
+            kafka_column(&kafka_schema, f.name(), records)?.ok_or_else(|| {
                 ArrowError::SchemaError(format!("unexpected Kafka field {}", f.name()))
             })?,
         );

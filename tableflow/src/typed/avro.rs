@@ -15,6 +15,8 @@ use iceberg::spec::{
     ListType, MapType, NestedField, NestedFieldRef, PrimitiveType, StructType, Type,
 };
 
+pub(crate) mod direct;
+
 use super::ids::child_path;
 use super::{FieldIds, FieldName, MAX_DEPTH, VALUE_COLUMN, Value, single, too_deep};
 

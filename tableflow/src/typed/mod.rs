@@ -106,6 +106,7 @@
 
 pub mod arrow;
 pub mod avro;
+pub(crate) mod columns;
 mod ids;
 pub mod json;
 pub mod protobuf;
@@ -226,6 +227,14 @@ impl<'a> Decoder<'a> {
             Parsed::Json(s) => Inner::Json(json::JsonDecoder::new(s)),
         };
         Decoder { inner }
+    }
+
+    /// The Avro decoder, for an Avro schema ([`avro::direct`] programs are built on it).
+    pub(crate) fn avro(&self) -> Option<&avro::AvroDecoder<'a>> {
+        match &self.inner {
+            Inner::Avro(d) => Some(d),
+            _ => None,
+        }
     }
 
     /// Decodes one payload, as [`decode_value`].

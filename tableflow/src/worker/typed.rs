@@ -27,6 +27,8 @@ use crate::convert::{self, KafkaRecord, Rejected};
 use crate::error::TableflowError;
 use crate::schema::{TableLayout, merge_value_fields};
 use crate::sink::TableSink;
+use crate::typed::avro::direct::Program;
+use crate::typed::columns::Columns;
 use crate::typed::{self, Decoder, FieldIds, Value};
 
 /// What to do with the records of one schema id (and Protobuf message).
@@ -246,8 +248,12 @@ impl Typed {
             .ok_or_else(|| TableflowError::Internal("not a schema-mode table".into()))?;
         // First the plan of every record, then one decoder per schema for all of them (a
         // decoder keeps what it works out about its schema).
-        let mut schemas: HashMap<PlanKey, Arc<Parsed>> = HashMap::new();
-        let mut planned: Vec<(&KafkaRecord, PlanKey, &[u8])> = Vec::with_capacity(records.len());
+        // The distinct schemas of these records; each planned record names its schema by
+        // index. A run of records with the same Avro or JSON Schema id (the usual case) is
+        // planned once: no registry lookup or key hashing per record.
+        let mut schemas: Vec<(PlanKey, Arc<Parsed>)> = Vec::new();
+        let mut last: Option<(i32, usize)> = None;
+        let mut planned: Vec<(&KafkaRecord, usize, &[u8])> = Vec::with_capacity(records.len());
         for r in records {
             let reject = |error: String| Rejected {
                 record: (*r).clone(),
@@ -268,6 +274,12 @@ impl Typed {
                     continue;
                 }
             };
+            if let Some((last_id, index)) = last
+                && last_id == id
+            {
+                planned.push((r, index, payload));
+                continue;
+            }
             match self.plan(main, id, payload) {
                 Err(e) | Ok((_, Plan::Invalid(e))) => rejected.push(reject(e)),
                 // Cannot happen after the loop above; never write a row that does not fit.
@@ -275,24 +287,83 @@ impl Typed {
                     "schema id {id} still needs the table to evolve"
                 ))),
                 Ok((key, Plan::Fits(parsed))) => {
-                    schemas.entry(key.clone()).or_insert(parsed);
-                    planned.push((r, key, payload));
+                    let index = match schemas.iter().position(|(k, _)| *k == key) {
+                        Some(index) => index,
+                        None => {
+                            schemas.push((key, parsed));
+                            schemas.len() - 1
+                        }
+                    };
+                    // Protobuf payloads name their message: the next record may differ.
+                    if !matches!(*schemas[index].1, Parsed::Protobuf(_)) {
+                        last = Some((id, index));
+                    }
+                    planned.push((r, index, payload));
                 }
             }
         }
-        let decoders: HashMap<&PlanKey, Decoder<'_>> = schemas
+        let decoders: Vec<Decoder<'_>> = schemas
             .iter()
-            .map(|(key, parsed)| (key, Decoder::new(parsed)))
+            .map(|(_, parsed)| Decoder::new(parsed))
             .collect();
+        // The value of a record that failed, decoded again the `Value` way: the reason in
+        // that path's words (or `fallback` if that path takes it).
+        let reason = |index: usize, payload: &[u8], fallback: String| {
+            let decoder = &decoders[index];
+            let id = schemas[index].0.0;
+            match decoder.decode(payload) {
+                Err(e) => format!("value does not decode with schema id {id}: {e}"),
+                Ok(v) => match typed::check_fits(value_arrow.fields(), &v) {
+                    Err(e) => format!("value does not fit the table: {e}"),
+                    Ok(()) => fallback,
+                },
+            }
+        };
+        // Fast path: every schema of these records is Avro with a program that decodes
+        // straight into the columns.
+        let programs: Option<Vec<Program<'_, '_>>> = decoders
+            .iter()
+            .map(|decoder| Program::new(decoder.avro()?, value_arrow.fields()))
+            .collect();
+        if let (Some(programs), Some(mut columns)) = (programs, Columns::new(value_arrow.fields()))
+        {
+            let mut written: Vec<&KafkaRecord> = Vec::with_capacity(planned.len());
+            let mut bytes = 0usize;
+            for &(r, index, payload) in &planned {
+                match programs[index].append(payload, &mut columns) {
+                    Ok(()) => {
+                        bytes += r.size();
+                        written.push(r);
+                    }
+                    Err(e) => rejected.push(Rejected {
+                        record: r.clone(),
+                        error: reason(index, payload, format!("value does not decode: {e}")),
+                    }),
+                }
+            }
+            if !written.is_empty() {
+                let arrow_error = |source| TableflowError::Arrow {
+                    table: main.ident().to_string(),
+                    source,
+                };
+                let values = columns.finish(value_arrow.fields()).map_err(arrow_error)?;
+                let batch = convert::typed_batch_of(main.layout(), &written, values)
+                    .map_err(arrow_error)?;
+                main.write(batch, bytes).await?;
+            }
+            return Ok(rejected);
+        }
         let mut rows: Vec<(&KafkaRecord, Value)> = Vec::with_capacity(planned.len());
         let mut bytes = 0usize;
-        for (r, key, payload) in planned {
-            let Some(decoder) = decoders.get(&key) else {
-                continue;
-            };
-            let decoded = decoder
+        for (r, index, payload) in planned {
+            let decoded = decoders[index]
                 .decode(payload)
-                .map_err(|e| format!("value does not decode with schema id {}: {e}", key.0))
+                .map_err(|e| {
+                    format!(
+                        "value does not decode with schema id {}: {e}",
+                        schemas[index].0.0
+                    )
+                })
                 .and_then(|v| {
                     typed::check_fits(value_arrow.fields(), &v)
                         .map(|()| v)
