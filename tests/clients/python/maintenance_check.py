@@ -2,11 +2,14 @@
 expiry, compaction and orphan cleanup on, read back by pyiceberg and DuckDB.
 
 Subcommands (all take --bootstrap, --data-dir, --topic):
-  create   create the table topic with fast commits and quick maintenance settings.
-  churn    produce for --seconds while sampling the table: snapshot count, current metadata
-           file size, live data files per table partition and manifests; fails when a sample
-           exceeds its bound (see BOUNDS below); then waits until the table holds every
-           record of the log and checks the rows with pyiceberg and DuckDB.
+  create   create the table topic with fast commits (--commit-ms, default 50) and quick
+           maintenance settings.
+  churn    produce until the table has --min-commits commits (at most --seconds) while
+           sampling the table about every 2 s: snapshot count, current metadata file size,
+           live data files per table partition and manifests; fails when a sample exceeds
+           its bound (bounds(), from the topic's settings and --commit-ms) or the commits
+           are not reached in time; then waits until the table holds every record of the
+           log and checks the rows with pyiceberg and DuckDB.
   load     produce for --seconds, ignoring failures (the broker may die under it).
   verify   wait until the table holds every record of the log, each (partition, offset)
            exactly once, equal in pyiceberg and DuckDB; with --compacted also that a
@@ -40,19 +43,23 @@ PARTITIONS = 3
 # Maintenance settings of the test topic, and the bounds they imply (docs/tableflow.md,
 # "Maintenance"): between two rounds a table partition gains at most one file and the table
 # one snapshot per commit.
-COMMIT_MS = 50
+COMMIT_MS = 50  # the default of --commit-ms
 INTERVAL_MS = 2000
 MAX_AGE_MS = 8000
 MIN_KEEP = 5
 VERSIONS_MAX = 10
 MIN_FILES = 4
 ORPHAN_AGE_MS = 4000
+# Files below this are compaction's candidates (the bounds count them); larger ones are the
+# files the data itself needs (each at least this big, so at most bytes / SMALL_BYTES of
+# them). 1 MiB keeps a round's rewrite small on a debug build.
+SMALL_BYTES = 1 << 20
 SLACK_MS = 4000  # a round's own duration and scheduling on 2 busy cores
 
 
-def bounds():
-    per_round = (INTERVAL_MS + SLACK_MS) // COMMIT_MS
-    snapshots = MIN_KEEP + (MAX_AGE_MS + INTERVAL_MS + SLACK_MS) // COMMIT_MS
+def bounds(commit_ms):
+    per_round = (INTERVAL_MS + SLACK_MS) // commit_ms
+    snapshots = MIN_KEEP + (MAX_AGE_MS + INTERVAL_MS + SLACK_MS) // commit_ms
     return {
         "snapshots": snapshots,
         # Every snapshot adds about 1 KiB of JSON (summary, manifest list, log entry).
@@ -67,18 +74,19 @@ def fail(msg):
     sys.exit(1)
 
 
-def table_configs():
+def table_configs(commit_ms):
     return {
         "table.enable": "true",
         "table.mode": "json",
         "table.json.schema": json.dumps(SCHEMA),
         "table.partition.by": "identity(region)",
-        "table.commit.interval.ms": str(COMMIT_MS),
+        "table.commit.interval.ms": str(commit_ms),
         "table.maintenance.interval.ms": str(INTERVAL_MS),
         "table.maintenance.snapshot.max.age.ms": str(MAX_AGE_MS),
         "table.maintenance.snapshot.min.keep": str(MIN_KEEP),
         "table.maintenance.metadata.previous.versions.max": str(VERSIONS_MAX),
         "table.maintenance.compaction.min.files": str(MIN_FILES),
+        "table.maintenance.compaction.small.file.bytes": str(SMALL_BYTES),
         "table.maintenance.orphan.age.ms": str(ORPHAN_AGE_MS),
     }
 
@@ -86,7 +94,7 @@ def table_configs():
 def cmd_create(args):
     a = AdminClient({"bootstrap.servers": args.bootstrap})
     fs = a.create_topics(
-        [NewTopic(args.topic, num_partitions=PARTITIONS, replication_factor=1, config=table_configs())]
+        [NewTopic(args.topic, num_partitions=PARTITIONS, replication_factor=1, config=table_configs(args.commit_ms))]
     )
     for f in fs.values():
         f.result(30)
@@ -139,7 +147,13 @@ def produce_for(args, seconds, tolerate_failures):
                 p.produce(args.topic, key=str(i), value=value, on_delivery=cb)
             except BufferError:
                 p.poll(0.1)
-        p.poll(0.02)
+        # --rate paces the producer (records per second; 0: as fast as it goes; poll
+        # returns early when it serves a delivery, so it cannot pace).
+        if args.rate > 0:
+            p.poll(0)
+            time.sleep(30 / args.rate)
+        else:
+            p.poll(0.02)
     left = p.flush(30)
     save_next_id(path, next_id)
     if (left or errors) and not tolerate_failures:
@@ -169,19 +183,23 @@ def local(path):
 
 
 def sample(table):
-    """Snapshot count, metadata file size, live files per partition, manifests."""
+    """Snapshot count, metadata file size, live small files (below SMALL_BYTES, the ones
+    compaction bounds) and large files per table partition, manifests."""
     md = table.metadata
     size = os.path.getsize(local(table.metadata_location))
-    files = table.inspect.files().select(["partition"]).to_pylist()
-    per_part = {}
+    files = table.inspect.files().select(["partition", "file_size_in_bytes"]).to_pylist()
+    small = {}
+    large = {}
     for f in files:
         key = json.dumps(f["partition"], sort_keys=True)
-        per_part[key] = per_part.get(key, 0) + 1
+        counts = small if f["file_size_in_bytes"] < SMALL_BYTES else large
+        counts[key] = counts.get(key, 0) + 1
     manifests = table.inspect.manifests().num_rows if table.current_snapshot() else 0
     return {
         "snapshots": len(md.snapshots),
         "metadata_bytes": size,
-        "files_per_partition": max(per_part.values()) if per_part else 0,
+        "files_per_partition": max(small.values()) if small else 0,
+        "large_files_per_partition": max(large.values()) if large else 0,
         "manifests": manifests,
         "commits": md.last_sequence_number,
     }
@@ -259,14 +277,27 @@ def check_rows(args):
 
 
 def cmd_churn(args):
-    b = bounds()
-    worst = {k: 0 for k in ("snapshots", "metadata_bytes", "files_per_partition", "manifests")}
-    deadline = time.time() + args.seconds
-    warm = time.time() + (INTERVAL_MS + MAX_AGE_MS + SLACK_MS) / 1000
+    b = bounds(args.commit_ms)
+    worst = {
+        k: 0
+        for k in (
+            "snapshots",
+            "metadata_bytes",
+            "files_per_partition",
+            "large_files_per_partition",
+            "manifests",
+        )
+    }
+    start = time.time()
+    deadline = start + args.seconds
+    warm = start + (INTERVAL_MS + MAX_AGE_MS + SLACK_MS) / 1000
     produced = 0
     samples = 0
-    while time.time() < deadline:
-        produced += produce_for(args, 1.0, False)
+    commits = 0
+    while commits < args.min_commits or time.time() < start + 10:
+        if time.time() > deadline:
+            fail(f"only {commits} commits after {args.seconds}s, the check wants {args.min_commits}")
+        produced += produce_for(args, 2.0, False)
         t = load(args)
         if t is None or t.current_snapshot() is None:
             continue
@@ -275,6 +306,7 @@ def cmd_churn(args):
         except (FileNotFoundError, OSError):
             continue  # the metadata file was superseded and deleted while sampled
         samples += 1
+        commits = s["commits"]
         for k in worst:
             worst[k] = max(worst[k], s[k])
         if time.time() > warm:
@@ -297,6 +329,8 @@ def cmd_churn(args):
         json.dumps(
             {
                 "produced": produced,
+                "seconds": round(time.time() - start, 1),
+                "commit_ms": args.commit_ms,
                 "commits": s["commits"],
                 "samples": samples,
                 "worst": worst,
@@ -306,8 +340,6 @@ def cmd_churn(args):
             }
         )
     )
-    if s["commits"] < args.min_commits:
-        fail(f"only {s['commits']} commits, the check wants at least {args.min_commits}")
     check_rows(args)
     print("OK: churn")
 
@@ -322,7 +354,7 @@ def cmd_verify(args):
     if args.compacted:
         ops = [snap.summary.operation.value for snap in t.metadata.snapshots if snap.summary]
         s = sample(t)
-        if "replace" not in ops and s["files_per_partition"] > bounds()["files_per_partition"]:
+        if "replace" not in ops and s["files_per_partition"] > bounds(args.commit_ms)["files_per_partition"]:
             fail(f"no sign of compaction: {s}")
         print(f"maintenance ran: {s}")
     print("OK: verify")
@@ -378,6 +410,8 @@ def main():
     ap.add_argument("--topic", required=True)
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--min-commits", type=int, default=0)
+    ap.add_argument("--commit-ms", type=int, default=COMMIT_MS)
+    ap.add_argument("--rate", type=float, default=0)
     ap.add_argument("--compacted", action="store_true")
     ap.add_argument("--expect-some", action="store_true")
     ap.add_argument("--wait-gone", action="store_true")
