@@ -261,12 +261,12 @@ async fn check_transaction(
             .verify(transactional_id, producer_id, epoch, &partition)
     };
     checked.map_err(|e| {
-            let code = match e {
-                crate::txn::state::TxnError::ProducerFenced => ResponseError::InvalidProducerEpoch,
-                e => e.code(),
-            };
-            AppendFailure::new(code, Some(format!("transaction check failed: {e}")))
-        })
+        let code = match e {
+            crate::txn::state::TxnError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+            e => e.code(),
+        };
+        AppendFailure::new(code, Some(format!("transaction check failed: {e}")))
+    })
 }
 
 /// Why a partition's append was refused: the code, a message, and for record-level
