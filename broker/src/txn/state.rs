@@ -509,12 +509,10 @@ pub fn end_v2(
                 client_version: 2,
                 ..m.with(prepare, now_ms)
             };
-            let steps = end_steps(m, prepared, complete, control, now_ms);
-            let Some(Step::Persist(done)) = steps.last() else {
-                unreachable!("end_steps ends with the completion")
-            };
+            // The id and epoch the completion moves to (`end_steps` persists the same).
+            let done = completed(&prepared, complete, now_ms);
             let (id, epoch) = (done.producer_id, done.producer_epoch);
-            Ok((steps, id, epoch))
+            Ok((end_steps(m, prepared, complete, control, now_ms), id, epoch))
         }
         (s, _) if s == complete && retry => Ok(current),
         (s, _) if s == prepare => Err(TxnError::ConcurrentTransactions),

@@ -212,47 +212,38 @@ impl Transactions {
         entry.1 |= kept;
     }
 
-    /// Whether a marker can go: a commit marker with no record of its transaction kept, an
-    /// abort marker with no batch of its transaction read in this pass; either past
-    /// `delete.retention.ms`.
-    fn marker_removable(
+    /// The type of a marker that can go: a commit marker with no record of its transaction
+    /// kept, an abort marker with no batch of its transaction read in this pass; either past
+    /// `delete.retention.ms`. `None` keeps it.
+    fn removable_marker(
         &mut self,
         header: &floe_protocol::record_batch::BatchHeader,
         bytes: &[u8],
-    ) -> bool {
+    ) -> Option<floe_protocol::control::ControlType> {
         use floe_protocol::control::{ControlType, control_type};
         let (read, kept) = self
             .retained
             .remove(&header.producer_id)
             .unwrap_or((false, false));
-        let ended_empty = match control_type(bytes) {
-            Ok(Some(ControlType::Commit)) => !kept,
-            Ok(Some(ControlType::Abort)) => !read,
-            _ => false,
+        let control = control_type(bytes).ok().flatten()?;
+        let ended_empty = match control {
+            ControlType::Commit => !kept,
+            ControlType::Abort => !read,
         };
-        if !ended_empty {
-            if read && !kept {
-                // An abort whose records this pass removed: the next pass may take the
-                // marker once it is old enough.
-                self.next_due_ms = self.next_due_ms.min(
-                    header
-                        .max_timestamp
-                        .saturating_add(self.delete_retention_ms)
-                        .saturating_add(1),
-                );
-            }
-            return false;
+        if ended_empty && header.max_timestamp < self.expired_before_ms {
+            return Some(control);
         }
-        if header.max_timestamp < self.expired_before_ms {
-            return true;
+        // Kept only for its age, or an abort whose records this pass removed: a clean is due
+        // once it is old enough.
+        if ended_empty || (read && !kept) {
+            self.next_due_ms = self.next_due_ms.min(
+                header
+                    .max_timestamp
+                    .saturating_add(self.delete_retention_ms)
+                    .saturating_add(1),
+            );
         }
-        self.next_due_ms = self.next_due_ms.min(
-            header
-                .max_timestamp
-                .saturating_add(self.delete_retention_ms)
-                .saturating_add(1),
-        );
-        false
+        None
     }
 }
 
@@ -521,17 +512,15 @@ impl PartitionLog {
             let mut total = 0u64;
             let mut kept = 0u64;
             let filtered = if batch.header.is_control() {
-                if txns.marker_removable(&batch.header, &bytes) {
-                    total = 1;
-                    if matches!(
-                        floe_protocol::control::control_type(&bytes),
-                        Ok(Some(floe_protocol::control::ControlType::Abort))
-                    ) {
-                        aborts_removed.push(batch.header.base_offset);
+                match txns.removable_marker(&batch.header, &bytes) {
+                    Some(control) => {
+                        total = 1;
+                        if control == floe_protocol::control::ControlType::Abort {
+                            aborts_removed.push(batch.header.base_offset);
+                        }
+                        Filtered::Empty
                     }
-                    Filtered::Empty
-                } else {
-                    Filtered::Unchanged
+                    None => Filtered::Unchanged,
                 }
             } else if in_aborted(&batch.header, aborted) {
                 total = u64::try_from(batch.header.records_count).unwrap_or(0);

@@ -235,6 +235,12 @@ fn as_decimal(v: &Value, p: u8, s: i8) -> Option<i128> {
         Value::Long(i) => (i128::from(*i), 0),
         _ => return None,
     };
+    rescale(unscaled, scale, p, s)
+}
+
+/// `unscaled` at `scale` as an unscaled value at scale `s`, if it has at most `p` digits
+/// there and rescaling loses no digit.
+pub(crate) fn rescale(unscaled: i128, scale: u32, p: u8, s: i8) -> Option<i128> {
     let s = u32::try_from(s).ok()?;
     let rescaled = if scale > s {
         let factor = pow10(scale - s)?;

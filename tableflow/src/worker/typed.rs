@@ -306,18 +306,17 @@ impl Typed {
             .iter()
             .map(|(_, parsed)| Decoder::new(parsed))
             .collect();
-        // The value of a record that failed, decoded again the `Value` way: the reason in
-        // that path's words (or `fallback` if that path takes it).
-        let reason = |index: usize, payload: &[u8], fallback: String| {
-            let decoder = &decoders[index];
+        // A record decoded the `Value` way: the row, or the reason in that path's words.
+        let decode_row = |index: usize, payload: &[u8]| {
             let id = schemas[index].0.0;
-            match decoder.decode(payload) {
-                Err(e) => format!("value does not decode with schema id {id}: {e}"),
-                Ok(v) => match typed::check_fits(value_arrow.fields(), &v) {
-                    Err(e) => format!("value does not fit the table: {e}"),
-                    Ok(()) => fallback,
-                },
-            }
+            decoders[index]
+                .decode(payload)
+                .map_err(|e| format!("value does not decode with schema id {id}: {e}"))
+                .and_then(|v| {
+                    typed::check_fits(value_arrow.fields(), &v)
+                        .map(|()| v)
+                        .map_err(|e| format!("value does not fit the table: {e}"))
+                })
         };
         // Fast path: every schema of these records is Avro with a program that decodes
         // straight into the columns.
@@ -337,7 +336,10 @@ impl Typed {
                     }
                     Err(e) => rejected.push(Rejected {
                         record: r.clone(),
-                        error: reason(index, payload, format!("value does not decode: {e}")),
+                        // In the `Value` path's words (`e` if that path takes the record).
+                        error: decode_row(index, payload)
+                            .err()
+                            .unwrap_or_else(|| format!("value does not decode: {e}")),
                     }),
                 }
             }
@@ -356,19 +358,7 @@ impl Typed {
         let mut rows: Vec<(&KafkaRecord, Value)> = Vec::with_capacity(planned.len());
         let mut bytes = 0usize;
         for (r, index, payload) in planned {
-            let decoded = decoders[index]
-                .decode(payload)
-                .map_err(|e| {
-                    format!(
-                        "value does not decode with schema id {}: {e}",
-                        schemas[index].0.0
-                    )
-                })
-                .and_then(|v| {
-                    typed::check_fits(value_arrow.fields(), &v)
-                        .map(|()| v)
-                        .map_err(|e| format!("value does not fit the table: {e}"))
-                });
+            let decoded = decode_row(index, payload);
             match decoded {
                 Ok(v) => {
                     bytes += r.size();

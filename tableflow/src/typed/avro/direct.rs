@@ -17,8 +17,8 @@ use apache_avro::schema::RecordSchema;
 use arrow_schema::{DataType, Fields, TimeUnit};
 
 use super::{AvroDecoder, EXTRA_ITEMS, Reader, Top, twos_complement, uuid_text};
-use crate::typed::MAX_DEPTH;
 use crate::typed::columns::{Col, Columns};
+use crate::typed::{MAX_DEPTH, arrow};
 
 /// How one writer value fills one column buffer.
 enum Step<'a> {
@@ -368,24 +368,10 @@ fn record<'a>(
     Ok(())
 }
 
+/// [`arrow::rescale`], with the reason when it does not fit.
 fn rescale(unscaled: i128, scale: u32, p: u8, s: i8) -> Result<i128, String> {
-    let fits = || format!("decimal {unscaled}e-{scale} does not fit decimal({p}, {s})");
-    let s = u32::try_from(s).map_err(|_| fits())?;
-    let pow = |n: u32| 10i128.checked_pow(n).ok_or_else(fits);
-    let rescaled = if scale > s {
-        let factor = pow(scale - s)?;
-        if unscaled % factor != 0 {
-            return Err(fits());
-        }
-        unscaled / factor
-    } else {
-        unscaled.checked_mul(pow(s - scale)?).ok_or_else(fits)?
-    };
-    if rescaled.unsigned_abs() < pow(u32::from(p))?.unsigned_abs() {
-        Ok(rescaled)
-    } else {
-        Err(fits())
-    }
+    arrow::rescale(unscaled, scale, p, s)
+        .ok_or_else(|| format!("decimal {unscaled}e-{scale} does not fit decimal({p}, {s})"))
 }
 
 fn mismatch() -> String {
@@ -634,8 +620,6 @@ fn append<'a>(step: &Step<'a>, r: &mut Reader<'_, '_, 'a>, col: &mut Col) -> Res
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use apache_avro::types::Value as AvroValue;
     use arrow_array::ArrayRef;
     use arrow_schema::{Field, Fields};
@@ -953,6 +937,5 @@ mod tests {
         // A type that does not fit its column.
         let as_string = Fields::from(vec![Field::new("a", arrow_schema::DataType::Utf8, true)]);
         assert!(Program::new(d.avro().unwrap(), &as_string).is_none());
-        let _ = Arc::new(0);
     }
 }
