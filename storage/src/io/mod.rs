@@ -659,6 +659,16 @@ impl File {
             .map_err(|e| StorageError::io(IoOp::Read, &self.path, e))
     }
 
+    /// Reads `len` bytes from `position` into a new buffer with `pread` on the calling
+    /// thread (a blocking-pool thread), never through the ring: for bulk background reads
+    /// (tiered-storage uploads), which would otherwise hold the ring's thread with
+    /// multi-MiB copies while the log's writes and syncs queue behind them.
+    pub fn read_vec_here(&self, position: u64, len: usize) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        self.read_exact_at(position, &mut buf)?;
+        Ok(buf)
+    }
+
     /// Reads `len` bytes from `position` into a new buffer (through the ring on io_uring when
     /// `len >= RING_READ_MIN`); the buffer is the caller's, no further copy is needed.
     pub fn read_vec(&self, position: u64, len: usize) -> Result<Vec<u8>> {

@@ -351,14 +351,15 @@ impl Store {
     }
 }
 
-/// `len` bytes of `file` from `position`, read on the blocking pool.
+/// `len` bytes of `file` from `position`, read on the blocking pool (not through the
+/// log's io_uring ring: see [`io::File::read_vec_here`]).
 async fn read_chunk(
     file: &Arc<io::File>,
     position: u64,
     len: usize,
 ) -> Result<Bytes, StorageError> {
     let file = Arc::clone(file);
-    io::offload(move || file.read_vec(position, len).map(Bytes::from)).await
+    io::offload(move || file.read_vec_here(position, len).map(Bytes::from)).await
 }
 
 /// Writes a downloaded object to a file on the blocking pool, fed through a bounded queue
