@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// The whole benchmark: ceilings, then Floe alone, then tansu alone; JSON + table.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Only the machine's ceilings (disk and loopback TCP), printed as JSON.
     Ceilings {
         /// Directory on the disk to measure (a scratch file is written and removed).
@@ -160,14 +160,31 @@ struct RunArgs {
     /// scenario is skipped).
     #[arg(long)]
     s3s_fs: Option<PathBuf>,
-    /// Log filled, uploaded and read back in the tiered-storage scenario, in GB.
-    #[arg(long, default_value_t = 2.0)]
+    /// Log filled and uploaded per round of the tiered-storage scenario, in GB.
+    #[arg(long, default_value_t = 1.0)]
     tiered_fill_gb: f64,
     /// Directory the s3s-fs object store keeps its bucket in. The store stands in for one on
     /// other machines, so by default it is on tmpfs (`/dev/shm` when there is one): its writes
     /// then do not queue behind, or ahead of, the broker's fsyncs on the broker's disk.
     #[arg(long)]
     tiered_store_dir: Option<PathBuf>,
+    /// The tiered-storage scenario's object store: `s3s-fs` (a server on loopback) or
+    /// `local` (a directory through a file:// URL: the broker's own side of uploading,
+    /// with no server sharing the machine).
+    #[arg(long, default_value = "s3s-fs")]
+    tiered_store: String,
+    /// The tiered-storage scenario's upload quota
+    /// (`remote.log.manager.copy.max.bytes.per.second`), MB/s; 0: unlimited.
+    #[arg(long, default_value_t = 0.0)]
+    tiered_copy_mb_per_sec: f64,
+    /// Seconds the disk rests (after a `sync`) before each side of the tiered-storage
+    /// scenario is measured, so both start with the same write burst budget.
+    #[arg(long, default_value_t = 90.0)]
+    tiered_rest_seconds: f64,
+    /// Rounds of the tiered-storage scenario (each: one filled topic; the producers
+    /// measured with the uploader idle, then busy uploading that topic).
+    #[arg(long, default_value_t = 2)]
+    tiered_rounds: u32,
     /// Run only the tiered-storage scenario; no peer.
     #[arg(long)]
     tiered_only: bool,
@@ -242,7 +259,7 @@ impl RunArgs {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Cmd::Run(args) => run(args),
+        Cmd::Run(args) => run(*args),
         Cmd::Ceilings {
             dir,
             write_mb,

@@ -473,28 +473,28 @@ impl Report {
             );
         }
         if let Some(t) = &f.tiered {
-            let ratio =
-                t.busy.produce.mb_per_sec / t.idle.produce.mb_per_sec.max(f64::MIN_POSITIVE);
-            let added_ms = (t.busy.latency.p99_us as f64 - t.idle.latency.p99_us as f64) / 1e3;
+            let ratio = t.busy_mb_per_sec / t.idle_mb_per_sec.max(f64::MIN_POSITIVE);
+            let added_ms = (t.busy_p99_us - t.idle_p99_us) / 1e3;
             push(
                 "uploading costs producers <= 10 % throughput and <= 1 ms p99",
                 vec![
                     (
                         format!(
-                            "acks=all p1 {:.0} vs {:.0} MB/s = {:.0} %",
-                            t.busy.produce.mb_per_sec,
-                            t.idle.produce.mb_per_sec,
-                            ratio * 100.0
+                            "acks=all p1 {:.0} vs {:.0} MB/s = {:.0} % (mean of {} rounds)",
+                            t.busy_mb_per_sec,
+                            t.idle_mb_per_sec,
+                            ratio * 100.0,
+                            t.rounds.len()
                         ),
                         Some(ratio >= 0.9),
                     ),
                     (
                         format!(
                             "p99 {:.2} vs {:.2} ms ({:+.2} ms; {} of {} segments uploaded meanwhile)",
-                            t.busy.latency.p99_us as f64 / 1e3,
-                            t.idle.latency.p99_us as f64 / 1e3,
+                            t.busy_p99_us / 1e3,
+                            t.idle_p99_us / 1e3,
                             added_ms,
-                            t.busy.remote_segments_at_end,
+                            t.uploaded_meanwhile(),
                             t.uploaded_segments
                         ),
                         Some(added_ms <= 1.0),
@@ -880,12 +880,14 @@ impl Report {
             };
             let _ = writeln!(
                 s,
-                "tiered ({}, {} MiB segments): upload {:.0} MB/s ({:.1} GB in {:.1} s); \
+                "tiered ({}, {} MiB segments, upload quota {}): upload {:.0} MB/s ({:.1} GB in {:.1} s); \
                  consume local {:.0} MB/s ({}), remote {:.0} MB/s ({}); \
-                 acks=all p1 {:.0} MB/s idle / {:.0} MB/s uploading, small p99 {:.2} / {:.2} ms; \
-                 S3 server CPU {:.1} s uploading, {:.1} s serving the remote consume",
+                 acks=all p1 {:.0} MB/s idle / {:.0} MB/s uploading, small p99 {:.2} / {:.2} ms \
+                 (means of {} rounds: {}); S3 server CPU {:.1} s uploading, {:.1} s serving the remote consume",
                 t.object_store,
                 t.segment_bytes >> 20,
+                t.copy_quota_mb_per_sec
+                    .map_or("none".to_string(), |q| format!("{q} MB/s")),
                 t.upload_mb_per_sec,
                 t.uploaded_bytes as f64 / 1e9,
                 t.upload_seconds,
@@ -893,10 +895,22 @@ impl Report {
                 cpu(&t.consume_local),
                 t.consume_remote.mb_per_sec,
                 cpu(&t.consume_remote),
-                t.idle.produce.mb_per_sec,
-                t.busy.produce.mb_per_sec,
-                t.idle.latency.p99_us as f64 / 1e3,
-                t.busy.latency.p99_us as f64 / 1e3,
+                t.idle_mb_per_sec,
+                t.busy_mb_per_sec,
+                t.idle_p99_us / 1e3,
+                t.busy_p99_us / 1e3,
+                t.rounds.len(),
+                t.rounds
+                    .iter()
+                    .map(|r| format!(
+                        "{:.0}/{:.0} MB/s, {:.2}/{:.2} ms",
+                        r.idle.produce.mb_per_sec,
+                        r.busy.produce.mb_per_sec,
+                        r.idle.latency.p99_us as f64 / 1e3,
+                        r.busy.latency.p99_us as f64 / 1e3
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; "),
                 t.store_cpu_upload_seconds.unwrap_or(f64::NAN),
                 t.store_cpu_consume_seconds.unwrap_or(f64::NAN),
             );

@@ -1,18 +1,24 @@
 //! The tiered-storage scenario (Floe only: the peer has no segment tiering to compare):
-//! an s3s-fs server on loopback as the object store, one broker.
+//! an s3s-fs server on loopback (or, with `--tiered-store local`, a directory) as the
+//! object store, one broker, which is not restarted between the measurements.
 //!
-//! 1. Fill a topic (1 partition, 64 MiB segments) with `tiered_fill_gb` while it is not
-//!    tiered, then measure acks=all produce throughput and the small-request latency on
-//!    other topics with the uploader idle, and consume the filled topic from local disk.
-//! 2. Restart with tiering on by default (`remote_storage_enable`) and
-//!    `log_local_retention_bytes=1`: the uploader starts copying the whole backlog at once.
-//!    Measure the same produce throughput and latency while it uploads.
-//! 3. Wait for every closed segment to be in the bucket (upload throughput: bytes over the
-//!    time from the restart) and for local retention to delete the local copies; consume
-//!    the topic from offset 0 again, now from the object store.
+//! 1. Fill `--tiered-rounds` topics (1 partition, 64 MiB segments, not tiered) with
+//!    `tiered_fill_gb` between them; consume the first from local disk.
+//! 2. Each round: rest the disk (`--tiered-rest-seconds`, after a `sync`), measure acks=all
+//!    produce throughput and the small-request latency on fresh, untiered topics with the
+//!    uploader idle; rest the disk again, turn tiering on for the round's filled topic
+//!    (IncrementalAlterConfigs `remote.storage.enable=true`, `local.retention.bytes=1`:
+//!    the uploader starts copying its whole backlog at once) and measure the same while it
+//!    uploads; then wait for every closed segment to be in the bucket (upload throughput:
+//!    bytes over the time from turning tiering on) and for local retention to delete the
+//!    local copies.
+//! 3. Consume the first filled topic from offset 0 again, now from the object store.
 //!
-//! Broker CPU seconds are measured around each consume, so CPU per GB compares the two
-//! read paths.
+//! Rounds alternate idle and busy on the same broker with equal rests, because this
+//! machine's disk writes in bursts (see [`rest_disk`]): a side measured later, or after a
+//! restart, would otherwise read differently for reasons that have nothing to do with the
+//! uploader. Broker CPU seconds are measured around each consume, so CPU per GB compares
+//! the two read paths.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -38,8 +44,20 @@ pub struct TieredSide {
     pub uploader_busy: bool,
     pub produce: Throughput,
     pub latency: Latency,
-    /// Segments of the filled topic in the bucket when the measurements ended.
+    /// Segments of the round's filled topic in the bucket when the measurements ended.
     pub remote_segments_at_end: usize,
+}
+
+/// One round: the same producers with the uploader idle, then busy.
+#[derive(Debug, Clone, Serialize)]
+pub struct TieredRound {
+    pub idle: TieredSide,
+    pub busy: TieredSide,
+    /// Closed segments of the round's filled topic (what is uploaded) and their bytes.
+    pub uploaded_segments: usize,
+    pub uploaded_bytes: u64,
+    /// From turning tiering on to the last segment in the bucket.
+    pub upload_seconds: f64,
 }
 
 /// The tiered-storage scenario's results.
@@ -47,18 +65,24 @@ pub struct TieredSide {
 pub struct TieredRun {
     pub object_store: String,
     pub segment_bytes: u64,
-    /// Bytes of the filled topic's closed segments (what is uploaded).
+    /// `remote.log.manager.copy.max.bytes.per.second`, MB/s (`None`: unlimited).
+    pub copy_quota_mb_per_sec: Option<f64>,
+    pub rounds: Vec<TieredRound>,
+    /// Bytes of every round's filled topic (what is uploaded).
     pub uploaded_bytes: u64,
     pub uploaded_segments: usize,
-    /// From the restart with tiering on to the last segment recorded in the manifest.
+    /// Summed over the rounds, each from turning tiering on to its last segment uploaded.
     pub upload_seconds: f64,
     pub upload_mb_per_sec: f64,
-    pub idle: TieredSide,
-    pub busy: TieredSide,
-    /// CPU seconds of the S3 server during the upload and during the remote consume.
+    /// Means over the rounds.
+    pub idle_mb_per_sec: f64,
+    pub busy_mb_per_sec: f64,
+    pub idle_p99_us: f64,
+    pub busy_p99_us: f64,
+    /// CPU seconds of the S3 server during the uploads and during the remote consume.
     pub store_cpu_upload_seconds: Option<f64>,
     pub store_cpu_consume_seconds: Option<f64>,
-    /// Every record of the filled topic, read from local disk.
+    /// Every record of the first filled topic, read from local disk.
     pub consume_local: Throughput,
     /// The same records, read from the object store (the local copies deleted).
     pub consume_remote: Throughput,
@@ -70,10 +94,21 @@ impl TieredRun {
         t.broker_cpu_seconds
             .map(|cpu| cpu / (t.bytes as f64 / 1e9).max(f64::MIN_POSITIVE))
     }
+
+    /// Segments of the filled topics in the bucket when the busy measurements ended.
+    pub fn uploaded_meanwhile(&self) -> usize {
+        self.rounds
+            .iter()
+            .map(|r| r.busy.remote_segments_at_end)
+            .sum()
+    }
 }
 
+/// The object store: an s3s-fs server, or (`--tiered-store local`) a plain directory,
+/// which isolates the broker's own side of uploading (no server process at all).
 struct S3sFs {
-    child: Child,
+    /// The server; `None` for a directory.
+    child: Option<Child>,
     root: PathBuf,
     port: u16,
 }
@@ -83,11 +118,12 @@ impl S3sFs {
         std::fs::create_dir_all(root.join(BUCKET))?;
         let port = broker::free_port()?;
         let log = std::fs::File::create(root.with_extension("log"))?;
-        // At nice 10: the server stands in for an object store on other machines, so its
-        // CPU should not be taken from the broker and the load generator on this one
-        // (its CPU seconds are reported beside the broker's).
-        let child = Command::new("nice")
-            .args(["-n", "10"])
+        // In the SCHED_IDLE class: the server stands in for an object store on other
+        // machines, so it should only use CPU the broker and the load generator leave
+        // idle on this one (at nice 10 it still took about a core from them while a
+        // backlog uploaded). Its CPU seconds are reported beside the broker's.
+        let child = Command::new("chrt")
+            .args(["--idle", "0"])
             .arg(binary)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
@@ -104,7 +140,24 @@ impl S3sFs {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(S3sFs { child, root, port })
+        Ok(S3sFs {
+            child: Some(child),
+            root,
+            port,
+        })
+    }
+
+    fn directory(root: PathBuf) -> Result<S3sFs> {
+        std::fs::create_dir_all(root.join(BUCKET))?;
+        Ok(S3sFs {
+            child: None,
+            root,
+            port: 0,
+        })
+    }
+
+    fn pid(&self) -> Option<String> {
+        self.child.as_ref().map(|c| c.id().to_string())
     }
 
     /// `.log` objects of `topic` in the bucket and their bytes.
@@ -137,14 +190,20 @@ impl S3sFs {
 
 impl Drop for S3sFs {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
-fn env(store: &S3sFs, tiered: bool) -> Vec<(String, String)> {
+fn env(store: &S3sFs, copy_mb_per_sec: f64) -> Vec<(String, String)> {
+    let url = match store.child {
+        Some(_) => format!("s3://{BUCKET}/bench"),
+        None => format!("file://{}", store.root.join(BUCKET).join("bench").display()),
+    };
     let mut env: Vec<(String, String)> = [
-        ("FLOE_REMOTE_STORAGE_URL", format!("s3://{BUCKET}/bench")),
+        ("FLOE_REMOTE_STORAGE_URL", url),
         (
             "FLOE_REMOTE_STORAGE_ENDPOINT",
             format!("http://127.0.0.1:{}", store.port),
@@ -165,9 +224,11 @@ fn env(store: &S3sFs, tiered: bool) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    if tiered {
-        env.push(("FLOE_REMOTE_STORAGE_ENABLE".into(), "true".into()));
-        env.push(("FLOE_LOG_LOCAL_RETENTION_BYTES".into(), "1".into()));
+    if copy_mb_per_sec > 0.0 {
+        env.push((
+            "FLOE_REMOTE_LOG_MANAGER_COPY_MAX_BYTES_PER_SECOND".into(),
+            ((copy_mb_per_sec * 1e6) as u64).to_string(),
+        ));
     }
     env
 }
@@ -177,12 +238,15 @@ fn side(
     spec: &BrokerSpec,
     broker: &Broker,
     store: &S3sFs,
+    filled: &str,
     busy: bool,
 ) -> Result<TieredSide> {
-    let name = if busy { "busy" } else { "idle" };
+    let name = format!("{}-{filled}", if busy { "busy" } else { "idle" });
     let (throughput_topic, latency_topic) =
         (format!("{name}-throughput"), format!("{name}-latency"));
-    broker::create_topic(spec, &throughput_topic, 1)?;
+    // The measured topics are not tiered themselves: the comparison is the same producers
+    // with the uploader idle and with it busy on the filled topic's backlog.
+    measured_topic(spec, &throughput_topic)?;
     let produce = load::with_cpu(broker.pid(), || {
         load::produce_throughput(
             &spec.bootstrap(),
@@ -194,7 +258,7 @@ fn side(
             args.produce_max_records,
         )
     })?;
-    broker::create_topic(spec, &latency_topic, 1)?;
+    measured_topic(spec, &latency_topic)?;
     let latency = load::produce_latency(
         &spec.bootstrap(),
         &latency_topic,
@@ -210,8 +274,32 @@ fn side(
         uploader_busy: busy,
         produce,
         latency,
-        remote_segments_at_end: store.remote_logs(FILLED).0,
+        remote_segments_at_end: store.remote_logs(filled).0,
     })
+}
+
+/// Waits `--tiered-rest-seconds` before a side is measured. This machine's disk (a cloud
+/// volume) writes in bursts: 1.5 GB/s with `fdatasync` after a rest, ~370 MB/s after a few
+/// GB, back to ~850 MB/s after a minute idle. Without an equal rest before each side, the
+/// side measured second (the busy uploader) would meet a spent burst budget and read as a
+/// cost of uploading.
+fn rest_disk(args: &RunArgs) {
+    if args.tiered_rest_seconds > 0.0 {
+        eprintln!(
+            "[bench]   resting the disk {:.0} s before the next side",
+            args.tiered_rest_seconds
+        );
+        std::thread::sleep(Duration::from_secs_f64(args.tiered_rest_seconds));
+    }
+}
+
+/// Creates a measured topic, one partition, not tiered.
+fn measured_topic(spec: &BrokerSpec, topic: &str) -> Result<()> {
+    crate::wire::Conn::connect(spec.addr(), Duration::from_secs(5))?.create_topic_with(
+        topic,
+        1,
+        &[("remote.storage.enable", "false")],
+    )
 }
 
 /// Runs the scenario (see the module docs) with the s3s-fs binary `s3s_fs`.
@@ -225,93 +313,147 @@ pub fn tiered_phase(args: &RunArgs, s3s_fs: &Path) -> Result<TieredRun> {
         None => base.join("s3"),
     };
     let on_tmpfs = store_root.starts_with("/dev/shm");
-    let store = S3sFs::start(s3s_fs, store_root.clone())?;
+    let store = if args.tiered_store == "local" {
+        S3sFs::directory(store_root.clone())?
+    } else {
+        S3sFs::start(s3s_fs, store_root.clone())?
+    };
     let binary = std::fs::canonicalize(&args.floe)?;
-    let mut spec = BrokerSpec {
+    let spec = BrokerSpec {
         kind: Kind::Floe,
         binary,
         data_dir: base.join("data"),
         port: broker::free_port()?,
-        env: env(&store, false),
+        env: env(&store, args.tiered_copy_mb_per_sec),
     };
     eprintln!("[bench] floe (tiered): starting on {}", spec.bootstrap());
     let mut broker = Broker::spawn(spec.clone())?;
     broker.wait_listening(Duration::from_secs(60))?;
-    let topic = FILLED;
-    broker::create_topic(&spec, topic, 1)?;
+    let rounds = args.tiered_rounds.max(1);
+    let filled: Vec<String> = (1..=rounds).map(|i| format!("{FILLED}-{i}")).collect();
     let fill_records = (args.tiered_fill_gb * 1e9 / args.record_size as f64) as u64;
-    let fill = load::produce_throughput(
-        &spec.bootstrap(),
-        topic,
-        1,
-        Acks::Leader,
-        args.record_size,
-        Duration::from_secs(3600),
-        fill_records,
-    )?;
-    eprintln!(
-        "[bench]   filled {topic}: {} records, {:.0} MB/s",
-        fill.records, fill.mb_per_sec
-    );
-    // Write back the fill before measuring (as every phase does).
-    crate::settle_disk();
-    let idle = side(args, &spec, &broker, &store, false)?;
+    for topic in &filled {
+        measured_topic(&spec, topic)?;
+        let fill = load::produce_throughput(
+            &spec.bootstrap(),
+            topic,
+            1,
+            Acks::Leader,
+            args.record_size,
+            Duration::from_secs(3600),
+            fill_records,
+        )?;
+        eprintln!(
+            "[bench]   filled {topic}: {} records, {:.0} MB/s",
+            fill.records, fill.mb_per_sec
+        );
+    }
     let consume_local = load::with_cpu(broker.pid(), || {
-        load::consume_throughput(&spec.bootstrap(), topic, 1, fill.records, args.record_size)
+        load::consume_throughput(
+            &spec.bootstrap(),
+            &filled[0],
+            1,
+            fill_records,
+            args.record_size,
+        )
     })?;
     eprintln!(
-        "[bench]   local consume {:.0} MB/s; idle uploader: acks=all {:.0} MB/s, p99 {} us",
-        consume_local.mb_per_sec, idle.produce.mb_per_sec, idle.latency.p99_us
+        "[bench]   local consume {:.0} MB/s",
+        consume_local.mb_per_sec
     );
-    broker.stop()?;
-    drop(broker);
 
-    // Tiering on: the whole backlog uploads from the start.
-    let partition_dir = spec.data_dir.join(format!("{topic}-0"));
-    let closed: Vec<u64> = segment_sizes(&partition_dir);
-    let to_upload = closed.len().saturating_sub(1);
-    let upload_bytes: u64 = closed.iter().take(to_upload).sum();
-    spec.env = env(&store, true);
-    crate::settle_disk();
-    let store_pid = store.child.id().to_string();
-    let store_cpu_start = load::cpu_seconds(&store_pid);
-    let mut broker = Broker::spawn(spec.clone())?;
-    broker.wait_listening(Duration::from_secs(60))?;
-    let restarted = Instant::now();
-    let busy = side(args, &spec, &broker, &store, true)?;
-    eprintln!(
-        "[bench]   busy uploader: acks=all {:.0} MB/s, p99 {} us ({} of {to_upload} segments uploaded meanwhile)",
-        busy.produce.mb_per_sec, busy.latency.p99_us, busy.remote_segments_at_end
-    );
-    let deadline = Instant::now() + Duration::from_secs(1800);
-    loop {
-        let (count, bytes) = store.remote_logs(FILLED);
-        if count >= to_upload && bytes >= upload_bytes {
-            break;
+    let store_pid = store.pid();
+    let store_cpu = || store_pid.as_deref().and_then(load::cpu_seconds);
+    let mut store_cpu_upload = Some(0.0);
+    let mut results = Vec::new();
+    for topic in &filled {
+        // Write back what came before, then let the disk rest (as before every side).
+        crate::settle_disk();
+        rest_disk(args);
+        let idle = side(args, &spec, &broker, &store, topic, false)?;
+        let partition_dir = spec.data_dir.join(format!("{topic}-0"));
+        let closed: Vec<u64> = segment_sizes(&partition_dir);
+        let to_upload = closed.len().saturating_sub(1);
+        let upload_bytes: u64 = closed.iter().take(to_upload).sum();
+        crate::settle_disk();
+        rest_disk(args);
+        // Tiering on: the whole backlog uploads from now.
+        let cpu_before = store_cpu();
+        crate::wire::Conn::connect(spec.addr(), Duration::from_secs(5))?.set_topic_configs(
+            topic,
+            &[
+                ("remote.storage.enable", "true"),
+                ("local.retention.bytes", "1"),
+            ],
+        )?;
+        let started = Instant::now();
+        let busy = side(args, &spec, &broker, &store, topic, true)?;
+        eprintln!(
+            "[bench]   {topic}: acks=all {:.0} MB/s idle / {:.0} uploading, p99 {} / {} us ({} of {to_upload} segments uploaded meanwhile)",
+            idle.produce.mb_per_sec,
+            busy.produce.mb_per_sec,
+            idle.latency.p99_us,
+            busy.latency.p99_us,
+            busy.remote_segments_at_end
+        );
+        let deadline = Instant::now() + Duration::from_secs(1800);
+        loop {
+            let (count, bytes) = store.remote_logs(topic);
+            if count >= to_upload && bytes >= upload_bytes {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{count} of {to_upload} segments of {topic} uploaded after 30 minutes");
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        if Instant::now() > deadline {
-            bail!("{count} of {to_upload} segments uploaded after 30 minutes");
+        let upload_seconds = started.elapsed().as_secs_f64();
+        store_cpu_upload = store_cpu_upload
+            .zip(cpu_before.zip(store_cpu()))
+            .map(|(sum, (a, b))| sum + b - a);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while segment_sizes(&partition_dir).len() > 1 {
+            if Instant::now() > deadline {
+                bail!("local retention kept the uploaded segments of {topic} for 2 minutes");
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        eprintln!(
+            "[bench]   {topic}: uploaded {:.0} MB/s",
+            upload_bytes as f64 / upload_seconds / 1e6
+        );
+        results.push(TieredRound {
+            idle,
+            busy,
+            uploaded_segments: to_upload,
+            uploaded_bytes: upload_bytes,
+            upload_seconds,
+        });
     }
-    let upload_seconds = restarted.elapsed().as_secs_f64();
-    let store_cpu_uploaded = load::cpu_seconds(&store_pid);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while segment_sizes(&partition_dir).len() > 1 {
-        if Instant::now() > deadline {
-            bail!("local retention kept the uploaded segments for 2 minutes");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let store_cpu_before_consume = load::cpu_seconds(&store_pid);
+    let store_cpu_before_consume = store_cpu();
     let consume_remote = load::with_cpu(broker.pid(), || {
-        load::consume_throughput(&spec.bootstrap(), topic, 1, fill.records, args.record_size)
+        load::consume_throughput(
+            &spec.bootstrap(),
+            &filled[0],
+            1,
+            fill_records,
+            args.record_size,
+        )
     })?;
-    let store_cpu_consumed = load::cpu_seconds(&store_pid);
+    let store_cpu_consumed = store_cpu();
     eprintln!(
-        "[bench]   upload {:.0} MB/s; remote consume {:.0} MB/s",
-        upload_bytes as f64 / upload_seconds / 1e6,
+        "[bench]   remote consume {:.0} MB/s",
         consume_remote.mb_per_sec
+    );
+    let object_store = format!(
+        "{} in {}{}",
+        if store.child.is_some() {
+            "s3s-fs 0.14.1 on loopback, bucket"
+        } else {
+            "a local directory (file:// URL)"
+        },
+        store_root.display(),
+        if on_tmpfs { " (tmpfs)" } else { "" }
     );
     broker.stop().ok();
     drop(broker);
@@ -319,23 +461,28 @@ pub fn tiered_phase(args: &RunArgs, s3s_fs: &Path) -> Result<TieredRun> {
     std::fs::remove_dir_all(&base).ok();
     std::fs::remove_dir_all(&store_root).ok();
     std::fs::remove_file(store_root.with_extension("log")).ok();
+    let n = results.len() as f64;
+    let mean = |f: &dyn Fn(&TieredRound) -> f64| results.iter().map(f).sum::<f64>() / n;
+    let uploaded_bytes: u64 = results.iter().map(|r| r.uploaded_bytes).sum();
+    let upload_seconds: f64 = results.iter().map(|r| r.upload_seconds).sum();
     Ok(TieredRun {
-        object_store: format!(
-            "s3s-fs 0.14.1 on loopback, bucket in {}{}",
-            store_root.display(),
-            if on_tmpfs { " (tmpfs)" } else { "" }
-        ),
+        object_store,
         segment_bytes: SEGMENT_BYTES,
-        uploaded_bytes: upload_bytes,
-        uploaded_segments: to_upload,
+        copy_quota_mb_per_sec: (args.tiered_copy_mb_per_sec > 0.0)
+            .then_some(args.tiered_copy_mb_per_sec),
+        uploaded_bytes,
+        uploaded_segments: results.iter().map(|r| r.uploaded_segments).sum(),
         upload_seconds,
-        upload_mb_per_sec: upload_bytes as f64 / upload_seconds / 1e6,
-        idle,
-        busy,
-        store_cpu_upload_seconds: store_cpu_start.zip(store_cpu_uploaded).map(|(a, b)| b - a),
+        upload_mb_per_sec: uploaded_bytes as f64 / upload_seconds.max(1e-9) / 1e6,
+        idle_mb_per_sec: mean(&|r| r.idle.produce.mb_per_sec),
+        busy_mb_per_sec: mean(&|r| r.busy.produce.mb_per_sec),
+        idle_p99_us: mean(&|r| r.idle.latency.p99_us as f64),
+        busy_p99_us: mean(&|r| r.busy.latency.p99_us as f64),
+        store_cpu_upload_seconds: store_cpu_upload.filter(|_| store_pid.is_some()),
         store_cpu_consume_seconds: store_cpu_before_consume
             .zip(store_cpu_consumed)
             .map(|(a, b)| b - a),
+        rounds: results,
         consume_local,
         consume_remote,
     })

@@ -17,9 +17,10 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{
     AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, ApiKey,
     ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader,
-    ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
-    SaslHandshakeResponse, TopicName,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, MetadataRequest,
+    MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
+    TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes, encode_request_header_into_buffer};
 use kafka_protocol::records::{
@@ -29,6 +30,7 @@ use kafka_protocol::records::{
 const METADATA_VERSION: i16 = 9;
 const PRODUCE_VERSION: i16 = 8;
 const CREATE_TOPICS_VERSION: i16 = 5;
+const INCREMENTAL_ALTER_CONFIGS_VERSION: i16 = 1;
 const API_VERSIONS_VERSION: i16 = 3;
 /// v1: the SASL tokens that follow travel in SaslAuthenticate requests (KIP-152).
 const SASL_HANDSHAKE_VERSION: i16 = 1;
@@ -285,6 +287,45 @@ impl<S: Read + Write> Conn<S> {
                     "create topic {topic}: error {} {:?}",
                     t.error_code,
                     t.error_message
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<S: Read + Write> Conn<S> {
+    /// Sets topic configs with IncrementalAlterConfigs (the others keep their values).
+    pub fn set_topic_configs(&mut self, topic: &str, configs: &[(&str, &str)]) -> Result<()> {
+        use kafka_protocol::messages::incremental_alter_configs_request::{
+            AlterConfigsResource, AlterableConfig,
+        };
+        let configs = configs
+            .iter()
+            .map(|(name, value)| {
+                AlterableConfig::default()
+                    .with_name(StrBytes::from_string((*name).to_owned()))
+                    .with_config_operation(0) // SET
+                    .with_value(Some(StrBytes::from_string((*value).to_owned())))
+            })
+            .collect();
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(2) // TOPIC
+                .with_resource_name(StrBytes::from_string(topic.to_owned()))
+                .with_configs(configs),
+        ]);
+        let response: IncrementalAlterConfigsResponse = self.call(
+            ApiKey::IncrementalAlterConfigs,
+            INCREMENTAL_ALTER_CONFIGS_VERSION,
+            &request,
+        )?;
+        for r in &response.responses {
+            if r.error_code != 0 {
+                bail!(
+                    "alter configs of {topic}: error {} {:?}",
+                    r.error_code,
+                    r.error_message
                 );
             }
         }
