@@ -106,15 +106,15 @@ impl TieredRun {
 
 /// The object store: an s3s-fs server, or (`--tiered-store local`) a plain directory,
 /// which isolates the broker's own side of uploading (no server process at all).
-struct S3sFs {
+struct BenchStore {
     /// The server; `None` for a directory.
     child: Option<Child>,
     root: PathBuf,
     port: u16,
 }
 
-impl S3sFs {
-    fn start(binary: &Path, root: PathBuf) -> Result<S3sFs> {
+impl BenchStore {
+    fn start(binary: &Path, root: PathBuf) -> Result<BenchStore> {
         std::fs::create_dir_all(root.join(BUCKET))?;
         let port = broker::free_port()?;
         let log = std::fs::File::create(root.with_extension("log"))?;
@@ -140,16 +140,16 @@ impl S3sFs {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(S3sFs {
+        Ok(BenchStore {
             child: Some(child),
             root,
             port,
         })
     }
 
-    fn directory(root: PathBuf) -> Result<S3sFs> {
+    fn directory(root: PathBuf) -> Result<BenchStore> {
         std::fs::create_dir_all(root.join(BUCKET))?;
-        Ok(S3sFs {
+        Ok(BenchStore {
             child: None,
             root,
             port: 0,
@@ -188,7 +188,7 @@ impl S3sFs {
     }
 }
 
-impl Drop for S3sFs {
+impl Drop for BenchStore {
     fn drop(&mut self) {
         if let Some(child) = &mut self.child {
             let _ = child.kill();
@@ -197,7 +197,7 @@ impl Drop for S3sFs {
     }
 }
 
-fn env(store: &S3sFs, copy_mb_per_sec: f64) -> Vec<(String, String)> {
+fn env(store: &BenchStore, copy_mb_per_sec: f64) -> Vec<(String, String)> {
     let url = match store.child {
         Some(_) => format!("s3://{BUCKET}/bench"),
         None => format!("file://{}", store.root.join(BUCKET).join("bench").display()),
@@ -237,7 +237,7 @@ fn side(
     args: &RunArgs,
     spec: &BrokerSpec,
     broker: &Broker,
-    store: &S3sFs,
+    store: &BenchStore,
     filled: &str,
     busy: bool,
 ) -> Result<TieredSide> {
@@ -314,9 +314,9 @@ pub fn tiered_phase(args: &RunArgs, s3s_fs: &Path) -> Result<TieredRun> {
     };
     let on_tmpfs = store_root.starts_with("/dev/shm");
     let store = if args.tiered_store == "local" {
-        S3sFs::directory(store_root.clone())?
+        BenchStore::directory(store_root.clone())?
     } else {
-        S3sFs::start(s3s_fs, store_root.clone())?
+        BenchStore::start(s3s_fs, store_root.clone())?
     };
     let binary = std::fs::canonicalize(&args.floe)?;
     let spec = BrokerSpec {

@@ -292,9 +292,7 @@ impl<S: Read + Write> Conn<S> {
         }
         Ok(())
     }
-}
 
-impl<S: Read + Write> Conn<S> {
     /// Sets topic configs with IncrementalAlterConfigs (the others keep their values).
     pub fn set_topic_configs(&mut self, topic: &str, configs: &[(&str, &str)]) -> Result<()> {
         use kafka_protocol::messages::incremental_alter_configs_request::{

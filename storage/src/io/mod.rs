@@ -688,11 +688,7 @@ impl File {
                     Err((op, e)) => Err(StorageError::io(op, &self.path, e)),
                 }
             }
-            _ => {
-                let mut buf = vec![0u8; len];
-                self.read_exact_at(position, &mut buf)?;
-                Ok(buf)
-            }
+            _ => self.read_vec_here(position, len),
         }
     }
 
