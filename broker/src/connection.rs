@@ -615,12 +615,24 @@ async fn write_fetch(
                         }
                     }
                     None => {
-                        // TLS: the bytes are encrypted in user space. The range is in the
-                        // page cache or memory already (the fetch loaded it off the
-                        // runtime), so this read does not wait for the disk.
-                        let bytes = Bytes::from(region.read().map_err(std::io::Error::other)?);
-                        let end = offset.saturating_add(len).min(bytes.len());
-                        pending.push(bytes.slice(offset.min(end)..end));
+                        // TLS: the bytes are encrypted in user space, a piece at a time, so
+                        // the client decrypts one piece while the next is read and
+                        // encrypted (reading a whole multi-MiB response first left it
+                        // idle). The range is in the page cache or memory already (the
+                        // fetch loaded it off the runtime), so no read waits for the disk.
+                        let end = offset.saturating_add(len).min(region.len());
+                        let mut at = offset.min(end);
+                        while at < end {
+                            let piece = region
+                                .read_range(at, (end - at).min(TLS_FETCH_PIECE))
+                                .map_err(std::io::Error::other)?;
+                            if piece.is_empty() {
+                                break;
+                            }
+                            at += piece.len();
+                            pending.push(piece);
+                            write_chunks(writer, std::mem::take(&mut pending)).await?;
+                        }
                     }
                 }
             }
@@ -628,6 +640,9 @@ async fn write_fetch(
     }
     write_chunks(writer, pending).await
 }
+
+/// Bytes of a fetched range read and encrypted at a time on a TLS connection.
+const TLS_FETCH_PIECE: usize = 256 * 1024;
 
 /// Sends `len` bytes of `region` from `offset` with `sendfile`, waiting for the socket to
 /// take more whenever its buffer is full.

@@ -886,17 +886,53 @@ impl FileRegion {
     pub fn read(&self) -> Result<Vec<u8>> {
         match &self.source {
             Source::Memory(bytes) => Ok(bytes.to_vec()),
-            Source::File { file, position } => {
-                let mut buf = vec![0u8; self.len];
-                if nonblocking::no_wait() {
-                    nonblocking::pread_no_wait(file, &self.path, *position, &mut buf)?;
-                } else {
-                    file.read_exact_at(&mut buf, *position)
-                        .map_err(|e| StorageError::io(IoOp::Read, &self.path, e))?;
+            Source::File { file, position } => self.read_file(file, *position, self.len),
+        }
+    }
+
+    /// At most `len` of the range's bytes from `from` (fewer at its end): a slice of a loaded
+    /// range, otherwise read from the file. A TLS connection encrypts a large range a piece
+    /// at a time with it, so the client receives the first piece while the next is read.
+    pub fn read_range(&self, from: usize, len: usize) -> Result<Bytes> {
+        let from = from.min(self.len);
+        let len = len.min(self.len - from);
+        match &self.source {
+            Source::Memory(bytes) => Ok(bytes.slice(from..from + len)),
+            Source::File { file, position } => Ok(Bytes::from(self.read_file(
+                file,
+                position + from as u64,
+                len,
+            )?)),
+        }
+    }
+
+    /// `len` bytes of `file` from `position`. A blocking read fills the buffer's spare
+    /// capacity, so a multi-MiB range is not zeroed before the copy overwrites it.
+    fn read_file(&self, file: &fs::File, position: u64, len: usize) -> Result<Vec<u8>> {
+        if nonblocking::no_wait() {
+            let mut buf = vec![0u8; len];
+            nonblocking::pread_no_wait(file, &self.path, position, &mut buf)?;
+            return Ok(buf);
+        }
+        // `with_capacity` allocates exactly `len` for `u8`, so the reads stop at `len`.
+        let mut buf = Vec::with_capacity(len);
+        while buf.len() < len {
+            let at = position + buf.len() as u64;
+            match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at) {
+                Ok(0) => {
+                    return Err(StorageError::io(
+                        IoOp::Read,
+                        &self.path,
+                        io::ErrorKind::UnexpectedEof.into(),
+                    ));
                 }
-                Ok(buf)
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(StorageError::io(IoOp::Read, &self.path, e.into())),
             }
         }
+        buf.truncate(len);
+        Ok(buf)
     }
 }
 

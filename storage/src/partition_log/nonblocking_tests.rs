@@ -145,6 +145,7 @@ fn read_region_serves_cached_and_evicted_data() {
     let region = cached.region.unwrap();
     assert!(region.is_cached());
     assert_eq!(Bytes::from(region.read().unwrap()), expected);
+    assert_pieces_match(&region, &expected);
 
     // Reading without waiting for the disk gives up on the evicted index or batch. The
     // kernel may keep a page that is still under writeback when asked to drop it (seen on a
@@ -169,7 +170,41 @@ fn read_region_serves_cached_and_evicted_data() {
     let region = loaded.region.unwrap();
     assert!(region.is_cached(), "loaded into memory");
     assert_eq!(Bytes::from(region.read().unwrap()), expected);
+    assert_pieces_match(&region, &expected);
     assert_eq!(decode(&expected).len(), 220);
+}
+
+/// `read_range` of a region, piece by piece (as a TLS connection sends it) and at its edges,
+/// gives the region's bytes.
+fn assert_pieces_match(region: &io::FileRegion, expected: &Bytes) {
+    assert_eq!(region.len(), expected.len());
+    for piece in [1, 4096, 100_000, expected.len()] {
+        let mut joined = Vec::new();
+        let mut at = 0;
+        while at < region.len() {
+            let bytes = region.read_range(at, piece).unwrap();
+            assert!(!bytes.is_empty() && bytes.len() <= piece);
+            at += bytes.len();
+            joined.extend_from_slice(&bytes);
+        }
+        assert_eq!(joined, expected[..], "pieces of {piece} bytes");
+    }
+    let middle = expected.len() / 2;
+    assert_eq!(
+        region.read_range(middle, 7).unwrap(),
+        expected.slice(middle..middle + 7)
+    );
+    assert_eq!(
+        region.read_range(middle, usize::MAX).unwrap(),
+        expected.slice(middle..)
+    );
+    assert!(region.read_range(expected.len(), 10).unwrap().is_empty());
+    assert!(
+        region
+            .read_range(expected.len() + 5, 10)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 crate::test_util::on_both_backends!(
