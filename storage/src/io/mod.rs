@@ -511,10 +511,14 @@ impl File {
     /// Renames the file to `to` while keeping it readable through this handle: its
     /// descriptor is opened (if the cache had closed it) and pinned, so that nothing ever
     /// reopens it by its old path. For deleting a segment that readers may still hold.
-    pub fn rename_pinned(&self, to: &Path) -> Result<()> {
+    pub fn rename_pinned(&self, to: &Path) -> Result<DoomedFile> {
         self.slot.pinned.store(true, Ordering::Release);
-        self.handle()?;
-        rename(&self.path, to)
+        let handle = self.handle()?;
+        rename(&self.path, to)?;
+        Ok(DoomedFile {
+            path: to.to_path_buf(),
+            open: Arc::downgrade(&handle),
+        })
     }
 
     /// Last modification time of the file, in ms since the Unix epoch.
@@ -1002,6 +1006,57 @@ pub fn remove_file(path: &Path) -> Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+/// A file renamed for deletion ([`File::rename_pinned`]), waiting to be removed.
+#[derive(Debug)]
+pub struct DoomedFile {
+    path: PathBuf,
+    /// Its descriptor, alive while a handle, a reader's region or a detached segment that a
+    /// read or an upload still holds keeps it open.
+    open: Weak<fs::File>,
+}
+
+impl DoomedFile {
+    /// Its path (the `*.deleted` name).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether something in this process still holds the file open.
+    pub fn in_use(&self) -> bool {
+        self.open.strong_count() > 0
+    }
+}
+
+/// One step of removing a large file gradually: cuts `chunk` bytes off its end, or removes
+/// it once it is no longer than `chunk`. `true` once it is gone (or was already).
+///
+/// Freeing a 64 MiB segment at once made the next journal commit carry all of its freed
+/// blocks (with the `discard` mount option, a TRIM of all of them), and the fsyncs of every
+/// producer waited for that commit: acks=all p99 went from 3.8 to 10-11 ms while one segment
+/// a second was deleted (measured on this project's machines, ext4 with `discard`). Cut
+/// 4 MiB at a time with pauses between the steps, the same deletions left p99 at 3.8-4.2 ms.
+/// Only for a file nothing reads any more ([`DoomedFile::in_use`]): a reader would see it
+/// shrink.
+pub fn shrink_or_remove(path: &Path, chunk: u64) -> Result<bool> {
+    let file = match fs::OpenOptions::new().write(true).open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(StorageError::io(IoOp::Open, path, e)),
+    };
+    let len = file
+        .metadata()
+        .map_err(|e| StorageError::io(IoOp::Metadata, path, e))?
+        .len();
+    if len <= chunk {
+        drop(file);
+        remove_file(path)?;
+        return Ok(true);
+    }
+    file.set_len(len - chunk)
+        .map_err(|e| StorageError::io(IoOp::Truncate, path, e))?;
+    Ok(false)
 }
 
 /// Removes a directory tree; a directory that is already gone is not an error.

@@ -624,8 +624,7 @@ impl PartitionLog {
         };
         for file in &old_files {
             let to = with_suffix(file.path(), DELETED_SUFFIX);
-            file.rename_pinned(&to)?;
-            stats.deleted.files.push(to);
+            stats.deleted.files.push(file.rename_pinned(&to)?);
         }
         for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX] {
             let path = segment_file(&self.dir, base, suffix);
@@ -662,8 +661,7 @@ impl PartitionLog {
         let Some(segment) = doomed else { return Ok(()) };
         for file in segment.all_files() {
             let to = with_suffix(file.path(), DELETED_SUFFIX);
-            file.rename_pinned(&to)?;
-            stats.deleted.files.push(to);
+            stats.deleted.files.push(file.rename_pinned(&to)?);
         }
         io::sync_dir(&self.dir)?;
         Ok(())

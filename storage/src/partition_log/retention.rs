@@ -69,7 +69,7 @@ pub struct Deleted {
     /// Bytes of their `.log` files.
     pub bytes: u64,
     /// The renamed files, to remove after `file.delete.delay.ms`.
-    pub files: Vec<PathBuf>,
+    pub files: Vec<io::DoomedFile>,
 }
 
 impl PartitionLog {
@@ -417,8 +417,7 @@ impl PartitionLog {
                 let mut to = file.path().as_os_str().to_owned();
                 to.push(DELETED_SUFFIX);
                 let to = PathBuf::from(to);
-                file.rename_pinned(&to)?;
-                deleted.files.push(to);
+                deleted.files.push(file.rename_pinned(&to)?);
             }
             deleted.segments += 1;
             deleted.bytes += segment.size;

@@ -173,6 +173,50 @@ fn readers_of_a_deleted_segment_keep_reading() {
     }
 }
 
+/// Files of deleted segments are removed once due, but not while something still holds
+/// them open: a region a fetch is sending keeps its segment's files until it is dropped (a
+/// file removed gradually would shrink under it).
+fn due_files_wait_for_their_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        retention_ms: None,
+        ..small()
+    };
+    let (_manager, log) = open(dir.path(), config);
+    fill(&log, 30, 1_000);
+    // Synced: files waiting for an fsync are held by the log until it is done.
+    log.sync().unwrap();
+    let region = log
+        .read_region_now(0, 1 << 20, Isolation::Uncommitted)
+        .unwrap()
+        .region
+        .unwrap();
+    let expected = log.read(0, 1 << 20).unwrap().records;
+    let (_, deleted) = log.delete_records(log.log_end_offset()).unwrap();
+    let in_use: Vec<String> = deleted
+        .files
+        .iter()
+        .filter(|f| f.in_use())
+        .map(|f| f.path().display().to_string())
+        .collect();
+    assert_eq!(in_use.len(), 1, "only the region's .log: {in_use:?}");
+    assert!(in_use[0].ends_with(&format!("{LOG_SUFFIX}{DELETED_SUFFIX}")));
+    let pending = crate::retention::PendingRemovals::default();
+    let stop = crate::background::Stop::default();
+    pending.schedule(deleted, std::time::Duration::ZERO);
+    let next = pending.remove_due(&stop);
+    assert_eq!(deleted_files(log.dir()).len(), 1, "the held file waits");
+    assert!(next.is_some());
+    assert_eq!(bytes::Bytes::from(region.read().unwrap()), expected);
+    drop(region);
+    std::thread::sleep(
+        next.unwrap()
+            .saturating_duration_since(std::time::Instant::now()),
+    );
+    assert!(pending.remove_due(&stop).is_none());
+    assert!(deleted_files(log.dir()).is_empty());
+}
+
 fn delete_records_moves_the_start_inside_a_segment() {
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig {
@@ -429,6 +473,23 @@ crate::test_util::on_both_backends!(
     policy_compact_and_unlimited_retention_keep_everything,
     quiet_active_segment_rolls_by_segment_ms,
     readers_of_a_deleted_segment_keep_reading,
+    due_files_wait_for_their_readers,
     delete_records_moves_the_start_inside_a_segment,
     crash_between_deletion_steps_leaves_a_log_that_opens,
 );
+
+/// A removal step cuts the chunk off the file's end until what is left fits in one, then
+/// removes the file; a file already gone counts as removed.
+#[test]
+fn shrink_or_remove_cuts_chunks_then_removes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format!("0{LOG_SUFFIX}{DELETED_SUFFIX}"));
+    std::fs::write(&path, vec![7u8; 10 << 20]).unwrap();
+    let mut sizes = Vec::new();
+    while !io::shrink_or_remove(&path, 4 << 20).unwrap() {
+        sizes.push(std::fs::metadata(&path).unwrap().len());
+    }
+    assert_eq!(sizes, vec![6 << 20, 2 << 20]);
+    assert!(!path.exists());
+    assert!(io::shrink_or_remove(&path, 4 << 20).unwrap());
+}
