@@ -53,8 +53,8 @@ const IN_USE_GRACE: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 struct Pending {
     file: io::DoomedFile,
-    /// When it was first due.
-    since: Option<Instant>,
+    /// When it became due (`file.delete.delay.ms` after its segment was deleted).
+    due: Instant,
 }
 
 /// Files of deleted segments and when they are due for removal; shared with DeleteRecords,
@@ -71,14 +71,9 @@ impl PendingRemovals {
         if deleted.files.is_empty() {
             return;
         }
-        let files = deleted
-            .files
-            .into_iter()
-            .map(|file| Pending { file, since: None });
-        lock(&self.due)
-            .entry(Instant::now() + delay)
-            .or_default()
-            .extend(files);
+        let due = Instant::now() + delay;
+        let files = deleted.files.into_iter().map(|file| Pending { file, due });
+        lock(&self.due).entry(due).or_default().extend(files);
     }
 
     /// Removes files that are due, for up to [`REMOVAL_SLICE`]; returns when the next one
@@ -95,16 +90,15 @@ impl PendingRemovals {
         };
         let mut again = Vec::new();
         let deadline = now + REMOVAL_SLICE;
-        while let Some(mut pending) = ready.pop_front() {
+        while let Some(pending) = ready.pop_front() {
             if Instant::now() >= deadline || stop.is_set() {
                 again.push((now, pending));
                 again.extend(ready.drain(..).map(|p| (now, p)));
                 break;
             }
-            let since = *pending.since.get_or_insert(now);
             let path = pending.file.path();
             if pending.file.in_use() {
-                if now.duration_since(since) < IN_USE_GRACE {
+                if now.saturating_duration_since(pending.due) < IN_USE_GRACE {
                     again.push((now + REMOVAL_TICK, pending));
                 } else if let Err(error) = io::remove_file(path) {
                     tracing::warn!(file = %path.display(), %error, "cannot remove a deleted segment file");

@@ -668,9 +668,7 @@ impl File {
     /// (tiered-storage uploads), which would otherwise hold the ring's thread with
     /// multi-MiB copies while the log's writes and syncs queue behind them.
     pub fn read_vec_here(&self, position: u64, len: usize) -> Result<Vec<u8>> {
-        let mut buf = vec![0u8; len];
-        self.read_exact_at(position, &mut buf)?;
-        Ok(buf)
+        pread_vec(&*self.handle()?, &self.path, position, len)
     }
 
     /// Reads `len` bytes from `position` into a new buffer (through the ring on io_uring when
@@ -890,7 +888,7 @@ impl FileRegion {
     pub fn read(&self) -> Result<Vec<u8>> {
         match &self.source {
             Source::Memory(bytes) => Ok(bytes.to_vec()),
-            Source::File { file, position } => self.read_file(file, *position, self.len),
+            Source::File { file, position } => pread_vec(file, &self.path, *position, self.len),
         }
     }
 
@@ -902,42 +900,44 @@ impl FileRegion {
         let len = len.min(self.len - from);
         match &self.source {
             Source::Memory(bytes) => Ok(bytes.slice(from..from + len)),
-            Source::File { file, position } => Ok(Bytes::from(self.read_file(
+            Source::File { file, position } => Ok(Bytes::from(pread_vec(
                 file,
+                &self.path,
                 position + from as u64,
                 len,
             )?)),
         }
     }
+}
 
-    /// `len` bytes of `file` from `position`. A blocking read fills the buffer's spare
-    /// capacity, so a multi-MiB range is not zeroed before the copy overwrites it.
-    fn read_file(&self, file: &fs::File, position: u64, len: usize) -> Result<Vec<u8>> {
-        if nonblocking::no_wait() {
-            let mut buf = vec![0u8; len];
-            nonblocking::pread_no_wait(file, &self.path, position, &mut buf)?;
-            return Ok(buf);
-        }
-        // `with_capacity` allocates exactly `len` for `u8`, so the reads stop at `len`.
-        let mut buf = Vec::with_capacity(len);
-        while buf.len() < len {
-            let at = position + buf.len() as u64;
-            match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at) {
-                Ok(0) => {
-                    return Err(StorageError::io(
-                        IoOp::Read,
-                        &self.path,
-                        io::ErrorKind::UnexpectedEof.into(),
-                    ));
-                }
-                Ok(_) => {}
-                Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(StorageError::io(IoOp::Read, &self.path, e.into())),
-            }
-        }
-        buf.truncate(len);
-        Ok(buf)
+/// `len` bytes of `file` (at `path`) from `position`, in a new buffer. A blocking read
+/// fills the buffer's spare capacity, so a multi-MiB read is not zeroed before the copy
+/// overwrites it; under [`nonblocking::without_blocking`] it is a `preadv2(RWF_NOWAIT)`.
+fn pread_vec(file: &fs::File, path: &Path, position: u64, len: usize) -> Result<Vec<u8>> {
+    if nonblocking::no_wait() {
+        let mut buf = vec![0u8; len];
+        nonblocking::pread_no_wait(file, path, position, &mut buf)?;
+        return Ok(buf);
     }
+    // `with_capacity` allocates exactly `len` for `u8`, so the reads stop at `len`.
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        let at = position + buf.len() as u64;
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at) {
+            Ok(0) => {
+                return Err(StorageError::io(
+                    IoOp::Read,
+                    path,
+                    io::ErrorKind::UnexpectedEof.into(),
+                ));
+            }
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(StorageError::io(IoOp::Read, path, e.into())),
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
 }
 
 /// Creates a directory and its parents.

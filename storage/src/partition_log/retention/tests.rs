@@ -24,6 +24,17 @@ fn deleted_files(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A log in `dir` with small segments and no time retention, holding 30 batches.
+fn filled_without_time_retention(dir: &Path) -> (LogManager, Arc<PartitionLog>) {
+    let config = LogConfig {
+        retention_ms: None,
+        ..small()
+    };
+    let (manager, log) = open(dir, config);
+    fill(&log, 30, 1_000);
+    (manager, log)
+}
+
 /// Appends `n` batches of 3 records with timestamp `ts`.
 fn fill(log: &Arc<PartitionLog>, n: usize, ts: i64) {
     for i in 0..n {
@@ -178,12 +189,7 @@ fn readers_of_a_deleted_segment_keep_reading() {
 /// file removed gradually would shrink under it).
 fn due_files_wait_for_their_readers() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig {
-        retention_ms: None,
-        ..small()
-    };
-    let (_manager, log) = open(dir.path(), config);
-    fill(&log, 30, 1_000);
+    let (_manager, log) = filled_without_time_retention(dir.path());
     // Synced: files waiting for an fsync are held by the log until it is done.
     log.sync().unwrap();
     let region = log
@@ -399,12 +405,7 @@ fn a_hold_under_size_retention_stays_within_the_byte_bound() {
 /// DeleteRecords is an admin's decision: a hold does not keep what it deletes.
 fn a_hold_never_holds_back_delete_records() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig {
-        retention_ms: None,
-        ..small()
-    };
-    let (manager, log) = open(dir.path(), config);
-    fill(&log, 30, 1_000);
+    let (manager, log) = filled_without_time_retention(dir.path());
     let _hold = log.hold_retention(0, HOUR as u64);
     let bases = segment_bases(log.dir());
     let target = bases[2] + 1;
