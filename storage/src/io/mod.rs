@@ -40,6 +40,8 @@ pub mod faults;
 // buffers it uses after the call returns. The driver keeps ownership of those buffers until
 // their completions arrive; each unsafe block states why it is sound.
 mod nonblocking;
+mod region;
+mod removal;
 #[allow(unsafe_code)]
 mod uring;
 
@@ -49,6 +51,9 @@ pub fn uring_in_flight() -> u64 {
 }
 
 pub use nonblocking::{offload, without_blocking};
+pub use region::FileRegion;
+use region::pread_vec;
+pub use removal::{DoomedFile, shrink_or_remove};
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -465,14 +470,12 @@ impl File {
     /// A byte range of this file for [`FileRegion::send_to`]: the region keeps the file
     /// open (its handle, reopened if it was cold) until it is dropped.
     pub fn region(&self, position: u64, len: usize) -> Result<FileRegion> {
-        Ok(FileRegion {
-            source: Source::File {
-                file: self.handle()?,
-                position,
-            },
-            path: self.path.clone(),
+        Ok(FileRegion::in_file(
+            self.handle()?,
+            position,
+            self.path.clone(),
             len,
-        })
+        ))
     }
 
     /// Marks the file cold: sealed and synced, so nothing unsynced can be lost with its
@@ -515,10 +518,7 @@ impl File {
         self.slot.pinned.store(true, Ordering::Release);
         let handle = self.handle()?;
         rename(&self.path, to)?;
-        Ok(DoomedFile {
-            path: to.to_path_buf(),
-            open: Arc::downgrade(&handle),
-        })
+        Ok(DoomedFile::new(to.to_path_buf(), Arc::downgrade(&handle)))
     }
 
     /// Last modification time of the file, in ms since the Unix epoch.
@@ -789,157 +789,6 @@ pub fn install_process_faults(faults: Arc<faults::Faults>) {
     let _ = PROCESS_FAULTS.set(faults);
 }
 
-/// A byte range of a segment file, handed to the network without a copy through user space:
-/// a fetch response's record batches are `sendfile`d from the page cache to the socket.
-/// Segment bytes below a segment's size never change, so the range stays valid while the
-/// region holds the file open, even if the file is deleted meanwhile. A range that is not in
-/// the page cache is read into memory off the runtime first ([`FileRegion::load`]), so that
-/// sending it never waits for the disk on a runtime thread.
-#[derive(Debug, Clone)]
-pub struct FileRegion {
-    source: Source,
-    path: PathBuf,
-    len: usize,
-}
-
-#[derive(Debug, Clone)]
-enum Source {
-    /// In the file, at `position`.
-    File { file: Arc<fs::File>, position: u64 },
-    /// Read into memory.
-    Memory(Bytes),
-}
-
-impl FileRegion {
-    /// Length of the range.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the range is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Whether sending the range needs no disk read: it is in memory, or entirely in the
-    /// page cache (`cachestat(2)`; `false` where the kernel cannot tell).
-    pub fn is_cached(&self) -> bool {
-        match &self.source {
-            Source::File { file, position } => nonblocking::cached(file, *position, self.len),
-            Source::Memory(_) => true,
-        }
-    }
-
-    /// The same range, read into memory (blocks: call it through [`offload`]).
-    pub fn load(self) -> Result<FileRegion> {
-        match &self.source {
-            Source::Memory(_) => Ok(self),
-            Source::File { .. } => {
-                let bytes = Bytes::from(self.read()?);
-                Ok(FileRegion {
-                    source: Source::Memory(bytes),
-                    path: self.path,
-                    len: self.len,
-                })
-            }
-        }
-    }
-
-    /// Sends at most `len` of the range's bytes from `from` on to `socket` with one
-    /// `sendfile(2)` (or `write(2)` of a loaded range); returns how many were sent (fewer
-    /// when the socket buffer fills: the socket is non-blocking, and the caller waits for it
-    /// to be writable and calls again). The file side reads the page cache (a read from the
-    /// disk where the pages are not cached).
-    pub fn send_to(
-        &self,
-        socket: std::os::fd::BorrowedFd<'_>,
-        from: usize,
-        len: usize,
-    ) -> io::Result<usize> {
-        let remaining = self.len.saturating_sub(from).min(len);
-        if remaining == 0 {
-            return Ok(0);
-        }
-        let (file, position) = match &self.source {
-            Source::File { file, position } => (file, *position),
-            Source::Memory(bytes) => {
-                return Ok(rustix::io::write(socket, &bytes[from..from + remaining])?);
-            }
-        };
-        let mut offset = position + from as u64;
-        let n = rustix::fs::sendfile(socket, &**file, Some(&mut offset), remaining)?;
-        if n == 0 {
-            // The file is shorter than the region: it was truncated under us (only recovery
-            // truncates, before serving), so this is a bug or outside interference.
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "{} ends before byte {} of a fetched range",
-                    self.path.display(),
-                    position + from as u64
-                ),
-            ));
-        }
-        Ok(n)
-    }
-
-    /// The range's bytes (for connections that cannot use `sendfile`); reads the file unless
-    /// the range was loaded.
-    pub fn read(&self) -> Result<Vec<u8>> {
-        match &self.source {
-            Source::Memory(bytes) => Ok(bytes.to_vec()),
-            Source::File { file, position } => pread_vec(file, &self.path, *position, self.len),
-        }
-    }
-
-    /// At most `len` of the range's bytes from `from` (fewer at its end): a slice of a loaded
-    /// range, otherwise read from the file. A TLS connection encrypts a large range a piece
-    /// at a time with it, so the client receives the first piece while the next is read.
-    pub fn read_range(&self, from: usize, len: usize) -> Result<Bytes> {
-        let from = from.min(self.len);
-        let len = len.min(self.len - from);
-        match &self.source {
-            Source::Memory(bytes) => Ok(bytes.slice(from..from + len)),
-            Source::File { file, position } => Ok(Bytes::from(pread_vec(
-                file,
-                &self.path,
-                position + from as u64,
-                len,
-            )?)),
-        }
-    }
-}
-
-/// `len` bytes of `file` (at `path`) from `position`, in a new buffer. A blocking read
-/// fills the buffer's spare capacity, so a multi-MiB read is not zeroed before the copy
-/// overwrites it; under [`nonblocking::without_blocking`] it is a `preadv2(RWF_NOWAIT)`.
-fn pread_vec(file: &fs::File, path: &Path, position: u64, len: usize) -> Result<Vec<u8>> {
-    if nonblocking::no_wait() {
-        let mut buf = vec![0u8; len];
-        nonblocking::pread_no_wait(file, path, position, &mut buf)?;
-        return Ok(buf);
-    }
-    // `with_capacity` allocates exactly `len` for `u8`, so the reads stop at `len`.
-    let mut buf = Vec::with_capacity(len);
-    while buf.len() < len {
-        let at = position + buf.len() as u64;
-        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at) {
-            Ok(0) => {
-                return Err(StorageError::io(
-                    IoOp::Read,
-                    path,
-                    io::ErrorKind::UnexpectedEof.into(),
-                ));
-            }
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(StorageError::io(IoOp::Read, path, e.into())),
-        }
-    }
-    buf.truncate(len);
-    Ok(buf)
-}
-
 /// Creates a directory and its parents.
 pub fn create_dir_all(path: &Path) -> Result<()> {
     fs::create_dir_all(path).map_err(|e| StorageError::io(IoOp::CreateDir, path, e))
@@ -1006,57 +855,6 @@ pub fn remove_file(path: &Path) -> Result<()> {
         }
         _ => Ok(()),
     }
-}
-
-/// A file renamed for deletion ([`File::rename_pinned`]), waiting to be removed.
-#[derive(Debug)]
-pub struct DoomedFile {
-    path: PathBuf,
-    /// Its descriptor, alive while a handle, a reader's region or a detached segment that a
-    /// read or an upload still holds keeps it open.
-    open: Weak<fs::File>,
-}
-
-impl DoomedFile {
-    /// Its path (the `*.deleted` name).
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Whether something in this process still holds the file open.
-    pub fn in_use(&self) -> bool {
-        self.open.strong_count() > 0
-    }
-}
-
-/// One step of removing a large file gradually: cuts `chunk` bytes off its end, or removes
-/// it once it is no longer than `chunk`. `true` once it is gone (or was already).
-///
-/// Freeing a 64 MiB segment at once made the next journal commit carry all of its freed
-/// blocks (with the `discard` mount option, a TRIM of all of them), and the fsyncs of every
-/// producer waited for that commit: acks=all p99 went from 3.8 to 10-11 ms while one segment
-/// a second was deleted (measured on this project's machines, ext4 with `discard`). Cut
-/// 4 MiB at a time with pauses between the steps, the same deletions left p99 at 3.8-4.2 ms.
-/// Only for a file nothing reads any more ([`DoomedFile::in_use`]): a reader would see it
-/// shrink.
-pub fn shrink_or_remove(path: &Path, chunk: u64) -> Result<bool> {
-    let file = match fs::OpenOptions::new().write(true).open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
-        Err(e) => return Err(StorageError::io(IoOp::Open, path, e)),
-    };
-    let len = file
-        .metadata()
-        .map_err(|e| StorageError::io(IoOp::Metadata, path, e))?
-        .len();
-    if len <= chunk {
-        drop(file);
-        remove_file(path)?;
-        return Ok(true);
-    }
-    file.set_len(len - chunk)
-        .map_err(|e| StorageError::io(IoOp::Truncate, path, e))?;
-    Ok(false)
 }
 
 /// Removes a directory tree; a directory that is already gone is not an error.
