@@ -182,7 +182,8 @@ struct RunArgs {
     #[arg(long, default_value_t = 90.0)]
     tiered_rest_seconds: f64,
     /// Rounds of the tiered-storage scenario (each: one filled topic; the producers
-    /// measured with the uploader idle, then busy uploading that topic).
+    /// measured with the uploader idle and busy uploading that topic, idle first in odd
+    /// rounds and busy first in even ones).
     #[arg(long, default_value_t = 2)]
     tiered_rounds: u32,
     /// Run only the tiered-storage scenario; no peer.

@@ -4,20 +4,21 @@
 //!
 //! 1. Fill `--tiered-rounds` topics (1 partition, 64 MiB segments, not tiered) with
 //!    `tiered_fill_gb` between them; consume the first from local disk.
-//! 2. Each round: rest the disk (`--tiered-rest-seconds`, after a `sync`), measure acks=all
-//!    produce throughput and the small-request latency on fresh, untiered topics with the
-//!    uploader idle; rest the disk again, turn tiering on for the round's filled topic
+//! 2. Each round measures two sides, each after a rest of the disk
+//!    (`--tiered-rest-seconds`, after a `sync`): acks=all produce throughput and the
+//!    small-request latency on fresh, untiered topics, once with the uploader idle and
+//!    once right after tiering is turned on for the round's filled topic
 //!    (IncrementalAlterConfigs `remote.storage.enable=true`, `local.retention.bytes=1`:
-//!    the uploader starts copying its whole backlog at once) and measure the same while it
-//!    uploads; then wait for every closed segment to be in the bucket (upload throughput:
-//!    bytes over the time from turning tiering on) and for local retention to delete the
-//!    local copies.
+//!    the uploader starts copying its whole backlog at once). The busy side then waits
+//!    for every closed segment to be in the bucket (upload throughput: bytes over the time
+//!    from turning tiering on) and for local retention to delete the local copies. Odd
+//!    rounds measure the idle side first, even rounds the busy side.
 //! 3. Consume the first filled topic from offset 0 again, now from the object store.
 //!
-//! Rounds alternate idle and busy on the same broker with equal rests, because this
-//! machine's disk writes in bursts (see [`rest_disk`]): a side measured later, or after a
-//! restart, would otherwise read differently for reasons that have nothing to do with the
-//! uploader. Broker CPU seconds are measured around each consume, so CPU per GB compares
+//! Both sides are measured on the same broker with equal rests and in alternating order,
+//! because this machine's disk writes in bursts (see [`rest_disk`]): a side measured
+//! later, or after a restart, would otherwise read differently for reasons that have
+//! nothing to do with the uploader. Broker CPU seconds are measured around each consume, so CPU per GB compares
 //! the two read paths.
 
 use std::path::{Path, PathBuf};
@@ -48,9 +49,11 @@ pub struct TieredSide {
     pub remote_segments_at_end: usize,
 }
 
-/// One round: the same producers with the uploader idle, then busy.
+/// One round: the same producers with the uploader idle and busy.
 #[derive(Debug, Clone, Serialize)]
 pub struct TieredRound {
+    /// The busy side was measured first (odd rounds).
+    pub busy_first: bool,
     pub idle: TieredSide,
     pub busy: TieredSide,
     /// Closed segments of the round's filled topic (what is uploaded) and their bytes.
@@ -366,63 +369,82 @@ pub fn tiered_phase(args: &RunArgs, s3s_fs: &Path) -> Result<TieredRun> {
     let store_cpu = || store_pid.as_deref().and_then(load::cpu_seconds);
     let mut store_cpu_upload = Some(0.0);
     let mut results = Vec::new();
-    for topic in &filled {
-        // Write back what came before, then let the disk rest (as before every side).
-        crate::settle_disk();
-        rest_disk(args);
-        let idle = side(args, &spec, &broker, &store, topic, false)?;
+    for (index, topic) in filled.iter().enumerate() {
+        // Odd rounds measure the busy side first, so that whatever the order of the two
+        // sides does to them (what the disk wrote just before, how long it rested) falls
+        // on each side equally often.
+        let busy_first = index % 2 == 1;
         let partition_dir = spec.data_dir.join(format!("{topic}-0"));
         let closed: Vec<u64> = segment_sizes(&partition_dir);
         let to_upload = closed.len().saturating_sub(1);
         let upload_bytes: u64 = closed.iter().take(to_upload).sum();
-        crate::settle_disk();
-        rest_disk(args);
-        // Tiering on: the whole backlog uploads from now.
-        let cpu_before = store_cpu();
-        crate::wire::Conn::connect(spec.addr(), Duration::from_secs(5))?.set_topic_configs(
-            topic,
-            &[
-                ("remote.storage.enable", "true"),
-                ("local.retention.bytes", "1"),
-            ],
-        )?;
-        let started = Instant::now();
-        let busy = side(args, &spec, &broker, &store, topic, true)?;
+        let measure_idle = || -> Result<TieredSide> {
+            // Write back what came before, then let the disk rest (as before every side).
+            crate::settle_disk();
+            rest_disk(args);
+            side(args, &spec, &broker, &store, topic, false)
+        };
+        let measure_busy = |store_cpu_upload: &mut Option<f64>| -> Result<(TieredSide, f64)> {
+            crate::settle_disk();
+            rest_disk(args);
+            // Tiering on: the whole backlog uploads from now.
+            let cpu_before = store_cpu();
+            crate::wire::Conn::connect(spec.addr(), Duration::from_secs(5))?.set_topic_configs(
+                topic,
+                &[
+                    ("remote.storage.enable", "true"),
+                    ("local.retention.bytes", "1"),
+                ],
+            )?;
+            let started = Instant::now();
+            let busy = side(args, &spec, &broker, &store, topic, true)?;
+            let deadline = Instant::now() + Duration::from_secs(1800);
+            loop {
+                let (count, bytes) = store.remote_logs(topic);
+                if count >= to_upload && bytes >= upload_bytes {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("{count} of {to_upload} segments of {topic} uploaded after 30 minutes");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let upload_seconds = started.elapsed().as_secs_f64();
+            *store_cpu_upload = store_cpu_upload
+                .zip(cpu_before.zip(store_cpu()))
+                .map(|(sum, (a, b))| sum + b - a);
+            // The next side starts once local retention has deleted the local copies.
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while segment_sizes(&partition_dir).len() > 1 {
+                if Instant::now() > deadline {
+                    bail!("local retention kept the uploaded segments of {topic} for 2 minutes");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            eprintln!(
+                "[bench]   {topic}: uploaded {:.0} MB/s ({} of {to_upload} segments while measured)",
+                upload_bytes as f64 / upload_seconds / 1e6,
+                busy.remote_segments_at_end
+            );
+            Ok((busy, upload_seconds))
+        };
+        let (idle, (busy, upload_seconds)) = if busy_first {
+            let busy = measure_busy(&mut store_cpu_upload)?;
+            (measure_idle()?, busy)
+        } else {
+            let idle = measure_idle()?;
+            (idle, measure_busy(&mut store_cpu_upload)?)
+        };
         eprintln!(
-            "[bench]   {topic}: acks=all {:.0} MB/s idle / {:.0} uploading, p99 {} / {} us ({} of {to_upload} segments uploaded meanwhile)",
+            "[bench]   {topic}: acks=all {:.0} MB/s idle / {:.0} uploading, p99 {} / {} us ({} first)",
             idle.produce.mb_per_sec,
             busy.produce.mb_per_sec,
             idle.latency.p99_us,
             busy.latency.p99_us,
-            busy.remote_segments_at_end
-        );
-        let deadline = Instant::now() + Duration::from_secs(1800);
-        loop {
-            let (count, bytes) = store.remote_logs(topic);
-            if count >= to_upload && bytes >= upload_bytes {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("{count} of {to_upload} segments of {topic} uploaded after 30 minutes");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let upload_seconds = started.elapsed().as_secs_f64();
-        store_cpu_upload = store_cpu_upload
-            .zip(cpu_before.zip(store_cpu()))
-            .map(|(sum, (a, b))| sum + b - a);
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while segment_sizes(&partition_dir).len() > 1 {
-            if Instant::now() > deadline {
-                bail!("local retention kept the uploaded segments of {topic} for 2 minutes");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        eprintln!(
-            "[bench]   {topic}: uploaded {:.0} MB/s",
-            upload_bytes as f64 / upload_seconds / 1e6
+            if busy_first { "uploading" } else { "idle" }
         );
         results.push(TieredRound {
+            busy_first,
             idle,
             busy,
             uploaded_segments: to_upload,
