@@ -273,11 +273,17 @@ fn side(
         Duration::from_secs_f64(args.latency_seconds),
         Some(broker.pid()),
     )?;
+    let remote_segments_at_end = store.remote_logs(filled).0;
+    // The measured topics are not needed any more: deleted, they leave the disk for the
+    // rounds after (4 rounds of both sides' topics would fill ~25 GB).
+    let mut conn = crate::wire::Conn::connect(spec.addr(), Duration::from_secs(5))?;
+    conn.delete_topic(&throughput_topic)?;
+    conn.delete_topic(&latency_topic)?;
     Ok(TieredSide {
         uploader_busy: busy,
         produce,
         latency,
-        remote_segments_at_end: store.remote_logs(filled).0,
+        remote_segments_at_end,
     })
 }
 

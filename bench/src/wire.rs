@@ -17,10 +17,10 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{
     AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, ApiKey,
     ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, MetadataRequest,
-    MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader,
-    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
-    TopicName,
+    DeleteTopicsRequest, DeleteTopicsResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
+    SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes, encode_request_header_into_buffer};
 use kafka_protocol::records::{
@@ -30,6 +30,7 @@ use kafka_protocol::records::{
 const METADATA_VERSION: i16 = 9;
 const PRODUCE_VERSION: i16 = 8;
 const CREATE_TOPICS_VERSION: i16 = 5;
+const DELETE_TOPICS_VERSION: i16 = 5;
 const INCREMENTAL_ALTER_CONFIGS_VERSION: i16 = 1;
 const API_VERSIONS_VERSION: i16 = 3;
 /// v1: the SASL tokens that follow travel in SaslAuthenticate requests (KIP-152).
@@ -38,6 +39,8 @@ const SASL_AUTHENTICATE_VERSION: i16 = 2;
 const ALTER_USER_SCRAM_CREDENTIALS_VERSION: i16 = 0;
 /// Kafka's `TOPIC_ALREADY_EXISTS`.
 const TOPIC_ALREADY_EXISTS: i16 = 36;
+/// Kafka's `UNKNOWN_TOPIC_OR_PARTITION`.
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 
 /// One connection to a broker: a TCP socket, or any other byte stream over one (TLS).
 pub struct Conn<S = TcpStream> {
@@ -285,6 +288,25 @@ impl<S: Read + Write> Conn<S> {
             if t.error_code != 0 && t.error_code != TOPIC_ALREADY_EXISTS {
                 bail!(
                     "create topic {topic}: error {} {:?}",
+                    t.error_code,
+                    t.error_message
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes `topic` (one that does not exist is fine).
+    pub fn delete_topic(&mut self, topic: &str) -> Result<()> {
+        let request = DeleteTopicsRequest::default()
+            .with_topic_names(vec![topic_name(topic)])
+            .with_timeout_ms(30_000);
+        let response: DeleteTopicsResponse =
+            self.call(ApiKey::DeleteTopics, DELETE_TOPICS_VERSION, &request)?;
+        for t in &response.responses {
+            if t.error_code != 0 && t.error_code != UNKNOWN_TOPIC_OR_PARTITION {
+                bail!(
+                    "delete topic {topic}: error {} {:?}",
                     t.error_code,
                     t.error_message
                 );
