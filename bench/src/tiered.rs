@@ -23,6 +23,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -403,19 +404,37 @@ pub fn tiered_phase(args: &RunArgs, s3s_fs: &Path) -> Result<TieredRun> {
                 ],
             )?;
             let started = Instant::now();
-            let busy = side(args, &spec, &broker, &store, topic, true)?;
-            let deadline = Instant::now() + Duration::from_secs(1800);
-            loop {
+            let uploaded = || {
                 let (count, bytes) = store.remote_logs(topic);
-                if count >= to_upload && bytes >= upload_bytes {
-                    break;
-                }
+                count >= to_upload && bytes >= upload_bytes
+            };
+            let measuring = AtomicBool::new(true);
+            let (busy, done) = std::thread::scope(|scope| {
+                // Notes when the backlog is complete while the side is still measured, so
+                // that the upload time is the uploader's, not the side's length.
+                let watcher = scope.spawn(|| {
+                    while measuring.load(Ordering::Relaxed) {
+                        if uploaded() {
+                            return Some(started.elapsed());
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    None
+                });
+                let busy = side(args, &spec, &broker, &store, topic, true);
+                measuring.store(false, Ordering::Relaxed);
+                (busy, watcher.join().ok().flatten())
+            });
+            let busy = busy?;
+            let deadline = Instant::now() + Duration::from_secs(1800);
+            while done.is_none() && !uploaded() {
                 if Instant::now() > deadline {
+                    let (count, _) = store.remote_logs(topic);
                     bail!("{count} of {to_upload} segments of {topic} uploaded after 30 minutes");
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            let upload_seconds = started.elapsed().as_secs_f64();
+            let upload_seconds = done.unwrap_or_else(|| started.elapsed()).as_secs_f64();
             *store_cpu_upload = store_cpu_upload
                 .zip(cpu_before.zip(store_cpu()))
                 .map(|(sum, (a, b))| sum + b - a);
