@@ -18,8 +18,8 @@
 //! Both sides are measured on the same broker with equal rests and in alternating order,
 //! because this machine's disk writes in bursts (see [`rest_disk`]): a side measured
 //! later, or after a restart, would otherwise read differently for reasons that have
-//! nothing to do with the uploader. Broker CPU seconds are measured around each consume, so CPU per GB compares
-//! the two read paths.
+//! nothing to do with the uploader. Broker CPU seconds are measured around each consume,
+//! so CPU per GB compares the two read paths.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -288,6 +288,53 @@ fn side(
     })
 }
 
+/// Runs `measure` right after tiering was turned on for `topic`, then waits for its
+/// `to_upload` closed segments (`upload_bytes`) to be in the bucket. Returns what
+/// `measure` returned and the seconds from the start to the last segment uploaded: a
+/// watcher notes a backlog completed while `measure` still runs, so that the time is the
+/// uploader's and not the measurement's length.
+fn measure_while_uploading(
+    store: &BenchStore,
+    topic: &str,
+    to_upload: usize,
+    upload_bytes: u64,
+    measure: impl FnOnce() -> Result<TieredSide>,
+) -> Result<(TieredSide, f64)> {
+    let started = Instant::now();
+    let uploaded = || {
+        let (count, bytes) = store.remote_logs(topic);
+        count >= to_upload && bytes >= upload_bytes
+    };
+    let measuring = AtomicBool::new(true);
+    let (side, done) = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            while measuring.load(Ordering::Relaxed) {
+                if uploaded() {
+                    return Some(started.elapsed());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            None
+        });
+        let side = measure();
+        measuring.store(false, Ordering::Relaxed);
+        (side, watcher.join().ok().flatten())
+    });
+    let side = side?;
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    while done.is_none() && !uploaded() {
+        if Instant::now() > deadline {
+            let (count, _) = store.remote_logs(topic);
+            bail!("{count} of {to_upload} segments of {topic} uploaded after 30 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok((
+        side,
+        done.unwrap_or_else(|| started.elapsed()).as_secs_f64(),
+    ))
+}
+
 /// Waits `--tiered-rest-seconds` before a side is measured. This machine's disk (a cloud
 /// volume) writes in bursts: 1.5 GB/s with `fdatasync` after a rest, ~370 MB/s after a few
 /// GB, back to ~850 MB/s after a minute idle. Without an equal rest before each side, the
@@ -403,38 +450,10 @@ pub fn tiered_phase(args: &RunArgs, s3s_fs: &Path) -> Result<TieredRun> {
                     ("local.retention.bytes", "1"),
                 ],
             )?;
-            let started = Instant::now();
-            let uploaded = || {
-                let (count, bytes) = store.remote_logs(topic);
-                count >= to_upload && bytes >= upload_bytes
-            };
-            let measuring = AtomicBool::new(true);
-            let (busy, done) = std::thread::scope(|scope| {
-                // Notes when the backlog is complete while the side is still measured, so
-                // that the upload time is the uploader's, not the side's length.
-                let watcher = scope.spawn(|| {
-                    while measuring.load(Ordering::Relaxed) {
-                        if uploaded() {
-                            return Some(started.elapsed());
-                        }
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
-                    None
-                });
-                let busy = side(args, &spec, &broker, &store, topic, true);
-                measuring.store(false, Ordering::Relaxed);
-                (busy, watcher.join().ok().flatten())
-            });
-            let busy = busy?;
-            let deadline = Instant::now() + Duration::from_secs(1800);
-            while done.is_none() && !uploaded() {
-                if Instant::now() > deadline {
-                    let (count, _) = store.remote_logs(topic);
-                    bail!("{count} of {to_upload} segments of {topic} uploaded after 30 minutes");
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let upload_seconds = done.unwrap_or_else(|| started.elapsed()).as_secs_f64();
+            let (busy, upload_seconds) =
+                measure_while_uploading(&store, topic, to_upload, upload_bytes, || {
+                    side(args, &spec, &broker, &store, topic, true)
+                })?;
             *store_cpu_upload = store_cpu_upload
                 .zip(cpu_before.zip(store_cpu()))
                 .map(|(sum, (a, b))| sum + b - a);

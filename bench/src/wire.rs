@@ -285,13 +285,13 @@ impl<S: Read + Write> Conn<S> {
         let response: CreateTopicsResponse =
             self.call(ApiKey::CreateTopics, CREATE_TOPICS_VERSION, &request)?;
         for t in &response.topics {
-            if t.error_code != 0 && t.error_code != TOPIC_ALREADY_EXISTS {
-                bail!(
-                    "create topic {topic}: error {} {:?}",
-                    t.error_code,
-                    t.error_message
-                );
-            }
+            topic_result(
+                "create",
+                topic,
+                t.error_code,
+                &t.error_message,
+                TOPIC_ALREADY_EXISTS,
+            )?;
         }
         Ok(())
     }
@@ -304,13 +304,8 @@ impl<S: Read + Write> Conn<S> {
         let response: DeleteTopicsResponse =
             self.call(ApiKey::DeleteTopics, DELETE_TOPICS_VERSION, &request)?;
         for t in &response.responses {
-            if t.error_code != 0 && t.error_code != UNKNOWN_TOPIC_OR_PARTITION {
-                bail!(
-                    "delete topic {topic}: error {} {:?}",
-                    t.error_code,
-                    t.error_message
-                );
-            }
+            let (code, message) = (t.error_code, &t.error_message);
+            topic_result("delete", topic, code, message, UNKNOWN_TOPIC_OR_PARTITION)?;
         }
         Ok(())
     }
@@ -351,6 +346,21 @@ impl<S: Read + Write> Conn<S> {
         }
         Ok(())
     }
+}
+
+/// A topic's error code in a CreateTopics or DeleteTopics response as a result: 0 and
+/// `tolerated` (the topic already in the wanted state) are fine.
+fn topic_result(
+    action: &str,
+    topic: &str,
+    code: i16,
+    message: &Option<StrBytes>,
+    tolerated: i16,
+) -> Result<()> {
+    if code != 0 && code != tolerated {
+        bail!("{action} topic {topic}: error {code} {message:?}");
+    }
+    Ok(())
 }
 
 fn topic_name(name: &str) -> TopicName {
