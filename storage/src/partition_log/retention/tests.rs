@@ -168,12 +168,7 @@ fn readers_of_a_deleted_segment_keep_reading() {
     let log = manager.open_partition(&tp(), config).unwrap();
     fill(&log, 30, 1_000);
     let readers = log.closed_segments();
-    let region = log
-        .read_region_now(0, 1 << 20, Isolation::Uncommitted)
-        .unwrap()
-        .region
-        .unwrap();
-    let expected = log.read(0, 1 << 20).unwrap().records;
+    let (region, expected) = region_from_start(&log);
     let end = log.log_end_offset();
     log.delete_records(end).unwrap();
     assert_eq!(segment_bases(log.dir()).len(), 1);
@@ -184,6 +179,16 @@ fn readers_of_a_deleted_segment_keep_reading() {
     }
 }
 
+/// A region of the log's first MiB, as a fetch sends it, and the records it holds.
+fn region_from_start(log: &PartitionLog) -> (crate::io::FileRegion, bytes::Bytes) {
+    let region = log
+        .read_region_now(0, 1 << 20, Isolation::Uncommitted)
+        .unwrap()
+        .region
+        .unwrap();
+    (region, log.read(0, 1 << 20).unwrap().records)
+}
+
 /// Files of deleted segments are removed once due, but not while something still holds
 /// them open: a region a fetch is sending keeps its segment's files until it is dropped (a
 /// file removed gradually would shrink under it).
@@ -192,12 +197,7 @@ fn due_files_wait_for_their_readers() {
     let (_manager, log) = filled_without_time_retention(dir.path());
     // Synced: files waiting for an fsync are held by the log until it is done.
     log.sync().unwrap();
-    let region = log
-        .read_region_now(0, 1 << 20, Isolation::Uncommitted)
-        .unwrap()
-        .region
-        .unwrap();
-    let expected = log.read(0, 1 << 20).unwrap().records;
+    let (region, expected) = region_from_start(&log);
     let (_, deleted) = log.delete_records(log.log_end_offset()).unwrap();
     let in_use: Vec<String> = deleted
         .files
